@@ -1,0 +1,230 @@
+//! What the store hands back beyond the wire types: records with the internal fields the
+//! rules need (password hashes, membership details, ancestry paths).
+
+use skein_shared::auth::User;
+use skein_shared::conversation::{
+    Conversation, ConversationKind, ConversationRole, Invite, Visibility,
+};
+use skein_shared::thread::{Message, MessageRole};
+use skein_shared::workspace::WorkspaceRole;
+use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
+use time::OffsetDateTime;
+use ulid::Ulid;
+
+use crate::roles;
+
+/// A user with the password hash, for login only.
+#[derive(Clone, Debug)]
+pub struct Credential {
+    pub user: User,
+    pub password_hash: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    pub id: Ulid,
+    pub user_id: UserId,
+    pub token_digest: Vec<u8>,
+    pub csrf_token: String,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A live session and its user.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub id: Ulid,
+    pub user: User,
+    pub csrf_token: String,
+}
+
+/// A conversation as stored, without any caller's point of view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationRecord {
+    pub id: ConversationId,
+    pub workspace_id: WorkspaceId,
+    pub kind: ConversationKind,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub visibility: Visibility,
+    pub history_visible_to_new_members: bool,
+    pub archived: bool,
+    pub created_by: UserId,
+    pub created_at: OffsetDateTime,
+    pub last_activity_at: OffsetDateTime,
+    pub last_seq: i64,
+}
+
+impl ConversationRecord {
+    pub fn view(self, my_role: ConversationRole) -> Conversation {
+        Conversation {
+            id: self.id,
+            workspace_id: self.workspace_id,
+            kind: self.kind,
+            title: self.title,
+            description: self.description,
+            visibility: self.visibility,
+            history_visible_to_new_members: self.history_visible_to_new_members,
+            archived: self.archived,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            last_activity_at: self.last_activity_at,
+            last_seq: self.last_seq,
+            my_role,
+        }
+    }
+}
+
+/// A conversation together with one user's standing in it and in its workspace.
+#[derive(Clone, Debug)]
+pub struct ConversationAccess {
+    pub conversation: ConversationRecord,
+    /// The user's row in the conversation's member list, if any.
+    pub explicit_role: Option<ConversationRole>,
+    /// The conversation's `last_seq` when the user joined (explicit members only).
+    pub joined_seq: Option<i64>,
+    pub workspace_role: WorkspaceRole,
+}
+
+impl ConversationAccess {
+    /// The role the user acts with, or `None` when they may not see the conversation.
+    pub fn role(&self) -> Option<ConversationRole> {
+        roles::effective_conversation_role(
+            self.conversation.visibility,
+            self.explicit_role,
+            self.workspace_role,
+        )
+    }
+
+    /// Messages with `seq` at or below this are hidden from the user (history policy).
+    pub fn visible_after_seq(&self) -> i64 {
+        match (self.conversation.history_visible_to_new_members, self.joined_seq) {
+            (false, Some(joined)) => joined,
+            _ => 0,
+        }
+    }
+}
+
+/// A conversation to create with its initial members (the creator among them).
+#[derive(Clone, Debug)]
+pub struct NewConversation {
+    pub record: ConversationRecord,
+    pub members: Vec<(UserId, ConversationRole)>,
+    /// For `direct`: a key unique to the pair, so a pair has one direct conversation.
+    pub direct_key: Option<String>,
+}
+
+/// Changes to a conversation's settings; `None` leaves a field alone.
+#[derive(Clone, Debug, Default)]
+pub struct ConversationPatch {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub visibility: Option<Visibility>,
+    pub history_visible_to_new_members: Option<bool>,
+    pub kind: Option<ConversationKind>,
+    pub archived: Option<bool>,
+}
+
+impl ConversationPatch {
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.description.is_none()
+            && self.visibility.is_none()
+            && self.history_visible_to_new_members.is_none()
+            && self.kind.is_none()
+            && self.archived.is_none()
+    }
+}
+
+/// Whether an insert made something new or found what an earlier request made.
+#[derive(Clone, Debug)]
+pub enum Created<T> {
+    New(T),
+    Existing(T),
+}
+
+impl<T> Created<T> {
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::New(v) | Self::Existing(v) => v,
+        }
+    }
+    pub fn is_new(&self) -> bool {
+        matches!(self, Self::New(_))
+    }
+}
+
+/// A message with its ancestry: ids from the root down to the message itself.
+#[derive(Clone, Debug)]
+pub struct MessageRecord {
+    pub message: Message,
+    pub path: Vec<MessageId>,
+}
+
+impl MessageRecord {
+    pub fn ancestors(&self) -> &[MessageId] {
+        self.path.split_last().map_or(&[], |(_, rest)| rest)
+    }
+}
+
+/// Thread metadata given when a root is created.
+#[derive(Clone, Debug, Default)]
+pub struct NewThread {
+    pub title: Option<String>,
+    pub tags: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    /// `None` for a root.
+    pub parent: Option<MessageRecord>,
+    pub author_id: UserId,
+    pub role: MessageRole,
+    pub content: String,
+    pub client_msg_id: Option<String>,
+    /// Present for a root.
+    pub thread: Option<NewThread>,
+}
+
+/// Where a page of conversation history is anchored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryAnchor {
+    Latest,
+    Before(i64),
+    After(i64),
+    Around(i64),
+}
+
+/// One page of history in time order, with whether more exists on either side.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryWindow {
+    pub messages: Vec<Message>,
+    pub more_before: bool,
+    pub more_after: bool,
+}
+
+/// An invite as stored, with whether it was revoked.
+#[derive(Clone, Debug)]
+pub struct InviteRecord {
+    pub invite: Invite,
+    pub revoked: bool,
+}
+
+impl InviteRecord {
+    /// An invite can be used while it is not revoked, not expired and has uses left.
+    pub fn usable_at(&self, now: OffsetDateTime) -> bool {
+        let inv = &self.invite;
+        !self.revoked
+            && inv.expires_at.is_none_or(|at| at > now)
+            && inv.max_uses.is_none_or(|max| inv.uses < max)
+    }
+}

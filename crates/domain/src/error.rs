@@ -1,0 +1,59 @@
+//! The one error type of the domain. Every variant maps to exactly one stable API code.
+
+use skein_shared::{ErrorCode, FieldError};
+
+pub type DomainResult<T> = Result<T, DomainError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// Absent, or hidden from the caller (never reveal existence with a 403).
+    #[error("not found")]
+    NotFound,
+    #[error("not allowed: {0}")]
+    Forbidden(&'static str),
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    /// A rule of the domain refused the action (conflicts, archived, last owner, …).
+    #[error("{message}")]
+    Rule { code: ErrorCode, message: &'static str },
+    /// The store could not be reached or timed out.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DomainError {
+    pub fn rule(code: ErrorCode, message: &'static str) -> Self {
+        Self::Rule { code, message }
+    }
+
+    pub fn field(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, code, message)])
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound => ErrorCode::NotFound,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::Validation(_) => ErrorCode::ValidationFailed,
+            Self::Rule { code, .. } => *code,
+            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub fn archived() -> Self {
+        Self::rule(ErrorCode::ConversationArchived, "the conversation is archived and read-only")
+    }
+
+    pub fn last_owner() -> Self {
+        Self::rule(ErrorCode::LastOwner, "the last owner cannot be removed or demoted")
+    }
+}

@@ -1,0 +1,16 @@
+//! Skein's rules: who may see and do what, what valid input looks like, and how threads form
+//! trees. Persistence and crypto are reached only through the traits in [`ports`]; this crate
+//! knows nothing of SQL or HTTP.
+
+pub mod cursor;
+pub mod entities;
+pub mod error;
+pub mod limits;
+pub mod ports;
+pub mod roles;
+pub mod services;
+pub mod validate;
+
+pub use error::{DomainError, DomainResult};
+pub use limits::{AuthPolicy, Limits};
+pub use services::Services;

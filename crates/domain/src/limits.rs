@@ -1,0 +1,86 @@
+//! Tunable limits and policies, filled from configuration by the server.
+
+use time::Duration;
+
+/// Input and page-size limits. Defaults are what a new instance runs with.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Maximum message length in characters.
+    pub message_max_chars: usize,
+    /// Maximum title length (threads, conversations, workspaces) in characters.
+    pub title_max_chars: usize,
+    pub description_max_chars: usize,
+    pub display_name_max_chars: usize,
+    pub tags_max: usize,
+    pub tag_max_chars: usize,
+    pub client_msg_id_max_chars: usize,
+    /// Deepest reply allowed (a root is depth 0). Bounded because each message stores its
+    /// ancestry, and that ancestry is indexed.
+    pub thread_max_depth: i32,
+    pub password_min_chars: usize,
+    /// Default and maximum page size of ordinary lists.
+    pub page_default: u32,
+    pub page_max: u32,
+    /// Default and maximum page size of thread trees (a tree page is cheap per node).
+    pub tree_page_default: u32,
+    pub tree_page_max: u32,
+    /// Most members a conversation may be created with in one request.
+    pub initial_members_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            message_max_chars: 16_000,
+            title_max_chars: 200,
+            description_max_chars: 2_000,
+            display_name_max_chars: 100,
+            tags_max: 20,
+            tag_max_chars: 50,
+            client_msg_id_max_chars: 100,
+            thread_max_depth: 100,
+            password_min_chars: 8,
+            page_default: 50,
+            page_max: 200,
+            tree_page_default: 500,
+            tree_page_max: 10_000,
+            initial_members_max: 500,
+        }
+    }
+}
+
+impl Limits {
+    /// The page size to use for a requested `limit` of an ordinary list.
+    pub fn page_size(&self, requested: Option<u32>) -> u32 {
+        clamp_page(requested, self.page_default, self.page_max)
+    }
+
+    pub fn tree_page_size(&self, requested: Option<u32>) -> u32 {
+        clamp_page(requested, self.tree_page_default, self.tree_page_max)
+    }
+}
+
+fn clamp_page(requested: Option<u32>, default: u32, max: u32) -> u32 {
+    requested.unwrap_or(default).clamp(1, max)
+}
+
+/// Who may register and how long sessions live.
+#[derive(Clone, Debug)]
+pub struct AuthPolicy {
+    /// When false, only the very first account can register (it becomes the instance admin).
+    pub open_registration: bool,
+    /// A session unused for this long expires.
+    pub session_idle: Duration,
+    /// A session expires this long after login, however active.
+    pub session_absolute: Duration,
+}
+
+impl Default for AuthPolicy {
+    fn default() -> Self {
+        Self {
+            open_registration: true,
+            session_idle: Duration::days(7),
+            session_absolute: Duration::days(30),
+        }
+    }
+}

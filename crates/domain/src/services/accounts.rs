@@ -1,0 +1,72 @@
+use skein_shared::ErrorCode;
+use skein_shared::auth::{AuthResponse, LoginRequest, RegisterRequest, User};
+use skein_shared::UserId;
+use time::OffsetDateTime;
+use ulid::Ulid;
+
+use super::Services;
+use crate::entities::{NewSession, NewUser, Session};
+use crate::ports::Ports;
+use crate::validate::Check;
+use crate::{DomainError, DomainResult};
+
+impl<P: Ports> Services<P> {
+    pub async fn register(&self, req: RegisterRequest) -> DomainResult<AuthResponse> {
+        let mut check = Check::new();
+        let email = check.email("email", &req.email);
+        check.password("password", &req.password, self.limits.password_min_chars, &email);
+        let display_name = check.text("display_name", &req.display_name, self.limits.display_name_max_chars);
+        check.finish()?;
+
+        // The very first account may always register: it is how an instance gets its admin.
+        if !self.auth.open_registration && self.ports.any_user_exists().await? {
+            return Err(DomainError::rule(ErrorCode::RegistrationClosed, "registration is closed on this instance"));
+        }
+        let password_hash = self.ports.hash_password(req.password).await?;
+        let user = self
+            .ports
+            .create_user(NewUser { id: UserId::generate(), email, display_name, password_hash })
+            .await?;
+        self.start_session(user).await
+    }
+
+    pub async fn login(&self, req: LoginRequest) -> DomainResult<AuthResponse> {
+        let email = req.email.trim().to_lowercase();
+        let credential = self.ports.find_credential(&email).await?;
+        let hash = credential.as_ref().map(|c| c.password_hash.clone());
+        let ok = self.ports.verify_password(req.password, hash).await;
+        match credential {
+            Some(c) if ok => self.start_session(c.user).await,
+            _ => Err(DomainError::InvalidCredentials),
+        }
+    }
+
+    /// The session a token belongs to; `Unauthenticated` when it is unknown or expired.
+    pub async fn authenticate(&self, token: &str) -> DomainResult<Session> {
+        let digest = self.ports.digest(token);
+        self.ports
+            .find_session(&digest, self.auth.session_idle)
+            .await?
+            .ok_or(DomainError::Unauthenticated)
+    }
+
+    pub async fn logout(&self, session: Ulid) -> DomainResult<()> {
+        self.ports.revoke_session(session).await
+    }
+
+    async fn start_session(&self, user: User) -> DomainResult<AuthResponse> {
+        let token = self.ports.new_secret();
+        let csrf_token = self.ports.new_secret();
+        let expires_at = OffsetDateTime::now_utc() + self.auth.session_absolute;
+        self.ports
+            .create_session(NewSession {
+                id: Ulid::generate(),
+                user_id: user.id,
+                token_digest: self.ports.digest(&token),
+                csrf_token: csrf_token.clone(),
+                expires_at,
+            })
+            .await?;
+        Ok(AuthResponse { user, token, expires_at, csrf_token })
+    }
+}

@@ -1,0 +1,75 @@
+//! Use cases. Each public method authorises the caller, validates input and calls the store.
+
+mod accounts;
+mod conversations;
+mod threads;
+pub use threads::HistoryQuery;
+mod workspaces;
+
+use skein_shared::conversation::ConversationRole;
+use skein_shared::{ConversationId, ErrorCode, UserId};
+
+use crate::entities::ConversationAccess;
+use crate::ports::Ports;
+use crate::{AuthPolicy, DomainError, DomainResult, Limits, roles};
+
+/// The application's use cases over some implementation of the ports.
+#[derive(Clone)]
+pub struct Services<P> {
+    ports: P,
+    limits: Limits,
+    auth: AuthPolicy,
+}
+
+impl<P: Ports> Services<P> {
+    pub fn new(ports: P, limits: Limits, auth: AuthPolicy) -> Self {
+        Self { ports, limits, auth }
+    }
+
+    pub fn ports(&self) -> &P {
+        &self.ports
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The conversation as the caller may see it; `NotFound` when they may not.
+    async fn visible_conversation(&self, caller: UserId, id: ConversationId) -> DomainResult<(ConversationAccess, ConversationRole)> {
+        let access = self.ports.access(id, caller).await?.ok_or(DomainError::NotFound)?;
+        let role = access.role().ok_or(DomainError::NotFound)?;
+        Ok((access, role))
+    }
+
+    /// As [`Self::visible_conversation`], and the caller may write to it now.
+    async fn writable_conversation(&self, caller: UserId, id: ConversationId) -> DomainResult<(ConversationAccess, ConversationRole)> {
+        let (access, role) = self.visible_conversation(caller, id).await?;
+        if !roles::can_post(role) {
+            return Err(DomainError::Forbidden("viewers cannot post"));
+        }
+        if access.conversation.archived {
+            return Err(DomainError::archived());
+        }
+        Ok((access, role))
+    }
+
+    /// As [`Self::visible_conversation`], and the caller administers it.
+    async fn managed_conversation(&self, caller: UserId, id: ConversationId) -> DomainResult<(ConversationAccess, ConversationRole)> {
+        let (access, role) = self.visible_conversation(caller, id).await?;
+        if !roles::can_manage_conversation(role) {
+            return Err(DomainError::Forbidden("only conversation admins can do this"));
+        }
+        Ok((access, role))
+    }
+}
+
+fn fixed_membership() -> DomainError {
+    DomainError::rule(ErrorCode::DirectConversationFixed, "a direct conversation has exactly its two members")
+}
+
+/// Splits a page fetched with `limit + 1` rows into the page and whether more follows.
+fn split_page<T>(mut rows: Vec<T>, limit: u32) -> (Vec<T>, bool) {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    (rows, more)
+}

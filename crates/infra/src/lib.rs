@@ -1,0 +1,12 @@
+//! Skein's outside systems: the PostgreSQL store (diesel-async) behind the domain's ports,
+//! embedded migrations, password hashing, and finding or starting a PostgreSQL server.
+
+pub mod codec;
+pub mod crypto;
+pub mod db;
+pub mod provision;
+mod repo;
+mod rows;
+pub mod schema;
+
+pub use db::{PgPool, Store};

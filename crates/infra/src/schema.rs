@@ -1,0 +1,122 @@
+// Mirrors migrations/: `cargo xtask test` checks every column here against a migrated database.
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        display_name -> Text,
+        password_hash -> Text,
+        is_instance_admin -> Bool,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        token_digest -> Bytea,
+        csrf_token -> Text,
+        created_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    workspaces (id) {
+        id -> Uuid,
+        name -> Text,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workspace_members (workspace_id, user_id) {
+        workspace_id -> Uuid,
+        user_id -> Uuid,
+        role -> Text,
+        joined_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    conversations (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        kind -> Text,
+        title -> Nullable<Text>,
+        description -> Nullable<Text>,
+        visibility -> Text,
+        history_visible -> Bool,
+        archived_at -> Nullable<Timestamptz>,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+        last_activity_at -> Timestamptz,
+        last_seq -> Int8,
+        direct_key -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    conversation_members (conversation_id, user_id) {
+        conversation_id -> Uuid,
+        user_id -> Uuid,
+        role -> Text,
+        joined_at -> Timestamptz,
+        joined_seq -> Int8,
+    }
+}
+
+diesel::table! {
+    invites (code) {
+        code -> Text,
+        conversation_id -> Uuid,
+        role -> Text,
+        max_uses -> Nullable<Int4>,
+        uses -> Int4,
+        expires_at -> Nullable<Timestamptz>,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Uuid,
+        conversation_id -> Uuid,
+        root_id -> Uuid,
+        parent_id -> Nullable<Uuid>,
+        depth -> Int4,
+        path -> Array<Uuid>,
+        seq -> Int8,
+        author_id -> Nullable<Uuid>,
+        role -> Text,
+        content -> Text,
+        status -> Text,
+        client_msg_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    threads (root_id) {
+        root_id -> Uuid,
+        conversation_id -> Uuid,
+        title -> Nullable<Text>,
+        tags -> Array<Text>,
+        reply_count -> Int4,
+        participant_ids -> Array<Uuid>,
+        root_seq -> Int8,
+        created_at -> Timestamptz,
+        last_activity_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users, sessions, workspaces, workspace_members, conversations, conversation_members,
+    invites, messages, threads,
+);

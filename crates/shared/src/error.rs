@@ -1,0 +1,154 @@
+//! RFC 9457 problem details and the closed set of machine-readable error codes.
+
+use serde::{Deserialize, Serialize};
+
+/// Stable machine codes. Clients switch on these; the wording of `title`/`detail` may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ErrorCode {
+    /// The request body is not valid JSON or does not have the expected shape.
+    MalformedJson,
+    /// A query string or path parameter could not be read.
+    BadRequest,
+    /// The body is not `application/json`.
+    UnsupportedMediaType,
+    /// The body is larger than the configured limit.
+    PayloadTooLarge,
+    /// One or more fields are invalid; see `errors`.
+    ValidationFailed,
+    /// No valid session token was presented.
+    Unauthenticated,
+    /// Wrong email or password.
+    InvalidCredentials,
+    /// A cookie-authenticated write without a matching `X-CSRF-Token` header.
+    CsrfFailed,
+    /// The caller may see this resource but not perform this action.
+    Forbidden,
+    /// The resource does not exist, or the caller may not know that it does.
+    NotFound,
+    /// No such route or method.
+    RouteNotFound,
+    MethodNotAllowed,
+    /// An account with this email already exists.
+    EmailTaken,
+    /// Open registration is switched off on this instance.
+    RegistrationClosed,
+    /// The conversation is archived and read-only.
+    ConversationArchived,
+    /// The action would leave a workspace or conversation without an owner.
+    LastOwner,
+    /// Direct conversations have exactly two fixed members.
+    DirectConversationFixed,
+    /// The caller is a member through workspace visibility and cannot leave.
+    ImplicitMembership,
+    /// Only a group can be converted into a channel.
+    NotConvertible,
+    /// The invite has expired or has no uses left.
+    InviteExpired,
+    /// The user is already a member.
+    AlreadyMember,
+    /// The database is unreachable or overloaded; retry later.
+    ServiceUnavailable,
+    /// An unexpected server error.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status this code is always sent with.
+    pub fn status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            MalformedJson | BadRequest => 400,
+            Unauthenticated | InvalidCredentials => 401,
+            CsrfFailed | Forbidden | RegistrationClosed => 403,
+            NotFound | RouteNotFound => 404,
+            MethodNotAllowed => 405,
+            EmailTaken | ConversationArchived | LastOwner | DirectConversationFixed
+            | ImplicitMembership | NotConvertible | AlreadyMember => 409,
+            InviteExpired => 410,
+            PayloadTooLarge => 413,
+            UnsupportedMediaType => 415,
+            ValidationFailed => 422,
+            Internal => 500,
+            ServiceUnavailable => 503,
+        }
+    }
+
+    /// The snake_case name, as sent in `code`.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            MalformedJson => "malformed_json",
+            BadRequest => "bad_request",
+            UnsupportedMediaType => "unsupported_media_type",
+            PayloadTooLarge => "payload_too_large",
+            ValidationFailed => "validation_failed",
+            Unauthenticated => "unauthenticated",
+            InvalidCredentials => "invalid_credentials",
+            CsrfFailed => "csrf_failed",
+            Forbidden => "forbidden",
+            NotFound => "not_found",
+            RouteNotFound => "route_not_found",
+            MethodNotAllowed => "method_not_allowed",
+            EmailTaken => "email_taken",
+            RegistrationClosed => "registration_closed",
+            ConversationArchived => "conversation_archived",
+            LastOwner => "last_owner",
+            DirectConversationFixed => "direct_conversation_fixed",
+            ImplicitMembership => "implicit_membership",
+            NotConvertible => "not_convertible",
+            InviteExpired => "invite_expired",
+            AlreadyMember => "already_member",
+            ServiceUnavailable => "service_unavailable",
+            Internal => "internal",
+        }
+    }
+}
+
+/// One invalid field in a 422 answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FieldError {
+    /// The JSON field name (`content`, `member_ids[2]`, …).
+    pub field: String,
+    /// A stable reason: `required`, `too_long`, `too_short`, `invalid`, `weak`, …
+    pub code: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
+        Self { field: field.into(), code: code.to_owned(), message: message.into() }
+    }
+}
+
+/// An RFC 9457 problem document, sent as `application/problem+json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Problem {
+    /// `urn:skein:problem:<code>`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub code: ErrorCode,
+    /// Present for `validation_failed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    pub fn new(code: ErrorCode, title: impl Into<String>) -> Self {
+        Self {
+            type_: format!("urn:skein:problem:{}", code.as_str()),
+            title: title.into(),
+            status: code.status(),
+            detail: None,
+            code,
+            errors: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Typed identifiers. Every id is a ULID (time-ordered), sent as its 26-character string.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "01JD3Q7ZK6Y1V8W9X0A2B3C4D5"))]
+        pub struct $name(pub Ulid);
+
+        impl $name {
+            /// A new id for the current time.
+            pub fn generate() -> Self {
+                Self(Ulid::generate())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ulid::DecodeError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Ulid::from_string(s).map(Self)
+            }
+        }
+
+        impl From<$name> for Ulid {
+            fn from(value: $name) -> Self {
+                value.0
+            }
+        }
+
+        impl From<Ulid> for $name {
+            fn from(value: Ulid) -> Self {
+                Self(value)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A person with a login.
+    UserId
+);
+id_type!(
+    /// A workspace (the tenant).
+    WorkspaceId
+);
+id_type!(
+    /// A conversation inside a workspace.
+    ConversationId
+);
+id_type!(
+    /// A message; a thread is identified by its root message's id.
+    MessageId
+);

@@ -1,0 +1,120 @@
+//! Threads (trees of messages) and messages.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{ConversationId, MessageId, Page, UserId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum MessageRole {
+    User,
+    Assistant,
+    System,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum MessageStatus {
+    Complete,
+    Streaming,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Message {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    /// The thread's root; equal to `id` for a root.
+    pub root_id: MessageId,
+    /// `null` for a root.
+    pub parent_id: Option<MessageId>,
+    /// 0 for a root, parent's depth + 1 for a reply.
+    pub depth: i32,
+    /// Position in the conversation: gapless and increasing in commit order.
+    pub seq: i64,
+    pub author_id: Option<UserId>,
+    pub role: MessageRole,
+    pub content: String,
+    pub status: MessageStatus,
+    pub client_msg_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: OffsetDateTime,
+}
+
+/// `POST /api/threads/{conversation_id}/root`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateRootRequest {
+    pub content: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// A retry with the same id returns the original message (200).
+    #[serde(default)]
+    pub client_msg_id: Option<String>,
+}
+
+/// `POST /api/messages/{message_id}/reply`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReplyRequest {
+    pub content: String,
+    /// A retry with the same id returns the original message (200).
+    #[serde(default)]
+    pub client_msg_id: Option<String>,
+}
+
+/// What a thread list shows about a thread.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ThreadSummary {
+    pub root_id: MessageId,
+    pub conversation_id: ConversationId,
+    pub title: Option<String>,
+    pub tags: Vec<String>,
+    /// Messages in the thread other than the root.
+    pub reply_count: i32,
+    /// Distinct authors, in order of first message.
+    pub participant_ids: Vec<UserId>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub last_activity_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: OffsetDateTime,
+    pub root: Message,
+}
+
+/// One message in a depth-first listing of a thread.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TreeNode {
+    #[serde(flatten)]
+    pub message: Message,
+    /// Ids from the root down to the parent (empty for the root): enough to place the node
+    /// in the tree without fetching its ancestors.
+    pub ancestor_ids: Vec<MessageId>,
+}
+
+/// `GET /api/threads/{root_id}/tree`: the summary and one page of nodes in depth-first
+/// order, siblings oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ThreadTreeResponse {
+    pub thread: ThreadSummary,
+    pub data: Vec<TreeNode>,
+    pub page: crate::PageInfo,
+}
+
+impl ThreadTreeResponse {
+    pub fn new(thread: ThreadSummary, nodes: Page<TreeNode>) -> Self {
+        Self { thread, data: nodes.data, page: nodes.page }
+    }
+}

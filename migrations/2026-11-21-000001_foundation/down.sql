@@ -1,0 +1,9 @@
+DROP TABLE threads;
+DROP TABLE messages;
+DROP TABLE invites;
+DROP TABLE conversation_members;
+DROP TABLE conversations;
+DROP TABLE workspace_members;
+DROP TABLE workspaces;
+DROP TABLE sessions;
+DROP TABLE users;
