@@ -1,1 +1,148 @@
+//! The Skein HTTP server: a thin actix-web layer over `skein-domain`'s services.
 
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use actix_web::dev::{Service, ServerHandle};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Logger;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use skein_domain::Services;
+use skein_infra::crypto::PasswordHasher;
+use skein_infra::db::{self, PoolSettings, SetupError};
+use skein_infra::Store;
+use utoipa::OpenApi;
+use utoipa_actix_web::{AppExt, scope};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::Config;
+use crate::openapi::ApiDoc;
+pub use crate::state::AppStateInner;
+
+/// How handlers reach the services.
+pub type AppState = web::Data<AppStateInner>;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The OpenAPI document, built from the same route table the server serves.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, doc) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes::health::configure)
+        .service(scope("/api").configure(routes::configure))
+        .split_for_parts();
+    doc
+}
+
+/// A server accepting connections.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Waits until the server stops (on SIGINT/SIGTERM when signals are enabled).
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task.await.map_err(std::io::Error::other)?
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the shutdown timeout), and waits.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Migrates the database and starts serving. `handle_signals`: stop on SIGINT/SIGTERM.
+pub async fn start(config: &Config, database_url: &str, handle_signals: bool) -> Result<RunningServer, StartError> {
+    let applied = db::migrate(database_url).await?;
+    if applied > 0 {
+        tracing::info!(applied, "migrations applied");
+    }
+    let pool = db::connect_pool(database_url, &PoolSettings {
+        max_connections: config.database.max_connections,
+        acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
+    })?;
+    let hasher = PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_passes)
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let services = Services::new(Store::new(pool, hasher), config.limits.limits(), config.auth.policy());
+    let state = web::Data::new(AppStateInner {
+        services,
+        secure_cookies: config.server.secure_cookies,
+        expected_migration: db::latest_migration_version(),
+    });
+
+    let bind = config.server.bind.clone();
+    let listener = TcpListener::bind(&bind).map_err(|e| StartError::Bind(bind.clone(), e))?;
+    let addr = listener.local_addr().map_err(|e| StartError::Bind(bind.clone(), e))?;
+    let body_limit = config.server.body_limit_bytes;
+    let doc = openapi_document();
+    let mut server = HttpServer::new(move || {
+        // Registered before the /api scope, which would otherwise claim /api/openapi.json.
+        let docs = SwaggerUi::new("/docs/{_:.*}")
+            .url("/api/openapi.json", doc.clone())
+            .config(utoipa_swagger_ui::Config::default().validator_url("none"));
+        let (app, _) = App::new()
+            .service(docs)
+            .app_data(state.clone())
+            .app_data(web::JsonConfig::default().limit(body_limit).error_handler(error::json_error))
+            .app_data(web::PathConfig::default().error_handler(error::path_error))
+            .app_data(web::QueryConfig::default().error_handler(error::query_error))
+            .wrap(Logger::new("%{x-request-id}o \"%{method}xi %U\" %s %b %Dms").custom_request_replace("method", |req| req.method().to_string()))
+            .wrap_fn(|req, srv| {
+                // Keep the caller's request id, or make one, and echo it in the response.
+                let id = req
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .cloned()
+                    .filter(|v| v.len() <= 64)
+                    .unwrap_or_else(|| HeaderValue::from_str(&ulid::Ulid::generate().to_string()).unwrap_or(HeaderValue::from_static("-")));
+                let fut = srv.call(req);
+                async move {
+                    let mut res = fut.await?;
+                    res.headers_mut().insert(REQUEST_ID, id);
+                    Ok(res)
+                }
+            })
+            .into_utoipa_app()
+            .openapi(ApiDoc::openapi())
+            .configure(routes::health::configure)
+            .service(scope("/api").configure(routes::configure))
+            .split_for_parts();
+        app.route("/docs", web::get().to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }))
+            .default_service(web::to(error::route_not_found))
+    })
+    .listen(listener)
+    .map_err(|e| StartError::Bind(bind.clone(), e))?
+    .shutdown_timeout(config.server.shutdown_timeout_secs);
+    if config.server.workers > 0 {
+        server = server.workers(config.server.workers);
+    }
+    if !handle_signals {
+        server = server.disable_signals();
+    }
+    let server = server.run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    tracing::info!(%addr, "listening");
+    Ok(RunningServer { addr, handle, task })
+}

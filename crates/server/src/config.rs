@@ -1,0 +1,165 @@
+//! Configuration: defaults, then a TOML file, then `SKEIN_*` environment variables
+//! (`SKEIN_SERVER__BIND=0.0.0.0:8080`; nested keys joined by `__`). `DATABASE_URL` is also
+//! honoured. Every key and its default is listed in `skein.example.toml`.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use skein_domain::{AuthPolicy, Limits};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// HTTP worker threads (0 = one per core).
+    pub workers: usize,
+    /// Largest accepted JSON body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Seconds to finish in-flight requests on shutdown.
+    pub shutdown_timeout_secs: u64,
+    /// Mark session cookies `Secure` (turn on behind HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { bind: "127.0.0.1:8080".into(), workers: 0, body_limit_bytes: 256 * 1024, shutdown_timeout_secs: 10, secure_cookies: false }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL. Empty: use `DATABASE_URL`, else a local server, else a private cluster.
+    pub url: String,
+    /// Database to use (and create) on a local server or private cluster.
+    pub name: String,
+    /// Where the private cluster lives (created on first start).
+    pub data_dir: PathBuf,
+    pub max_connections: usize,
+    /// Milliseconds a request waits for a database connection before answering 503.
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: String::new(), name: "skein".into(), data_dir: ".skein".into(), max_connections: 16, acquire_timeout_ms: 5_000 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Anyone may register. When false, only the first account (the instance admin) can.
+    pub open_registration: bool,
+    /// A session unused this long expires (seconds).
+    pub session_idle_secs: i64,
+    /// A session expires this long after login (seconds).
+    pub session_absolute_secs: i64,
+    /// argon2id memory cost in KiB and number of passes.
+    pub argon2_memory_kib: u32,
+    pub argon2_passes: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        let policy = AuthPolicy::default();
+        Self {
+            open_registration: policy.open_registration,
+            session_idle_secs: policy.session_idle.whole_seconds(),
+            session_absolute_secs: policy.session_absolute.whole_seconds(),
+            argon2_memory_kib: 19 * 1024,
+            argon2_passes: 2,
+        }
+    }
+}
+
+impl AuthConfig {
+    pub fn policy(&self) -> AuthPolicy {
+        AuthPolicy {
+            open_registration: self.open_registration,
+            session_idle: time::Duration::seconds(self.session_idle_secs),
+            session_absolute: time::Duration::seconds(self.session_absolute_secs),
+        }
+    }
+}
+
+/// Mirrors [`skein_domain::Limits`]; see there for meanings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub message_max_chars: usize,
+    pub title_max_chars: usize,
+    pub description_max_chars: usize,
+    pub tags_max: usize,
+    pub thread_max_depth: i32,
+    pub password_min_chars: usize,
+    pub page_default: u32,
+    pub page_max: u32,
+    pub tree_page_default: u32,
+    pub tree_page_max: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        Self {
+            message_max_chars: l.message_max_chars,
+            title_max_chars: l.title_max_chars,
+            description_max_chars: l.description_max_chars,
+            tags_max: l.tags_max,
+            thread_max_depth: l.thread_max_depth,
+            password_min_chars: l.password_min_chars,
+            page_default: l.page_default,
+            page_max: l.page_max,
+            tree_page_default: l.tree_page_default,
+            tree_page_max: l.tree_page_max,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            message_max_chars: self.message_max_chars,
+            title_max_chars: self.title_max_chars,
+            description_max_chars: self.description_max_chars,
+            tags_max: self.tags_max,
+            thread_max_depth: self.thread_max_depth.clamp(1, 150),
+            password_min_chars: self.password_min_chars,
+            page_default: self.page_default,
+            page_max: self.page_max,
+            tree_page_default: self.tree_page_default,
+            tree_page_max: self.tree_page_max,
+            ..Limits::default()
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the TOML file (`path`, or `skein.toml` when present), then environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match path {
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file("skein.toml")),
+        }
+        figment = figment.merge(Env::prefixed("SKEIN_").ignore(&["config"]).split("__"));
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            figment = figment.merge(Serialized::default("database.url", url));
+        }
+        figment.extract().map_err(Box::new)
+    }
+}

@@ -1,0 +1,95 @@
+//! Every error leaves as RFC 9457 `application/problem+json` with a stable `code`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, error};
+use skein_domain::DomainError;
+use skein_shared::{ErrorCode, Problem};
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Debug)]
+pub struct ApiError(pub Problem);
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.0.code.as_str(), self.0.title)
+    }
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, title: impl Into<String>) -> Self {
+        Self(Problem::new(code, title))
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.0.detail = Some(detail.into());
+        self
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> Self {
+        let code = err.code();
+        match err {
+            DomainError::Validation(errors) => {
+                let mut problem = Problem::new(code, "The request has invalid fields");
+                problem.errors = errors;
+                Self(problem)
+            }
+            DomainError::NotFound => Self::new(code, "Not found"),
+            DomainError::Internal(ref detail) => {
+                // Details of internal failures go to the log, not to the client.
+                tracing::error!(error = %detail, "internal error");
+                Self::new(code, "Internal server error")
+            }
+            DomainError::Unavailable(ref detail) => {
+                tracing::warn!(error = %detail, "database unavailable");
+                Self::new(code, "The service is temporarily unavailable; retry shortly")
+            }
+            other => Self::new(code, other.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type("application/problem+json");
+        if self.0.code == ErrorCode::ServiceUnavailable {
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(&self.0)
+    }
+}
+
+/// Body errors: wrong content type (415), too large (413), unreadable JSON (400).
+pub fn json_error(err: error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    use error::JsonPayloadError as E;
+    let api = match &err {
+        E::ContentType => ApiError::new(ErrorCode::UnsupportedMediaType, "The body must be application/json"),
+        E::Overflow { .. } | E::OverflowKnownLength { .. } => {
+            ApiError::new(ErrorCode::PayloadTooLarge, "The body is larger than allowed").with_detail(err.to_string())
+        }
+        E::Deserialize(e) => ApiError::new(ErrorCode::MalformedJson, "The body is not valid JSON of the expected shape").with_detail(e.to_string()),
+        _ => ApiError::new(ErrorCode::MalformedJson, "The body could not be read").with_detail(err.to_string()),
+    };
+    api.into()
+}
+
+/// A path segment that cannot be an id names nothing that exists.
+pub fn path_error(_err: error::PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::new(ErrorCode::NotFound, "Not found").into()
+}
+
+pub fn query_error(err: error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::new(ErrorCode::BadRequest, "The query string is invalid").with_detail(err.to_string()).into()
+}
+
+/// For unknown routes.
+pub async fn route_not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(ErrorCode::RouteNotFound, "No such route"))
+}

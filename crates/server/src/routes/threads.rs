@@ -1,0 +1,101 @@
+use actix_web::{HttpResponse, get, post, web};
+use serde::{Deserialize, Serialize};
+use skein_domain::services::HistoryQuery;
+use skein_shared::thread::{CreateRootRequest, Message, ReplyRequest, ThreadSummary, ThreadTreeResponse};
+use skein_shared::{ConversationId, MessageId, Page};
+use utoipa::IntoParams;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::{PageParams, created};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiResult;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_root)
+        .service(reply)
+        .service(tree)
+        .service(list_threads)
+        .service(history)
+        .service(get_message);
+}
+
+/// Start a thread: its root message. A retried `client_msg_id` returns the original (200).
+#[utoipa::path(tag = "threads", params(("conversation_id" = String, Path, description = "Conversation id")), request_body = CreateRootRequest, responses(
+    (status = 201, description = "The root message (`root_id == id`)", body = Message),
+    (status = 200, description = "A retry: the original message", body = Message),
+    (status = 403, description = "`forbidden` (viewers)", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 409, description = "`conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
+))]
+#[post("/threads/{conversation_id}/root")]
+async fn create_root(state: AppState, caller: Caller, id: web::Path<ConversationId>, body: web::Json<CreateRootRequest>) -> ApiResult<HttpResponse> {
+    Ok(created(state.services.create_root(caller.id(), id.into_inner(), body.into_inner()).await?))
+}
+
+/// Reply to any message of a thread, at any depth.
+#[utoipa::path(tag = "threads", params(("message_id" = String, Path, description = "Parent message id")), request_body = ReplyRequest, responses(
+    (status = 201, description = "The reply", body = Message),
+    (status = 200, description = "A retry: the original message", body = Message),
+    (status = 403, description = "`forbidden` (viewers)", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 409, description = "`conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
+))]
+#[post("/messages/{message_id}/reply")]
+async fn reply(state: AppState, caller: Caller, id: web::Path<MessageId>, body: web::Json<ReplyRequest>) -> ApiResult<HttpResponse> {
+    Ok(created(state.services.reply(caller.id(), id.into_inner(), body.into_inner()).await?))
+}
+
+#[derive(Debug, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TreeParams {
+    /// Only the subtree under this message (it comes first).
+    pub from: Option<MessageId>,
+    /// `page.next` of the previous page.
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// A thread as a depth-first list (siblings oldest first), each node with its ancestry.
+#[utoipa::path(tag = "threads", params(("root_id" = String, Path, description = "Root message id"), TreeParams), responses(
+    (status = 200, description = "The summary and one page of nodes", body = ThreadTreeResponse),
+))]
+#[get("/threads/{root_id}/tree")]
+async fn tree(state: AppState, caller: Caller, id: web::Path<MessageId>, q: web::Query<TreeParams>) -> ApiResult<web::Json<ThreadTreeResponse>> {
+    Ok(web::Json(state.services.thread_tree(caller.id(), id.into_inner(), q.from, q.cursor.as_deref(), q.limit).await?))
+}
+
+/// Threads of a conversation by last activity, newest first.
+#[utoipa::path(tag = "threads", params(("id" = String, Path, description = "Conversation id"), PageParams), responses(
+    (status = 200, description = "A page of thread summaries", body = Page<ThreadSummary>),
+))]
+#[get("/conversations/{id}/threads")]
+async fn list_threads(state: AppState, caller: Caller, id: web::Path<ConversationId>, q: web::Query<PageParams>) -> ApiResult<web::Json<Page<ThreadSummary>>> {
+    Ok(web::Json(state.services.list_threads(caller.id(), id.into_inner(), q.cursor.as_deref(), q.limit).await?))
+}
+
+#[derive(Debug, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// Messages older than this one (pass `page.prev`).
+    pub before: Option<MessageId>,
+    /// Messages newer than this one (pass `page.next`, or the newest id you have).
+    pub after: Option<MessageId>,
+    /// A page centred on this message (it is included).
+    pub around: Option<MessageId>,
+    pub limit: Option<u32>,
+}
+
+/// One page of the conversation's messages, oldest first; with no anchor, the newest page.
+#[utoipa::path(tag = "threads", params(("id" = String, Path, description = "Conversation id"), HistoryParams), responses(
+    (status = 200, description = "A page of messages. `page.prev`: pass as `before`; `page.next`: pass as `after` (null at the newest page)", body = Page<Message>),
+))]
+#[get("/conversations/{id}/messages")]
+async fn history(state: AppState, caller: Caller, id: web::Path<ConversationId>, q: web::Query<HistoryParams>) -> ApiResult<web::Json<Page<Message>>> {
+    let query = HistoryQuery { before: q.before, after: q.after, around: q.around, limit: q.limit };
+    Ok(web::Json(state.services.history(caller.id(), id.into_inner(), query).await?))
+}
+
+#[utoipa::path(tag = "threads", params(("id" = String, Path, description = "Message id")), responses((status = 200, description = "The message", body = Message)))]
+#[get("/messages/{id}")]
+async fn get_message(state: AppState, caller: Caller, id: web::Path<MessageId>) -> ApiResult<web::Json<Message>> {
+    Ok(web::Json(state.services.get_message(caller.id(), id.into_inner()).await?))
+}
