@@ -1,1 +1,13 @@
+//! Black-box API tests: the real server over HTTP against real PostgreSQL.
+//! One test binary with modules keeps link time down.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod accounts;
+mod authz;
+mod conversations;
+mod health;
+mod history;
+mod threads;
+mod tree_props;
+mod workspaces;

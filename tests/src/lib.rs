@@ -1,1 +1,161 @@
+//! Black-box test harness: each [`TestApp`] is the real server, listening on a free port,
+//! backed by its own PostgreSQL schema (migrated from scratch, dropped afterwards).
+//!
+//! The database comes from `DATABASE_URL` (set by `cargo xtask test`), else a PostgreSQL
+//! on the default local socket/port. Schemas left behind by crashed runs are swept: their
+//! names carry the pid of the process that made them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod client;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use actix_web::dev::ServerHandle;
+use skein_server::config::Config;
+use tokio::sync::OnceCell;
+
+pub use client::{Resp, TestUser};
+
+const SCHEMA_PREFIX: &str = "skeintest_";
+
+/// A running server on a private schema.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    /// URL of the test's schema (for tests that inspect the database directly).
+    pub db_url: String,
+    schema: String,
+    admin_url: String,
+    server: Option<(ServerHandle, std::thread::JoinHandle<()>)>,
+    users: AtomicU32,
+}
+
+/// The database URL to create schemas in, found once per process.
+async fn database_url() -> &'static str {
+    static URL: OnceCell<String> = OnceCell::const_new();
+    URL.get_or_init(|| async {
+        let provisioned = skein_infra::provision::provision(std::env::var("DATABASE_URL").ok().as_deref(), "skein_test", std::path::Path::new("/nonexistent"))
+            .await
+            .expect("no PostgreSQL for tests: run `cargo xtask test`, or set DATABASE_URL");
+        let url = provisioned.url.clone();
+        // A private cluster is never started here (xtask does that), so nothing to stop.
+        std::mem::forget(provisioned);
+        sweep_stale_schemas(&url).await;
+        url
+    })
+    .await
+}
+
+/// Drops schemas whose creating process no longer exists.
+async fn sweep_stale_schemas(url: &str) {
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        nspname: String,
+    }
+    let mut conn = AsyncPgConnection::establish(url).await.expect("connect for sweeping");
+    let names: Vec<Name> = diesel::sql_query(format!("SELECT nspname FROM pg_namespace WHERE nspname LIKE '{SCHEMA_PREFIX}%'"))
+        .load(&mut conn)
+        .await
+        .unwrap_or_default();
+    for Name { nspname } in names {
+        let pid = nspname.trim_start_matches(SCHEMA_PREFIX).split('_').next().unwrap_or_default();
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS \"{nspname}\" CASCADE")).execute(&mut conn).await;
+        }
+    }
+}
+
+fn with_search_path(url: &str, schema: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options=-csearch_path%3D{schema}")
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a server whose configuration `adjust` may change first.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let admin_url = database_url().await.to_owned();
+        let schema = format!(
+            "{SCHEMA_PREFIX}{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            ulid::Ulid::generate().to_string().to_lowercase()
+        );
+        let mut conn = AsyncPgConnection::establish(&admin_url).await.expect("connect to test database");
+        diesel::sql_query(format!("CREATE SCHEMA \"{schema}\"")).execute(&mut conn).await.expect("create test schema");
+        let db_url = with_search_path(&admin_url, &schema);
+
+        let mut config = Config::default();
+        config.server.bind = "127.0.0.1:0".into();
+        config.server.workers = 2;
+        config.server.shutdown_timeout_secs = 1;
+        config.database.max_connections = 8;
+        // Cheaper hashing keeps tests that create many users quick; the algorithm is the same.
+        config.auth.argon2_memory_kib = 1024;
+        config.auth.argon2_passes = 1;
+        adjust(&mut config);
+        // The server runs on a thread and runtime of its own, so it shuts down cleanly when
+        // the test ends, whatever the test's runtime is doing.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let server_url = db_url.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
+            rt.block_on(async move {
+                match skein_server::start(&config, &server_url, false).await {
+                    Ok(server) => {
+                        let _ = tx.send(Ok((server.addr, server.handle())));
+                        let _ = server.wait().await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                    }
+                }
+            });
+        });
+        let (addr, handle) = rx.await.expect("server thread").expect("server starts");
+        Self {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("http client"),
+            db_url,
+            schema,
+            admin_url,
+            server: Some((handle, thread)),
+            users: AtomicU32::new(0),
+        }
+    }
+
+    /// A direct connection to the test's schema.
+    pub async fn db(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.db_url).await.expect("connect to test schema")
+    }
+
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((handle, thread)) = self.server.take() {
+            // The stop command is sent at once; the server thread then winds down its workers
+            // and its connection pool.
+            drop(handle.stop(false));
+            let _ = thread.join();
+        }
+        let (url, schema) = (self.admin_url.clone(), self.schema.clone());
+        // Drop runs inside the test's runtime: clean up from a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) = AsyncPgConnection::establish(&url).await {
+                    let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).execute(&mut conn).await;
+                }
+            });
+        })
+        .join();
+    }
+}

@@ -55,6 +55,11 @@ impl RunningServer {
         self.task.await.map_err(std::io::Error::other)?
     }
 
+    /// A handle that can stop the server from anywhere.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
     /// Stops accepting, lets in-flight requests finish (up to the shutdown timeout), and waits.
     pub async fn stop(self) {
         self.handle.stop(true).await;

@@ -6,6 +6,19 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
+/// ULIDs made in the same millisecond are random in their low bits; a shared generator keeps
+/// one process's ids strictly increasing, so "oldest first" (e.g. sibling replies) is id order.
+fn monotonic_ulid() -> Ulid {
+    use std::sync::Mutex;
+    static GENERATOR: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
+    let mut generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    match generator.generate() {
+        Ok(id) => id,
+        // 2^80 ids in one millisecond: fall back to a fresh random id.
+        Err(_) => Ulid::generate(),
+    }
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -16,9 +29,9 @@ macro_rules! id_type {
         pub struct $name(pub Ulid);
 
         impl $name {
-            /// A new id for the current time.
+            /// A new id for the current time, greater than every id this process made before.
             pub fn generate() -> Self {
-                Self(Ulid::generate())
+                Self(monotonic_ulid())
             }
         }
 
