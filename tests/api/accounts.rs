@@ -10,30 +10,83 @@ fn registration(email: &str, password: &str, name: &str) -> serde_json::Value {
 #[tokio::test]
 async fn register_login_me_logout() {
     let app = TestApp::spawn().await;
-    let res = app.request(Method::POST, "/api/auth/register", None, Some(registration("Ann@Example.com", "correct horse", "Ann"))).await.expect(201);
-    assert_eq!(res.body["user"]["email"], "ann@example.com", "emails are normalised");
-    assert_eq!(res.body["user"]["is_instance_admin"], true, "the first account administers the instance");
+    let res = app
+        .request(
+            Method::POST,
+            "/api/auth/register",
+            None,
+            Some(registration("Ann@Example.com", "correct horse", "Ann")),
+        )
+        .await
+        .expect(201);
+    assert_eq!(
+        res.body["user"]["email"], "ann@example.com",
+        "emails are normalised"
+    );
+    assert_eq!(
+        res.body["user"]["is_instance_admin"], true,
+        "the first account administers the instance"
+    );
     assert!(res.body["expires_at"].is_string());
-    let second = app.request(Method::POST, "/api/auth/register", None, Some(registration("bob@example.com", "another secret", "Bob"))).await.expect(201);
+    let second = app
+        .request(
+            Method::POST,
+            "/api/auth/register",
+            None,
+            Some(registration("bob@example.com", "another secret", "Bob")),
+        )
+        .await
+        .expect(201);
     assert_eq!(second.body["user"]["is_instance_admin"], false);
 
-    let login = app.request(Method::POST, "/api/auth/login", None, Some(json!({ "email": "ANN@example.com", "password": "correct horse" }))).await.expect(200);
+    let login = app
+        .request(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({ "email": "ANN@example.com", "password": "correct horse" })),
+        )
+        .await
+        .expect(200);
     let token = login.str("token");
-    let me = app.request(Method::GET, "/api/me", Some(&token), None).await.expect(200);
+    let me = app
+        .request(Method::GET, "/api/me", Some(&token), None)
+        .await
+        .expect(200);
     assert_eq!(me.body["email"], "ann@example.com");
 
-    app.request(Method::POST, "/api/auth/logout", Some(&token), None).await.expect(204);
-    app.request(Method::GET, "/api/me", Some(&token), None).await.expect_problem(401, "unauthenticated");
+    app.request(Method::POST, "/api/auth/logout", Some(&token), None)
+        .await
+        .expect(204);
+    app.request(Method::GET, "/api/me", Some(&token), None)
+        .await
+        .expect_problem(401, "unauthenticated");
     // The registration token is a separate session and still works.
-    app.request(Method::GET, "/api/me", Some(&res.str("token")), None).await.expect(200);
+    app.request(Method::GET, "/api/me", Some(&res.str("token")), None)
+        .await
+        .expect(200);
 }
 
 #[tokio::test]
 async fn wrong_password_and_unknown_email_look_the_same() {
     let app = TestApp::spawn().await;
     app.register("Ann").await;
-    let wrong = app.request(Method::POST, "/api/auth/login", None, Some(json!({ "email": "ann-0@example.com", "password": "not it at all" }))).await;
-    let unknown = app.request(Method::POST, "/api/auth/login", None, Some(json!({ "email": "nobody@example.com", "password": "not it at all" }))).await;
+    let wrong = app
+        .request(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({ "email": "ann-0@example.com", "password": "not it at all" })),
+        )
+        .await;
+    let unknown = app
+        .request(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({ "email": "nobody@example.com", "password": "not it at all" })),
+        )
+        .await;
     let wrong = wrong.expect_problem(401, "invalid_credentials");
     let unknown = unknown.expect_problem(401, "invalid_credentials");
     assert_eq!(wrong.body, unknown.body);
@@ -42,35 +95,96 @@ async fn wrong_password_and_unknown_email_look_the_same() {
 #[tokio::test]
 async fn registration_validation_lists_every_bad_field() {
     let app = TestApp::spawn().await;
-    let res = app.request(Method::POST, "/api/auth/register", None, Some(registration("not-an-email", "password", "  "))).await;
+    let res = app
+        .request(
+            Method::POST,
+            "/api/auth/register",
+            None,
+            Some(registration("not-an-email", "password", "  ")),
+        )
+        .await;
     let res = res.expect_problem(422, "validation_failed");
     let mut fields: Vec<(String, String)> = res.body["errors"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["field"].as_str().unwrap().to_owned(), e["code"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().to_owned(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     fields.sort();
-    assert_eq!(fields, vec![("display_name".into(), "required".into()), ("email".into(), "invalid".into()), ("password".into(), "weak".into())]);
-    let res = app.request(Method::POST, "/api/auth/register", None, Some(registration("a@b.co", "short", "A"))).await;
+    assert_eq!(
+        fields,
+        vec![
+            ("display_name".into(), "required".into()),
+            ("email".into(), "invalid".into()),
+            ("password".into(), "weak".into())
+        ]
+    );
+    let res = app
+        .request(
+            Method::POST,
+            "/api/auth/register",
+            None,
+            Some(registration("a@b.co", "short", "A")),
+        )
+        .await;
     assert_eq!(res.expect(422).body["errors"][0]["code"], "too_short");
     let long_name = "n".repeat(101);
-    let res = app.request(Method::POST, "/api/auth/register", None, Some(registration("a@b.co", "long enough pw", &long_name))).await;
+    let res = app
+        .request(
+            Method::POST,
+            "/api/auth/register",
+            None,
+            Some(registration("a@b.co", "long enough pw", &long_name)),
+        )
+        .await;
     assert_eq!(res.expect(422).body["errors"][0]["code"], "too_long");
 }
 
 #[tokio::test]
 async fn duplicate_email_is_a_conflict() {
     let app = TestApp::spawn().await;
-    app.request(Method::POST, "/api/auth/register", None, Some(registration("ann@example.com", "correct horse", "Ann"))).await.expect(201);
-    app.request(Method::POST, "/api/auth/register", None, Some(registration("ANN@example.com", "other secret!", "Ann 2"))).await.expect_problem(409, "email_taken");
+    app.request(
+        Method::POST,
+        "/api/auth/register",
+        None,
+        Some(registration("ann@example.com", "correct horse", "Ann")),
+    )
+    .await
+    .expect(201);
+    app.request(
+        Method::POST,
+        "/api/auth/register",
+        None,
+        Some(registration("ANN@example.com", "other secret!", "Ann 2")),
+    )
+    .await
+    .expect_problem(409, "email_taken");
 }
 
 #[tokio::test]
 async fn closed_registration_still_admits_the_first_account() {
     let app = TestApp::spawn_with(|c| c.auth.open_registration = false).await;
-    app.request(Method::POST, "/api/auth/register", None, Some(registration("root@example.com", "correct horse", "Root"))).await.expect(201);
-    app.request(Method::POST, "/api/auth/register", None, Some(registration("bob@example.com", "correct horse", "Bob"))).await.expect_problem(403, "registration_closed");
+    app.request(
+        Method::POST,
+        "/api/auth/register",
+        None,
+        Some(registration("root@example.com", "correct horse", "Root")),
+    )
+    .await
+    .expect(201);
+    app.request(
+        Method::POST,
+        "/api/auth/register",
+        None,
+        Some(registration("bob@example.com", "correct horse", "Bob")),
+    )
+    .await
+    .expect_problem(403, "registration_closed");
 }
 
 #[tokio::test]
@@ -86,12 +200,17 @@ async fn tokens_are_stored_only_as_digests() {
     let app = TestApp::spawn().await;
     let ann = app.register("Ann").await;
     let mut conn = app.db().await;
-    let rows: Vec<Row> = diesel::sql_query("SELECT s.token_digest, u.password_hash FROM sessions s JOIN users u ON u.id = s.user_id")
-        .load(&mut conn)
-        .await
-        .unwrap();
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT s.token_digest, u.password_hash FROM sessions s JOIN users u ON u.id = s.user_id",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].token_digest, Sha256::digest(ann.token.as_bytes()).to_vec());
+    assert_eq!(
+        rows[0].token_digest,
+        Sha256::digest(ann.token.as_bytes()).to_vec()
+    );
     assert!(rows[0].password_hash.starts_with("$argon2id$"));
 }
 
@@ -101,7 +220,9 @@ async fn expired_sessions_are_rejected() {
     let ann = app.register("Ann").await;
     app.get("/api/me", &ann).await.expect(200);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    app.get("/api/me", &ann).await.expect_problem(401, "unauthenticated");
+    app.get("/api/me", &ann)
+        .await
+        .expect_problem(401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -110,41 +231,112 @@ async fn idle_sessions_expire() {
     let app = TestApp::spawn_with(|c| c.auth.session_idle_secs = 3600).await;
     let ann = app.register("Ann").await;
     let mut conn = app.db().await;
-    diesel::sql_query("UPDATE sessions SET last_used_at = now() - interval '2 hours'").execute(&mut conn).await.unwrap();
-    app.get("/api/me", &ann).await.expect_problem(401, "unauthenticated");
+    diesel::sql_query("UPDATE sessions SET last_used_at = now() - interval '2 hours'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    app.get("/api/me", &ann)
+        .await
+        .expect_problem(401, "unauthenticated");
 }
 
 #[tokio::test]
 async fn cookie_sessions_need_csrf_for_writes() {
     let app = TestApp::spawn().await;
-    let res = app.http.post(format!("{}/api/auth/register", app.base)).json(&registration("ann@example.com", "correct horse", "Ann")).send().await.unwrap();
-    let cookies: Vec<String> = res.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
-    let session = cookies.iter().find(|c| c.starts_with("skein_session=")).expect("session cookie");
-    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"), "{session}");
+    let res = app
+        .http
+        .post(format!("{}/api/auth/register", app.base))
+        .json(&registration("ann@example.com", "correct horse", "Ann"))
+        .send()
+        .await
+        .unwrap();
+    let cookies: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("skein_session="))
+        .expect("session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
     let body: serde_json::Value = res.json().await.unwrap();
     let cookie_header = format!("skein_session={}", body["token"].as_str().unwrap());
     let csrf = body["csrf_token"].as_str().unwrap();
 
-    let me = app.http.get(format!("{}/api/me", app.base)).header("cookie", &cookie_header).send().await.unwrap();
+    let me = app
+        .http
+        .get(format!("{}/api/me", app.base))
+        .header("cookie", &cookie_header)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), 200, "reads need no CSRF token");
     let url = format!("{}/api/workspaces", app.base);
-    let no_csrf = app.http.post(&url).header("cookie", &cookie_header).json(&json!({ "name": "W" })).send().await.unwrap();
+    let no_csrf = app
+        .http
+        .post(&url)
+        .header("cookie", &cookie_header)
+        .json(&json!({ "name": "W" }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_csrf.status(), 403);
-    assert_eq!(no_csrf.json::<serde_json::Value>().await.unwrap()["code"], "csrf_failed");
-    let wrong = app.http.post(&url).header("cookie", &cookie_header).header("x-csrf-token", "nope").json(&json!({ "name": "W" })).send().await.unwrap();
+    assert_eq!(
+        no_csrf.json::<serde_json::Value>().await.unwrap()["code"],
+        "csrf_failed"
+    );
+    let wrong = app
+        .http
+        .post(&url)
+        .header("cookie", &cookie_header)
+        .header("x-csrf-token", "nope")
+        .json(&json!({ "name": "W" }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 403);
-    let ok = app.http.post(&url).header("cookie", &cookie_header).header("x-csrf-token", csrf).json(&json!({ "name": "W" })).send().await.unwrap();
+    let ok = app
+        .http
+        .post(&url)
+        .header("cookie", &cookie_header)
+        .header("x-csrf-token", csrf)
+        .json(&json!({ "name": "W" }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 201);
     // Bearer requests never need it.
-    let bearer = app.http.post(&url).bearer_auth(body["token"].as_str().unwrap()).json(&json!({ "name": "W2" })).send().await.unwrap();
+    let bearer = app
+        .http
+        .post(&url)
+        .bearer_auth(body["token"].as_str().unwrap())
+        .json(&json!({ "name": "W2" }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bearer.status(), 201);
 }
 
 #[tokio::test]
 async fn requests_without_a_valid_token_are_401() {
     let app = TestApp::spawn().await;
-    app.request(Method::GET, "/api/me", None, None).await.expect_problem(401, "unauthenticated");
-    app.request(Method::GET, "/api/me", Some("forged"), None).await.expect_problem(401, "unauthenticated");
-    let res = app.http.get(format!("{}/api/me", app.base)).header("authorization", "Basic abc").send().await.unwrap();
+    app.request(Method::GET, "/api/me", None, None)
+        .await
+        .expect_problem(401, "unauthenticated");
+    app.request(Method::GET, "/api/me", Some("forged"), None)
+        .await
+        .expect_problem(401, "unauthenticated");
+    let res = app
+        .http
+        .get(format!("{}/api/me", app.base))
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
 }

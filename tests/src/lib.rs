@@ -11,8 +11,8 @@ pub mod client;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use actix_web::dev::ServerHandle;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use skein_server::config::Config;
 use tokio::sync::OnceCell;
 
@@ -36,9 +36,13 @@ pub struct TestApp {
 async fn database_url() -> &'static str {
     static URL: OnceCell<String> = OnceCell::const_new();
     URL.get_or_init(|| async {
-        let provisioned = skein_infra::provision::provision(std::env::var("DATABASE_URL").ok().as_deref(), "skein_test", std::path::Path::new("/nonexistent"))
-            .await
-            .expect("no PostgreSQL for tests: run `cargo xtask test`, or set DATABASE_URL");
+        let provisioned = skein_infra::provision::provision(
+            std::env::var("DATABASE_URL").ok().as_deref(),
+            "skein_test",
+            std::path::Path::new("/nonexistent"),
+        )
+        .await
+        .expect("no PostgreSQL for tests: run `cargo xtask test`, or set DATABASE_URL");
         let url = provisioned.url.clone();
         // A private cluster is never started here (xtask does that), so nothing to stop.
         std::mem::forget(provisioned);
@@ -55,15 +59,25 @@ async fn sweep_stale_schemas(url: &str) {
         #[diesel(sql_type = diesel::sql_types::Text)]
         nspname: String,
     }
-    let mut conn = AsyncPgConnection::establish(url).await.expect("connect for sweeping");
-    let names: Vec<Name> = diesel::sql_query(format!("SELECT nspname FROM pg_namespace WHERE nspname LIKE '{SCHEMA_PREFIX}%'"))
-        .load(&mut conn)
+    let mut conn = AsyncPgConnection::establish(url)
         .await
-        .unwrap_or_default();
+        .expect("connect for sweeping");
+    let names: Vec<Name> = diesel::sql_query(format!(
+        "SELECT nspname FROM pg_namespace WHERE nspname LIKE '{SCHEMA_PREFIX}%'"
+    ))
+    .load(&mut conn)
+    .await
+    .unwrap_or_default();
     for Name { nspname } in names {
-        let pid = nspname.trim_start_matches(SCHEMA_PREFIX).split('_').next().unwrap_or_default();
+        let pid = nspname
+            .trim_start_matches(SCHEMA_PREFIX)
+            .split('_')
+            .next()
+            .unwrap_or_default();
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS \"{nspname}\" CASCADE")).execute(&mut conn).await;
+            let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS \"{nspname}\" CASCADE"))
+                .execute(&mut conn)
+                .await;
         }
     }
 }
@@ -88,8 +102,13 @@ impl TestApp {
             COUNTER.fetch_add(1, Ordering::Relaxed),
             ulid::Ulid::generate().to_string().to_lowercase()
         );
-        let mut conn = AsyncPgConnection::establish(&admin_url).await.expect("connect to test database");
-        diesel::sql_query(format!("CREATE SCHEMA \"{schema}\"")).execute(&mut conn).await.expect("create test schema");
+        let mut conn = AsyncPgConnection::establish(&admin_url)
+            .await
+            .expect("connect to test database");
+        diesel::sql_query(format!("CREATE SCHEMA \"{schema}\""))
+            .execute(&mut conn)
+            .await
+            .expect("create test schema");
         let db_url = with_search_path(&admin_url, &schema);
 
         let mut config = Config::default();
@@ -106,7 +125,11 @@ impl TestApp {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server_url = db_url.clone();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("server runtime");
             rt.block_on(async move {
                 match skein_server::start(&config, &server_url, false).await {
                     Ok(server) => {
@@ -122,7 +145,10 @@ impl TestApp {
         let (addr, handle) = rx.await.expect("server thread").expect("server starts");
         Self {
             base: format!("http://{addr}"),
-            http: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("http client"),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .expect("http client"),
             db_url,
             schema,
             admin_url,
@@ -133,9 +159,10 @@ impl TestApp {
 
     /// A direct connection to the test's schema.
     pub async fn db(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&self.db_url).await.expect("connect to test schema")
+        AsyncPgConnection::establish(&self.db_url)
+            .await
+            .expect("connect to test schema")
     }
-
 }
 
 impl Drop for TestApp {
@@ -149,10 +176,16 @@ impl Drop for TestApp {
         let (url, schema) = (self.admin_url.clone(), self.schema.clone());
         // Drop runs inside the test's runtime: clean up from a thread with its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async {
                 if let Ok(mut conn) = AsyncPgConnection::establish(&url).await {
-                    let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).execute(&mut conn).await;
+                    let _ =
+                        diesel::sql_query(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                            .execute(&mut conn)
+                            .await;
                 }
             });
         })

@@ -40,13 +40,23 @@ mod tests {
 
     #[test]
     fn time_cursor_round_trips() {
-        let c = TimeCursor { at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH), id: Ulid::generate() };
+        let c = TimeCursor {
+            at: OffsetDateTime::from_unix_timestamp(1_700_000_000)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            id: Ulid::generate(),
+        };
         assert_eq!(TimeCursor::decode(&c.encode()).ok(), Some(c));
     }
 
     #[test]
     fn garbage_cursor_is_a_validation_error() {
-        assert!(matches!(TimeCursor::decode("nope"), Err(DomainError::Validation(_))));
-        assert!(matches!(TimeCursor::decode("12.notaulid"), Err(DomainError::Validation(_))));
+        assert!(matches!(
+            TimeCursor::decode("nope"),
+            Err(DomainError::Validation(_))
+        ));
+        assert!(matches!(
+            TimeCursor::decode("12.notaulid"),
+            Err(DomainError::Validation(_))
+        ));
     }
 }

@@ -105,7 +105,10 @@ impl ConversationAccess {
 
     /// Messages with `seq` at or below this are hidden from the user (history policy).
     pub fn visible_after_seq(&self) -> i64 {
-        match (self.conversation.history_visible_to_new_members, self.joined_seq) {
+        match (
+            self.conversation.history_visible_to_new_members,
+            self.joined_seq,
+        ) {
             (false, Some(joined)) => joined,
             _ => 0,
         }

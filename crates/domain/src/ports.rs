@@ -22,12 +22,22 @@ pub trait AccountRepo: Send + Sync {
     /// `EmailTaken` when the (normalised) email is in use.
     fn create_user(&self, new: NewUser) -> impl Future<Output = DomainResult<User>> + Send;
     fn any_user_exists(&self) -> impl Future<Output = DomainResult<bool>> + Send;
-    fn find_credential(&self, email: &str) -> impl Future<Output = DomainResult<Option<Credential>>> + Send;
-    fn find_user_by_email(&self, email: &str) -> impl Future<Output = DomainResult<Option<User>>> + Send;
+    fn find_credential(
+        &self,
+        email: &str,
+    ) -> impl Future<Output = DomainResult<Option<Credential>>> + Send;
+    fn find_user_by_email(
+        &self,
+        email: &str,
+    ) -> impl Future<Output = DomainResult<Option<User>>> + Send;
     fn create_session(&self, new: NewSession) -> impl Future<Output = DomainResult<()>> + Send;
     /// The live session with this token digest (not revoked, not past its absolute expiry,
     /// used within `idle`); marks it used.
-    fn find_session(&self, token_digest: &[u8], idle: Duration) -> impl Future<Output = DomainResult<Option<Session>>> + Send;
+    fn find_session(
+        &self,
+        token_digest: &[u8],
+        idle: Duration,
+    ) -> impl Future<Output = DomainResult<Option<Session>>> + Send;
     fn revoke_session(&self, id: Ulid) -> impl Future<Output = DomainResult<()>> + Send;
 }
 
@@ -36,7 +46,11 @@ pub trait Credentials: Send + Sync {
     fn hash_password(&self, password: String) -> impl Future<Output = DomainResult<String>> + Send;
     /// Verifies against `hash`, or against a fixed dummy hash when `None` so that an unknown
     /// email costs as much time as a wrong password.
-    fn verify_password(&self, password: String, hash: Option<String>) -> impl Future<Output = bool> + Send;
+    fn verify_password(
+        &self,
+        password: String,
+        hash: Option<String>,
+    ) -> impl Future<Output = bool> + Send;
     /// A new unguessable URL-safe secret.
     fn new_secret(&self) -> String;
     /// The digest under which a secret is stored.
@@ -44,62 +58,181 @@ pub trait Credentials: Send + Sync {
 }
 
 pub trait WorkspaceRepo: Send + Sync {
-    fn create_workspace(&self, id: WorkspaceId, name: String, owner: UserId) -> impl Future<Output = DomainResult<Workspace>> + Send;
-    fn workspace_for(&self, id: WorkspaceId, user: UserId) -> impl Future<Output = DomainResult<Option<Workspace>>> + Send;
+    fn create_workspace(
+        &self,
+        id: WorkspaceId,
+        name: String,
+        owner: UserId,
+    ) -> impl Future<Output = DomainResult<Workspace>> + Send;
+    fn workspace_for(
+        &self,
+        id: WorkspaceId,
+        user: UserId,
+    ) -> impl Future<Output = DomainResult<Option<Workspace>>> + Send;
     /// The user's workspaces, ordered by id, after the given id.
-    fn list_workspaces(&self, user: UserId, after: Option<Ulid>, limit: u32) -> impl Future<Output = DomainResult<Vec<Workspace>>> + Send;
-    fn workspace_role(&self, id: WorkspaceId, user: UserId) -> impl Future<Output = DomainResult<Option<WorkspaceRole>>> + Send;
-    fn list_workspace_members(&self, id: WorkspaceId, after: Option<Ulid>, limit: u32) -> impl Future<Output = DomainResult<Vec<WorkspaceMember>>> + Send;
+    fn list_workspaces(
+        &self,
+        user: UserId,
+        after: Option<Ulid>,
+        limit: u32,
+    ) -> impl Future<Output = DomainResult<Vec<Workspace>>> + Send;
+    fn workspace_role(
+        &self,
+        id: WorkspaceId,
+        user: UserId,
+    ) -> impl Future<Output = DomainResult<Option<WorkspaceRole>>> + Send;
+    fn list_workspace_members(
+        &self,
+        id: WorkspaceId,
+        after: Option<Ulid>,
+        limit: u32,
+    ) -> impl Future<Output = DomainResult<Vec<WorkspaceMember>>> + Send;
     /// Adds the user; `Existing` (unchanged) when they already belong.
-    fn add_workspace_member(&self, id: WorkspaceId, user: UserId, role: WorkspaceRole) -> impl Future<Output = DomainResult<Created<WorkspaceMember>>> + Send;
+    fn add_workspace_member(
+        &self,
+        id: WorkspaceId,
+        user: UserId,
+        role: WorkspaceRole,
+    ) -> impl Future<Output = DomainResult<Created<WorkspaceMember>>> + Send;
     /// `NotFound` when not a member; `LastOwner` when it would leave no owner.
-    fn set_workspace_role(&self, id: WorkspaceId, user: UserId, role: WorkspaceRole) -> impl Future<Output = DomainResult<WorkspaceMember>> + Send;
+    fn set_workspace_role(
+        &self,
+        id: WorkspaceId,
+        user: UserId,
+        role: WorkspaceRole,
+    ) -> impl Future<Output = DomainResult<WorkspaceMember>> + Send;
     /// `NotFound` when not a member; `LastOwner` when it would leave no owner. Also removes
     /// the user from the workspace's conversations.
-    fn remove_workspace_member(&self, id: WorkspaceId, user: UserId) -> impl Future<Output = DomainResult<()>> + Send;
+    fn remove_workspace_member(
+        &self,
+        id: WorkspaceId,
+        user: UserId,
+    ) -> impl Future<Output = DomainResult<()>> + Send;
     /// The subset of `users` that belong to the workspace.
-    fn workspace_members_among(&self, id: WorkspaceId, users: &[UserId]) -> impl Future<Output = DomainResult<Vec<UserId>>> + Send;
+    fn workspace_members_among(
+        &self,
+        id: WorkspaceId,
+        users: &[UserId],
+    ) -> impl Future<Output = DomainResult<Vec<UserId>>> + Send;
 }
 
 pub trait ConversationRepo: Send + Sync {
     /// For `direct` with a `direct_key` already taken: `Existing` with that conversation.
-    fn create_conversation(&self, new: NewConversation) -> impl Future<Output = DomainResult<Created<ConversationRecord>>> + Send;
+    fn create_conversation(
+        &self,
+        new: NewConversation,
+    ) -> impl Future<Output = DomainResult<Created<ConversationRecord>>> + Send;
     /// The conversation and the user's standing, or `None` when the conversation does not
     /// exist or the user is not in its workspace.
-    fn access(&self, id: ConversationId, user: UserId) -> impl Future<Output = DomainResult<Option<ConversationAccess>>> + Send;
+    fn access(
+        &self,
+        id: ConversationId,
+        user: UserId,
+    ) -> impl Future<Output = DomainResult<Option<ConversationAccess>>> + Send;
     /// Conversations of the workspace the user can see, by last activity (newest first).
-    fn list_conversations(&self, workspace: WorkspaceId, user: UserId, archived: bool, after: Option<TimeCursor>, limit: u32) -> impl Future<Output = DomainResult<Vec<ConversationAccess>>> + Send;
-    fn update_conversation(&self, id: ConversationId, patch: ConversationPatch) -> impl Future<Output = DomainResult<ConversationRecord>> + Send;
-    fn list_conversation_members(&self, id: ConversationId, after: Option<Ulid>, limit: u32) -> impl Future<Output = DomainResult<Vec<ConversationMember>>> + Send;
-    fn conversation_member_role(&self, id: ConversationId, user: UserId) -> impl Future<Output = DomainResult<Option<ConversationRole>>> + Send;
+    fn list_conversations(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        archived: bool,
+        after: Option<TimeCursor>,
+        limit: u32,
+    ) -> impl Future<Output = DomainResult<Vec<ConversationAccess>>> + Send;
+    fn update_conversation(
+        &self,
+        id: ConversationId,
+        patch: ConversationPatch,
+    ) -> impl Future<Output = DomainResult<ConversationRecord>> + Send;
+    fn list_conversation_members(
+        &self,
+        id: ConversationId,
+        after: Option<Ulid>,
+        limit: u32,
+    ) -> impl Future<Output = DomainResult<Vec<ConversationMember>>> + Send;
+    fn conversation_member_role(
+        &self,
+        id: ConversationId,
+        user: UserId,
+    ) -> impl Future<Output = DomainResult<Option<ConversationRole>>> + Send;
     /// Adds the user (joining now, for the history policy); `Existing` when already there.
-    fn add_conversation_member(&self, id: ConversationId, user: UserId, role: ConversationRole) -> impl Future<Output = DomainResult<Created<ConversationMember>>> + Send;
+    fn add_conversation_member(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        role: ConversationRole,
+    ) -> impl Future<Output = DomainResult<Created<ConversationMember>>> + Send;
     /// `NotFound` when not a member; `LastOwner` when other members would be left without an owner.
-    fn remove_conversation_member(&self, id: ConversationId, user: UserId) -> impl Future<Output = DomainResult<()>> + Send;
+    fn remove_conversation_member(
+        &self,
+        id: ConversationId,
+        user: UserId,
+    ) -> impl Future<Output = DomainResult<()>> + Send;
     fn create_invite(&self, invite: Invite) -> impl Future<Output = DomainResult<Invite>> + Send;
     /// Uses the invite: `NotFound` (unknown or revoked), `InviteExpired`, `ConversationArchived`.
     /// Adds the user to the workspace as a guest when they are not in it yet.
-    fn accept_invite(&self, code: &str, user: UserId) -> impl Future<Output = DomainResult<Created<ConversationId>>> + Send;
+    fn accept_invite(
+        &self,
+        code: &str,
+        user: UserId,
+    ) -> impl Future<Output = DomainResult<Created<ConversationId>>> + Send;
     /// `NotFound` when there is no such live invite in this conversation.
-    fn revoke_invite(&self, id: ConversationId, code: &str) -> impl Future<Output = DomainResult<()>> + Send;
+    fn revoke_invite(
+        &self,
+        id: ConversationId,
+        code: &str,
+    ) -> impl Future<Output = DomainResult<()>> + Send;
 }
 
 pub trait MessageRepo: Send + Sync {
     /// Appends the message with the conversation's next sequence number, in commit order.
     /// With a `client_msg_id` that the author already used in the conversation: `Existing`.
     /// `ConversationArchived` when the conversation was archived meanwhile.
-    fn insert_message(&self, new: NewMessage) -> impl Future<Output = DomainResult<Created<MessageRecord>>> + Send;
-    fn get_message(&self, id: MessageId) -> impl Future<Output = DomainResult<Option<MessageRecord>>> + Send;
-    fn thread_summary(&self, root: MessageId) -> impl Future<Output = DomainResult<Option<ThreadSummary>>> + Send;
+    fn insert_message(
+        &self,
+        new: NewMessage,
+    ) -> impl Future<Output = DomainResult<Created<MessageRecord>>> + Send;
+    fn get_message(
+        &self,
+        id: MessageId,
+    ) -> impl Future<Output = DomainResult<Option<MessageRecord>>> + Send;
+    fn thread_summary(
+        &self,
+        root: MessageId,
+    ) -> impl Future<Output = DomainResult<Option<ThreadSummary>>> + Send;
     /// Nodes of the thread in depth-first order (siblings oldest first): those under
     /// `subtree` (its root first) or the whole thread, strictly after `after` in that order,
     /// hiding messages with `seq <= visible_after_seq`.
-    fn tree_page(&self, root: MessageId, subtree: Option<&MessageRecord>, after: Option<&MessageRecord>, visible_after_seq: i64, limit: u32) -> impl Future<Output = DomainResult<Vec<TreeNode>>> + Send;
+    fn tree_page(
+        &self,
+        root: MessageId,
+        subtree: Option<&MessageRecord>,
+        after: Option<&MessageRecord>,
+        visible_after_seq: i64,
+        limit: u32,
+    ) -> impl Future<Output = DomainResult<Vec<TreeNode>>> + Send;
     /// Threads of the conversation by last activity (newest first).
-    fn list_threads(&self, conversation: ConversationId, after: Option<TimeCursor>, visible_after_seq: i64, limit: u32) -> impl Future<Output = DomainResult<Vec<ThreadSummary>>> + Send;
-    fn history(&self, conversation: ConversationId, anchor: HistoryAnchor, visible_after_seq: i64, limit: u32) -> impl Future<Output = DomainResult<HistoryWindow>> + Send;
+    fn list_threads(
+        &self,
+        conversation: ConversationId,
+        after: Option<TimeCursor>,
+        visible_after_seq: i64,
+        limit: u32,
+    ) -> impl Future<Output = DomainResult<Vec<ThreadSummary>>> + Send;
+    fn history(
+        &self,
+        conversation: ConversationId,
+        anchor: HistoryAnchor,
+        visible_after_seq: i64,
+        limit: u32,
+    ) -> impl Future<Output = DomainResult<HistoryWindow>> + Send;
 }
 
 /// Everything the services need, in one bound.
-pub trait Ports: AccountRepo + Credentials + WorkspaceRepo + ConversationRepo + MessageRepo + Clone + 'static {}
-impl<T> Ports for T where T: AccountRepo + Credentials + WorkspaceRepo + ConversationRepo + MessageRepo + Clone + 'static {}
+pub trait Ports:
+    AccountRepo + Credentials + WorkspaceRepo + ConversationRepo + MessageRepo + Clone + 'static
+{
+}
+impl<T> Ports for T where
+    T: AccountRepo + Credentials + WorkspaceRepo + ConversationRepo + MessageRepo + Clone + 'static
+{
+}

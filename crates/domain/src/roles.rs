@@ -28,8 +28,13 @@ pub fn can_manage_conversation(role: ConversationRole) -> bool {
 }
 
 /// Only an owner can make owners or act on another owner.
-pub fn can_grant_conversation_role(actor: ConversationRole, target_current: Option<ConversationRole>, new: ConversationRole) -> bool {
-    let touches_owner = new == ConversationRole::Owner || target_current == Some(ConversationRole::Owner);
+pub fn can_grant_conversation_role(
+    actor: ConversationRole,
+    target_current: Option<ConversationRole>,
+    new: ConversationRole,
+) -> bool {
+    let touches_owner =
+        new == ConversationRole::Owner || target_current == Some(ConversationRole::Owner);
     can_manage_conversation(actor) && (!touches_owner || actor == ConversationRole::Owner)
 }
 
@@ -42,8 +47,13 @@ pub fn can_manage_workspace_members(role: WorkspaceRole) -> bool {
 }
 
 /// Only an owner can make owners or act on another owner.
-pub fn can_grant_workspace_role(actor: WorkspaceRole, target_current: Option<WorkspaceRole>, new: Option<WorkspaceRole>) -> bool {
-    let touches_owner = new == Some(WorkspaceRole::Owner) || target_current == Some(WorkspaceRole::Owner);
+pub fn can_grant_workspace_role(
+    actor: WorkspaceRole,
+    target_current: Option<WorkspaceRole>,
+    new: Option<WorkspaceRole>,
+) -> bool {
+    let touches_owner =
+        new == Some(WorkspaceRole::Owner) || target_current == Some(WorkspaceRole::Owner);
     can_manage_workspace_members(actor) && (!touches_owner || actor == WorkspaceRole::Owner)
 }
 
@@ -60,16 +70,34 @@ mod tests {
 
     #[test]
     fn explicit_membership_wins() {
-        assert_eq!(effective_conversation_role(Visibility::Private, Some(C::Viewer), W::Member), Some(C::Viewer));
-        assert_eq!(effective_conversation_role(Visibility::Workspace, Some(C::Owner), W::Guest), Some(C::Owner));
+        assert_eq!(
+            effective_conversation_role(Visibility::Private, Some(C::Viewer), W::Member),
+            Some(C::Viewer)
+        );
+        assert_eq!(
+            effective_conversation_role(Visibility::Workspace, Some(C::Owner), W::Guest),
+            Some(C::Owner)
+        );
     }
 
     #[test]
     fn workspace_visibility_makes_non_guests_members() {
-        assert_eq!(effective_conversation_role(Visibility::Workspace, None, W::Member), Some(C::Member));
-        assert_eq!(effective_conversation_role(Visibility::Workspace, None, W::Owner), Some(C::Member));
-        assert_eq!(effective_conversation_role(Visibility::Workspace, None, W::Guest), None);
-        assert_eq!(effective_conversation_role(Visibility::Private, None, W::Owner), None);
+        assert_eq!(
+            effective_conversation_role(Visibility::Workspace, None, W::Member),
+            Some(C::Member)
+        );
+        assert_eq!(
+            effective_conversation_role(Visibility::Workspace, None, W::Owner),
+            Some(C::Member)
+        );
+        assert_eq!(
+            effective_conversation_role(Visibility::Workspace, None, W::Guest),
+            None
+        );
+        assert_eq!(
+            effective_conversation_role(Visibility::Private, None, W::Owner),
+            None
+        );
     }
 
     #[test]
@@ -80,10 +108,26 @@ mod tests {
 
     #[test]
     fn only_owners_touch_owners() {
-        assert!(can_grant_conversation_role(C::Admin, Some(C::Member), C::Admin));
-        assert!(!can_grant_conversation_role(C::Admin, Some(C::Member), C::Owner));
-        assert!(!can_grant_conversation_role(C::Admin, Some(C::Owner), C::Member));
-        assert!(can_grant_conversation_role(C::Owner, Some(C::Owner), C::Member));
+        assert!(can_grant_conversation_role(
+            C::Admin,
+            Some(C::Member),
+            C::Admin
+        ));
+        assert!(!can_grant_conversation_role(
+            C::Admin,
+            Some(C::Member),
+            C::Owner
+        ));
+        assert!(!can_grant_conversation_role(
+            C::Admin,
+            Some(C::Owner),
+            C::Member
+        ));
+        assert!(can_grant_conversation_role(
+            C::Owner,
+            Some(C::Owner),
+            C::Member
+        ));
         assert!(!can_grant_conversation_role(C::Member, None, C::Viewer));
         assert!(can_grant_workspace_role(W::Admin, None, Some(W::Member)));
         assert!(!can_grant_workspace_role(W::Admin, Some(W::Owner), None));

@@ -31,7 +31,12 @@ impl Check {
     }
 
     /// Optional text: blank counts as absent.
-    pub fn optional_text(&mut self, field: &str, value: Option<&str>, max: usize) -> Option<String> {
+    pub fn optional_text(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        max: usize,
+    ) -> Option<String> {
         let trimmed = value.map(str::trim).filter(|v| !v.is_empty())?;
         self.max_chars(field, trimmed, max);
         Some(trimmed.to_owned())
@@ -48,7 +53,11 @@ impl Check {
 
     pub fn max_chars(&mut self, field: &str, value: &str, max: usize) {
         if value.chars().count() > max {
-            self.fail(field, "too_long", format!("must be at most {max} characters"));
+            self.fail(
+                field,
+                "too_long",
+                format!("must be at most {max} characters"),
+            );
         }
     }
 
@@ -65,7 +74,11 @@ impl Check {
         let chars = value.chars().count();
         let local = email.split('@').next().unwrap_or_default();
         if chars < min {
-            self.fail(field, "too_short", format!("must be at least {min} characters"));
+            self.fail(
+                field,
+                "too_short",
+                format!("must be at least {min} characters"),
+            );
         } else if chars > 1024 {
             self.fail(field, "too_long", "must be at most 1024 characters");
         } else if is_weak_password(value, local) {
@@ -74,12 +87,18 @@ impl Check {
     }
 
     pub fn finish(self) -> DomainResult<()> {
-        if self.errors.is_empty() { Ok(()) } else { Err(DomainError::Validation(self.errors)) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(DomainError::Validation(self.errors))
+        }
     }
 }
 
 fn is_plausible_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
     email.len() <= 254
         && !local.is_empty()
         && local.len() <= 64
@@ -94,9 +113,25 @@ fn is_plausible_email(email: &str) -> bool {
 /// user's own email name.
 fn is_weak_password(password: &str, email_local: &str) -> bool {
     const COMMON: &[&str] = &[
-        "password", "password1", "password123", "12345678", "123456789", "1234567890",
-        "qwertyui", "qwerty123", "11111111", "iloveyou", "abcdefgh", "letmein1", "welcome1",
-        "admin123", "passw0rd", "sunshine", "football", "baseball", "trustno1",
+        "password",
+        "password1",
+        "password123",
+        "12345678",
+        "123456789",
+        "1234567890",
+        "qwertyui",
+        "qwerty123",
+        "11111111",
+        "iloveyou",
+        "abcdefgh",
+        "letmein1",
+        "welcome1",
+        "admin123",
+        "passw0rd",
+        "sunshine",
+        "football",
+        "baseball",
+        "trustno1",
     ];
     let lower = password.to_lowercase();
     let mut chars = lower.chars();
@@ -112,7 +147,10 @@ mod tests {
 
     fn errors(check: Check) -> Vec<String> {
         match check.finish() {
-            Err(DomainError::Validation(errs)) => errs.into_iter().map(|e| format!("{}:{}", e.field, e.code)).collect(),
+            Err(DomainError::Validation(errs)) => errs
+                .into_iter()
+                .map(|e| format!("{}:{}", e.field, e.code))
+                .collect(),
             _ => vec![],
         }
     }
@@ -124,7 +162,16 @@ mod tests {
             c.email("email", good);
             assert!(c.finish().is_ok(), "{good}");
         }
-        for bad in ["", "no-at", "@x.com", "a@b", "a@.com", "a b@c.com", "a@b.com.", "a@b@c.com"] {
+        for bad in [
+            "",
+            "no-at",
+            "@x.com",
+            "a@b",
+            "a@.com",
+            "a b@c.com",
+            "a@b.com.",
+            "a@b@c.com",
+        ] {
             let mut c = Check::new();
             c.email("email", bad);
             assert_eq!(errors(c), vec!["email:invalid"], "{bad}");
@@ -133,12 +180,20 @@ mod tests {
 
     #[test]
     fn email_is_normalised() {
-        assert_eq!(Check::new().email("email", "  Ann@Example.COM "), "ann@example.com");
+        assert_eq!(
+            Check::new().email("email", "  Ann@Example.COM "),
+            "ann@example.com"
+        );
     }
 
     #[test]
     fn passwords() {
-        let cases = [("short", "too_short"), ("password", "weak"), ("aaaaaaaaaa", "weak"), ("annabelle", "weak")];
+        let cases = [
+            ("short", "too_short"),
+            ("password", "weak"),
+            ("aaaaaaaaaa", "weak"),
+            ("annabelle", "weak"),
+        ];
         for (pw, code) in cases {
             let mut c = Check::new();
             c.password("password", pw, 8, "annabelle@example.com");
@@ -158,13 +213,19 @@ mod tests {
         c.text("title", "éééé", 3);
         c.text("name", "   ", 3);
         c.content("content", " \n ", 10);
-        assert_eq!(errors(c), vec!["title:too_long", "name:required", "content:required"]);
+        assert_eq!(
+            errors(c),
+            vec!["title:too_long", "name:required", "content:required"]
+        );
     }
 
     #[test]
     fn blank_optional_text_is_absent() {
         let mut c = Check::new();
         assert_eq!(c.optional_text("title", Some("  "), 5), None);
-        assert_eq!(c.optional_text("title", Some(" hi "), 5), Some("hi".to_owned()));
+        assert_eq!(
+            c.optional_text("title", Some(" hi "), 5),
+            Some("hi".to_owned())
+        );
     }
 }

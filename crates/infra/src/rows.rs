@@ -2,7 +2,9 @@
 
 use diesel::prelude::*;
 use skein_domain::DomainError;
-use skein_domain::entities::{ConversationAccess, ConversationRecord, Credential, InviteRecord, MessageRecord};
+use skein_domain::entities::{
+    ConversationAccess, ConversationRecord, Credential, InviteRecord, MessageRecord,
+};
 use skein_shared::auth::User;
 use skein_shared::conversation::{ConversationMember, Invite};
 use skein_shared::thread::{Message, ThreadSummary, TreeNode};
@@ -28,7 +30,10 @@ pub struct UserRow {
 impl UserRow {
     pub fn into_credential(self) -> Credential {
         let password_hash = self.password_hash.clone();
-        Credential { user: self.into_user(), password_hash }
+        Credential {
+            user: self.into_user(),
+            password_hash,
+        }
     }
 
     pub fn into_user(self) -> User {
@@ -66,15 +71,30 @@ impl WorkspaceRow {
 /// `(user_id, display_name, email, role, joined_at)` of a workspace member.
 pub type WorkspaceMemberRow = (Uuid, String, String, String, OffsetDateTime);
 
-pub fn workspace_member((user_id, display_name, email, role, joined_at): WorkspaceMemberRow) -> Result<WorkspaceMember, DomainError> {
-    Ok(WorkspaceMember { user_id: UserId(ulid(user_id)), display_name, email, role: enum_from_db(&role)?, joined_at })
+pub fn workspace_member(
+    (user_id, display_name, email, role, joined_at): WorkspaceMemberRow,
+) -> Result<WorkspaceMember, DomainError> {
+    Ok(WorkspaceMember {
+        user_id: UserId(ulid(user_id)),
+        display_name,
+        email,
+        role: enum_from_db(&role)?,
+        joined_at,
+    })
 }
 
 /// `(user_id, display_name, role, joined_at)` of a conversation member.
 pub type ConversationMemberRow = (Uuid, String, String, OffsetDateTime);
 
-pub fn conversation_member((user_id, display_name, role, joined_at): ConversationMemberRow) -> Result<ConversationMember, DomainError> {
-    Ok(ConversationMember { user_id: UserId(ulid(user_id)), display_name, role: enum_from_db(&role)?, joined_at })
+pub fn conversation_member(
+    (user_id, display_name, role, joined_at): ConversationMemberRow,
+) -> Result<ConversationMember, DomainError> {
+    Ok(ConversationMember {
+        user_id: UserId(ulid(user_id)),
+        display_name,
+        role: enum_from_db(&role)?,
+        joined_at,
+    })
 }
 
 #[derive(Queryable, Selectable)]
@@ -116,7 +136,9 @@ impl ConversationRow {
 /// A conversation with one user's explicit role, joined_seq and workspace role.
 pub type AccessRow = (ConversationRow, Option<String>, Option<i64>, String);
 
-pub fn access((conversation, explicit_role, joined_seq, workspace_role): AccessRow) -> Result<ConversationAccess, DomainError> {
+pub fn access(
+    (conversation, explicit_role, joined_seq, workspace_role): AccessRow,
+) -> Result<ConversationAccess, DomainError> {
     Ok(ConversationAccess {
         conversation: conversation.into_record()?,
         explicit_role: explicit_role.as_deref().map(enum_from_db).transpose()?,
@@ -200,7 +222,10 @@ impl MessageRow {
     pub fn into_tree_node(self) -> Result<TreeNode, DomainError> {
         let record = self.into_record()?;
         let ancestor_ids = record.ancestors().to_vec();
-        Ok(TreeNode { message: record.message, ancestor_ids })
+        Ok(TreeNode {
+            message: record.message,
+            ancestor_ids,
+        })
     }
 }
 
@@ -224,7 +249,11 @@ impl ThreadRow {
             title: self.title,
             tags: self.tags,
             reply_count: self.reply_count,
-            participant_ids: self.participant_ids.into_iter().map(|id| UserId(ulid(id))).collect(),
+            participant_ids: self
+                .participant_ids
+                .into_iter()
+                .map(|id| UserId(ulid(id)))
+                .collect(),
             last_activity_at: self.last_activity_at,
             created_at: self.created_at,
             root,

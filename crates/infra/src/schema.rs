@@ -117,6 +117,13 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
-    users, sessions, workspaces, workspace_members, conversations, conversation_members,
-    invites, messages, threads,
+    users,
+    sessions,
+    workspaces,
+    workspace_members,
+    conversations,
+    conversation_members,
+    invites,
+    messages,
+    threads,
 );

@@ -35,7 +35,13 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { bind: "127.0.0.1:8080".into(), workers: 0, body_limit_bytes: 256 * 1024, shutdown_timeout_secs: 10, secure_cookies: false }
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            workers: 0,
+            body_limit_bytes: 256 * 1024,
+            shutdown_timeout_secs: 10,
+            secure_cookies: false,
+        }
     }
 }
 
@@ -55,7 +61,13 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: String::new(), name: "skein".into(), data_dir: ".skein".into(), max_connections: 16, acquire_timeout_ms: 5_000 }
+        Self {
+            url: String::new(),
+            name: "skein".into(),
+            data_dir: ".skein".into(),
+            max_connections: 16,
+            acquire_timeout_ms: 5_000,
+        }
     }
 }
 

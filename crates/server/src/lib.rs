@@ -10,14 +10,14 @@ pub mod state;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use actix_web::dev::{Service, ServerHandle};
+use actix_web::dev::{ServerHandle, Service};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Logger;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use skein_domain::Services;
+use skein_infra::Store;
 use skein_infra::crypto::PasswordHasher;
 use skein_infra::db::{self, PoolSettings, SetupError};
-use skein_infra::Store;
 use utoipa::OpenApi;
 use utoipa_actix_web::{AppExt, scope};
 use utoipa_swagger_ui::SwaggerUi;
@@ -78,18 +78,29 @@ pub enum StartError {
 }
 
 /// Migrates the database and starts serving. `handle_signals`: stop on SIGINT/SIGTERM.
-pub async fn start(config: &Config, database_url: &str, handle_signals: bool) -> Result<RunningServer, StartError> {
+pub async fn start(
+    config: &Config,
+    database_url: &str,
+    handle_signals: bool,
+) -> Result<RunningServer, StartError> {
     let applied = db::migrate(database_url).await?;
     if applied > 0 {
         tracing::info!(applied, "migrations applied");
     }
-    let pool = db::connect_pool(database_url, &PoolSettings {
-        max_connections: config.database.max_connections,
-        acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
-    })?;
+    let pool = db::connect_pool(
+        database_url,
+        &PoolSettings {
+            max_connections: config.database.max_connections,
+            acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
+        },
+    )?;
     let hasher = PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_passes)
         .map_err(|e| StartError::Config(e.to_string()))?;
-    let services = Services::new(Store::new(pool, hasher), config.limits.limits(), config.auth.policy());
+    let services = Services::new(
+        Store::new(pool, hasher),
+        config.limits.limits(),
+        config.auth.policy(),
+    );
     let state = web::Data::new(AppStateInner {
         services,
         secure_cookies: config.server.secure_cookies,
@@ -98,7 +109,9 @@ pub async fn start(config: &Config, database_url: &str, handle_signals: bool) ->
 
     let bind = config.server.bind.clone();
     let listener = TcpListener::bind(&bind).map_err(|e| StartError::Bind(bind.clone(), e))?;
-    let addr = listener.local_addr().map_err(|e| StartError::Bind(bind.clone(), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(bind.clone(), e))?;
     let body_limit = config.server.body_limit_bytes;
     let doc = openapi_document();
     let mut server = HttpServer::new(move || {
@@ -109,10 +122,17 @@ pub async fn start(config: &Config, database_url: &str, handle_signals: bool) ->
         let (app, _) = App::new()
             .service(docs)
             .app_data(state.clone())
-            .app_data(web::JsonConfig::default().limit(body_limit).error_handler(error::json_error))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(body_limit)
+                    .error_handler(error::json_error),
+            )
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
-            .wrap(Logger::new("%{x-request-id}o \"%{method}xi %U\" %s %b %Dms").custom_request_replace("method", |req| req.method().to_string()))
+            .wrap(
+                Logger::new("%{x-request-id}o \"%{method}xi %U\" %s %b %Dms")
+                    .custom_request_replace("method", |req| req.method().to_string()),
+            )
             .wrap_fn(|req, srv| {
                 // Keep the caller's request id, or make one, and echo it in the response.
                 let id = req
@@ -120,7 +140,10 @@ pub async fn start(config: &Config, database_url: &str, handle_signals: bool) ->
                     .get(&REQUEST_ID)
                     .cloned()
                     .filter(|v| v.len() <= 64)
-                    .unwrap_or_else(|| HeaderValue::from_str(&ulid::Ulid::generate().to_string()).unwrap_or(HeaderValue::from_static("-")));
+                    .unwrap_or_else(|| {
+                        HeaderValue::from_str(&ulid::Ulid::generate().to_string())
+                            .unwrap_or(HeaderValue::from_static("-"))
+                    });
                 let fut = srv.call(req);
                 async move {
                     let mut res = fut.await?;
@@ -133,8 +156,15 @@ pub async fn start(config: &Config, database_url: &str, handle_signals: bool) ->
             .configure(routes::health::configure)
             .service(scope("/api").configure(routes::configure))
             .split_for_parts();
-        app.route("/docs", web::get().to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }))
-            .default_service(web::to(error::route_not_found))
+        app.route(
+            "/docs",
+            web::get().to(|| async {
+                HttpResponse::PermanentRedirect()
+                    .insert_header(("Location", "/docs/"))
+                    .finish()
+            }),
+        )
+        .default_service(web::to(error::route_not_found))
     })
     .listen(listener)
     .map_err(|e| StartError::Bind(bind.clone(), e))?

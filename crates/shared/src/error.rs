@@ -64,8 +64,13 @@ impl ErrorCode {
             CsrfFailed | Forbidden | RegistrationClosed => 403,
             NotFound | RouteNotFound => 404,
             MethodNotAllowed => 405,
-            EmailTaken | ConversationArchived | LastOwner | DirectConversationFixed
-            | ImplicitMembership | NotConvertible | AlreadyMember => 409,
+            EmailTaken
+            | ConversationArchived
+            | LastOwner
+            | DirectConversationFixed
+            | ImplicitMembership
+            | NotConvertible
+            | AlreadyMember => 409,
             InviteExpired => 410,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -119,7 +124,11 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
-        Self { field: field.into(), code: code.to_owned(), message: message.into() }
+        Self {
+            field: field.into(),
+            code: code.to_owned(),
+            message: message.into(),
+        }
     }
 }
 

@@ -23,7 +23,11 @@ pub struct Services<P> {
 
 impl<P: Ports> Services<P> {
     pub fn new(ports: P, limits: Limits, auth: AuthPolicy) -> Self {
-        Self { ports, limits, auth }
+        Self {
+            ports,
+            limits,
+            auth,
+        }
     }
 
     pub fn ports(&self) -> &P {
@@ -35,14 +39,26 @@ impl<P: Ports> Services<P> {
     }
 
     /// The conversation as the caller may see it; `NotFound` when they may not.
-    async fn visible_conversation(&self, caller: UserId, id: ConversationId) -> DomainResult<(ConversationAccess, ConversationRole)> {
-        let access = self.ports.access(id, caller).await?.ok_or(DomainError::NotFound)?;
+    async fn visible_conversation(
+        &self,
+        caller: UserId,
+        id: ConversationId,
+    ) -> DomainResult<(ConversationAccess, ConversationRole)> {
+        let access = self
+            .ports
+            .access(id, caller)
+            .await?
+            .ok_or(DomainError::NotFound)?;
         let role = access.role().ok_or(DomainError::NotFound)?;
         Ok((access, role))
     }
 
     /// As [`Self::visible_conversation`], and the caller may write to it now.
-    async fn writable_conversation(&self, caller: UserId, id: ConversationId) -> DomainResult<(ConversationAccess, ConversationRole)> {
+    async fn writable_conversation(
+        &self,
+        caller: UserId,
+        id: ConversationId,
+    ) -> DomainResult<(ConversationAccess, ConversationRole)> {
         let (access, role) = self.visible_conversation(caller, id).await?;
         if !roles::can_post(role) {
             return Err(DomainError::Forbidden("viewers cannot post"));
@@ -54,17 +70,26 @@ impl<P: Ports> Services<P> {
     }
 
     /// As [`Self::visible_conversation`], and the caller administers it.
-    async fn managed_conversation(&self, caller: UserId, id: ConversationId) -> DomainResult<(ConversationAccess, ConversationRole)> {
+    async fn managed_conversation(
+        &self,
+        caller: UserId,
+        id: ConversationId,
+    ) -> DomainResult<(ConversationAccess, ConversationRole)> {
         let (access, role) = self.visible_conversation(caller, id).await?;
         if !roles::can_manage_conversation(role) {
-            return Err(DomainError::Forbidden("only conversation admins can do this"));
+            return Err(DomainError::Forbidden(
+                "only conversation admins can do this",
+            ));
         }
         Ok((access, role))
     }
 }
 
 fn fixed_membership() -> DomainError {
-    DomainError::rule(ErrorCode::DirectConversationFixed, "a direct conversation has exactly its two members")
+    DomainError::rule(
+        ErrorCode::DirectConversationFixed,
+        "a direct conversation has exactly its two members",
+    )
 }
 
 /// Splits a page fetched with `limit + 1` rows into the page and whether more follows.

@@ -18,18 +18,25 @@ use crate::schema::{conversations, messages, threads};
 impl MessageRepo for Store {
     async fn insert_message(&self, new: NewMessage) -> DomainResult<Created<MessageRecord>> {
         let (conv, author) = (uuid(new.conversation_id), uuid(new.author_id));
+        let mut conn = self.conn().await?;
         // A retry of a send that already landed: answer with the original.
-        if let Some(existing) = self.by_client_msg_id(conv, author, new.client_msg_id.as_deref()).await? {
+        if let Some(existing) =
+            by_client_msg_id(&mut conn, conv, author, new.client_msg_id.as_deref()).await?
+        {
             return Ok(Created::Existing(existing));
         }
-        let mut conn = self.conn().await?;
-        let result = conn.transaction(async |conn| insert_in_tx(conn, &new).await).await;
+        let result = conn
+            .transaction(async |conn| insert_in_tx(conn, &new).await)
+            .await;
         match result {
             Ok(row) => Ok(Created::New(row.into_record()?)),
             // Two identical sends raced and the other one committed first.
             Err(TxError::Db(e)) if unique_violation(&e) == Some("messages_client_msg_id_key") => {
-                let existing = self.by_client_msg_id(conv, author, new.client_msg_id.as_deref()).await?;
-                existing.map(Created::Existing).ok_or(DomainError::Internal("idempotent send vanished".into()))
+                let existing =
+                    by_client_msg_id(&mut conn, conv, author, new.client_msg_id.as_deref()).await?;
+                existing
+                    .map(Created::Existing)
+                    .ok_or(DomainError::Internal("idempotent send vanished".into()))
             }
             Err(e) => Err(e.into()),
         }
@@ -60,7 +67,14 @@ impl MessageRepo for Store {
         row.map(|(t, m)| t.with_root(m)).transpose()
     }
 
-    async fn tree_page(&self, root: MessageId, subtree: Option<&MessageRecord>, after: Option<&MessageRecord>, visible_after_seq: i64, limit: u32) -> DomainResult<Vec<TreeNode>> {
+    async fn tree_page(
+        &self,
+        root: MessageId,
+        subtree: Option<&MessageRecord>,
+        after: Option<&MessageRecord>,
+        visible_after_seq: i64,
+        limit: u32,
+    ) -> DomainResult<Vec<TreeNode>> {
         let mut query = messages::table
             .filter(messages::root_id.eq(uuid(root)))
             .select(MessageRow::as_select())
@@ -85,7 +99,13 @@ impl MessageRepo for Store {
         rows.into_iter().map(MessageRow::into_tree_node).collect()
     }
 
-    async fn list_threads(&self, conversation: ConversationId, after: Option<TimeCursor>, visible_after_seq: i64, limit: u32) -> DomainResult<Vec<ThreadSummary>> {
+    async fn list_threads(
+        &self,
+        conversation: ConversationId,
+        after: Option<TimeCursor>,
+        visible_after_seq: i64,
+        limit: u32,
+    ) -> DomainResult<Vec<ThreadSummary>> {
         let mut query = threads::table
             .inner_join(messages::table.on(messages::id.eq(threads::root_id)))
             .filter(threads::conversation_id.eq(uuid(conversation)))
@@ -97,7 +117,9 @@ impl MessageRepo for Store {
             query = query.filter(
                 threads::last_activity_at
                     .lt(c.at)
-                    .or(threads::last_activity_at.eq(c.at).and(threads::root_id.lt(uuid(c.id)))),
+                    .or(threads::last_activity_at
+                        .eq(c.at)
+                        .and(threads::root_id.lt(uuid(c.id)))),
             );
         }
         if visible_after_seq > 0 {
@@ -108,38 +130,58 @@ impl MessageRepo for Store {
         rows.into_iter().map(|(t, m)| t.with_root(m)).collect()
     }
 
-    async fn history(&self, conversation: ConversationId, anchor: HistoryAnchor, visible_after_seq: i64, limit: u32) -> DomainResult<HistoryWindow> {
+    async fn history(
+        &self,
+        conversation: ConversationId,
+        anchor: HistoryAnchor,
+        visible_after_seq: i64,
+        limit: u32,
+    ) -> DomainResult<HistoryWindow> {
         let mut conn = self.conn().await?;
         let conv = uuid(conversation);
         let c = &mut conn;
-        let (before, after) = match anchor {
-            HistoryAnchor::Latest => (seq_page(c, conv, visible_after_seq, SeqRange::Below(None), limit).await, Ok(Vec::new())),
-            HistoryAnchor::Before(seq) => (seq_page(c, conv, visible_after_seq, SeqRange::Below(Some(seq)), limit).await, Ok(Vec::new())),
-            HistoryAnchor::After(seq) => (Ok(Vec::new()), seq_page(c, conv, visible_after_seq, SeqRange::From(seq + 1), limit).await),
+        let mut page = async |range| {
+            seq_page(c, conv, visible_after_seq, range, limit)
+                .await
+                .map_err(db_error)
+        };
+        let (mut before, after, before_take, after_take) = match anchor {
+            HistoryAnchor::Latest => (page(SeqRange::Below(None)).await?, Vec::new(), limit, 0),
+            HistoryAnchor::Before(seq) => (
+                page(SeqRange::Below(Some(seq))).await?,
+                Vec::new(),
+                limit,
+                0,
+            ),
+            HistoryAnchor::After(seq) => {
+                (Vec::new(), page(SeqRange::From(seq + 1)).await?, 0, limit)
+            }
             HistoryAnchor::Around(seq) => {
-                let half = limit / 2;
-                let older = seq_page(c, conv, visible_after_seq, SeqRange::Below(Some(seq)), half).await;
-                (older, seq_page(c, conv, visible_after_seq, SeqRange::From(seq), limit - half).await)
+                // Centre on the anchor, but fill the page from the other side near either end.
+                let older = page(SeqRange::Below(Some(seq))).await?;
+                let newer = page(SeqRange::From(seq)).await?;
+                let before_take = (older.len() as u32)
+                    .min((limit / 2).max(limit.saturating_sub(newer.len() as u32)));
+                (older, newer, before_take, limit - before_take)
             }
         };
-        let (mut before, after): (Vec<MessageRow>, Vec<MessageRow>) = (before.map_err(db_error)?, after.map_err(db_error)?);
-        let half = limit / 2;
-        let (before_cap, after_cap) = match anchor {
-            HistoryAnchor::Around(_) => (half, limit - half),
-            _ => (limit, limit),
-        };
         // Each side was fetched with one extra row to learn whether more lies beyond.
-        let more_before = before.len() > before_cap as usize || matches!(anchor, HistoryAnchor::After(_));
-        let more_after = after.len() > after_cap as usize || matches!(anchor, HistoryAnchor::Before(_));
-        before.truncate(before_cap as usize);
+        let more_before =
+            before.len() > before_take as usize || matches!(anchor, HistoryAnchor::After(_));
+        let more_after =
+            after.len() > after_take as usize || matches!(anchor, HistoryAnchor::Before(_));
+        before.truncate(before_take as usize);
         before.reverse();
-        let after = after.into_iter().take(after_cap as usize);
         let messages = before
             .into_iter()
-            .chain(after)
+            .chain(after.into_iter().take(after_take as usize))
             .map(|row| row.into_record().map(|r| r.message))
             .collect::<Result<_, _>>()?;
-        Ok(HistoryWindow { messages, more_before, more_after })
+        Ok(HistoryWindow {
+            messages,
+            more_before,
+            more_after,
+        })
     }
 }
 
@@ -152,7 +194,13 @@ enum SeqRange {
 
 /// Up to `n + 1` visible messages of a conversation in `range`: the extra row tells whether
 /// the page is the last one.
-async fn seq_page(conn: &mut AsyncPgConnection, conv: Uuid, visible_after_seq: i64, range: SeqRange, n: u32) -> QueryResult<Vec<MessageRow>> {
+async fn seq_page(
+    conn: &mut AsyncPgConnection,
+    conv: Uuid,
+    visible_after_seq: i64,
+    range: SeqRange,
+    n: u32,
+) -> QueryResult<Vec<MessageRow>> {
     let query = messages::table
         .filter(messages::conversation_id.eq(conv))
         .filter(messages::seq.gt(visible_after_seq))
@@ -160,8 +208,12 @@ async fn seq_page(conn: &mut AsyncPgConnection, conv: Uuid, visible_after_seq: i
         .limit(i64::from(n) + 1)
         .into_boxed();
     let query = match range {
-        SeqRange::From(from) => query.filter(messages::seq.ge(from)).order(messages::seq.asc()),
-        SeqRange::Below(Some(below)) => query.filter(messages::seq.lt(below)).order(messages::seq.desc()),
+        SeqRange::From(from) => query
+            .filter(messages::seq.ge(from))
+            .order(messages::seq.asc()),
+        SeqRange::Below(Some(below)) => query
+            .filter(messages::seq.lt(below))
+            .order(messages::seq.desc()),
         SeqRange::Below(None) => query.order(messages::seq.desc()),
     };
     query.load(conn).await
@@ -170,13 +222,20 @@ async fn seq_page(conn: &mut AsyncPgConnection, conv: Uuid, visible_after_seq: i
 /// The transaction that appends a message. Taking the conversation row's lock to bump
 /// `last_seq` serialises writers per conversation, so sequence numbers become visible in
 /// order and without gaps (a reader paging by `seq` can never skip a late commit).
-async fn insert_in_tx(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<MessageRow, TxError> {
+async fn insert_in_tx(
+    conn: &mut AsyncPgConnection,
+    new: &NewMessage,
+) -> Result<MessageRow, TxError> {
     let conv = uuid(new.conversation_id);
-    let (seq, archived_at): (i64, Option<OffsetDateTime>) = diesel::update(conversations::table.find(conv))
-        .set((conversations::last_seq.eq(conversations::last_seq + 1), conversations::last_activity_at.eq(diesel::dsl::now)))
-        .returning((conversations::last_seq, conversations::archived_at))
-        .get_result(conn)
-        .await?;
+    let (seq, archived_at): (i64, Option<OffsetDateTime>) =
+        diesel::update(conversations::table.find(conv))
+            .set((
+                conversations::last_seq.eq(conversations::last_seq + 1),
+                conversations::last_activity_at.eq(diesel::dsl::now),
+            ))
+            .returning((conversations::last_seq, conversations::archived_at))
+            .get_result(conn)
+            .await?;
     if archived_at.is_some() {
         return Err(DomainError::archived().into());
     }
@@ -185,7 +244,12 @@ async fn insert_in_tx(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<
         Some(parent) => {
             let mut path = path_of(parent);
             path.push(id);
-            (uuid(parent.message.root_id), Some(uuid(parent.message.id)), parent.message.depth + 1, path)
+            (
+                uuid(parent.message.root_id),
+                Some(uuid(parent.message.id)),
+                parent.message.depth + 1,
+                path,
+            )
         }
         None => (id, None, 0, vec![id]),
     };
@@ -204,7 +268,11 @@ async fn insert_in_tx(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<
         client_msg_id: new.client_msg_id.clone(),
         created_at: OffsetDateTime::now_utc(),
     };
-    let row = diesel::insert_into(messages::table).values(&row).returning(MessageRow::as_returning()).get_result(conn).await?;
+    let row = diesel::insert_into(messages::table)
+        .values(&row)
+        .returning(MessageRow::as_returning())
+        .get_result(conn)
+        .await?;
     let author = uuid(new.author_id);
     match &new.thread {
         Some(thread) => {
@@ -238,21 +306,26 @@ async fn insert_in_tx(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<
     Ok(row)
 }
 
-impl Store {
-    async fn by_client_msg_id(&self, conv: Uuid, author: Uuid, client_msg_id: Option<&str>) -> DomainResult<Option<MessageRecord>> {
-        let Some(client_msg_id) = client_msg_id else { return Ok(None) };
-        let mut conn = self.conn().await?;
-        let row = messages::table
-            .filter(messages::conversation_id.eq(conv))
-            .filter(messages::author_id.eq(author))
-            .filter(messages::client_msg_id.eq(client_msg_id))
-            .select(MessageRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
-            .map_err(db_error)?;
-        row.map(MessageRow::into_record).transpose()
-    }
+/// The message this author already sent with this `client_msg_id` in the conversation.
+async fn by_client_msg_id(
+    conn: &mut AsyncPgConnection,
+    conv: Uuid,
+    author: Uuid,
+    client_msg_id: Option<&str>,
+) -> DomainResult<Option<MessageRecord>> {
+    let Some(client_msg_id) = client_msg_id else {
+        return Ok(None);
+    };
+    let row = messages::table
+        .filter(messages::conversation_id.eq(conv))
+        .filter(messages::author_id.eq(author))
+        .filter(messages::client_msg_id.eq(client_msg_id))
+        .select(MessageRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+        .map_err(db_error)?;
+    row.map(MessageRow::into_record).transpose()
 }
 
 fn path_of(record: &MessageRecord) -> Vec<Uuid> {

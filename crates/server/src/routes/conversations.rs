@@ -37,8 +37,17 @@ pub fn configure(cfg: &mut ServiceConfig) {
     (status = 403, description = "`forbidden` (guests)", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations")]
-async fn create_conversation(state: AppState, caller: Caller, body: web::Json<CreateConversationRequest>) -> ApiResult<HttpResponse> {
-    Ok(created(state.services.create_conversation(caller.id(), body.into_inner()).await?))
+async fn create_conversation(
+    state: AppState,
+    caller: Caller,
+    body: web::Json<CreateConversationRequest>,
+) -> ApiResult<HttpResponse> {
+    Ok(created(
+        state
+            .services
+            .create_conversation(caller.id(), body.into_inner())
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, Serialize, IntoParams)]
@@ -55,15 +64,39 @@ pub struct ListParams {
 /// Conversations of a workspace the caller can see, by last activity (newest first).
 #[utoipa::path(tag = "conversations", params(ListParams), responses((status = 200, description = "A page of conversations", body = Page<Conversation>)))]
 #[get("/conversations")]
-async fn list_conversations(state: AppState, caller: Caller, q: web::Query<ListParams>) -> ApiResult<web::Json<Page<Conversation>>> {
+async fn list_conversations(
+    state: AppState,
+    caller: Caller,
+    q: web::Query<ListParams>,
+) -> ApiResult<web::Json<Page<Conversation>>> {
     let q = q.into_inner();
-    Ok(web::Json(state.services.list_conversations(caller.id(), q.workspace_id, q.archived, q.cursor.as_deref(), q.limit).await?))
+    Ok(web::Json(
+        state
+            .services
+            .list_conversations(
+                caller.id(),
+                q.workspace_id,
+                q.archived,
+                q.cursor.as_deref(),
+                q.limit,
+            )
+            .await?,
+    ))
 }
 
 #[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), responses((status = 200, description = "The conversation", body = Conversation)))]
 #[get("/conversations/{id}")]
-async fn get_conversation(state: AppState, caller: Caller, id: web::Path<ConversationId>) -> ApiResult<web::Json<Conversation>> {
-    Ok(web::Json(state.services.get_conversation(caller.id(), id.into_inner()).await?))
+async fn get_conversation(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+) -> ApiResult<web::Json<Conversation>> {
+    Ok(web::Json(
+        state
+            .services
+            .get_conversation(caller.id(), id.into_inner())
+            .await?,
+    ))
 }
 
 /// Change title, description, visibility or history policy (admins).
@@ -73,8 +106,18 @@ async fn get_conversation(state: AppState, caller: Caller, id: web::Path<Convers
     (status = 409, description = "`conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[patch("/conversations/{id}")]
-async fn update_conversation(state: AppState, caller: Caller, id: web::Path<ConversationId>, body: web::Json<UpdateConversationRequest>) -> ApiResult<web::Json<Conversation>> {
-    Ok(web::Json(state.services.update_conversation(caller.id(), id.into_inner(), body.into_inner()).await?))
+async fn update_conversation(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+    body: web::Json<UpdateConversationRequest>,
+) -> ApiResult<web::Json<Conversation>> {
+    Ok(web::Json(
+        state
+            .services
+            .update_conversation(caller.id(), id.into_inner(), body.into_inner())
+            .await?,
+    ))
 }
 
 /// Make the conversation read-only (admins).
@@ -83,8 +126,17 @@ async fn update_conversation(state: AppState, caller: Caller, id: web::Path<Conv
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/archive")]
-async fn archive(state: AppState, caller: Caller, id: web::Path<ConversationId>) -> ApiResult<web::Json<Conversation>> {
-    Ok(web::Json(state.services.set_archived(caller.id(), id.into_inner(), true).await?))
+async fn archive(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+) -> ApiResult<web::Json<Conversation>> {
+    Ok(web::Json(
+        state
+            .services
+            .set_archived(caller.id(), id.into_inner(), true)
+            .await?,
+    ))
 }
 
 #[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), responses(
@@ -92,8 +144,17 @@ async fn archive(state: AppState, caller: Caller, id: web::Path<ConversationId>)
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/unarchive")]
-async fn unarchive(state: AppState, caller: Caller, id: web::Path<ConversationId>) -> ApiResult<web::Json<Conversation>> {
-    Ok(web::Json(state.services.set_archived(caller.id(), id.into_inner(), false).await?))
+async fn unarchive(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+) -> ApiResult<web::Json<Conversation>> {
+    Ok(web::Json(
+        state
+            .services
+            .set_archived(caller.id(), id.into_inner(), false)
+            .await?,
+    ))
 }
 
 /// Turn a group into a private channel (admins).
@@ -103,15 +164,35 @@ async fn unarchive(state: AppState, caller: Caller, id: web::Path<ConversationId
     (status = 409, description = "`not_convertible` or `conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/convert")]
-async fn convert(state: AppState, caller: Caller, id: web::Path<ConversationId>, body: web::Json<ConvertConversationRequest>) -> ApiResult<web::Json<Conversation>> {
-    Ok(web::Json(state.services.convert_to_channel(caller.id(), id.into_inner(), body.into_inner()).await?))
+async fn convert(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+    body: web::Json<ConvertConversationRequest>,
+) -> ApiResult<web::Json<Conversation>> {
+    Ok(web::Json(
+        state
+            .services
+            .convert_to_channel(caller.id(), id.into_inner(), body.into_inner())
+            .await?,
+    ))
 }
 
 /// Explicit members. Workspace-visible channels also include every non-guest workspace member.
 #[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id"), PageParams), responses((status = 200, description = "A page of members", body = Page<ConversationMember>)))]
 #[get("/conversations/{id}/members")]
-async fn list_members(state: AppState, caller: Caller, id: web::Path<ConversationId>, q: web::Query<PageParams>) -> ApiResult<web::Json<Page<ConversationMember>>> {
-    Ok(web::Json(state.services.list_conversation_members(caller.id(), id.into_inner(), q.cursor.as_deref(), q.limit).await?))
+async fn list_members(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+    q: web::Query<PageParams>,
+) -> ApiResult<web::Json<Page<ConversationMember>>> {
+    Ok(web::Json(
+        state
+            .services
+            .list_conversation_members(caller.id(), id.into_inner(), q.cursor.as_deref(), q.limit)
+            .await?,
+    ))
 }
 
 /// Add a workspace member to the conversation (admins; only owners add owners).
@@ -122,8 +203,18 @@ async fn list_members(state: AppState, caller: Caller, id: web::Path<Conversatio
     (status = 409, description = "`direct_conversation_fixed` or `conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/members")]
-async fn add_member(state: AppState, caller: Caller, id: web::Path<ConversationId>, body: web::Json<AddConversationMemberRequest>) -> ApiResult<HttpResponse> {
-    Ok(created(state.services.add_conversation_member(caller.id(), id.into_inner(), body.into_inner()).await?))
+async fn add_member(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+    body: web::Json<AddConversationMemberRequest>,
+) -> ApiResult<HttpResponse> {
+    Ok(created(
+        state
+            .services
+            .add_conversation_member(caller.id(), id.into_inner(), body.into_inner())
+            .await?,
+    ))
 }
 
 /// Remove a member (admins; only owners remove owners). Removing yourself is leaving.
@@ -133,9 +224,16 @@ async fn add_member(state: AppState, caller: Caller, id: web::Path<ConversationI
     (status = 409, description = "`last_owner` or `direct_conversation_fixed`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/conversations/{id}/members/{user_id}")]
-async fn remove_member(state: AppState, caller: Caller, path: web::Path<(ConversationId, UserId)>) -> ApiResult<HttpResponse> {
+async fn remove_member(
+    state: AppState,
+    caller: Caller,
+    path: web::Path<(ConversationId, UserId)>,
+) -> ApiResult<HttpResponse> {
     let (id, user) = path.into_inner();
-    state.services.remove_conversation_member(caller.id(), id, user).await?;
+    state
+        .services
+        .remove_conversation_member(caller.id(), id, user)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -145,8 +243,15 @@ async fn remove_member(state: AppState, caller: Caller, path: web::Path<(Convers
     (status = 409, description = "`last_owner`, `implicit_membership` or `direct_conversation_fixed`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/leave")]
-async fn leave(state: AppState, caller: Caller, id: web::Path<ConversationId>) -> ApiResult<HttpResponse> {
-    state.services.leave_conversation(caller.id(), id.into_inner()).await?;
+async fn leave(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+) -> ApiResult<HttpResponse> {
+    state
+        .services
+        .leave_conversation(caller.id(), id.into_inner())
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -157,8 +262,16 @@ async fn leave(state: AppState, caller: Caller, id: web::Path<ConversationId>) -
     (status = 409, description = "`direct_conversation_fixed` or `conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/invites")]
-async fn create_invite(state: AppState, caller: Caller, id: web::Path<ConversationId>, body: web::Json<CreateInviteRequest>) -> ApiResult<HttpResponse> {
-    let invite = state.services.create_invite(caller.id(), id.into_inner(), body.into_inner()).await?;
+async fn create_invite(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+    body: web::Json<CreateInviteRequest>,
+) -> ApiResult<HttpResponse> {
+    let invite = state
+        .services
+        .create_invite(caller.id(), id.into_inner(), body.into_inner())
+        .await?;
     Ok(HttpResponse::Created().json(invite))
 }
 
@@ -169,8 +282,14 @@ async fn create_invite(state: AppState, caller: Caller, id: web::Path<Conversati
     (status = 410, description = "`invite_expired`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/invites/{code}/accept")]
-async fn accept_invite(state: AppState, caller: Caller, code: web::Path<String>) -> ApiResult<HttpResponse> {
-    Ok(created(state.services.accept_invite(caller.id(), &code).await?))
+async fn accept_invite(
+    state: AppState,
+    caller: Caller,
+    code: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    Ok(created(
+        state.services.accept_invite(caller.id(), &code).await?,
+    ))
 }
 
 /// Revoke an invite (admins).
@@ -179,7 +298,11 @@ async fn accept_invite(state: AppState, caller: Caller, code: web::Path<String>)
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/conversations/{id}/invites/{code}")]
-async fn revoke_invite(state: AppState, caller: Caller, path: web::Path<(ConversationId, String)>) -> ApiResult<HttpResponse> {
+async fn revoke_invite(
+    state: AppState,
+    caller: Caller,
+    path: web::Path<(ConversationId, String)>,
+) -> ApiResult<HttpResponse> {
     let (id, code) = path.into_inner();
     state.services.revoke_invite(caller.id(), id, &code).await?;
     Ok(HttpResponse::NoContent().finish())

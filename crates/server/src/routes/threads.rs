@@ -1,7 +1,9 @@
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use skein_domain::services::HistoryQuery;
-use skein_shared::thread::{CreateRootRequest, Message, ReplyRequest, ThreadSummary, ThreadTreeResponse};
+use skein_shared::thread::{
+    CreateRootRequest, Message, ReplyRequest, ThreadSummary, ThreadTreeResponse,
+};
 use skein_shared::{ConversationId, MessageId, Page};
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -28,8 +30,18 @@ pub fn configure(cfg: &mut ServiceConfig) {
     (status = 409, description = "`conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/threads/{conversation_id}/root")]
-async fn create_root(state: AppState, caller: Caller, id: web::Path<ConversationId>, body: web::Json<CreateRootRequest>) -> ApiResult<HttpResponse> {
-    Ok(created(state.services.create_root(caller.id(), id.into_inner(), body.into_inner()).await?))
+async fn create_root(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+    body: web::Json<CreateRootRequest>,
+) -> ApiResult<HttpResponse> {
+    Ok(created(
+        state
+            .services
+            .create_root(caller.id(), id.into_inner(), body.into_inner())
+            .await?,
+    ))
 }
 
 /// Reply to any message of a thread, at any depth.
@@ -40,8 +52,18 @@ async fn create_root(state: AppState, caller: Caller, id: web::Path<Conversation
     (status = 409, description = "`conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/messages/{message_id}/reply")]
-async fn reply(state: AppState, caller: Caller, id: web::Path<MessageId>, body: web::Json<ReplyRequest>) -> ApiResult<HttpResponse> {
-    Ok(created(state.services.reply(caller.id(), id.into_inner(), body.into_inner()).await?))
+async fn reply(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<MessageId>,
+    body: web::Json<ReplyRequest>,
+) -> ApiResult<HttpResponse> {
+    Ok(created(
+        state
+            .services
+            .reply(caller.id(), id.into_inner(), body.into_inner())
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, Serialize, IntoParams)]
@@ -59,8 +81,24 @@ pub struct TreeParams {
     (status = 200, description = "The summary and one page of nodes", body = ThreadTreeResponse),
 ))]
 #[get("/threads/{root_id}/tree")]
-async fn tree(state: AppState, caller: Caller, id: web::Path<MessageId>, q: web::Query<TreeParams>) -> ApiResult<web::Json<ThreadTreeResponse>> {
-    Ok(web::Json(state.services.thread_tree(caller.id(), id.into_inner(), q.from, q.cursor.as_deref(), q.limit).await?))
+async fn tree(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<MessageId>,
+    q: web::Query<TreeParams>,
+) -> ApiResult<web::Json<ThreadTreeResponse>> {
+    Ok(web::Json(
+        state
+            .services
+            .thread_tree(
+                caller.id(),
+                id.into_inner(),
+                q.from,
+                q.cursor.as_deref(),
+                q.limit,
+            )
+            .await?,
+    ))
 }
 
 /// Threads of a conversation by last activity, newest first.
@@ -68,8 +106,18 @@ async fn tree(state: AppState, caller: Caller, id: web::Path<MessageId>, q: web:
     (status = 200, description = "A page of thread summaries", body = Page<ThreadSummary>),
 ))]
 #[get("/conversations/{id}/threads")]
-async fn list_threads(state: AppState, caller: Caller, id: web::Path<ConversationId>, q: web::Query<PageParams>) -> ApiResult<web::Json<Page<ThreadSummary>>> {
-    Ok(web::Json(state.services.list_threads(caller.id(), id.into_inner(), q.cursor.as_deref(), q.limit).await?))
+async fn list_threads(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+    q: web::Query<PageParams>,
+) -> ApiResult<web::Json<Page<ThreadSummary>>> {
+    Ok(web::Json(
+        state
+            .services
+            .list_threads(caller.id(), id.into_inner(), q.cursor.as_deref(), q.limit)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, Serialize, IntoParams)]
@@ -89,13 +137,37 @@ pub struct HistoryParams {
     (status = 200, description = "A page of messages. `page.prev`: pass as `before`; `page.next`: pass as `after` (null at the newest page)", body = Page<Message>),
 ))]
 #[get("/conversations/{id}/messages")]
-async fn history(state: AppState, caller: Caller, id: web::Path<ConversationId>, q: web::Query<HistoryParams>) -> ApiResult<web::Json<Page<Message>>> {
-    let query = HistoryQuery { before: q.before, after: q.after, around: q.around, limit: q.limit };
-    Ok(web::Json(state.services.history(caller.id(), id.into_inner(), query).await?))
+async fn history(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+    q: web::Query<HistoryParams>,
+) -> ApiResult<web::Json<Page<Message>>> {
+    let query = HistoryQuery {
+        before: q.before,
+        after: q.after,
+        around: q.around,
+        limit: q.limit,
+    };
+    Ok(web::Json(
+        state
+            .services
+            .history(caller.id(), id.into_inner(), query)
+            .await?,
+    ))
 }
 
 #[utoipa::path(tag = "threads", params(("id" = String, Path, description = "Message id")), responses((status = 200, description = "The message", body = Message)))]
 #[get("/messages/{id}")]
-async fn get_message(state: AppState, caller: Caller, id: web::Path<MessageId>) -> ApiResult<web::Json<Message>> {
-    Ok(web::Json(state.services.get_message(caller.id(), id.into_inner()).await?))
+async fn get_message(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<MessageId>,
+) -> ApiResult<web::Json<Message>> {
+    Ok(web::Json(
+        state
+            .services
+            .get_message(caller.id(), id.into_inner())
+            .await?,
+    ))
 }
