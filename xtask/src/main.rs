@@ -1,1 +1,188 @@
-fn main() {}
+//! Project chores: `cargo xtask <command>`.
+//!
+//! - `openapi [--check]`  write `openapi/openapi.json` from the code (or fail if it is stale)
+//! - `test [ARGS…]`       run every test, provisioning PostgreSQL like the server does
+//! - `deps`               prove `skein-shared` stays light (no actix, diesel or tokio)
+//! - `bench`              run the benchmarks against a release build
+
+#![allow(clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    let result = match args.first().map(String::as_str) {
+        Some("openapi") => openapi(&root, args.iter().any(|a| a == "--check")),
+        Some("test") => with_database(&root, "skein_test", |url| test(&root, url, &args[1..])),
+        Some("bench") => with_database(&root, "skein_bench", |url| bench(&root, url, &args[1..])),
+        Some("deps") => deps(&root),
+        _ => Err("usage: cargo xtask <openapi [--check] | test [ARGS…] | deps | bench>".to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(root);
+    command
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed ({status})"))
+    }
+}
+
+/// Generates the document with the server binary and writes or compares it.
+fn openapi(root: &Path, check: bool) -> Result<(), String> {
+    let output = cargo(root)
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "skein-server",
+            "--bin",
+            "skein",
+            "--",
+            "openapi",
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(format!(
+            "`skein openapi` failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let generated = String::from_utf8_lossy(&output.stdout).into_owned();
+    let path = root.join("openapi/openapi.json");
+    if check {
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        if committed != generated {
+            return Err(
+                "openapi/openapi.json is stale: run `cargo xtask openapi` and commit it".to_owned(),
+            );
+        }
+        println!("openapi/openapi.json is up to date");
+        Ok(())
+    } else {
+        std::fs::write(&path, generated).map_err(|e| e.to_string())?;
+        println!("wrote {}", path.display());
+        Ok(())
+    }
+}
+
+/// Finds or starts PostgreSQL (as `skein serve` does), runs `f` with the URL, then stops any
+/// private cluster it started.
+fn with_database(
+    root: &Path,
+    name: &str,
+    f: impl FnOnce(&str) -> Result<(), String>,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let configured = std::env::var("DATABASE_URL").ok();
+    let data_dir = root.join("target/skein-pg");
+    let mut database = runtime
+        .block_on(skein_infra::provision::provision(
+            configured.as_deref(),
+            name,
+            &data_dir,
+        ))
+        .map_err(|e| e.to_string())?;
+    println!("PostgreSQL: {}", database.source);
+    let result = f(&database.url);
+    database.shutdown();
+    result
+}
+
+fn test(root: &Path, url: &str, extra: &[String]) -> Result<(), String> {
+    let nextest = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut command = cargo(root);
+    if nextest {
+        command.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        command.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    run(command.args(extra).env("DATABASE_URL", url))
+}
+
+fn bench(root: &Path, url: &str, extra: &[String]) -> Result<(), String> {
+    run(cargo(root)
+        .args([
+            "run",
+            "--release",
+            "--package",
+            "skein-tests",
+            "--bin",
+            "skein-bench",
+            "--",
+        ])
+        .args(extra)
+        .env("DATABASE_URL", url))
+}
+
+/// `skein-shared` without default features must not depend on actix, diesel or tokio.
+fn deps(root: &Path) -> Result<(), String> {
+    let output = cargo(root)
+        .args([
+            "tree",
+            "--package",
+            "skein-shared",
+            "--no-default-features",
+            "--edges",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let heavy: Vec<&str> = tree
+        .lines()
+        .filter(|line| {
+            ["actix", "diesel", "tokio"]
+                .iter()
+                .any(|h| line.starts_with(h))
+        })
+        .collect();
+    if heavy.is_empty() {
+        println!(
+            "skein-shared is light: {} crates, none of actix, diesel or tokio",
+            tree.lines().count()
+        );
+        Ok(())
+    } else {
+        Err(format!(
+            "skein-shared pulls in heavy dependencies: {heavy:?}"
+        ))
+    }
+}

@@ -121,10 +121,10 @@ async fn ensure_database(server: &str, database: &str) -> Result<String, String>
             .execute(&mut conn)
             .await;
         // Another process may have created it in the meantime; that is fine.
-        if let Err(e) = created {
-            if !e.to_string().contains("already exists") {
-                return Err(e.to_string());
-            }
+        if let Err(e) = created
+            && !e.to_string().contains("already exists")
+        {
+            return Err(e.to_string());
         }
     }
     Ok(format!("{server}/{database}"))

@@ -1,1 +1,220 @@
-fn main() {}
+//! `cargo xtask bench`: measures the release build against real PostgreSQL and prints numbers.
+//!
+//! 1. Replies posted per second over HTTP at 1, 16 and 64 concurrent clients (p50/p99), each
+//!    client in its own conversation and all clients in one hot thread, next to a raw
+//!    single-row INSERT loop on the same database in the same run.
+//! 2. Thread tree fetch latency for trees of 10, 1,000 and 10,000 nodes (whole tree, one request).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::json;
+use skein_tests::{TestApp, TestUser};
+
+const PHASE: Duration = Duration::from_secs(5);
+const CLIENTS: [usize; 3] = [1, 16, 64];
+const TREES: [usize; 3] = [10, 1_000, 10_000];
+
+struct Stats {
+    ops: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Stats {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&mut self, p: f64) -> f64 {
+        self.latencies.sort();
+        let i =
+            ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len()) - 1;
+        self.latencies[i].as_secs_f64() * 1000.0
+    }
+}
+
+/// Runs `clients` loops of `op` for the phase length; each op's latency is recorded.
+async fn load<F, Fut>(clients: usize, op: F) -> Stats
+where
+    F: Fn(usize, usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let start = Instant::now();
+    let loops = (0..clients).map(|c| {
+        let op = &op;
+        async move {
+            let mut latencies = Vec::new();
+            let mut i = 0;
+            while start.elapsed() < PHASE {
+                let t = Instant::now();
+                op(c, i).await;
+                latencies.push(t.elapsed());
+                i += 1;
+            }
+            latencies
+        }
+    });
+    let latencies: Vec<Duration> = futures_util::future::join_all(loops)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    Stats {
+        ops: latencies.len(),
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+async fn raw_insert_baseline(url: &str, clients: usize) -> Stats {
+    let mut conns = Vec::new();
+    for _ in 0..clients {
+        conns.push(tokio::sync::Mutex::new(
+            AsyncPgConnection::establish(url).await.unwrap(),
+        ));
+    }
+    let conns = &conns;
+    load(clients, |c, _| async move {
+        let mut conn = conns[c].lock().await;
+        diesel::sql_query(
+            "INSERT INTO bench_raw (id, conversation_id, content) VALUES ($1, $2, 'raw insert')",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(uuid::Uuid::from(ulid::Ulid::generate()))
+        .bind::<diesel::sql_types::Uuid, _>(uuid::Uuid::from_u128(c as u128))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    })
+    .await
+}
+
+async fn post_replies(app: &TestApp, user: &TestUser, parents: &[String], clients: usize) -> Stats {
+    load(clients, |c, i| {
+        let parent = &parents[c % parents.len()];
+        async move {
+            app.post(
+                &format!("/api/messages/{parent}/reply"),
+                user,
+                json!({ "content": format!("reply {c}-{i}") }),
+            )
+            .await
+            .expect(201);
+        }
+    })
+    .await
+}
+
+/// A random tree of `n` nodes built over HTTP by 16 concurrent writers; returns its root.
+async fn build_tree(app: &TestApp, user: &TestUser, conversation: &str, n: usize) -> String {
+    let root = app.root(user, conversation, "tree root").await;
+    let nodes = tokio::sync::Mutex::new(vec![(root.clone(), 0usize)]);
+    let writers = (0..16).map(|w| {
+        let nodes = &nodes;
+        async move {
+            let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (w as u64 + 1);
+            loop {
+                let (parent, depth) = {
+                    let nodes = nodes.lock().await;
+                    if nodes.len() >= n {
+                        return;
+                    }
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    nodes[(seed % nodes.len() as u64) as usize].clone()
+                };
+                if depth >= 90 {
+                    continue;
+                }
+                let id = app.reply(user, &parent, "node").await;
+                nodes.lock().await.push((id, depth + 1));
+            }
+        }
+    });
+    futures_util::future::join_all(writers).await;
+    root
+}
+
+#[tokio::main]
+async fn main() {
+    let app = TestApp::spawn_with(|c| {
+        c.database.max_connections = 32;
+        c.auth.argon2_memory_kib = 19 * 1024;
+        c.auth.argon2_passes = 2;
+    })
+    .await;
+    let user = app.register("Bench").await;
+    let ws = app.workspace(&user, &[]).await;
+    let mut conversations = Vec::new();
+    let mut roots = Vec::new();
+    for _ in 0..64 {
+        let c = app.channel(&user, &ws, &[]).await;
+        roots.push(app.root(&user, &c, "root").await);
+        conversations.push(c);
+    }
+    let mut conn = app.db().await;
+    diesel::sql_query("CREATE TABLE bench_raw (id uuid PRIMARY KEY, conversation_id uuid NOT NULL, content text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    println!(
+        "\n## Posting replies over HTTP vs raw INSERT (same database, same run, {}s per phase)\n",
+        PHASE.as_secs()
+    );
+    println!(
+        "| clients | raw INSERT/s | HTTP replies/s (own conversation each) | ratio | p50 ms | p99 ms | HTTP replies/s (one hot thread) | p50 ms | p99 ms |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for clients in CLIENTS {
+        let raw = raw_insert_baseline(&app.db_url, clients).await;
+        let mut spread = post_replies(&app, &user, &roots, clients).await;
+        let mut hot = post_replies(&app, &user, &roots[..1], clients).await;
+        println!(
+            "| {clients} | {:.0} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} |",
+            raw.rate(),
+            spread.rate(),
+            100.0 * spread.rate() / raw.rate(),
+            spread.pct(0.50),
+            spread.pct(0.99),
+            hot.rate(),
+            hot.pct(0.50),
+            hot.pct(0.99),
+        );
+    }
+
+    println!("\n## Thread tree fetch (whole tree in one request)\n");
+    println!("| nodes | requests | p50 ms | p99 ms |");
+    println!("|---:|---:|---:|---:|");
+    let tree_conversation = app.channel(&user, &ws, &[]).await;
+    for n in TREES {
+        let root = build_tree(&app, &user, &tree_conversation, n).await;
+        let path = format!("/api/threads/{root}/tree?limit={n}");
+        let first = app.get(&path, &user).await.expect(200);
+        assert_eq!(first.body["data"].as_array().unwrap().len(), n);
+        let requests = if n >= 10_000 { 40 } else { 200 };
+        let mut latencies = Vec::new();
+        for _ in 0..requests {
+            let t = Instant::now();
+            app.get(&path, &user).await.expect(200);
+            latencies.push(t.elapsed());
+        }
+        let mut stats = Stats {
+            ops: requests,
+            elapsed: Duration::ZERO,
+            latencies,
+        };
+        println!(
+            "| {n} | {requests} | {:.2} | {:.2} |",
+            stats.pct(0.50),
+            stats.pct(0.99)
+        );
+    }
+}
