@@ -19,14 +19,8 @@ async fn register_login_me_logout() {
         )
         .await
         .expect(201);
-    assert_eq!(
-        res.body["user"]["email"], "ann@example.com",
-        "emails are normalised"
-    );
-    assert_eq!(
-        res.body["user"]["is_instance_admin"], true,
-        "the first account administers the instance"
-    );
+    assert_eq!(res.body["user"]["email"], "ann@example.com", "emails are normalised");
+    assert_eq!(res.body["user"]["is_instance_admin"], true, "the first account administers the instance");
     assert!(res.body["expires_at"].is_string());
     let second = app
         .request(
@@ -49,22 +43,13 @@ async fn register_login_me_logout() {
         .await
         .expect(200);
     let token = login.str("token");
-    let me = app
-        .request(Method::GET, "/api/me", Some(&token), None)
-        .await
-        .expect(200);
+    let me = app.request(Method::GET, "/api/me", Some(&token), None).await.expect(200);
     assert_eq!(me.body["email"], "ann@example.com");
 
-    app.request(Method::POST, "/api/auth/logout", Some(&token), None)
-        .await
-        .expect(204);
-    app.request(Method::GET, "/api/me", Some(&token), None)
-        .await
-        .expect_problem(401, "unauthenticated");
+    app.request(Method::POST, "/api/auth/logout", Some(&token), None).await.expect(204);
+    app.request(Method::GET, "/api/me", Some(&token), None).await.expect_problem(401, "unauthenticated");
     // The registration token is a separate session and still works.
-    app.request(Method::GET, "/api/me", Some(&res.str("token")), None)
-        .await
-        .expect(200);
+    app.request(Method::GET, "/api/me", Some(&res.str("token")), None).await.expect(200);
 }
 
 #[tokio::test]
@@ -96,24 +81,14 @@ async fn wrong_password_and_unknown_email_look_the_same() {
 async fn registration_validation_lists_every_bad_field() {
     let app = TestApp::spawn().await;
     let res = app
-        .request(
-            Method::POST,
-            "/api/auth/register",
-            None,
-            Some(registration("not-an-email", "password", "  ")),
-        )
+        .request(Method::POST, "/api/auth/register", None, Some(registration("not-an-email", "password", "  ")))
         .await;
     let res = res.expect_problem(422, "validation_failed");
     let mut fields: Vec<(String, String)> = res.body["errors"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| {
-            (
-                e["field"].as_str().unwrap().to_owned(),
-                e["code"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|e| (e["field"].as_str().unwrap().to_owned(), e["code"].as_str().unwrap().to_owned()))
         .collect();
     fields.sort();
     assert_eq!(
@@ -124,23 +99,11 @@ async fn registration_validation_lists_every_bad_field() {
             ("password".into(), "weak".into())
         ]
     );
-    let res = app
-        .request(
-            Method::POST,
-            "/api/auth/register",
-            None,
-            Some(registration("a@b.co", "short", "A")),
-        )
-        .await;
+    let res = app.request(Method::POST, "/api/auth/register", None, Some(registration("a@b.co", "short", "A"))).await;
     assert_eq!(res.expect(422).body["errors"][0]["code"], "too_short");
     let long_name = "n".repeat(101);
     let res = app
-        .request(
-            Method::POST,
-            "/api/auth/register",
-            None,
-            Some(registration("a@b.co", "long enough pw", &long_name)),
-        )
+        .request(Method::POST, "/api/auth/register", None, Some(registration("a@b.co", "long enough pw", &long_name)))
         .await;
     assert_eq!(res.expect(422).body["errors"][0]["code"], "too_long");
 }
@@ -200,17 +163,13 @@ async fn tokens_are_stored_only_as_digests() {
     let app = TestApp::spawn().await;
     let ann = app.register("Ann").await;
     let mut conn = app.db().await;
-    let rows: Vec<Row> = diesel::sql_query(
-        "SELECT s.token_digest, u.password_hash FROM sessions s JOIN users u ON u.id = s.user_id",
-    )
-    .load(&mut conn)
-    .await
-    .unwrap();
+    let rows: Vec<Row> =
+        diesel::sql_query("SELECT s.token_digest, u.password_hash FROM sessions s JOIN users u ON u.id = s.user_id")
+            .load(&mut conn)
+            .await
+            .unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(
-        rows[0].token_digest,
-        Sha256::digest(ann.token.as_bytes()).to_vec()
-    );
+    assert_eq!(rows[0].token_digest, Sha256::digest(ann.token.as_bytes()).to_vec());
     assert!(rows[0].password_hash.starts_with("$argon2id$"));
 }
 
@@ -220,9 +179,7 @@ async fn expired_sessions_are_rejected() {
     let ann = app.register("Ann").await;
     app.get("/api/me", &ann).await.expect(200);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    app.get("/api/me", &ann)
-        .await
-        .expect_problem(401, "unauthenticated");
+    app.get("/api/me", &ann).await.expect_problem(401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -235,9 +192,7 @@ async fn idle_sessions_expire() {
         .execute(&mut conn)
         .await
         .unwrap();
-    app.get("/api/me", &ann)
-        .await
-        .expect_problem(401, "unauthenticated");
+    app.get("/api/me", &ann).await.expect_problem(401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -250,46 +205,21 @@ async fn cookie_sessions_need_csrf_for_writes() {
         .send()
         .await
         .unwrap();
-    let cookies: Vec<String> = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
-    let session = cookies
-        .iter()
-        .find(|c| c.starts_with("skein_session="))
-        .expect("session cookie");
-    assert!(
-        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
-        "{session}"
-    );
+    let cookies: Vec<String> =
+        res.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    let session = cookies.iter().find(|c| c.starts_with("skein_session=")).expect("session cookie");
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"), "{session}");
     let body: serde_json::Value = res.json().await.unwrap();
     let cookie_header = format!("skein_session={}", body["token"].as_str().unwrap());
     let csrf = body["csrf_token"].as_str().unwrap();
 
-    let me = app
-        .http
-        .get(format!("{}/api/me", app.base))
-        .header("cookie", &cookie_header)
-        .send()
-        .await
-        .unwrap();
+    let me = app.http.get(format!("{}/api/me", app.base)).header("cookie", &cookie_header).send().await.unwrap();
     assert_eq!(me.status(), 200, "reads need no CSRF token");
     let url = format!("{}/api/workspaces", app.base);
-    let no_csrf = app
-        .http
-        .post(&url)
-        .header("cookie", &cookie_header)
-        .json(&json!({ "name": "W" }))
-        .send()
-        .await
-        .unwrap();
+    let no_csrf =
+        app.http.post(&url).header("cookie", &cookie_header).json(&json!({ "name": "W" })).send().await.unwrap();
     assert_eq!(no_csrf.status(), 403);
-    assert_eq!(
-        no_csrf.json::<serde_json::Value>().await.unwrap()["code"],
-        "csrf_failed"
-    );
+    assert_eq!(no_csrf.json::<serde_json::Value>().await.unwrap()["code"], "csrf_failed");
     let wrong = app
         .http
         .post(&url)
@@ -325,18 +255,8 @@ async fn cookie_sessions_need_csrf_for_writes() {
 #[tokio::test]
 async fn requests_without_a_valid_token_are_401() {
     let app = TestApp::spawn().await;
-    app.request(Method::GET, "/api/me", None, None)
-        .await
-        .expect_problem(401, "unauthenticated");
-    app.request(Method::GET, "/api/me", Some("forged"), None)
-        .await
-        .expect_problem(401, "unauthenticated");
-    let res = app
-        .http
-        .get(format!("{}/api/me", app.base))
-        .header("authorization", "Basic abc")
-        .send()
-        .await
-        .unwrap();
+    app.request(Method::GET, "/api/me", None, None).await.expect_problem(401, "unauthenticated");
+    app.request(Method::GET, "/api/me", Some("forged"), None).await.expect_problem(401, "unauthenticated");
+    let res = app.http.get(format!("{}/api/me", app.base)).header("authorization", "Basic abc").send().await.unwrap();
     assert_eq!(res.status(), 401);
 }

@@ -6,14 +6,7 @@ use serde_json::{Value, json};
 use skein_tests::{TestApp, TestUser};
 
 /// Conversation roles plus the two outsiders, in matrix column order.
-const ROLES: [&str; 6] = [
-    "anonymous",
-    "non-member",
-    "viewer",
-    "member",
-    "admin",
-    "owner",
-];
+const ROLES: [&str; 6] = ["anonymous", "non-member", "viewer", "member", "admin", "owner"];
 
 struct Fixture {
     app: TestApp,
@@ -32,9 +25,7 @@ async fn fixture() -> Fixture {
     let viewer = app.register("Viewer").await;
     let member = app.register("Member").await;
     let admin = app.register("Admin").await;
-    let ws = app
-        .workspace(&owner, &[&non_member, &viewer, &member, &admin])
-        .await;
+    let ws = app.workspace(&owner, &[&non_member, &viewer, &member, &admin]).await;
     let conversation = app.channel(&owner, &ws, &[]).await;
     for (user, role) in [(&viewer, "viewer"), (&member, "member"), (&admin, "admin")] {
         app.post(
@@ -46,22 +37,8 @@ async fn fixture() -> Fixture {
         .expect(201);
     }
     let root = app.root(&owner, &conversation, "root").await;
-    let users = vec![
-        None,
-        Some(non_member),
-        Some(viewer),
-        Some(member),
-        Some(admin),
-        Some(owner.clone()),
-    ];
-    Fixture {
-        app,
-        ws,
-        conversation,
-        root,
-        users,
-        owner,
-    }
+    let users = vec![None, Some(non_member), Some(viewer), Some(member), Some(admin), Some(owner.clone())];
+    Fixture { app, ws, conversation, root, users, owner }
 }
 
 impl Fixture {
@@ -74,11 +51,7 @@ impl Fixture {
     async fn spare_user(&self) -> TestUser {
         let user = self.app.register("Spare").await;
         self.app
-            .post(
-                &format!("/api/workspaces/{}/members", self.ws),
-                &self.owner,
-                json!({ "user_id": user.id }),
-            )
+            .post(&format!("/api/workspaces/{}/members", self.ws), &self.owner, json!({ "user_id": user.id }))
             .await
             .expect(201);
         user
@@ -92,13 +65,7 @@ macro_rules! matrix {
         for $role in 0..ROLES.len() {
             got.push($call);
         }
-        assert_eq!(
-            got,
-            $expected.to_vec(),
-            "{}: statuses for {:?}",
-            $name,
-            ROLES
-        );
+        assert_eq!(got, $expected.to_vec(), "{}: statuses for {:?}", $name, ROLES);
     }};
 }
 
@@ -116,132 +83,50 @@ async fn conversation_endpoints() {
         format!("/api/threads/{root}/tree"),
         format!("/api/messages/{root}"),
     ] {
-        matrix!(fx, path, READ, |r| fx
-            .call(r, Method::GET, &path, None)
-            .await);
+        matrix!(fx, path, READ, |r| fx.call(r, Method::GET, &path, None).await);
     }
     matrix!(fx, "patch", ADMIN_OK, |r| fx
-        .call(
-            r,
-            Method::PATCH,
-            &format!("/api/conversations/{c}"),
-            Some(json!({ "description": "d" }))
-        )
+        .call(r, Method::PATCH, &format!("/api/conversations/{c}"), Some(json!({ "description": "d" })))
         .await);
     matrix!(fx, "archive+unarchive", ADMIN_OK, |r| {
-        let status = fx
-            .call(
-                r,
-                Method::POST,
-                &format!("/api/conversations/{c}/archive"),
-                None,
-            )
-            .await;
+        let status = fx.call(r, Method::POST, &format!("/api/conversations/{c}/archive"), None).await;
         if status == 200 {
-            assert_eq!(
-                fx.call(
-                    r,
-                    Method::POST,
-                    &format!("/api/conversations/{c}/unarchive"),
-                    None
-                )
-                .await,
-                200
-            );
+            assert_eq!(fx.call(r, Method::POST, &format!("/api/conversations/{c}/unarchive"), None).await, 200);
         }
         status
     });
     matrix!(fx, "unarchive", ADMIN_OK, |r| fx
-        .call(
-            r,
-            Method::POST,
-            &format!("/api/conversations/{c}/unarchive"),
-            None
-        )
+        .call(r, Method::POST, &format!("/api/conversations/{c}/unarchive"), None)
         .await);
     // A channel cannot be converted: admins learn why, others are stopped first.
     matrix!(fx, "convert", [401, 404, 403, 403, 409, 409], |r| fx
-        .call(
-            r,
-            Method::POST,
-            &format!("/api/conversations/{c}/convert"),
-            Some(json!({}))
-        )
+        .call(r, Method::POST, &format!("/api/conversations/{c}/convert"), Some(json!({})))
         .await);
     matrix!(fx, "add member", [401, 404, 403, 403, 201, 201], |r| {
         let spare = fx.spare_user().await;
-        fx.call(
-            r,
-            Method::POST,
-            &format!("/api/conversations/{c}/members"),
-            Some(json!({ "user_id": spare.id })),
-        )
-        .await
+        fx.call(r, Method::POST, &format!("/api/conversations/{c}/members"), Some(json!({ "user_id": spare.id }))).await
     });
     matrix!(fx, "remove member", [401, 404, 403, 403, 204, 204], |r| {
         let spare = fx.spare_user().await;
         fx.app
-            .post(
-                &format!("/api/conversations/{c}/members"),
-                &fx.owner,
-                json!({ "user_id": spare.id }),
-            )
+            .post(&format!("/api/conversations/{c}/members"), &fx.owner, json!({ "user_id": spare.id }))
             .await
             .expect(201);
-        fx.call(
-            r,
-            Method::DELETE,
-            &format!("/api/conversations/{c}/members/{}", spare.id),
-            None,
-        )
-        .await
+        fx.call(r, Method::DELETE, &format!("/api/conversations/{c}/members/{}", spare.id), None).await
     });
     matrix!(fx, "create invite", [401, 404, 403, 403, 201, 201], |r| fx
-        .call(
-            r,
-            Method::POST,
-            &format!("/api/conversations/{c}/invites"),
-            Some(json!({}))
-        )
+        .call(r, Method::POST, &format!("/api/conversations/{c}/invites"), Some(json!({})))
         .await);
     matrix!(fx, "revoke invite", [401, 404, 403, 403, 204, 204], |r| {
-        let code = fx
-            .app
-            .post(
-                &format!("/api/conversations/{c}/invites"),
-                &fx.owner,
-                json!({}),
-            )
-            .await
-            .expect(201)
-            .str("code");
-        fx.call(
-            r,
-            Method::DELETE,
-            &format!("/api/conversations/{c}/invites/{code}"),
-            None,
-        )
-        .await
+        let code =
+            fx.app.post(&format!("/api/conversations/{c}/invites"), &fx.owner, json!({})).await.expect(201).str("code");
+        fx.call(r, Method::DELETE, &format!("/api/conversations/{c}/invites/{code}"), None).await
     });
     // Anyone signed in may use an invite; those already in it get 200.
     matrix!(fx, "accept invite", [401, 201, 200, 200, 200, 200], |r| {
-        let code = fx
-            .app
-            .post(
-                &format!("/api/conversations/{c}/invites"),
-                &fx.owner,
-                json!({}),
-            )
-            .await
-            .expect(201)
-            .str("code");
-        fx.call(
-            r,
-            Method::POST,
-            &format!("/api/invites/{code}/accept"),
-            None,
-        )
-        .await
+        let code =
+            fx.app.post(&format!("/api/conversations/{c}/invites"), &fx.owner, json!({})).await.expect(201).str("code");
+        fx.call(r, Method::POST, &format!("/api/invites/{code}/accept"), None).await
     });
 }
 
@@ -251,20 +136,10 @@ async fn posting_endpoints() {
     let (c, root) = (fx.conversation.clone(), fx.root.clone());
     const POST: [u16; 6] = [401, 404, 403, 201, 201, 201];
     matrix!(fx, "root", POST, |r| fx
-        .call(
-            r,
-            Method::POST,
-            &format!("/api/threads/{c}/root"),
-            Some(json!({ "content": "hi" }))
-        )
+        .call(r, Method::POST, &format!("/api/threads/{c}/root"), Some(json!({ "content": "hi" })))
         .await);
     matrix!(fx, "reply", POST, |r| fx
-        .call(
-            r,
-            Method::POST,
-            &format!("/api/messages/{root}/reply"),
-            Some(json!({ "content": "hi" }))
-        )
+        .call(r, Method::POST, &format!("/api/messages/{root}/reply"), Some(json!({ "content": "hi" })))
         .await);
 }
 
@@ -275,20 +150,11 @@ async fn leaving() {
     // The owner, asked last, is refused: someone who stays would be left without an owner.
     let stays = fx.spare_user().await;
     fx.app
-        .post(
-            &format!("/api/conversations/{c}/members"),
-            &fx.owner,
-            json!({ "user_id": stays.id }),
-        )
+        .post(&format!("/api/conversations/{c}/members"), &fx.owner, json!({ "user_id": stays.id }))
         .await
         .expect(201);
     matrix!(fx, "leave", [401, 404, 204, 204, 204, 409], |r| fx
-        .call(
-            r,
-            Method::POST,
-            &format!("/api/conversations/{c}/leave"),
-            None
-        )
+        .call(r, Method::POST, &format!("/api/conversations/{c}/leave"), None)
         .await);
 }
 
@@ -301,70 +167,27 @@ async fn workspace_endpoints() {
     let guest = app.register("Guest").await;
     let admin = app.register("WsAdmin").await;
     let ws = app.workspace(&fx.owner, &[]).await;
-    app.post(
-        &format!("/api/workspaces/{ws}/members"),
-        &fx.owner,
-        json!({ "user_id": guest.id, "role": "guest" }),
-    )
-    .await
-    .expect(201);
-    app.post(
-        &format!("/api/workspaces/{ws}/members"),
-        &fx.owner,
-        json!({ "user_id": admin.id, "role": "admin" }),
-    )
-    .await
-    .expect(201);
+    app.post(&format!("/api/workspaces/{ws}/members"), &fx.owner, json!({ "user_id": guest.id, "role": "guest" }))
+        .await
+        .expect(201);
+    app.post(&format!("/api/workspaces/{ws}/members"), &fx.owner, json!({ "user_id": admin.id, "role": "admin" }))
+        .await
+        .expect(201);
     let member = fx.users[3].clone().unwrap();
-    app.post(
-        &format!("/api/workspaces/{ws}/members"),
-        &fx.owner,
-        json!({ "user_id": member.id }),
-    )
-    .await
-    .expect(201);
-    let users = [
-        None,
-        Some(outsider),
-        Some(guest),
-        Some(member),
-        Some(admin),
-        Some(fx.owner.clone()),
-    ];
+    app.post(&format!("/api/workspaces/{ws}/members"), &fx.owner, json!({ "user_id": member.id })).await.expect(201);
+    let users = [None, Some(outsider), Some(guest), Some(member), Some(admin), Some(fx.owner.clone())];
     let call = |r: usize, method: Method, path: String, body: Option<Value>| {
         let token = users[r].as_ref().map(|u| u.token.clone());
-        async move {
-            app.request(method, &path, token.as_deref(), body)
-                .await
-                .status
-        }
+        async move { app.request(method, &path, token.as_deref(), body).await.status }
     };
     let spare = || async {
         let u = app.register("Spare").await;
-        app.post(
-            &format!("/api/workspaces/{ws}/members"),
-            &fx.owner,
-            json!({ "user_id": u.id }),
-        )
-        .await
-        .expect(201);
+        app.post(&format!("/api/workspaces/{ws}/members"), &fx.owner, json!({ "user_id": u.id })).await.expect(201);
         u
     };
     const READ: [u16; 6] = [401, 404, 200, 200, 200, 200];
-    matrix!(fx, "get workspace", READ, |r| call(
-        r,
-        Method::GET,
-        format!("/api/workspaces/{ws}"),
-        None
-    )
-    .await);
-    matrix!(fx, "list members", READ, |r| call(
-        r,
-        Method::GET,
-        format!("/api/workspaces/{ws}/members"),
-        None
-    )
-    .await);
+    matrix!(fx, "get workspace", READ, |r| call(r, Method::GET, format!("/api/workspaces/{ws}"), None).await);
+    matrix!(fx, "list members", READ, |r| call(r, Method::GET, format!("/api/workspaces/{ws}/members"), None).await);
     matrix!(fx, "list conversations", READ, |r| call(
         r,
         Method::GET,
@@ -372,72 +195,33 @@ async fn workspace_endpoints() {
         None
     )
     .await);
-    matrix!(
-        fx,
-        "create conversation",
-        [401, 404, 403, 201, 201, 201],
-        |r| call(
-            r,
-            Method::POST,
-            "/api/conversations".into(),
-            Some(json!({ "workspace_id": ws, "kind": "group" }))
-        )
-        .await
-    );
+    matrix!(fx, "create conversation", [401, 404, 403, 201, 201, 201], |r| call(
+        r,
+        Method::POST,
+        "/api/conversations".into(),
+        Some(json!({ "workspace_id": ws, "kind": "group" }))
+    )
+    .await);
     matrix!(fx, "add member", [401, 404, 403, 403, 201, 201], |r| {
         let u = app.register("New").await;
-        call(
-            r,
-            Method::POST,
-            format!("/api/workspaces/{ws}/members"),
-            Some(json!({ "user_id": u.id })),
-        )
-        .await
+        call(r, Method::POST, format!("/api/workspaces/{ws}/members"), Some(json!({ "user_id": u.id }))).await
     });
     matrix!(fx, "change role", [401, 404, 403, 403, 200, 200], |r| {
         let u = spare().await;
-        call(
-            r,
-            Method::PATCH,
-            format!("/api/workspaces/{ws}/members/{}", u.id),
-            Some(json!({ "role": "admin" })),
-        )
-        .await
+        call(r, Method::PATCH, format!("/api/workspaces/{ws}/members/{}", u.id), Some(json!({ "role": "admin" }))).await
     });
     matrix!(fx, "remove member", [401, 404, 403, 403, 204, 204], |r| {
         let u = spare().await;
-        call(
-            r,
-            Method::DELETE,
-            format!("/api/workspaces/{ws}/members/{}", u.id),
-            None,
-        )
-        .await
+        call(r, Method::DELETE, format!("/api/workspaces/{ws}/members/{}", u.id), None).await
     });
-    matrix!(
-        fx,
-        "create workspace",
-        [401, 201, 201, 201, 201, 201],
-        |r| call(
-            r,
-            Method::POST,
-            "/api/workspaces".into(),
-            Some(json!({ "name": "Mine" }))
-        )
-        .await
-    );
-    matrix!(fx, "me", [401, 200, 200, 200, 200, 200], |r| call(
-        r,
-        Method::GET,
-        "/api/me".into(),
-        None
-    )
-    .await);
-    matrix!(fx, "logout", [401, 204, 204, 204, 204, 204], |r| call(
+    matrix!(fx, "create workspace", [401, 201, 201, 201, 201, 201], |r| call(
         r,
         Method::POST,
-        "/api/auth/logout".into(),
-        None
+        "/api/workspaces".into(),
+        Some(json!({ "name": "Mine" }))
     )
     .await);
+    matrix!(fx, "me", [401, 200, 200, 200, 200, 200], |r| call(r, Method::GET, "/api/me".into(), None).await);
+    matrix!(fx, "logout", [401, 204, 204, 204, 204, 204], |r| call(r, Method::POST, "/api/auth/logout".into(), None)
+        .await);
 }

@@ -9,50 +9,30 @@ async fn direct_conversations_are_one_per_pair() {
     let cat = app.register("Cat").await;
     let ws = app.workspace(&ann, &[&bob, &cat]).await;
     let first = app
-        .post(
-            "/api/conversations",
-            &ann,
-            json!({ "workspace_id": ws, "kind": "direct", "member_ids": [bob.id] }),
-        )
+        .post("/api/conversations", &ann, json!({ "workspace_id": ws, "kind": "direct", "member_ids": [bob.id] }))
         .await
         .expect(201);
     assert_eq!(first.body["kind"], "direct");
     let again = app
-        .post(
-            "/api/conversations",
-            &bob,
-            json!({ "workspace_id": ws, "kind": "direct", "member_ids": [ann.id] }),
-        )
+        .post("/api/conversations", &bob, json!({ "workspace_id": ws, "kind": "direct", "member_ids": [ann.id] }))
         .await
         .expect(200);
     assert_eq!(again.body["id"], first.body["id"]);
     let id = first.str("id");
-    app.get(&format!("/api/conversations/{id}"), &cat)
-        .await
-        .expect_problem(404, "not_found");
+    app.get(&format!("/api/conversations/{id}"), &cat).await.expect_problem(404, "not_found");
     for bad in [json!([]), json!([bob.id, cat.id]), json!([ann.id])] {
-        app.post(
-            "/api/conversations",
-            &ann,
-            json!({ "workspace_id": ws, "kind": "direct", "member_ids": bad }),
-        )
-        .await
-        .expect_problem(422, "validation_failed");
+        app.post("/api/conversations", &ann, json!({ "workspace_id": ws, "kind": "direct", "member_ids": bad }))
+            .await
+            .expect_problem(422, "validation_failed");
     }
     // Membership is fixed.
-    app.post(
-        &format!("/api/conversations/{id}/members"),
-        &ann,
-        json!({ "user_id": cat.id }),
-    )
-    .await
-    .expect_problem(403, "forbidden");
+    app.post(&format!("/api/conversations/{id}/members"), &ann, json!({ "user_id": cat.id }))
+        .await
+        .expect_problem(403, "forbidden");
     app.post(&format!("/api/conversations/{id}/leave"), &ann, json!({}))
         .await
         .expect_problem(409, "direct_conversation_fixed");
-    app.post(&format!("/api/conversations/{id}/invites"), &ann, json!({}))
-        .await
-        .expect_problem(403, "forbidden");
+    app.post(&format!("/api/conversations/{id}/invites"), &ann, json!({})).await.expect_problem(403, "forbidden");
 }
 
 #[tokio::test]
@@ -61,16 +41,10 @@ async fn concurrent_direct_creation_makes_one() {
     let ann = app.register("Ann").await;
     let bob = app.register("Bob").await;
     let ws = app.workspace(&ann, &[&bob]).await;
-    let a = app.post(
-        "/api/conversations",
-        &ann,
-        json!({ "workspace_id": ws, "kind": "direct", "member_ids": [bob.id] }),
-    );
-    let b = app.post(
-        "/api/conversations",
-        &bob,
-        json!({ "workspace_id": ws, "kind": "direct", "member_ids": [ann.id] }),
-    );
+    let a =
+        app.post("/api/conversations", &ann, json!({ "workspace_id": ws, "kind": "direct", "member_ids": [bob.id] }));
+    let b =
+        app.post("/api/conversations", &bob, json!({ "workspace_id": ws, "kind": "direct", "member_ids": [ann.id] }));
     let (a, b) = tokio::join!(a, b);
     let mut statuses = [a.status, b.status];
     statuses.sort();
@@ -85,70 +59,34 @@ async fn creation_rules() {
     let guest = app.register("Guest").await;
     let outsider = app.register("Out").await;
     let ws = app.workspace(&ann, &[]).await;
-    app.post(
-        &format!("/api/workspaces/{ws}/members"),
-        &ann,
-        json!({ "user_id": guest.id, "role": "guest" }),
-    )
-    .await
-    .expect(201);
-    app.post(
-        "/api/conversations",
-        &ann,
-        json!({ "workspace_id": ws, "kind": "channel" }),
-    )
-    .await
-    .expect_problem(422, "validation_failed");
-    app.post(
-        "/api/conversations",
-        &ann,
-        json!({ "workspace_id": ws, "kind": "group", "visibility": "workspace" }),
-    )
-    .await
-    .expect_problem(422, "validation_failed");
+    app.post(&format!("/api/workspaces/{ws}/members"), &ann, json!({ "user_id": guest.id, "role": "guest" }))
+        .await
+        .expect(201);
+    app.post("/api/conversations", &ann, json!({ "workspace_id": ws, "kind": "channel" }))
+        .await
+        .expect_problem(422, "validation_failed");
+    app.post("/api/conversations", &ann, json!({ "workspace_id": ws, "kind": "group", "visibility": "workspace" }))
+        .await
+        .expect_problem(422, "validation_failed");
     let res = app
-        .post(
-            "/api/conversations",
-            &ann,
-            json!({ "workspace_id": ws, "kind": "group", "member_ids": [outsider.id] }),
-        )
+        .post("/api/conversations", &ann, json!({ "workspace_id": ws, "kind": "group", "member_ids": [outsider.id] }))
         .await
         .expect_problem(422, "validation_failed");
     assert_eq!(res.body["errors"][0]["field"], "member_ids");
-    app.post(
-        "/api/conversations",
-        &ann,
-        json!({ "workspace_id": ws, "kind": "channel", "title": "t".repeat(201) }),
-    )
-    .await
-    .expect_problem(422, "validation_failed");
-    app.post(
-        "/api/conversations",
-        &guest,
-        json!({ "workspace_id": ws, "kind": "group" }),
-    )
-    .await
-    .expect_problem(403, "forbidden");
-    app.post(
-        "/api/conversations",
-        &outsider,
-        json!({ "workspace_id": ws, "kind": "group" }),
-    )
-    .await
-    .expect_problem(404, "not_found");
-    app.post(
-        "/api/conversations",
-        &ann,
-        json!({ "workspace_id": ws, "kind": "nonsense" }),
-    )
-    .await
-    .expect_problem(400, "malformed_json");
+    app.post("/api/conversations", &ann, json!({ "workspace_id": ws, "kind": "channel", "title": "t".repeat(201) }))
+        .await
+        .expect_problem(422, "validation_failed");
+    app.post("/api/conversations", &guest, json!({ "workspace_id": ws, "kind": "group" }))
+        .await
+        .expect_problem(403, "forbidden");
+    app.post("/api/conversations", &outsider, json!({ "workspace_id": ws, "kind": "group" }))
+        .await
+        .expect_problem(404, "not_found");
+    app.post("/api/conversations", &ann, json!({ "workspace_id": ws, "kind": "nonsense" }))
+        .await
+        .expect_problem(400, "malformed_json");
     let group = app
-        .post(
-            "/api/conversations",
-            &ann,
-            json!({ "workspace_id": ws, "kind": "group", "member_ids": [guest.id] }),
-        )
+        .post("/api/conversations", &ann, json!({ "workspace_id": ws, "kind": "group", "member_ids": [guest.id] }))
         .await
         .expect(201);
     assert_eq!(group.body["my_role"], "owner");
@@ -163,51 +101,36 @@ async fn workspace_channels_include_every_non_guest() {
     let bob = app.register("Bob").await;
     let guest = app.register("Guest").await;
     let ws = app.workspace(&ann, &[&bob]).await;
-    app.post(
-        &format!("/api/workspaces/{ws}/members"),
-        &ann,
-        json!({ "user_id": guest.id, "role": "guest" }),
-    )
-    .await
-    .expect(201);
-    let open = app.post("/api/conversations", &ann, json!({ "workspace_id": ws, "kind": "channel", "title": "all", "visibility": "workspace" })).await.expect(201).str("id");
-    let private = app.channel(&ann, &ws, &[]).await;
-    let seen = app
-        .get(&format!("/api/conversations?workspace_id={ws}"), &bob)
+    app.post(&format!("/api/workspaces/{ws}/members"), &ann, json!({ "user_id": guest.id, "role": "guest" }))
         .await
-        .expect(200);
-    let ids: Vec<&str> = seen.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+        .expect(201);
+    let open = app
+        .post(
+            "/api/conversations",
+            &ann,
+            json!({ "workspace_id": ws, "kind": "channel", "title": "all", "visibility": "workspace" }),
+        )
+        .await
+        .expect(201)
+        .str("id");
+    let private = app.channel(&ann, &ws, &[]).await;
+    let seen = app.get(&format!("/api/conversations?workspace_id={ws}"), &bob).await.expect(200);
+    let ids: Vec<&str> = seen.body["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(ids, vec![open.as_str()]);
     assert_eq!(seen.body["data"][0]["my_role"], "member");
     app.root(&bob, &open, "hello all").await;
-    app.get(&format!("/api/conversations/{private}"), &bob)
-        .await
-        .expect_problem(404, "not_found");
-    app.get(&format!("/api/conversations/{open}"), &guest)
-        .await
-        .expect_problem(404, "not_found");
+    app.get(&format!("/api/conversations/{private}"), &bob).await.expect_problem(404, "not_found");
+    app.get(&format!("/api/conversations/{open}"), &guest).await.expect_problem(404, "not_found");
     assert_eq!(
-        app.get(&format!("/api/conversations?workspace_id={ws}"), &guest)
-            .await
-            .expect(200)
-            .body["data"],
+        app.get(&format!("/api/conversations?workspace_id={ws}"), &guest).await.expect(200).body["data"],
         json!([])
     );
     app.post(&format!("/api/conversations/{open}/leave"), &bob, json!({}))
         .await
         .expect_problem(409, "implicit_membership");
     // Removing someone from the workspace removes their access.
-    app.delete(&format!("/api/workspaces/{ws}/members/{}", bob.id), &ann)
-        .await
-        .expect(204);
-    app.get(&format!("/api/conversations/{open}"), &bob)
-        .await
-        .expect_problem(404, "not_found");
+    app.delete(&format!("/api/workspaces/{ws}/members/{}", bob.id), &ann).await.expect(204);
+    app.get(&format!("/api/conversations/{open}"), &bob).await.expect_problem(404, "not_found");
 }
 
 #[tokio::test]
@@ -226,62 +149,24 @@ async fn list_orders_by_activity_and_pages() {
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let q = cursor
-            .as_ref()
-            .map(|c| format!("&cursor={c}"))
-            .unwrap_or_default();
-        let page = app
-            .get(
-                &format!("/api/conversations?workspace_id={ws}&limit=2{q}"),
-                &ann,
-            )
-            .await
-            .expect(200);
-        seen.extend(
-            page.body["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c["id"].as_str().unwrap().to_owned()),
-        );
+        let q = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let page = app.get(&format!("/api/conversations?workspace_id={ws}&limit=2{q}"), &ann).await.expect(200);
+        seen.extend(page.body["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()));
         match page.body["page"]["next"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
             None => break,
         }
     }
     assert_eq!(seen, expected);
-    app.get(
-        &format!("/api/conversations?workspace_id={ws}&cursor=garbage"),
-        &ann,
-    )
-    .await
-    .expect_problem(422, "validation_failed");
-    app.get("/api/conversations", &ann)
+    app.get(&format!("/api/conversations?workspace_id={ws}&cursor=garbage"), &ann)
         .await
-        .expect_problem(400, "bad_request");
+        .expect_problem(422, "validation_failed");
+    app.get("/api/conversations", &ann).await.expect_problem(400, "bad_request");
     // Archived ones move to the archived list.
-    app.post(
-        &format!("/api/conversations/{}/archive", ids[2]),
-        &ann,
-        json!({}),
-    )
-    .await
-    .expect(200);
-    let active = app
-        .get(
-            &format!("/api/conversations?workspace_id={ws}&limit=50"),
-            &ann,
-        )
-        .await
-        .expect(200);
+    app.post(&format!("/api/conversations/{}/archive", ids[2]), &ann, json!({})).await.expect(200);
+    let active = app.get(&format!("/api/conversations?workspace_id={ws}&limit=50"), &ann).await.expect(200);
     assert_eq!(active.body["data"].as_array().unwrap().len(), 4);
-    let archived = app
-        .get(
-            &format!("/api/conversations?workspace_id={ws}&archived=true"),
-            &ann,
-        )
-        .await
-        .expect(200);
+    let archived = app.get(&format!("/api/conversations?workspace_id={ws}&archived=true"), &ann).await.expect(200);
     assert_eq!(archived.body["data"][0]["id"], ids[2].as_str());
     assert_eq!(archived.body["data"][0]["archived"], true);
 }
@@ -293,86 +178,39 @@ async fn settings_archive_and_convert() {
     let bob = app.register("Bob").await;
     let ws = app.workspace(&ann, &[&bob]).await;
     let group = app
-        .post(
-            "/api/conversations",
-            &ann,
-            json!({ "workspace_id": ws, "kind": "group", "member_ids": [bob.id] }),
-        )
+        .post("/api/conversations", &ann, json!({ "workspace_id": ws, "kind": "group", "member_ids": [bob.id] }))
         .await
         .expect(201)
         .str("id");
     let path = format!("/api/conversations/{group}");
-    app.patch(&path, &bob, json!({ "title": "x" }))
-        .await
-        .expect_problem(403, "forbidden");
-    app.patch(&path, &ann, json!({ "title": "" }))
-        .await
-        .expect_problem(422, "validation_failed");
-    app.patch(&path, &ann, json!({ "visibility": "workspace" }))
-        .await
-        .expect_problem(422, "validation_failed");
-    let updated = app
-        .patch(&path, &ann, json!({ "description": "about things" }))
-        .await
-        .expect(200);
+    app.patch(&path, &bob, json!({ "title": "x" })).await.expect_problem(403, "forbidden");
+    app.patch(&path, &ann, json!({ "title": "" })).await.expect_problem(422, "validation_failed");
+    app.patch(&path, &ann, json!({ "visibility": "workspace" })).await.expect_problem(422, "validation_failed");
+    let updated = app.patch(&path, &ann, json!({ "description": "about things" })).await.expect(200);
     assert_eq!(updated.body["description"], "about things");
     assert!(updated.body["title"].is_null());
-    app.post(&format!("{path}/convert"), &ann, json!({}))
-        .await
-        .expect_problem(422, "validation_failed");
-    let converted = app
-        .post(
-            &format!("{path}/convert"),
-            &ann,
-            json!({ "title": "planning" }),
-        )
-        .await
-        .expect(200);
+    app.post(&format!("{path}/convert"), &ann, json!({})).await.expect_problem(422, "validation_failed");
+    let converted = app.post(&format!("{path}/convert"), &ann, json!({ "title": "planning" })).await.expect(200);
     assert_eq!(
-        (
-            converted.body["kind"].as_str(),
-            converted.body["title"].as_str()
-        ),
+        (converted.body["kind"].as_str(), converted.body["title"].as_str()),
         (Some("channel"), Some("planning"))
     );
-    app.post(&format!("{path}/convert"), &ann, json!({}))
-        .await
-        .expect_problem(409, "not_convertible");
-    app.patch(&path, &ann, json!({ "visibility": "workspace" }))
-        .await
-        .expect(200);
+    app.post(&format!("{path}/convert"), &ann, json!({})).await.expect_problem(409, "not_convertible");
+    app.patch(&path, &ann, json!({ "visibility": "workspace" })).await.expect(200);
 
     let root = app.root(&bob, &group, "before archiving").await;
-    app.post(&format!("{path}/archive"), &bob, json!({}))
-        .await
-        .expect_problem(403, "forbidden");
-    app.post(&format!("{path}/archive"), &ann, json!({}))
-        .await
-        .expect(200);
-    app.post(
-        &format!("/api/threads/{group}/root"),
-        &bob,
-        json!({ "content": "no" }),
-    )
-    .await
-    .expect_problem(409, "conversation_archived");
-    app.post(
-        &format!("/api/messages/{root}/reply"),
-        &bob,
-        json!({ "content": "no" }),
-    )
-    .await
-    .expect_problem(409, "conversation_archived");
-    app.patch(&path, &ann, json!({ "title": "no" }))
+    app.post(&format!("{path}/archive"), &bob, json!({})).await.expect_problem(403, "forbidden");
+    app.post(&format!("{path}/archive"), &ann, json!({})).await.expect(200);
+    app.post(&format!("/api/threads/{group}/root"), &bob, json!({ "content": "no" }))
         .await
         .expect_problem(409, "conversation_archived");
+    app.post(&format!("/api/messages/{root}/reply"), &bob, json!({ "content": "no" }))
+        .await
+        .expect_problem(409, "conversation_archived");
+    app.patch(&path, &ann, json!({ "title": "no" })).await.expect_problem(409, "conversation_archived");
     // Reading still works.
-    app.get(&format!("/api/threads/{root}/tree"), &bob)
-        .await
-        .expect(200);
-    app.post(&format!("{path}/unarchive"), &ann, json!({}))
-        .await
-        .expect(200);
+    app.get(&format!("/api/threads/{root}/tree"), &bob).await.expect(200);
+    app.post(&format!("{path}/unarchive"), &ann, json!({})).await.expect(200);
     app.reply(&bob, &root, "after unarchiving").await;
 }
 
@@ -386,67 +224,25 @@ async fn members_add_remove_leave() {
     let ws = app.workspace(&ann, &[&bob, &cat]).await;
     let ch = app.channel(&ann, &ws, &[]).await;
     let members = format!("/api/conversations/{ch}/members");
-    app.post(
-        &members,
-        &ann,
-        json!({ "user_id": bob.id, "role": "admin" }),
-    )
-    .await
-    .expect(201);
-    app.post(&members, &ann, json!({ "user_id": bob.id }))
-        .await
-        .expect(200);
-    app.post(&members, &ann, json!({ "user_id": out.id }))
-        .await
-        .expect_problem(422, "validation_failed");
-    app.post(
-        &members,
-        &bob,
-        json!({ "user_id": cat.id, "role": "owner" }),
-    )
-    .await
-    .expect_problem(403, "forbidden");
-    app.post(
-        &members,
-        &bob,
-        json!({ "user_id": cat.id, "role": "viewer" }),
-    )
-    .await
-    .expect(201);
-    app.post(&members, &cat, json!({ "user_id": out.id }))
-        .await
-        .expect_problem(403, "forbidden");
+    app.post(&members, &ann, json!({ "user_id": bob.id, "role": "admin" })).await.expect(201);
+    app.post(&members, &ann, json!({ "user_id": bob.id })).await.expect(200);
+    app.post(&members, &ann, json!({ "user_id": out.id })).await.expect_problem(422, "validation_failed");
+    app.post(&members, &bob, json!({ "user_id": cat.id, "role": "owner" })).await.expect_problem(403, "forbidden");
+    app.post(&members, &bob, json!({ "user_id": cat.id, "role": "viewer" })).await.expect(201);
+    app.post(&members, &cat, json!({ "user_id": out.id })).await.expect_problem(403, "forbidden");
     let list = app.get(&members, &cat).await.expect(200);
     assert_eq!(list.body["data"].as_array().unwrap().len(), 3);
-    app.get(&members, &out)
-        .await
-        .expect_problem(404, "not_found");
+    app.get(&members, &out).await.expect_problem(404, "not_found");
 
-    app.delete(&format!("{members}/{}", ann.id), &bob)
-        .await
-        .expect_problem(403, "forbidden");
-    app.delete(&format!("{members}/{}", cat.id), &bob)
-        .await
-        .expect(204);
-    app.get(&format!("/api/conversations/{ch}"), &cat)
-        .await
-        .expect_problem(404, "not_found");
-    app.delete(&format!("{members}/{}", cat.id), &bob)
-        .await
-        .expect_problem(404, "not_found");
-    app.post(&format!("/api/conversations/{ch}/leave"), &ann, json!({}))
-        .await
-        .expect_problem(409, "last_owner");
-    app.post(&format!("/api/conversations/{ch}/leave"), &bob, json!({}))
-        .await
-        .expect(204);
+    app.delete(&format!("{members}/{}", ann.id), &bob).await.expect_problem(403, "forbidden");
+    app.delete(&format!("{members}/{}", cat.id), &bob).await.expect(204);
+    app.get(&format!("/api/conversations/{ch}"), &cat).await.expect_problem(404, "not_found");
+    app.delete(&format!("{members}/{}", cat.id), &bob).await.expect_problem(404, "not_found");
+    app.post(&format!("/api/conversations/{ch}/leave"), &ann, json!({})).await.expect_problem(409, "last_owner");
+    app.post(&format!("/api/conversations/{ch}/leave"), &bob, json!({})).await.expect(204);
     // Alone, the last owner may leave.
-    app.post(&format!("/api/conversations/{ch}/leave"), &ann, json!({}))
-        .await
-        .expect(204);
-    app.get(&format!("/api/conversations/{ch}"), &ann)
-        .await
-        .expect_problem(404, "not_found");
+    app.post(&format!("/api/conversations/{ch}/leave"), &ann, json!({})).await.expect(204);
+    app.get(&format!("/api/conversations/{ch}"), &ann).await.expect_problem(404, "not_found");
 }
 
 #[tokio::test]
@@ -459,71 +255,32 @@ async fn invites() {
     let ws = app.workspace(&ann, &[&bob]).await;
     let ch = app.channel(&ann, &ws, &[&bob]).await;
     let invites = format!("/api/conversations/{ch}/invites");
-    app.post(&invites, &bob, json!({}))
-        .await
-        .expect_problem(403, "forbidden");
-    app.post(&invites, &ann, json!({ "role": "owner" }))
-        .await
-        .expect_problem(422, "validation_failed");
-    app.post(&invites, &ann, json!({ "max_uses": 0 }))
-        .await
-        .expect_problem(422, "validation_failed");
-    let invite = app
-        .post(&invites, &ann, json!({ "role": "viewer", "max_uses": 1 }))
-        .await
-        .expect(201);
+    app.post(&invites, &bob, json!({})).await.expect_problem(403, "forbidden");
+    app.post(&invites, &ann, json!({ "role": "owner" })).await.expect_problem(422, "validation_failed");
+    app.post(&invites, &ann, json!({ "max_uses": 0 })).await.expect_problem(422, "validation_failed");
+    let invite = app.post(&invites, &ann, json!({ "role": "viewer", "max_uses": 1 })).await.expect(201);
     assert_eq!(invite.body["uses"], 0);
     let code = invite.str("code");
     assert!(code.len() >= 32);
 
     // Someone outside the workspace joins as a guest with the invite's role.
-    let joined = app
-        .post(&format!("/api/invites/{code}/accept"), &out, json!({}))
-        .await
-        .expect(201);
+    let joined = app.post(&format!("/api/invites/{code}/accept"), &out, json!({})).await.expect(201);
     assert_eq!(joined.body["my_role"], "viewer");
-    let ws_view = app
-        .get(&format!("/api/workspaces/{ws}"), &out)
-        .await
-        .expect(200);
+    let ws_view = app.get(&format!("/api/workspaces/{ws}"), &out).await.expect(200);
     assert_eq!(ws_view.body["my_role"], "guest");
-    app.post(&format!("/api/invites/{code}/accept"), &out, json!({}))
-        .await
-        .expect(200);
-    app.post(&format!("/api/invites/{code}/accept"), &cat, json!({}))
-        .await
-        .expect_problem(410, "invite_expired");
-    app.post("/api/invites/nope/accept", &cat, json!({}))
-        .await
-        .expect_problem(404, "not_found");
+    app.post(&format!("/api/invites/{code}/accept"), &out, json!({})).await.expect(200);
+    app.post(&format!("/api/invites/{code}/accept"), &cat, json!({})).await.expect_problem(410, "invite_expired");
+    app.post("/api/invites/nope/accept", &cat, json!({})).await.expect_problem(404, "not_found");
 
-    let expiring = app
-        .post(&invites, &ann, json!({ "expires_in_seconds": 1 }))
-        .await
-        .expect(201)
-        .str("code");
+    let expiring = app.post(&invites, &ann, json!({ "expires_in_seconds": 1 })).await.expect(201).str("code");
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    app.post(&format!("/api/invites/{expiring}/accept"), &cat, json!({}))
-        .await
-        .expect_problem(410, "invite_expired");
+    app.post(&format!("/api/invites/{expiring}/accept"), &cat, json!({})).await.expect_problem(410, "invite_expired");
 
-    let revoked = app
-        .post(&invites, &ann, json!({}))
-        .await
-        .expect(201)
-        .str("code");
-    app.delete(&format!("{invites}/{revoked}"), &bob)
-        .await
-        .expect_problem(403, "forbidden");
-    app.delete(&format!("{invites}/{revoked}"), &ann)
-        .await
-        .expect(204);
-    app.delete(&format!("{invites}/{revoked}"), &ann)
-        .await
-        .expect_problem(404, "not_found");
-    app.post(&format!("/api/invites/{revoked}/accept"), &cat, json!({}))
-        .await
-        .expect_problem(404, "not_found");
+    let revoked = app.post(&invites, &ann, json!({})).await.expect(201).str("code");
+    app.delete(&format!("{invites}/{revoked}"), &bob).await.expect_problem(403, "forbidden");
+    app.delete(&format!("{invites}/{revoked}"), &ann).await.expect(204);
+    app.delete(&format!("{invites}/{revoked}"), &ann).await.expect_problem(404, "not_found");
+    app.post(&format!("/api/invites/{revoked}/accept"), &cat, json!({})).await.expect_problem(404, "not_found");
 }
 
 #[tokio::test]
@@ -534,48 +291,21 @@ async fn hidden_history_starts_at_joining() {
     let ws = app.workspace(&ann, &[&bob]).await;
     let ch = app.post("/api/conversations", &ann, json!({ "workspace_id": ws, "kind": "channel", "title": "secret", "history_visible_to_new_members": false })).await.expect(201).str("id");
     let old = app.root(&ann, &ch, "before bob").await;
-    app.post(
-        &format!("/api/conversations/{ch}/members"),
-        &ann,
-        json!({ "user_id": bob.id }),
-    )
-    .await
-    .expect(201);
+    app.post(&format!("/api/conversations/{ch}/members"), &ann, json!({ "user_id": bob.id })).await.expect(201);
     let new = app.root(&ann, &ch, "after bob").await;
-    let history = app
-        .get(&format!("/api/conversations/{ch}/messages"), &bob)
-        .await
-        .expect(200);
-    let contents: Vec<&str> = history.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["content"].as_str().unwrap())
-        .collect();
+    let history = app.get(&format!("/api/conversations/{ch}/messages"), &bob).await.expect(200);
+    let contents: Vec<&str> =
+        history.body["data"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
     assert_eq!(contents, vec!["after bob"]);
-    app.get(&format!("/api/messages/{old}"), &bob)
+    app.get(&format!("/api/messages/{old}"), &bob).await.expect_problem(404, "not_found");
+    app.get(&format!("/api/threads/{old}/tree"), &bob).await.expect_problem(404, "not_found");
+    app.post(&format!("/api/messages/{old}/reply"), &bob, json!({ "content": "x" }))
         .await
         .expect_problem(404, "not_found");
-    app.get(&format!("/api/threads/{old}/tree"), &bob)
-        .await
-        .expect_problem(404, "not_found");
-    app.post(
-        &format!("/api/messages/{old}/reply"),
-        &bob,
-        json!({ "content": "x" }),
-    )
-    .await
-    .expect_problem(404, "not_found");
-    let threads = app
-        .get(&format!("/api/conversations/{ch}/threads"), &bob)
-        .await
-        .expect(200);
+    let threads = app.get(&format!("/api/conversations/{ch}/threads"), &bob).await.expect(200);
     assert_eq!(threads.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(threads.body["data"][0]["root_id"], new.as_str());
     // The owner still sees everything.
-    let all = app
-        .get(&format!("/api/conversations/{ch}/messages"), &ann)
-        .await
-        .expect(200);
+    let all = app.get(&format!("/api/conversations/{ch}/messages"), &ann).await.expect(200);
     assert_eq!(all.body["data"].as_array().unwrap().len(), 2);
 }

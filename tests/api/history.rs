@@ -4,12 +4,7 @@ use serde_json::json;
 use skein_tests::{TestApp, TestUser};
 
 fn seqs(res: &skein_tests::Resp) -> Vec<i64> {
-    res.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["seq"].as_i64().unwrap())
-        .collect()
+    res.body["data"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect()
 }
 
 async fn conversation_with(app: &TestApp, n: usize) -> (TestUser, String, Vec<String>) {
@@ -38,60 +33,29 @@ async fn before_after_and_around() {
     assert!(latest.body["page"]["next"].is_null());
     let prev = latest.body["page"]["prev"].as_str().unwrap().to_owned();
     assert_eq!(prev, ids[7]);
-    let older = app
-        .get(&format!("{base}?limit=5&before={prev}"), &ann)
-        .await
-        .expect(200);
+    let older = app.get(&format!("{base}?limit=5&before={prev}"), &ann).await.expect(200);
     assert_eq!(seqs(&older), vec![3, 4, 5, 6, 7]);
     let oldest = app
-        .get(
-            &format!(
-                "{base}?limit=5&before={}",
-                older.body["page"]["prev"].as_str().unwrap()
-            ),
-            &ann,
-        )
+        .get(&format!("{base}?limit=5&before={}", older.body["page"]["prev"].as_str().unwrap()), &ann)
         .await
         .expect(200);
     assert_eq!(seqs(&oldest), vec![1, 2]);
     assert!(oldest.body["page"]["prev"].is_null());
-    let after = app
-        .get(&format!("{base}?limit=4&after={}", ids[1]), &ann)
-        .await
-        .expect(200);
+    let after = app.get(&format!("{base}?limit=4&after={}", ids[1]), &ann).await.expect(200);
     assert_eq!(seqs(&after), vec![3, 4, 5, 6]);
     assert_eq!(after.body["page"]["next"], ids[5].as_str());
-    let around = app
-        .get(&format!("{base}?limit=4&around={}", ids[5]), &ann)
-        .await
-        .expect(200);
+    let around = app.get(&format!("{base}?limit=4&around={}", ids[5]), &ann).await.expect(200);
     assert_eq!(seqs(&around), vec![4, 5, 6, 7]);
     assert!(around.body["page"]["prev"].is_string() && around.body["page"]["next"].is_string());
-    let edge = app
-        .get(&format!("{base}?limit=4&around={}", ids[0]), &ann)
-        .await
-        .expect(200);
-    assert_eq!(
-        seqs(&edge),
-        vec![1, 2, 3, 4],
-        "near the start the page fills from the newer side"
-    );
+    let edge = app.get(&format!("{base}?limit=4&around={}", ids[0]), &ann).await.expect(200);
+    assert_eq!(seqs(&edge), vec![1, 2, 3, 4], "near the start the page fills from the newer side");
     assert!(edge.body["page"]["prev"].is_null());
 
-    app.get(&format!("{base}?before={}&after={}", ids[1], ids[2]), &ann)
-        .await
-        .expect_problem(422, "validation_failed");
-    app.get(&format!("{base}?before=01ARZ3NDEKTSV4RRFFQ69G5FAV"), &ann)
-        .await
-        .expect_problem(422, "validation_failed");
-    app.get(&format!("{base}?before=junk"), &ann)
-        .await
-        .expect_problem(400, "bad_request");
+    app.get(&format!("{base}?before={}&after={}", ids[1], ids[2]), &ann).await.expect_problem(422, "validation_failed");
+    app.get(&format!("{base}?before=01ARZ3NDEKTSV4RRFFQ69G5FAV"), &ann).await.expect_problem(422, "validation_failed");
+    app.get(&format!("{base}?before=junk"), &ann).await.expect_problem(400, "bad_request");
     // Page size is capped by the configured maximum.
-    let all = app
-        .get(&format!("{base}?limit=100000"), &ann)
-        .await
-        .expect(200);
+    let all = app.get(&format!("{base}?limit=100000"), &ann).await.expect(200);
     assert_eq!(all.body["data"].as_array().unwrap().len(), 12);
 }
 
@@ -99,18 +63,12 @@ async fn before_after_and_around() {
 async fn message_from_another_conversation_is_not_an_anchor() {
     let app = TestApp::spawn().await;
     let (ann, ch, _) = conversation_with(&app, 2).await;
-    let ws = app.get("/api/workspaces", &ann).await.body["data"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ws = app.get("/api/workspaces", &ann).await.body["data"][0]["id"].as_str().unwrap().to_owned();
     let other = app.channel(&ann, &ws, &[]).await;
     let foreign = app.root(&ann, &other, "elsewhere").await;
-    app.get(
-        &format!("/api/conversations/{ch}/messages?after={foreign}"),
-        &ann,
-    )
-    .await
-    .expect_problem(422, "validation_failed");
+    app.get(&format!("/api/conversations/{ch}/messages?after={foreign}"), &ann)
+        .await
+        .expect_problem(422, "validation_failed");
 }
 
 /// Walking `after` pages while others post sees every message exactly once, in order; and
@@ -131,13 +89,9 @@ async fn paging_while_others_post_misses_nothing() {
             let app = &app;
             tasks.push(async move {
                 for i in 0..30 {
-                    app.post(
-                        &format!("/api/threads/{ch}/root"),
-                        user,
-                        json!({ "content": format!("w{w}-{i}") }),
-                    )
-                    .await
-                    .expect(201);
+                    app.post(&format!("/api/threads/{ch}/root"), user, json!({ "content": format!("w{w}-{i}") }))
+                        .await
+                        .expect(201);
                 }
             });
         }
@@ -149,13 +103,8 @@ async fn paging_while_others_post_misses_nothing() {
         let mut idle_rounds = 0;
         // Keep reading until the writers are done and a final page comes back empty.
         while idle_rounds < 20 {
-            let page = app
-                .get(
-                    &format!("/api/conversations/{ch}/messages?after={cursor}&limit=7"),
-                    &bob,
-                )
-                .await
-                .expect(200);
+            let page =
+                app.get(&format!("/api/conversations/{ch}/messages?after={cursor}&limit=7"), &bob).await.expect(200);
             let data = page.body["data"].as_array().unwrap();
             if data.is_empty() {
                 idle_rounds += 1;
@@ -169,11 +118,7 @@ async fn paging_while_others_post_misses_nothing() {
         seen
     };
     let ((), seen) = tokio::join!(writers, reader);
-    assert_eq!(
-        seen,
-        (1..=121).collect::<Vec<_>>(),
-        "every message once, in order"
-    );
+    assert_eq!(seen, (1..=121).collect::<Vec<_>>(), "every message once, in order");
 
     let mut back: Vec<i64> = Vec::new();
     let mut url = format!("/api/conversations/{ch}/messages?limit=9");

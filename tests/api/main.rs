@@ -8,6 +8,7 @@ mod authz;
 mod conversations;
 mod health;
 mod history;
+mod provisioning;
 mod threads;
 mod tree_props;
 mod workspaces;

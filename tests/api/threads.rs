@@ -10,73 +10,43 @@ async fn roots_replies_and_summaries() {
     let bob = app.register("Bob").await;
     let ws = app.workspace(&ann, &[&bob]).await;
     let ch = app.channel(&ann, &ws, &[&bob]).await;
-    let root = app.post(&format!("/api/threads/{ch}/root"), &ann, json!({ "content": "# Plan\n\nfirst", "title": " Q3 ", "tags": ["plan", "plan", "q3"] })).await.expect(201);
-    assert_eq!(root.body["root_id"], root.body["id"]);
-    assert!(root.body["parent_id"].is_null());
-    assert_eq!(
-        (root.body["depth"].as_i64(), root.body["seq"].as_i64()),
-        (Some(0), Some(1))
-    );
-    assert_eq!(root.body["author_id"], ann.id.as_str());
-    assert_eq!(
-        (root.body["role"].as_str(), root.body["status"].as_str()),
-        (Some("user"), Some("complete"))
-    );
-    assert_eq!(
-        root.body["content"], "# Plan\n\nfirst",
-        "content is kept verbatim"
-    );
-    let root_id = root.str("id");
-    let r1 = app
+    let root = app
         .post(
-            &format!("/api/messages/{root_id}/reply"),
-            &bob,
-            json!({ "content": "ok" }),
+            &format!("/api/threads/{ch}/root"),
+            &ann,
+            json!({ "content": "# Plan\n\nfirst", "title": " Q3 ", "tags": ["plan", "plan", "q3"] }),
         )
         .await
         .expect(201);
+    assert_eq!(root.body["root_id"], root.body["id"]);
+    assert!(root.body["parent_id"].is_null());
+    assert_eq!((root.body["depth"].as_i64(), root.body["seq"].as_i64()), (Some(0), Some(1)));
+    assert_eq!(root.body["author_id"], ann.id.as_str());
+    assert_eq!((root.body["role"].as_str(), root.body["status"].as_str()), (Some("user"), Some("complete")));
+    assert_eq!(root.body["content"], "# Plan\n\nfirst", "content is kept verbatim");
+    let root_id = root.str("id");
+    let r1 = app.post(&format!("/api/messages/{root_id}/reply"), &bob, json!({ "content": "ok" })).await.expect(201);
     assert_eq!(
-        (
-            r1.body["parent_id"].as_str(),
-            r1.body["root_id"].as_str(),
-            r1.body["depth"].as_i64()
-        ),
+        (r1.body["parent_id"].as_str(), r1.body["root_id"].as_str(), r1.body["depth"].as_i64()),
         (Some(root_id.as_str()), Some(root_id.as_str()), Some(1))
     );
     let r2 = app.reply(&ann, &r1.str("id"), "deeper").await;
-    let got = app
-        .get(&format!("/api/messages/{r2}"), &bob)
-        .await
-        .expect(200);
+    let got = app.get(&format!("/api/messages/{r2}"), &bob).await.expect(200);
     assert_eq!(got.body["depth"], 2);
 
-    let tree = app
-        .get(&format!("/api/threads/{root_id}/tree"), &bob)
-        .await
-        .expect(200);
+    let tree = app.get(&format!("/api/threads/{root_id}/tree"), &bob).await.expect(200);
     let thread = &tree.body["thread"];
     assert_eq!(thread["title"], "Q3");
     assert_eq!(thread["tags"], json!(["plan", "q3"]));
     assert_eq!(thread["reply_count"], 2);
     assert_eq!(thread["participant_ids"], json!([ann.id, bob.id]));
     assert_eq!(thread["last_activity_at"], got.body["created_at"]);
-    assert_eq!(
-        tree.body["data"][2]["ancestor_ids"],
-        json!([root_id, r1.body["id"]])
-    );
+    assert_eq!(tree.body["data"][2]["ancestor_ids"], json!([root_id, r1.body["id"]]));
     // A reply is not a thread root.
-    app.get(&format!("/api/threads/{r2}/tree"), &bob)
-        .await
-        .expect_problem(404, "not_found");
+    app.get(&format!("/api/threads/{r2}/tree"), &bob).await.expect_problem(404, "not_found");
 
-    let threads = app
-        .get(&format!("/api/conversations/{ch}/threads"), &bob)
-        .await
-        .expect(200);
-    assert_eq!(
-        threads.body["data"][0]["root"]["content"],
-        "# Plan\n\nfirst"
-    );
+    let threads = app.get(&format!("/api/conversations/{ch}/threads"), &bob).await.expect(200);
+    assert_eq!(threads.body["data"][0]["root"]["content"], "# Plan\n\nfirst");
 }
 
 #[tokio::test]
@@ -93,30 +63,12 @@ async fn thread_list_orders_by_activity_and_pages() {
         v
     };
     app.reply(&ann, &roots[1], "bump").await;
-    let expected = vec![
-        roots[1].clone(),
-        roots[4].clone(),
-        roots[3].clone(),
-        roots[2].clone(),
-        roots[0].clone(),
-    ];
+    let expected = vec![roots[1].clone(), roots[4].clone(), roots[3].clone(), roots[2].clone(), roots[0].clone()];
     let mut seen = Vec::new();
     let mut cursor = String::new();
     loop {
-        let page = app
-            .get(
-                &format!("/api/conversations/{ch}/threads?limit=2{cursor}"),
-                &ann,
-            )
-            .await
-            .expect(200);
-        seen.extend(
-            page.body["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["root_id"].as_str().unwrap().to_owned()),
-        );
+        let page = app.get(&format!("/api/conversations/{ch}/threads?limit=2{cursor}"), &ann).await.expect(200);
+        seen.extend(page.body["data"].as_array().unwrap().iter().map(|t| t["root_id"].as_str().unwrap().to_owned()));
         match page.body["page"]["next"].as_str() {
             Some(next) => cursor = format!("&cursor={next}"),
             None => break,
@@ -145,22 +97,11 @@ async fn content_and_metadata_validation() {
         json!({ "content": "ok", "title": "t".repeat(201) }),
         json!({ "content": "ok", "client_msg_id": "" }),
     ] {
-        app.post(&path, &ann, body)
-            .await
-            .expect_problem(422, "validation_failed");
+        app.post(&path, &ann, body).await.expect_problem(422, "validation_failed");
     }
-    app.post(&path, &ann, json!({ "content": "ééééééééé" }))
-        .await
-        .expect(201);
-    let history = app
-        .get(&format!("/api/conversations/{ch}/messages"), &ann)
-        .await
-        .expect(200);
-    assert_eq!(
-        history.body["data"].as_array().unwrap().len(),
-        1,
-        "rejected sends stored nothing"
-    );
+    app.post(&path, &ann, json!({ "content": "ééééééééé" })).await.expect(201);
+    let history = app.get(&format!("/api/conversations/{ch}/messages"), &ann).await.expect(200);
+    assert_eq!(history.body["data"].as_array().unwrap().len(), 1, "rejected sends stored nothing");
 }
 
 #[tokio::test]
@@ -174,11 +115,7 @@ async fn replies_nest_up_to_the_configured_depth() {
         parent = app.reply(&ann, &parent, &depth.to_string()).await;
     }
     let res = app
-        .post(
-            &format!("/api/messages/{parent}/reply"),
-            &ann,
-            json!({ "content": "too deep" }),
-        )
+        .post(&format!("/api/messages/{parent}/reply"), &ann, json!({ "content": "too deep" }))
         .await
         .expect_problem(422, "validation_failed");
     assert_eq!(res.body["errors"][0]["code"], "too_deep");
@@ -192,55 +129,23 @@ async fn client_msg_id_makes_sends_idempotent() {
     let ws = app.workspace(&ann, &[&bob]).await;
     let ch = app.channel(&ann, &ws, &[&bob]).await;
     let path = format!("/api/threads/{ch}/root");
-    let first = app
-        .post(
-            &path,
-            &ann,
-            json!({ "content": "hi", "client_msg_id": "abc" }),
-        )
-        .await
-        .expect(201);
-    let again = app
-        .post(
-            &path,
-            &ann,
-            json!({ "content": "hi", "client_msg_id": "abc" }),
-        )
-        .await
-        .expect(200);
+    let first = app.post(&path, &ann, json!({ "content": "hi", "client_msg_id": "abc" })).await.expect(201);
+    let again = app.post(&path, &ann, json!({ "content": "hi", "client_msg_id": "abc" })).await.expect(200);
     assert_eq!(first.body, again.body);
     // Another author may use the same id.
-    let bobs = app
-        .post(
-            &path,
-            &bob,
-            json!({ "content": "hi", "client_msg_id": "abc" }),
-        )
-        .await
-        .expect(201);
+    let bobs = app.post(&path, &bob, json!({ "content": "hi", "client_msg_id": "abc" })).await.expect(201);
     assert_ne!(bobs.body["id"], first.body["id"]);
     let root = first.str("id");
     let reply = app
-        .post(
-            &format!("/api/messages/{root}/reply"),
-            &ann,
-            json!({ "content": "r", "client_msg_id": "r1" }),
-        )
+        .post(&format!("/api/messages/{root}/reply"), &ann, json!({ "content": "r", "client_msg_id": "r1" }))
         .await
         .expect(201);
     let retry = app
-        .post(
-            &format!("/api/messages/{root}/reply"),
-            &ann,
-            json!({ "content": "r", "client_msg_id": "r1" }),
-        )
+        .post(&format!("/api/messages/{root}/reply"), &ann, json!({ "content": "r", "client_msg_id": "r1" }))
         .await
         .expect(200);
     assert_eq!(reply.body["id"], retry.body["id"]);
-    let tree = app
-        .get(&format!("/api/threads/{root}/tree"), &ann)
-        .await
-        .expect(200);
+    let tree = app.get(&format!("/api/threads/{root}/tree"), &ann).await.expect(200);
     assert_eq!(tree.body["thread"]["reply_count"], 1);
 }
 
@@ -252,37 +157,16 @@ async fn racing_identical_sends_store_one_message() {
     let ch = app.channel(&ann, &ws, &[]).await;
     let root = app.root(&ann, &ch, "root").await;
     let path = format!("/api/messages/{root}/reply");
-    let sends = (0..20).map(|_| {
-        app.post(
-            &path,
-            &ann,
-            json!({ "content": "once", "client_msg_id": "same" }),
-        )
-    });
+    let sends = (0..20).map(|_| app.post(&path, &ann, json!({ "content": "once", "client_msg_id": "same" })));
     let results = futures_util::future::join_all(sends).await;
     let created = results.iter().filter(|r| r.status == 201).count();
     let replayed = results.iter().filter(|r| r.status == 200).count();
     assert_eq!((created, replayed), (1, 19));
-    let ids: HashSet<&str> = results
-        .iter()
-        .map(|r| r.body["id"].as_str().unwrap())
-        .collect();
+    let ids: HashSet<&str> = results.iter().map(|r| r.body["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 1);
-    let history = app
-        .get(&format!("/api/conversations/{ch}/messages"), &ann)
-        .await
-        .expect(200);
-    let seqs: Vec<i64> = history.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["seq"].as_i64().unwrap())
-        .collect();
-    assert_eq!(
-        seqs,
-        vec![1, 2],
-        "losers of the race left no gap in the sequence"
-    );
+    let history = app.get(&format!("/api/conversations/{ch}/messages"), &ann).await.expect(200);
+    let seqs: Vec<i64> = history.body["data"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, vec![1, 2], "losers of the race left no gap in the sequence");
 }
 
 #[tokio::test]
@@ -299,38 +183,15 @@ async fn a_hundred_concurrent_replies_all_land_once() {
         app.post(&path, user, json!({ "content": format!("reply {i}") }))
     });
     let results = futures_util::future::join_all(sends).await;
-    assert!(
-        results.iter().all(|r| r.status == 201),
-        "{:?}",
-        results.iter().find(|r| r.status != 201)
-    );
-    let tree = app
-        .get(&format!("/api/threads/{root}/tree?limit=1000"), &ann)
-        .await
-        .expect(200);
+    assert!(results.iter().all(|r| r.status == 201), "{:?}", results.iter().find(|r| r.status != 201));
+    let tree = app.get(&format!("/api/threads/{root}/tree?limit=1000"), &ann).await.expect(200);
     assert_eq!(tree.body["thread"]["reply_count"], 100);
-    let contents: HashSet<String> = tree.body["data"].as_array().unwrap()[1..]
-        .iter()
-        .map(|n| n["content"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(
-        contents,
-        (0..100)
-            .map(|i| format!("reply {i}"))
-            .collect::<HashSet<_>>()
-    );
-    let mut seqs: Vec<i64> = tree.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["seq"].as_i64().unwrap())
-        .collect();
+    let contents: HashSet<String> =
+        tree.body["data"].as_array().unwrap()[1..].iter().map(|n| n["content"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(contents, (0..100).map(|i| format!("reply {i}")).collect::<HashSet<_>>());
+    let mut seqs: Vec<i64> = tree.body["data"].as_array().unwrap().iter().map(|n| n["seq"].as_i64().unwrap()).collect();
     seqs.sort();
-    assert_eq!(
-        seqs,
-        (1..=101).collect::<Vec<_>>(),
-        "sequence numbers are gapless and unique"
-    );
+    assert_eq!(seqs, (1..=101).collect::<Vec<_>>(), "sequence numbers are gapless and unique");
 }
 
 #[tokio::test]
@@ -354,42 +215,20 @@ async fn subtree_listing_starts_at_the_given_message() {
             .map(|n| n["content"].as_str().unwrap().to_owned())
             .collect::<Vec<_>>()
     };
-    let whole = app
-        .get(&format!("/api/threads/{root}/tree"), &ann)
-        .await
-        .expect(200);
+    let whole = app.get(&format!("/api/threads/{root}/tree"), &ann).await.expect(200);
     assert_eq!(names(&whole), ["root", "a", "a1", "a1x", "a2", "b", "b1"]);
-    let sub = app
-        .get(&format!("/api/threads/{root}/tree?from={a}"), &ann)
-        .await
-        .expect(200);
+    let sub = app.get(&format!("/api/threads/{root}/tree?from={a}"), &ann).await.expect(200);
     assert_eq!(names(&sub), ["a", "a1", "a1x", "a2"]);
-    let page = app
-        .get(&format!("/api/threads/{root}/tree?from={a}&limit=2"), &ann)
-        .await
-        .expect(200);
+    let page = app.get(&format!("/api/threads/{root}/tree?from={a}&limit=2"), &ann).await.expect(200);
     assert_eq!(names(&page), ["a", "a1"]);
     let next = page.body["page"]["next"].as_str().unwrap();
-    let rest = app
-        .get(
-            &format!("/api/threads/{root}/tree?from={a}&limit=2&cursor={next}"),
-            &ann,
-        )
-        .await
-        .expect(200);
+    let rest = app.get(&format!("/api/threads/{root}/tree?from={a}&limit=2&cursor={next}"), &ann).await.expect(200);
     assert_eq!(names(&rest), ["a1x", "a2"]);
     assert!(rest.body["page"]["next"].is_null());
-    let leaf = app
-        .get(&format!("/api/threads/{root}/tree?from={a2}"), &ann)
-        .await
-        .expect(200);
+    let leaf = app.get(&format!("/api/threads/{root}/tree?from={a2}"), &ann).await.expect(200);
     assert_eq!(names(&leaf), ["a2"]);
     // A message of another thread is not a subtree of this one.
     let other = app.root(&ann, &ch, "other").await;
-    app.get(&format!("/api/threads/{root}/tree?from={other}"), &ann)
-        .await
-        .expect_problem(404, "not_found");
-    app.get(&format!("/api/threads/{root}/tree?cursor={other}"), &ann)
-        .await
-        .expect_problem(422, "validation_failed");
+    app.get(&format!("/api/threads/{root}/tree?from={other}"), &ann).await.expect_problem(404, "not_found");
+    app.get(&format!("/api/threads/{root}/tree?cursor={other}"), &ann).await.expect_problem(422, "validation_failed");
 }

@@ -47,12 +47,7 @@ async fn fetch_all(
     let mut cursor = String::new();
     loop {
         let from = from.map(|f| format!("&from={f}")).unwrap_or_default();
-        let res = app
-            .get(
-                &format!("/api/threads/{root}/tree?limit={page}{from}{cursor}"),
-                user,
-            )
-            .await;
+        let res = app.get(&format!("/api/threads/{root}/tree?limit={page}{from}{cursor}"), user).await;
         prop_assert_eq!(res.status, 200);
         let parsed: ThreadTreeResponse =
             serde_json::from_value(res.body).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -67,12 +62,7 @@ async fn fetch_all(
     Ok(pages)
 }
 
-async fn check(
-    app: &TestApp,
-    user: &TestUser,
-    conversation: &str,
-    shape: &Shape,
-) -> Result<(), TestCaseError> {
+async fn check(app: &TestApp, user: &TestUser, conversation: &str, shape: &Shape) -> Result<(), TestCaseError> {
     // Build the tree; node 0 is the root.
     let mut ids = vec![app.root(user, conversation, "n0").await];
     let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -81,12 +71,7 @@ async fn check(
         ids.push(app.reply(user, &ids[parent], &format!("n{node}")).await);
         children.entry(parent).or_default().push(node);
     }
-    let parent_of: HashMap<usize, usize> = shape
-        .parents
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| (i + 1, p))
-        .collect();
+    let parent_of: HashMap<usize, usize> = shape.parents.iter().enumerate().map(|(i, &p)| (i + 1, p)).collect();
     let ancestry = |mut node: usize| {
         let mut path = Vec::new();
         while let Some(&p) = parent_of.get(&node) {
@@ -100,21 +85,13 @@ async fn check(
     for from in [None, Some(shape.subtree_at)] {
         let mut expected = Vec::new();
         preorder(&children, from.unwrap_or(0), &mut expected);
-        let pages = fetch_all(
-            app,
-            user,
-            &ids[0],
-            from.map(|f| ids[f].as_str()),
-            shape.page,
-        )
-        .await?;
+        let pages = fetch_all(app, user, &ids[0], from.map(|f| ids[f].as_str()), shape.page).await?;
         let nodes: Vec<_> = pages.iter().flat_map(|p| p.data.iter()).collect();
         let got: Vec<String> = nodes.iter().map(|n| n.message.id.to_string()).collect();
         let want: Vec<String> = expected.iter().map(|&i| ids[i].clone()).collect();
         prop_assert_eq!(got, want);
         for (node, &index) in nodes.iter().zip(&expected) {
-            let ancestors: Vec<String> =
-                node.ancestor_ids.iter().map(ToString::to_string).collect();
+            let ancestors: Vec<String> = node.ancestor_ids.iter().map(ToString::to_string).collect();
             prop_assert_eq!(&ancestors, &ancestry(index));
             prop_assert_eq!(node.message.depth as usize, ancestors.len());
             prop_assert_eq!(
@@ -132,11 +109,7 @@ async fn check(
 
 #[test]
 fn random_trees_come_back_depth_first() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (app, user, conversation) = rt.block_on(async {
         let app = TestApp::spawn().await;
         let user = app.register("Ann").await;
@@ -144,14 +117,8 @@ fn random_trees_come_back_depth_first() {
         let conversation = app.channel(&user, &ws, &[]).await;
         (app, user, conversation)
     });
-    let mut runner = TestRunner::new(Config {
-        cases: 24,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let result = runner.run(&shapes(), |shape| {
-        rt.block_on(check(&app, &user, &conversation, &shape))
-    });
+    let mut runner = TestRunner::new(Config { cases: 24, failure_persistence: None, ..Config::default() });
+    let result = runner.run(&shapes(), |shape| rt.block_on(check(&app, &user, &conversation, &shape)));
     rt.block_on(async move { drop(app) });
     if let Err(e) = result {
         panic!("{e}");

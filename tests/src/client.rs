@@ -30,28 +30,15 @@ impl Resp {
     /// Asserts the status, showing the body when it differs.
     #[track_caller]
     pub fn expect(self, status: u16) -> Self {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; body: {}",
-            self.body
-        );
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
         self
     }
 
     /// Asserts a problem response with this status and code.
     #[track_caller]
     pub fn expect_problem(self, status: u16, code: &str) -> Self {
-        assert_eq!(
-            (self.status, self.code()),
-            (status, code),
-            "body: {}",
-            self.body
-        );
-        let content_type = self
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        assert_eq!((self.status, self.code()), (status, code), "body: {}", self.body);
+        let content_type = self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
         assert_eq!(content_type, "application/problem+json");
         self
     }
@@ -66,13 +53,7 @@ pub struct TestUser {
 }
 
 impl TestApp {
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Resp {
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -87,71 +68,48 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Resp {
-            status,
-            body,
-            headers,
-        }
+        Resp { status, body, headers }
     }
 
     pub async fn get(&self, path: &str, user: &TestUser) -> Resp {
-        self.request(Method::GET, path, Some(&user.token), None)
-            .await
+        self.request(Method::GET, path, Some(&user.token), None).await
     }
 
     pub async fn post(&self, path: &str, user: &TestUser, body: Value) -> Resp {
-        self.request(Method::POST, path, Some(&user.token), Some(body))
-            .await
+        self.request(Method::POST, path, Some(&user.token), Some(body)).await
     }
 
     pub async fn patch(&self, path: &str, user: &TestUser, body: Value) -> Resp {
-        self.request(Method::PATCH, path, Some(&user.token), Some(body))
-            .await
+        self.request(Method::PATCH, path, Some(&user.token), Some(body)).await
     }
 
     pub async fn delete(&self, path: &str, user: &TestUser) -> Resp {
-        self.request(Method::DELETE, path, Some(&user.token), None)
-            .await
+        self.request(Method::DELETE, path, Some(&user.token), None).await
     }
 
     /// Registers a fresh user named `name`.
     pub async fn register(&self, name: &str) -> TestUser {
-        let n = self
-            .users
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.users.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let email = format!("{}-{n}@example.com", name.to_lowercase());
         let res = self
-            .request(Method::POST, "/api/auth/register", None, Some(json!({ "email": email, "password": "correct horse battery", "display_name": name })))
+            .request(
+                Method::POST,
+                "/api/auth/register",
+                None,
+                Some(json!({ "email": email, "password": "correct horse battery", "display_name": name })),
+            )
             .await
             .expect(201);
-        TestUser {
-            id: res.body["user"]["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            email,
-            token: res.str("token"),
-        }
+        TestUser { id: res.body["user"]["id"].as_str().unwrap_or_default().to_owned(), email, token: res.str("token") }
     }
 
     /// A workspace owned by `owner`, with `members` added as plain members.
     pub async fn workspace(&self, owner: &TestUser, members: &[&TestUser]) -> String {
-        let ws = self
-            .post("/api/workspaces", owner, json!({ "name": "Acme" }))
-            .await
-            .expect(201)
-            .str("id");
+        let ws = self.post("/api/workspaces", owner, json!({ "name": "Acme" })).await.expect(201).str("id");
         for m in members {
-            self.post(
-                &format!("/api/workspaces/{ws}/members"),
-                owner,
-                json!({ "user_id": m.id }),
-            )
-            .await
-            .expect(201);
+            self.post(&format!("/api/workspaces/{ws}/members"), owner, json!({ "user_id": m.id })).await.expect(201);
         }
         ws
     }
@@ -171,25 +129,17 @@ impl TestApp {
 
     /// Posts a thread root and returns its id.
     pub async fn root(&self, user: &TestUser, conversation: &str, content: &str) -> String {
-        self.post(
-            &format!("/api/threads/{conversation}/root"),
-            user,
-            json!({ "content": content }),
-        )
-        .await
-        .expect(201)
-        .str("id")
+        self.post(&format!("/api/threads/{conversation}/root"), user, json!({ "content": content }))
+            .await
+            .expect(201)
+            .str("id")
     }
 
     /// Replies to `parent` and returns the reply's id.
     pub async fn reply(&self, user: &TestUser, parent: &str, content: &str) -> String {
-        self.post(
-            &format!("/api/messages/{parent}/reply"),
-            user,
-            json!({ "content": content }),
-        )
-        .await
-        .expect(201)
-        .str("id")
+        self.post(&format!("/api/messages/{parent}/reply"), user, json!({ "content": content }))
+            .await
+            .expect(201)
+            .str("id")
     }
 }

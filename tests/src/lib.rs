@@ -59,25 +59,16 @@ async fn sweep_stale_schemas(url: &str) {
         #[diesel(sql_type = diesel::sql_types::Text)]
         nspname: String,
     }
-    let mut conn = AsyncPgConnection::establish(url)
-        .await
-        .expect("connect for sweeping");
-    let names: Vec<Name> = diesel::sql_query(format!(
-        "SELECT nspname FROM pg_namespace WHERE nspname LIKE '{SCHEMA_PREFIX}%'"
-    ))
-    .load(&mut conn)
-    .await
-    .unwrap_or_default();
-    for Name { nspname } in names {
-        let pid = nspname
-            .trim_start_matches(SCHEMA_PREFIX)
-            .split('_')
-            .next()
+    let mut conn = AsyncPgConnection::establish(url).await.expect("connect for sweeping");
+    let names: Vec<Name> =
+        diesel::sql_query(format!("SELECT nspname FROM pg_namespace WHERE nspname LIKE '{SCHEMA_PREFIX}%'"))
+            .load(&mut conn)
+            .await
             .unwrap_or_default();
+    for Name { nspname } in names {
+        let pid = nspname.trim_start_matches(SCHEMA_PREFIX).split('_').next().unwrap_or_default();
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS \"{nspname}\" CASCADE"))
-                .execute(&mut conn)
-                .await;
+            let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS \"{nspname}\" CASCADE")).execute(&mut conn).await;
         }
     }
 }
@@ -102,13 +93,8 @@ impl TestApp {
             COUNTER.fetch_add(1, Ordering::Relaxed),
             ulid::Ulid::generate().to_string().to_lowercase()
         );
-        let mut conn = AsyncPgConnection::establish(&admin_url)
-            .await
-            .expect("connect to test database");
-        diesel::sql_query(format!("CREATE SCHEMA \"{schema}\""))
-            .execute(&mut conn)
-            .await
-            .expect("create test schema");
+        let mut conn = AsyncPgConnection::establish(&admin_url).await.expect("connect to test database");
+        diesel::sql_query(format!("CREATE SCHEMA \"{schema}\"")).execute(&mut conn).await.expect("create test schema");
         let db_url = with_search_path(&admin_url, &schema);
 
         let mut config = Config::default();
@@ -145,10 +131,7 @@ impl TestApp {
         let (addr, handle) = rx.await.expect("server thread").expect("server starts");
         Self {
             base: format!("http://{addr}"),
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(64)
-                .build()
-                .expect("http client"),
+            http: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("http client"),
             db_url,
             schema,
             admin_url,
@@ -159,9 +142,7 @@ impl TestApp {
 
     /// A direct connection to the test's schema.
     pub async fn db(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&self.db_url)
-            .await
-            .expect("connect to test schema")
+        AsyncPgConnection::establish(&self.db_url).await.expect("connect to test schema")
     }
 }
 
@@ -176,16 +157,12 @@ impl Drop for TestApp {
         let (url, schema) = (self.admin_url.clone(), self.schema.clone());
         // Drop runs inside the test's runtime: clean up from a thread with its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async {
                 if let Ok(mut conn) = AsyncPgConnection::establish(&url).await {
-                    let _ =
-                        diesel::sql_query(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                            .execute(&mut conn)
-                            .await;
+                    let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                        .execute(&mut conn)
+                        .await;
                 }
             });
         })

@@ -30,10 +30,7 @@ fn main() -> ExitCode {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 fn cargo(root: &Path) -> Command {
@@ -43,45 +40,25 @@ fn cargo(root: &Path) -> Command {
 }
 
 fn run(command: &mut Command) -> Result<(), String> {
-    let status = command
-        .status()
-        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{command:?} failed ({status})"))
-    }
+    let status = command.status().map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{command:?} failed ({status})")) }
 }
 
 /// Generates the document with the server binary and writes or compares it.
 fn openapi(root: &Path, check: bool) -> Result<(), String> {
     let output = cargo(root)
-        .args([
-            "run",
-            "--quiet",
-            "--package",
-            "skein-server",
-            "--bin",
-            "skein",
-            "--",
-            "openapi",
-        ])
+        .args(["run", "--quiet", "--package", "skein-server", "--bin", "skein", "--", "openapi"])
         .output()
         .map_err(|e| e.to_string())?;
     if !output.status.success() {
-        return Err(format!(
-            "`skein openapi` failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
+        return Err(format!("`skein openapi` failed:\n{}", String::from_utf8_lossy(&output.stderr)));
     }
     let generated = String::from_utf8_lossy(&output.stdout).into_owned();
     let path = root.join("openapi/openapi.json");
     if check {
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         if committed != generated {
-            return Err(
-                "openapi/openapi.json is stale: run `cargo xtask openapi` and commit it".to_owned(),
-            );
+            return Err("openapi/openapi.json is stale: run `cargo xtask openapi` and commit it".to_owned());
         }
         println!("openapi/openapi.json is up to date");
         Ok(())
@@ -94,23 +71,12 @@ fn openapi(root: &Path, check: bool) -> Result<(), String> {
 
 /// Finds or starts PostgreSQL (as `skein serve` does), runs `f` with the URL, then stops any
 /// private cluster it started.
-fn with_database(
-    root: &Path,
-    name: &str,
-    f: impl FnOnce(&str) -> Result<(), String>,
-) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+fn with_database(root: &Path, name: &str, f: impl FnOnce(&str) -> Result<(), String>) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let configured = std::env::var("DATABASE_URL").ok();
     let data_dir = root.join("target/skein-pg");
     let mut database = runtime
-        .block_on(skein_infra::provision::provision(
-            configured.as_deref(),
-            name,
-            &data_dir,
-        ))
+        .block_on(skein_infra::provision::provision(configured.as_deref(), name, &data_dir))
         .map_err(|e| e.to_string())?;
     println!("PostgreSQL: {}", database.source);
     let result = f(&database.url);
@@ -134,15 +100,7 @@ fn test(root: &Path, url: &str, extra: &[String]) -> Result<(), String> {
 
 fn bench(root: &Path, url: &str, extra: &[String]) -> Result<(), String> {
     run(cargo(root)
-        .args([
-            "run",
-            "--release",
-            "--package",
-            "skein-tests",
-            "--bin",
-            "skein-bench",
-            "--",
-        ])
+        .args(["run", "--release", "--package", "skein-tests", "--bin", "skein-bench", "--"])
         .args(extra)
         .env("DATABASE_URL", url))
 }
@@ -150,39 +108,19 @@ fn bench(root: &Path, url: &str, extra: &[String]) -> Result<(), String> {
 /// `skein-shared` without default features must not depend on actix, diesel or tokio.
 fn deps(root: &Path) -> Result<(), String> {
     let output = cargo(root)
-        .args([
-            "tree",
-            "--package",
-            "skein-shared",
-            "--no-default-features",
-            "--edges",
-            "normal",
-            "--prefix",
-            "none",
-        ])
+        .args(["tree", "--package", "skein-shared", "--no-default-features", "--edges", "normal", "--prefix", "none"])
         .output()
         .map_err(|e| e.to_string())?;
     if !output.status.success() {
         return Err(String::from_utf8_lossy(&output.stderr).into_owned());
     }
     let tree = String::from_utf8_lossy(&output.stdout);
-    let heavy: Vec<&str> = tree
-        .lines()
-        .filter(|line| {
-            ["actix", "diesel", "tokio"]
-                .iter()
-                .any(|h| line.starts_with(h))
-        })
-        .collect();
+    let heavy: Vec<&str> =
+        tree.lines().filter(|line| ["actix", "diesel", "tokio"].iter().any(|h| line.starts_with(h))).collect();
     if heavy.is_empty() {
-        println!(
-            "skein-shared is light: {} crates, none of actix, diesel or tokio",
-            tree.lines().count()
-        );
+        println!("skein-shared is light: {} crates, none of actix, diesel or tokio", tree.lines().count());
         Ok(())
     } else {
-        Err(format!(
-            "skein-shared pulls in heavy dependencies: {heavy:?}"
-        ))
+        Err(format!("skein-shared pulls in heavy dependencies: {heavy:?}"))
     }
 }

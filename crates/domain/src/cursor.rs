@@ -30,8 +30,7 @@ impl TimeCursor {
 
 /// A keyset position in a list ordered by id ascending.
 pub fn decode_id_cursor(raw: &str) -> DomainResult<Ulid> {
-    Ulid::from_string(raw)
-        .map_err(|_| DomainError::field("cursor", "invalid", "not a cursor from this list"))
+    Ulid::from_string(raw).map_err(|_| DomainError::field("cursor", "invalid", "not a cursor from this list"))
 }
 
 #[cfg(test)]
@@ -41,8 +40,7 @@ mod tests {
     #[test]
     fn time_cursor_round_trips() {
         let c = TimeCursor {
-            at: OffsetDateTime::from_unix_timestamp(1_700_000_000)
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH),
             id: Ulid::generate(),
         };
         assert_eq!(TimeCursor::decode(&c.encode()).ok(), Some(c));
@@ -50,13 +48,7 @@ mod tests {
 
     #[test]
     fn garbage_cursor_is_a_validation_error() {
-        assert!(matches!(
-            TimeCursor::decode("nope"),
-            Err(DomainError::Validation(_))
-        ));
-        assert!(matches!(
-            TimeCursor::decode("12.notaulid"),
-            Err(DomainError::Validation(_))
-        ));
+        assert!(matches!(TimeCursor::decode("nope"), Err(DomainError::Validation(_))));
+        assert!(matches!(TimeCursor::decode("12.notaulid"), Err(DomainError::Validation(_))));
     }
 }

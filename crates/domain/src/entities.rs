@@ -2,9 +2,7 @@
 //! rules need (password hashes, membership details, ancestry paths).
 
 use skein_shared::auth::User;
-use skein_shared::conversation::{
-    Conversation, ConversationKind, ConversationRole, Invite, Visibility,
-};
+use skein_shared::conversation::{Conversation, ConversationKind, ConversationRole, Invite, Visibility};
 use skein_shared::thread::{Message, MessageRole};
 use skein_shared::workspace::WorkspaceRole;
 use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
@@ -96,19 +94,12 @@ pub struct ConversationAccess {
 impl ConversationAccess {
     /// The role the user acts with, or `None` when they may not see the conversation.
     pub fn role(&self) -> Option<ConversationRole> {
-        roles::effective_conversation_role(
-            self.conversation.visibility,
-            self.explicit_role,
-            self.workspace_role,
-        )
+        roles::effective_conversation_role(self.conversation.visibility, self.explicit_role, self.workspace_role)
     }
 
     /// Messages with `seq` at or below this are hidden from the user (history policy).
     pub fn visible_after_seq(&self) -> i64 {
-        match (
-            self.conversation.history_visible_to_new_members,
-            self.joined_seq,
-        ) {
+        match (self.conversation.history_visible_to_new_members, self.joined_seq) {
             (false, Some(joined)) => joined,
             _ => 0,
         }
@@ -226,8 +217,6 @@ impl InviteRecord {
     /// An invite can be used while it is not revoked, not expired and has uses left.
     pub fn usable_at(&self, now: OffsetDateTime) -> bool {
         let inv = &self.invite;
-        !self.revoked
-            && inv.expires_at.is_none_or(|at| at > now)
-            && inv.max_uses.is_none_or(|max| inv.uses < max)
+        !self.revoked && inv.expires_at.is_none_or(|at| at > now) && inv.max_uses.is_none_or(|max| inv.uses < max)
     }
 }

@@ -19,10 +19,7 @@ pub enum DomainError {
     Validation(Vec<FieldError>),
     /// A rule of the domain refused the action (conflicts, archived, last owner, …).
     #[error("{message}")]
-    Rule {
-        code: ErrorCode,
-        message: &'static str,
-    },
+    Rule { code: ErrorCode, message: &'static str },
     /// The store could not be reached or timed out.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -53,16 +50,10 @@ impl DomainError {
     }
 
     pub fn archived() -> Self {
-        Self::rule(
-            ErrorCode::ConversationArchived,
-            "the conversation is archived and read-only",
-        )
+        Self::rule(ErrorCode::ConversationArchived, "the conversation is archived and read-only")
     }
 
     pub fn last_owner() -> Self {
-        Self::rule(
-            ErrorCode::LastOwner,
-            "the last owner cannot be removed or demoted",
-        )
+        Self::rule(ErrorCode::LastOwner, "the last owner cannot be removed or demoted")
     }
 }

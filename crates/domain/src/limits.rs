@@ -77,10 +77,6 @@ pub struct AuthPolicy {
 
 impl Default for AuthPolicy {
     fn default() -> Self {
-        Self {
-            open_registration: true,
-            session_idle: Duration::days(7),
-            session_absolute: Duration::days(30),
-        }
+        Self { open_registration: true, session_idle: Duration::days(7), session_absolute: Duration::days(30) }
     }
 }

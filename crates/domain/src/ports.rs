@@ -22,14 +22,8 @@ pub trait AccountRepo: Send + Sync {
     /// `EmailTaken` when the (normalised) email is in use.
     fn create_user(&self, new: NewUser) -> impl Future<Output = DomainResult<User>> + Send;
     fn any_user_exists(&self) -> impl Future<Output = DomainResult<bool>> + Send;
-    fn find_credential(
-        &self,
-        email: &str,
-    ) -> impl Future<Output = DomainResult<Option<Credential>>> + Send;
-    fn find_user_by_email(
-        &self,
-        email: &str,
-    ) -> impl Future<Output = DomainResult<Option<User>>> + Send;
+    fn find_credential(&self, email: &str) -> impl Future<Output = DomainResult<Option<Credential>>> + Send;
+    fn find_user_by_email(&self, email: &str) -> impl Future<Output = DomainResult<Option<User>>> + Send;
     fn create_session(&self, new: NewSession) -> impl Future<Output = DomainResult<()>> + Send;
     /// The live session with this token digest (not revoked, not past its absolute expiry,
     /// used within `idle`); marks it used.
@@ -46,11 +40,7 @@ pub trait Credentials: Send + Sync {
     fn hash_password(&self, password: String) -> impl Future<Output = DomainResult<String>> + Send;
     /// Verifies against `hash`, or against a fixed dummy hash when `None` so that an unknown
     /// email costs as much time as a wrong password.
-    fn verify_password(
-        &self,
-        password: String,
-        hash: Option<String>,
-    ) -> impl Future<Output = bool> + Send;
+    fn verify_password(&self, password: String, hash: Option<String>) -> impl Future<Output = bool> + Send;
     /// A new unguessable URL-safe secret.
     fn new_secret(&self) -> String;
     /// The digest under which a secret is stored.
@@ -103,11 +93,7 @@ pub trait WorkspaceRepo: Send + Sync {
     ) -> impl Future<Output = DomainResult<WorkspaceMember>> + Send;
     /// `NotFound` when not a member; `LastOwner` when it would leave no owner. Also removes
     /// the user from the workspace's conversations.
-    fn remove_workspace_member(
-        &self,
-        id: WorkspaceId,
-        user: UserId,
-    ) -> impl Future<Output = DomainResult<()>> + Send;
+    fn remove_workspace_member(&self, id: WorkspaceId, user: UserId) -> impl Future<Output = DomainResult<()>> + Send;
     /// The subset of `users` that belong to the workspace.
     fn workspace_members_among(
         &self,
@@ -176,29 +162,23 @@ pub trait ConversationRepo: Send + Sync {
         user: UserId,
     ) -> impl Future<Output = DomainResult<Created<ConversationId>>> + Send;
     /// `NotFound` when there is no such live invite in this conversation.
-    fn revoke_invite(
-        &self,
-        id: ConversationId,
-        code: &str,
-    ) -> impl Future<Output = DomainResult<()>> + Send;
+    fn revoke_invite(&self, id: ConversationId, code: &str) -> impl Future<Output = DomainResult<()>> + Send;
 }
 
 pub trait MessageRepo: Send + Sync {
     /// Appends the message with the conversation's next sequence number, in commit order.
     /// With a `client_msg_id` that the author already used in the conversation: `Existing`.
     /// `ConversationArchived` when the conversation was archived meanwhile.
-    fn insert_message(
-        &self,
-        new: NewMessage,
-    ) -> impl Future<Output = DomainResult<Created<MessageRecord>>> + Send;
-    fn get_message(
+    fn insert_message(&self, new: NewMessage) -> impl Future<Output = DomainResult<Created<MessageRecord>>> + Send;
+    fn get_message(&self, id: MessageId) -> impl Future<Output = DomainResult<Option<MessageRecord>>> + Send;
+    /// The message with its conversation and the user's standing there, in one read; `None`
+    /// when the message does not exist or the user is not in the conversation's workspace.
+    fn message_access(
         &self,
         id: MessageId,
-    ) -> impl Future<Output = DomainResult<Option<MessageRecord>>> + Send;
-    fn thread_summary(
-        &self,
-        root: MessageId,
-    ) -> impl Future<Output = DomainResult<Option<ThreadSummary>>> + Send;
+        user: UserId,
+    ) -> impl Future<Output = DomainResult<Option<(MessageRecord, ConversationAccess)>>> + Send;
+    fn thread_summary(&self, root: MessageId) -> impl Future<Output = DomainResult<Option<ThreadSummary>>> + Send;
     /// Nodes of the thread in depth-first order (siblings oldest first): those under
     /// `subtree` (its root first) or the whole thread, strictly after `after` in that order,
     /// hiding messages with `seq <= visible_after_seq`.
@@ -228,11 +208,6 @@ pub trait MessageRepo: Send + Sync {
 }
 
 /// Everything the services need, in one bound.
-pub trait Ports:
-    AccountRepo + Credentials + WorkspaceRepo + ConversationRepo + MessageRepo + Clone + 'static
-{
-}
-impl<T> Ports for T where
-    T: AccountRepo + Credentials + WorkspaceRepo + ConversationRepo + MessageRepo + Clone + 'static
-{
-}
+pub trait Ports: AccountRepo + Credentials + WorkspaceRepo + ConversationRepo + MessageRepo + Clone + 'static {}
+impl<T> Ports for T where T: AccountRepo + Credentials + WorkspaceRepo + ConversationRepo + MessageRepo + Clone + 'static
+{}

@@ -33,8 +33,7 @@ pub fn can_grant_conversation_role(
     target_current: Option<ConversationRole>,
     new: ConversationRole,
 ) -> bool {
-    let touches_owner =
-        new == ConversationRole::Owner || target_current == Some(ConversationRole::Owner);
+    let touches_owner = new == ConversationRole::Owner || target_current == Some(ConversationRole::Owner);
     can_manage_conversation(actor) && (!touches_owner || actor == ConversationRole::Owner)
 }
 
@@ -52,8 +51,7 @@ pub fn can_grant_workspace_role(
     target_current: Option<WorkspaceRole>,
     new: Option<WorkspaceRole>,
 ) -> bool {
-    let touches_owner =
-        new == Some(WorkspaceRole::Owner) || target_current == Some(WorkspaceRole::Owner);
+    let touches_owner = new == Some(WorkspaceRole::Owner) || target_current == Some(WorkspaceRole::Owner);
     can_manage_workspace_members(actor) && (!touches_owner || actor == WorkspaceRole::Owner)
 }
 
@@ -70,34 +68,16 @@ mod tests {
 
     #[test]
     fn explicit_membership_wins() {
-        assert_eq!(
-            effective_conversation_role(Visibility::Private, Some(C::Viewer), W::Member),
-            Some(C::Viewer)
-        );
-        assert_eq!(
-            effective_conversation_role(Visibility::Workspace, Some(C::Owner), W::Guest),
-            Some(C::Owner)
-        );
+        assert_eq!(effective_conversation_role(Visibility::Private, Some(C::Viewer), W::Member), Some(C::Viewer));
+        assert_eq!(effective_conversation_role(Visibility::Workspace, Some(C::Owner), W::Guest), Some(C::Owner));
     }
 
     #[test]
     fn workspace_visibility_makes_non_guests_members() {
-        assert_eq!(
-            effective_conversation_role(Visibility::Workspace, None, W::Member),
-            Some(C::Member)
-        );
-        assert_eq!(
-            effective_conversation_role(Visibility::Workspace, None, W::Owner),
-            Some(C::Member)
-        );
-        assert_eq!(
-            effective_conversation_role(Visibility::Workspace, None, W::Guest),
-            None
-        );
-        assert_eq!(
-            effective_conversation_role(Visibility::Private, None, W::Owner),
-            None
-        );
+        assert_eq!(effective_conversation_role(Visibility::Workspace, None, W::Member), Some(C::Member));
+        assert_eq!(effective_conversation_role(Visibility::Workspace, None, W::Owner), Some(C::Member));
+        assert_eq!(effective_conversation_role(Visibility::Workspace, None, W::Guest), None);
+        assert_eq!(effective_conversation_role(Visibility::Private, None, W::Owner), None);
     }
 
     #[test]
@@ -108,26 +88,10 @@ mod tests {
 
     #[test]
     fn only_owners_touch_owners() {
-        assert!(can_grant_conversation_role(
-            C::Admin,
-            Some(C::Member),
-            C::Admin
-        ));
-        assert!(!can_grant_conversation_role(
-            C::Admin,
-            Some(C::Member),
-            C::Owner
-        ));
-        assert!(!can_grant_conversation_role(
-            C::Admin,
-            Some(C::Owner),
-            C::Member
-        ));
-        assert!(can_grant_conversation_role(
-            C::Owner,
-            Some(C::Owner),
-            C::Member
-        ));
+        assert!(can_grant_conversation_role(C::Admin, Some(C::Member), C::Admin));
+        assert!(!can_grant_conversation_role(C::Admin, Some(C::Member), C::Owner));
+        assert!(!can_grant_conversation_role(C::Admin, Some(C::Owner), C::Member));
+        assert!(can_grant_conversation_role(C::Owner, Some(C::Owner), C::Member));
         assert!(!can_grant_conversation_role(C::Member, None, C::Viewer));
         assert!(can_grant_workspace_role(W::Admin, None, Some(W::Member)));
         assert!(!can_grant_workspace_role(W::Admin, Some(W::Owner), None));

@@ -31,12 +31,7 @@ impl Check {
     }
 
     /// Optional text: blank counts as absent.
-    pub fn optional_text(
-        &mut self,
-        field: &str,
-        value: Option<&str>,
-        max: usize,
-    ) -> Option<String> {
+    pub fn optional_text(&mut self, field: &str, value: Option<&str>, max: usize) -> Option<String> {
         let trimmed = value.map(str::trim).filter(|v| !v.is_empty())?;
         self.max_chars(field, trimmed, max);
         Some(trimmed.to_owned())
@@ -53,11 +48,7 @@ impl Check {
 
     pub fn max_chars(&mut self, field: &str, value: &str, max: usize) {
         if value.chars().count() > max {
-            self.fail(
-                field,
-                "too_long",
-                format!("must be at most {max} characters"),
-            );
+            self.fail(field, "too_long", format!("must be at most {max} characters"));
         }
     }
 
@@ -74,11 +65,7 @@ impl Check {
         let chars = value.chars().count();
         let local = email.split('@').next().unwrap_or_default();
         if chars < min {
-            self.fail(
-                field,
-                "too_short",
-                format!("must be at least {min} characters"),
-            );
+            self.fail(field, "too_short", format!("must be at least {min} characters"));
         } else if chars > 1024 {
             self.fail(field, "too_long", "must be at most 1024 characters");
         } else if is_weak_password(value, local) {
@@ -87,11 +74,7 @@ impl Check {
     }
 
     pub fn finish(self) -> DomainResult<()> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(DomainError::Validation(self.errors))
-        }
+        if self.errors.is_empty() { Ok(()) } else { Err(DomainError::Validation(self.errors)) }
     }
 }
 
@@ -147,10 +130,7 @@ mod tests {
 
     fn errors(check: Check) -> Vec<String> {
         match check.finish() {
-            Err(DomainError::Validation(errs)) => errs
-                .into_iter()
-                .map(|e| format!("{}:{}", e.field, e.code))
-                .collect(),
+            Err(DomainError::Validation(errs)) => errs.into_iter().map(|e| format!("{}:{}", e.field, e.code)).collect(),
             _ => vec![],
         }
     }
@@ -162,16 +142,7 @@ mod tests {
             c.email("email", good);
             assert!(c.finish().is_ok(), "{good}");
         }
-        for bad in [
-            "",
-            "no-at",
-            "@x.com",
-            "a@b",
-            "a@.com",
-            "a b@c.com",
-            "a@b.com.",
-            "a@b@c.com",
-        ] {
+        for bad in ["", "no-at", "@x.com", "a@b", "a@.com", "a b@c.com", "a@b.com.", "a@b@c.com"] {
             let mut c = Check::new();
             c.email("email", bad);
             assert_eq!(errors(c), vec!["email:invalid"], "{bad}");
@@ -180,20 +151,12 @@ mod tests {
 
     #[test]
     fn email_is_normalised() {
-        assert_eq!(
-            Check::new().email("email", "  Ann@Example.COM "),
-            "ann@example.com"
-        );
+        assert_eq!(Check::new().email("email", "  Ann@Example.COM "), "ann@example.com");
     }
 
     #[test]
     fn passwords() {
-        let cases = [
-            ("short", "too_short"),
-            ("password", "weak"),
-            ("aaaaaaaaaa", "weak"),
-            ("annabelle", "weak"),
-        ];
+        let cases = [("short", "too_short"), ("password", "weak"), ("aaaaaaaaaa", "weak"), ("annabelle", "weak")];
         for (pw, code) in cases {
             let mut c = Check::new();
             c.password("password", pw, 8, "annabelle@example.com");
@@ -213,19 +176,13 @@ mod tests {
         c.text("title", "éééé", 3);
         c.text("name", "   ", 3);
         c.content("content", " \n ", 10);
-        assert_eq!(
-            errors(c),
-            vec!["title:too_long", "name:required", "content:required"]
-        );
+        assert_eq!(errors(c), vec!["title:too_long", "name:required", "content:required"]);
     }
 
     #[test]
     fn blank_optional_text_is_absent() {
         let mut c = Check::new();
         assert_eq!(c.optional_text("title", Some("  "), 5), None);
-        assert_eq!(
-            c.optional_text("title", Some(" hi "), 5),
-            Some("hi".to_owned())
-        );
+        assert_eq!(c.optional_text("title", Some(" hi "), 5), Some("hi".to_owned()));
     }
 }

@@ -39,8 +39,5 @@ pub fn unique_violation(err: &DieselError) -> Option<&str> {
 }
 
 pub fn foreign_key_violation(err: &DieselError) -> bool {
-    matches!(
-        err,
-        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)
-    )
+    matches!(err, DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _))
 }

@@ -21,12 +21,8 @@ struct OnceLockHash(OnceLock<String>);
 
 impl PasswordHasher {
     pub fn new(memory_kib: u32, passes: u32) -> Result<Self, DomainError> {
-        let params = Params::new(memory_kib, passes, 1, None)
-            .map_err(|e| DomainError::Internal(e.to_string()))?;
-        Ok(Self {
-            params,
-            dummy_hash: OnceLockHash::default(),
-        })
+        let params = Params::new(memory_kib, passes, 1, None).map_err(|e| DomainError::Internal(e.to_string()))?;
+        Ok(Self { params, dummy_hash: OnceLockHash::default() })
     }
 
     fn argon(&self) -> Argon2<'static> {
@@ -36,8 +32,7 @@ impl PasswordHasher {
     pub fn hash_blocking(&self, password: &str) -> Result<String, DomainError> {
         let mut salt = [0u8; 16];
         fill_random(&mut salt);
-        let salt =
-            SaltString::encode_b64(&salt).map_err(|e| DomainError::Internal(e.to_string()))?;
+        let salt = SaltString::encode_b64(&salt).map_err(|e| DomainError::Internal(e.to_string()))?;
         self.argon()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
@@ -50,10 +45,7 @@ impl PasswordHasher {
         match hash {
             Some(hash) => verify(password, hash),
             None => {
-                let dummy = self
-                    .dummy_hash
-                    .0
-                    .get_or_init(|| self.hash_blocking("not a password").unwrap_or_default());
+                let dummy = self.dummy_hash.0.get_or_init(|| self.hash_blocking("not a password").unwrap_or_default());
                 verify(password, dummy);
                 false
             }
@@ -63,11 +55,7 @@ impl PasswordHasher {
 
 /// Verifies with the parameters stored in the hash (they may predate a config change).
 fn verify(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 pub fn fill_random(buf: &mut [u8]) {

@@ -47,10 +47,7 @@ pub struct Store {
 
 impl Store {
     pub fn new(pool: PgPool, hasher: PasswordHasher) -> Self {
-        Self {
-            pool,
-            hasher: Arc::new(hasher),
-        }
+        Self { pool, hasher: Arc::new(hasher) }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -70,22 +67,14 @@ pub fn connect_pool(url: &str, settings: &PoolSettings) -> Result<PgPool, SetupE
         .create_timeout(Some(settings.acquire_timeout))
         .runtime(Runtime::Tokio1)
         .build()
-        .map_err(|e| SetupError::Connect {
-            url: redact(url),
-            reason: e.to_string(),
-        })
+        .map_err(|e| SetupError::Connect { url: redact(url), reason: e.to_string() })
 }
 
 /// Applies pending migrations. Blocks: call from a blocking thread (see [`migrate`]).
 pub fn run_migrations_blocking(url: &str) -> Result<usize, SetupError> {
     let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(url)
-        .map_err(|e| SetupError::Connect {
-            url: redact(url),
-            reason: e.to_string(),
-        })?;
-    let applied = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map_err(|e| SetupError::Migrate(e.to_string()))?;
+        .map_err(|e| SetupError::Connect { url: redact(url), reason: e.to_string() })?;
+    let applied = conn.run_pending_migrations(MIGRATIONS).map_err(|e| SetupError::Migrate(e.to_string()))?;
     Ok(applied.len())
 }
 
@@ -100,13 +89,8 @@ pub async fn migrate(url: &str) -> Result<usize, SetupError> {
 /// The version of the newest embedded migration (what `/readyz` expects to find applied).
 pub fn latest_migration_version() -> String {
     use diesel::migration::MigrationSource;
-    let migrations: Vec<_> =
-        MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS).unwrap_or_default();
-    migrations
-        .iter()
-        .map(|m| m.name().version().to_string())
-        .max()
-        .unwrap_or_default()
+    let migrations: Vec<_> = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS).unwrap_or_default();
+    migrations.iter().map(|m| m.name().version().to_string()).max().unwrap_or_default()
 }
 
 /// Ready = the database answers and the newest migration is applied.
@@ -120,16 +104,13 @@ pub async fn is_ready(pool: &PgPool, expected_version: &str) -> Result<(), Strin
         version: Option<String>,
     }
     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-    let row: Version =
-        diesel::sql_query("SELECT max(version) AS version FROM __diesel_schema_migrations")
-            .get_result(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
+    let row: Version = diesel::sql_query("SELECT max(version) AS version FROM __diesel_schema_migrations")
+        .get_result(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
     match row.version {
         Some(v) if v.as_str() >= expected_version => Ok(()),
-        other => Err(format!(
-            "migrations not applied (found {other:?}, need {expected_version})"
-        )),
+        other => Err(format!("migrations not applied (found {other:?}, need {expected_version})")),
     }
 }
 
@@ -140,9 +121,7 @@ pub(crate) fn pool_error(err: PoolError) -> DomainError {
 pub(crate) fn db_error(err: DieselError) -> DomainError {
     match err {
         DieselError::NotFound => DomainError::NotFound,
-        DieselError::DatabaseError(_, ref info)
-            if info.message().contains("canceling statement") =>
-        {
+        DieselError::DatabaseError(_, ref info) if info.message().contains("canceling statement") => {
             DomainError::Unavailable(err.to_string())
         }
         other => DomainError::Internal(other.to_string()),

@@ -50,31 +50,25 @@ pub async fn provision(
     data_dir: &Path,
 ) -> Result<Provisioned, SetupError> {
     if let Some(url) = configured_url.filter(|u| !u.is_empty()) {
-        return Ok(Provisioned {
-            url: url.to_owned(),
-            source: format!("configured ({})", redact(url)),
-            cluster: None,
-        });
+        return Ok(Provisioned { url: url.to_owned(), source: format!("configured ({})", redact(url)), cluster: None });
     }
     for server in local_servers() {
         if let Ok(url) = ensure_database(&server, database).await {
-            return Ok(Provisioned {
-                url,
-                source: format!("local server ({server})"),
-                cluster: None,
-            });
+            return Ok(Provisioned { url, source: format!("local server ({server})"), cluster: None });
         }
     }
+    start_private_cluster(data_dir, database).await
+}
+
+/// Starts (initialising on first use) a private cluster under `data_dir` and creates
+/// `database` in it. It listens only on a unix socket in its own directory.
+pub async fn start_private_cluster(data_dir: &Path, database: &str) -> Result<Provisioned, SetupError> {
     let cluster = PrivateCluster::start(data_dir).await?;
     let server = cluster.server_url();
     let url = ensure_database(&server, database)
         .await
         .map_err(|e| SetupError::Provision(format!("private cluster started but unusable: {e}")))?;
-    Ok(Provisioned {
-        url,
-        source: format!("private cluster in {}", cluster.dir.display()),
-        cluster: Some(cluster),
-    })
+    Ok(Provisioned { url, source: format!("private cluster in {}", cluster.dir.display()), cluster: Some(cluster) })
 }
 
 /// Base URLs (no database) of the usual local servers.
@@ -109,17 +103,14 @@ async fn ensure_database(server: &str, database: &str) -> Result<String, String>
         .await
         .map_err(|_| "timed out".to_owned())?
         .map_err(|e| e.to_string())?;
-    let found: Exists =
-        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
-            .bind::<diesel::sql_types::Text, _>(database)
-            .get_result(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
+    let found: Exists = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+        .bind::<diesel::sql_types::Text, _>(database)
+        .get_result(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
     if !found.exists {
         let quoted = database.replace('"', "\"\"");
-        let created = diesel::sql_query(format!("CREATE DATABASE \"{quoted}\""))
-            .execute(&mut conn)
-            .await;
+        let created = diesel::sql_query(format!("CREATE DATABASE \"{quoted}\"")).execute(&mut conn).await;
         // Another process may have created it in the meantime; that is fine.
         if let Err(e) = created
             && !e.to_string().contains("already exists")
@@ -141,60 +132,30 @@ struct PrivateCluster {
 
 impl PrivateCluster {
     async fn start(data_dir: &Path) -> Result<Self, SetupError> {
-        let bin =
-            find_postgres_bin().ok_or_else(|| SetupError::Provision(INSTALL_HINT.to_owned()))?;
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            SetupError::Provision(format!("cannot create {}: {e}", data_dir.display()))
-        })?;
-        let dir = data_dir
-            .canonicalize()
-            .map_err(|e| SetupError::Provision(e.to_string()))?
-            .join("postgres");
+        let bin = find_postgres_bin().ok_or_else(|| SetupError::Provision(INSTALL_HINT.to_owned()))?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| SetupError::Provision(format!("cannot create {}: {e}", data_dir.display())))?;
+        let dir = data_dir.canonicalize().map_err(|e| SetupError::Provision(e.to_string()))?.join("postgres");
         let run_as = running_as_root().await.then(|| "postgres".to_owned());
-        let mut cluster = Self {
-            dir,
-            bin,
-            run_as,
-            started_by_us: false,
-        };
+        let mut cluster = Self { dir, bin, run_as, started_by_us: false };
         if !cluster.dir.join("PG_VERSION").exists() {
-            std::fs::create_dir_all(&cluster.dir)
-                .map_err(|e| SetupError::Provision(e.to_string()))?;
+            std::fs::create_dir_all(&cluster.dir).map_err(|e| SetupError::Provision(e.to_string()))?;
             cluster.chown().await?;
             let dir = cluster.dir.display().to_string();
-            cluster
-                .run(
-                    "initdb",
-                    &["-D", &dir, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-                )
-                .await?;
+            cluster.run("initdb", &["-D", &dir, "-U", "postgres", "--auth=trust", "-E", "UTF8"]).await?;
         }
         let dir = cluster.dir.display().to_string();
-        if cluster
-            .run("pg_ctl", &["-D", &dir, "status"])
-            .await
-            .is_err()
-        {
+        if cluster.run("pg_ctl", &["-D", &dir, "status"]).await.is_err() {
             let options = format!("-c listen_addresses='' -c unix_socket_directories='{dir}'");
             let log = format!("{dir}/server.log");
-            cluster
-                .run(
-                    "pg_ctl",
-                    &[
-                        "-D", &dir, "-o", &options, "-l", &log, "-w", "-t", "60", "start",
-                    ],
-                )
-                .await?;
+            cluster.run("pg_ctl", &["-D", &dir, "-o", &options, "-l", &log, "-w", "-t", "60", "start"]).await?;
             cluster.started_by_us = true;
         }
         Ok(cluster)
     }
 
     fn server_url(&self) -> String {
-        format!(
-            "postgres://postgres@{}",
-            encode_host(&self.dir.display().to_string())
-        )
+        format!("postgres://postgres@{}", encode_host(&self.dir.display().to_string()))
     }
 
     async fn chown(&self) -> Result<(), SetupError> {
@@ -205,10 +166,7 @@ impl PrivateCluster {
                 .await
                 .map_err(|e| SetupError::Provision(e.to_string()))?;
             if !status.success() {
-                return Err(SetupError::Provision(format!(
-                    "cannot hand {} to the {user} user",
-                    self.dir.display()
-                )));
+                return Err(SetupError::Provision(format!("cannot hand {} to the {user} user", self.dir.display())));
             }
         }
         Ok(())
@@ -224,17 +182,15 @@ impl PrivateCluster {
             }
             None => Command::new(&program),
         };
-        let output =
-            command.args(args).output().await.map_err(|e| {
-                SetupError::Provision(format!("cannot run {}: {e}", program.display()))
-            })?;
+        let output = command
+            .args(args)
+            .output()
+            .await
+            .map_err(|e| SetupError::Provision(format!("cannot run {}: {e}", program.display())))?;
         if output.status.success() {
             Ok(())
         } else {
-            Err(SetupError::Provision(format!(
-                "{tool} failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            )))
+            Err(SetupError::Provision(format!("{tool} failed: {}", String::from_utf8_lossy(&output.stderr).trim())))
         }
     }
 
@@ -253,9 +209,7 @@ impl PrivateCluster {
             None => std::process::Command::new(&program),
         };
         // Best effort: the process is exiting either way.
-        let _ = command
-            .args(["-D", &dir, "-m", "fast", "-w", "stop"])
-            .output();
+        let _ = command.args(["-D", &dir, "-m", "fast", "-w", "stop"]).output();
     }
 }
 
@@ -263,10 +217,7 @@ impl PrivateCluster {
 /// layout (newest version), or the PATH.
 fn find_postgres_bin() -> Option<PathBuf> {
     let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    if let Some(dir) = std::env::var_os("PG_BIN")
-        .map(PathBuf::from)
-        .filter(|d| has_tools(d))
-    {
+    if let Some(dir) = std::env::var_os("PG_BIN").map(PathBuf::from).filter(|d| has_tools(d)) {
         return Some(dir);
     }
     let from_pg_config = std::process::Command::new("pg_config")
@@ -285,10 +236,7 @@ fn find_postgres_bin() -> Option<PathBuf> {
         .filter(|d| has_tools(d))
         .collect();
     debian.sort_by_key(|d| {
-        d.parent()
-            .and_then(|v| v.file_name())
-            .and_then(|v| v.to_str())
-            .and_then(|v| v.parse::<u32>().ok())
+        d.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok())
     });
     if let Some(dir) = debian.pop() {
         return Some(dir);
@@ -309,7 +257,5 @@ async fn running_as_root() -> bool {
 
 /// A unix-socket directory as the host part of a URL.
 fn encode_host(dir: &str) -> String {
-    dir.replace('%', "%25")
-        .replace('/', "%2F")
-        .replace(' ', "%20")
+    dir.replace('%', "%25").replace('/', "%2F").replace(' ', "%20")
 }

@@ -2,9 +2,7 @@
 
 use diesel::prelude::*;
 use skein_domain::DomainError;
-use skein_domain::entities::{
-    ConversationAccess, ConversationRecord, Credential, InviteRecord, MessageRecord,
-};
+use skein_domain::entities::{ConversationAccess, ConversationRecord, Credential, InviteRecord, MessageRecord};
 use skein_shared::auth::User;
 use skein_shared::conversation::{ConversationMember, Invite};
 use skein_shared::thread::{Message, ThreadSummary, TreeNode};
@@ -30,10 +28,7 @@ pub struct UserRow {
 impl UserRow {
     pub fn into_credential(self) -> Credential {
         let password_hash = self.password_hash.clone();
-        Credential {
-            user: self.into_user(),
-            password_hash,
-        }
+        Credential { user: self.into_user(), password_hash }
     }
 
     pub fn into_user(self) -> User {
@@ -74,13 +69,7 @@ pub type WorkspaceMemberRow = (Uuid, String, String, String, OffsetDateTime);
 pub fn workspace_member(
     (user_id, display_name, email, role, joined_at): WorkspaceMemberRow,
 ) -> Result<WorkspaceMember, DomainError> {
-    Ok(WorkspaceMember {
-        user_id: UserId(ulid(user_id)),
-        display_name,
-        email,
-        role: enum_from_db(&role)?,
-        joined_at,
-    })
+    Ok(WorkspaceMember { user_id: UserId(ulid(user_id)), display_name, email, role: enum_from_db(&role)?, joined_at })
 }
 
 /// `(user_id, display_name, role, joined_at)` of a conversation member.
@@ -89,12 +78,7 @@ pub type ConversationMemberRow = (Uuid, String, String, OffsetDateTime);
 pub fn conversation_member(
     (user_id, display_name, role, joined_at): ConversationMemberRow,
 ) -> Result<ConversationMember, DomainError> {
-    Ok(ConversationMember {
-        user_id: UserId(ulid(user_id)),
-        display_name,
-        role: enum_from_db(&role)?,
-        joined_at,
-    })
+    Ok(ConversationMember { user_id: UserId(ulid(user_id)), display_name, role: enum_from_db(&role)?, joined_at })
 }
 
 #[derive(Queryable, Selectable)]
@@ -134,10 +118,10 @@ impl ConversationRow {
 }
 
 /// A conversation with one user's explicit role, joined_seq and workspace role.
-pub type AccessRow = (ConversationRow, Option<String>, Option<i64>, String);
+pub type AccessRow = (ConversationRow, (Option<String>, Option<i64>, String));
 
 pub fn access(
-    (conversation, explicit_role, joined_seq, workspace_role): AccessRow,
+    (conversation, (explicit_role, joined_seq, workspace_role)): AccessRow,
 ) -> Result<ConversationAccess, DomainError> {
     Ok(ConversationAccess {
         conversation: conversation.into_record()?,
@@ -179,7 +163,7 @@ impl InviteRow {
     }
 }
 
-#[derive(Queryable, Selectable, Insertable)]
+#[derive(Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = messages)]
 pub struct MessageRow {
     pub id: Uuid,
@@ -222,10 +206,7 @@ impl MessageRow {
     pub fn into_tree_node(self) -> Result<TreeNode, DomainError> {
         let record = self.into_record()?;
         let ancestor_ids = record.ancestors().to_vec();
-        Ok(TreeNode {
-            message: record.message,
-            ancestor_ids,
-        })
+        Ok(TreeNode { message: record.message, ancestor_ids })
     }
 }
 
@@ -249,11 +230,7 @@ impl ThreadRow {
             title: self.title,
             tags: self.tags,
             reply_count: self.reply_count,
-            participant_ids: self
-                .participant_ids
-                .into_iter()
-                .map(|id| UserId(ulid(id)))
-                .collect(),
+            participant_ids: self.participant_ids.into_iter().map(|id| UserId(ulid(id))).collect(),
             last_activity_at: self.last_activity_at,
             created_at: self.created_at,
             root,

@@ -35,35 +35,16 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = req
-                .app_data::<AppState>()
-                .ok_or_else(|| ApiError::new(ErrorCode::Internal, "state missing"))?;
-            let unauthenticated = || {
-                ApiError::new(
-                    ErrorCode::Unauthenticated,
-                    "A valid session token is required",
-                )
-            };
+            let state =
+                req.app_data::<AppState>().ok_or_else(|| ApiError::new(ErrorCode::Internal, "state missing"))?;
+            let unauthenticated = || ApiError::new(ErrorCode::Unauthenticated, "A valid session token is required");
             let (token, via_cookie) = match bearer_token(&req) {
                 Some(token) => (token, false),
-                None => (
-                    req.cookie(SESSION_COOKIE)
-                        .map(|c| c.value().to_owned())
-                        .ok_or_else(unauthenticated)?,
-                    true,
-                ),
+                None => (req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()).ok_or_else(unauthenticated)?, true),
             };
-            let session = state
-                .services
-                .authenticate(&token)
-                .await
-                .map_err(ApiError::from)?;
+            let session = state.services.authenticate(&token).await.map_err(ApiError::from)?;
             if via_cookie && !is_safe(req.method()) {
-                let header = req
-                    .headers()
-                    .get(CSRF_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
+                let header = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
                 if !constant_time_eq(header.as_bytes(), session.csrf_token.as_bytes()) {
                     return Err(ApiError::new(
                         ErrorCode::CsrfFailed,
@@ -77,16 +58,9 @@ impl FromRequest for Caller {
 }
 
 fn bearer_token(req: &HttpRequest) -> Option<String> {
-    let value = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned()).filter(|t| !t.is_empty())
 }
 
 fn is_safe(method: &Method) -> bool {
@@ -98,12 +72,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The session and CSRF cookies set at login.
-pub fn session_cookies(
-    token: &str,
-    csrf: &str,
-    max_age_secs: i64,
-    secure: bool,
-) -> [Cookie<'static>; 2] {
+pub fn session_cookies(token: &str, csrf: &str, max_age_secs: i64, secure: bool) -> [Cookie<'static>; 2] {
     let build = |name: &'static str, value: String, http_only: bool| {
         Cookie::build(name, value)
             .path("/")
@@ -113,10 +82,7 @@ pub fn session_cookies(
             .max_age(CookieDuration::seconds(max_age_secs))
             .finish()
     };
-    [
-        build(SESSION_COOKIE, token.to_owned(), true),
-        build(CSRF_COOKIE, csrf.to_owned(), false),
-    ]
+    [build(SESSION_COOKIE, token.to_owned(), true), build(CSRF_COOKIE, csrf.to_owned(), false)]
 }
 
 /// Cookies that remove the session cookies.

@@ -44,10 +44,7 @@ impl From<DomainError> for ApiError {
             }
             DomainError::Unavailable(ref detail) => {
                 tracing::warn!(error = %detail, "database unavailable");
-                Self::new(
-                    code,
-                    "The service is temporarily unavailable; retry shortly",
-                )
+                Self::new(code, "The service is temporarily unavailable; retry shortly")
             }
             other => Self::new(code, other.to_string()),
         }
@@ -73,22 +70,15 @@ impl ResponseError for ApiError {
 pub fn json_error(err: error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     use error::JsonPayloadError as E;
     let api = match &err {
-        E::ContentType => ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "The body must be application/json",
-        ),
-        E::Overflow { .. } | E::OverflowKnownLength { .. } => ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            "The body is larger than allowed",
-        )
-        .with_detail(err.to_string()),
-        E::Deserialize(e) => ApiError::new(
-            ErrorCode::MalformedJson,
-            "The body is not valid JSON of the expected shape",
-        )
-        .with_detail(e.to_string()),
-        _ => ApiError::new(ErrorCode::MalformedJson, "The body could not be read")
-            .with_detail(err.to_string()),
+        E::ContentType => ApiError::new(ErrorCode::UnsupportedMediaType, "The body must be application/json"),
+        E::Overflow { .. } | E::OverflowKnownLength { .. } => {
+            ApiError::new(ErrorCode::PayloadTooLarge, "The body is larger than allowed").with_detail(err.to_string())
+        }
+        E::Deserialize(e) => {
+            ApiError::new(ErrorCode::MalformedJson, "The body is not valid JSON of the expected shape")
+                .with_detail(e.to_string())
+        }
+        _ => ApiError::new(ErrorCode::MalformedJson, "The body could not be read").with_detail(err.to_string()),
     };
     api.into()
 }
@@ -99,9 +89,7 @@ pub fn path_error(_err: error::PathError, _req: &HttpRequest) -> actix_web::Erro
 }
 
 pub fn query_error(err: error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::new(ErrorCode::BadRequest, "The query string is invalid")
-        .with_detail(err.to_string())
-        .into()
+    ApiError::new(ErrorCode::BadRequest, "The query string is invalid").with_detail(err.to_string()).into()
 }
 
 /// For unknown routes.

@@ -33,12 +33,13 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The OpenAPI document, built from the same route table the server serves.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    let (_, doc) = App::new()
+    let (_, mut doc) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(routes::health::configure)
         .service(scope("/api").configure(routes::configure))
         .split_for_parts();
+    utoipa::Modify::modify(&openapi::Conventions, &mut doc);
     doc
 }
 
@@ -78,11 +79,7 @@ pub enum StartError {
 }
 
 /// Migrates the database and starts serving. `handle_signals`: stop on SIGINT/SIGTERM.
-pub async fn start(
-    config: &Config,
-    database_url: &str,
-    handle_signals: bool,
-) -> Result<RunningServer, StartError> {
+pub async fn start(config: &Config, database_url: &str, handle_signals: bool) -> Result<RunningServer, StartError> {
     let applied = db::migrate(database_url).await?;
     if applied > 0 {
         tracing::info!(applied, "migrations applied");
@@ -96,11 +93,7 @@ pub async fn start(
     )?;
     let hasher = PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_passes)
         .map_err(|e| StartError::Config(e.to_string()))?;
-    let services = Services::new(
-        Store::new(pool, hasher),
-        config.limits.limits(),
-        config.auth.policy(),
-    );
+    let services = Services::new(Store::new(pool, hasher), config.limits.limits(), config.auth.policy());
     let state = web::Data::new(AppStateInner {
         services,
         secure_cookies: config.server.secure_cookies,
@@ -109,9 +102,7 @@ pub async fn start(
 
     let bind = config.server.bind.clone();
     let listener = TcpListener::bind(&bind).map_err(|e| StartError::Bind(bind.clone(), e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError::Bind(bind.clone(), e))?;
+    let addr = listener.local_addr().map_err(|e| StartError::Bind(bind.clone(), e))?;
     let body_limit = config.server.body_limit_bytes;
     let doc = openapi_document();
     let mut server = HttpServer::new(move || {
@@ -122,11 +113,7 @@ pub async fn start(
         let (app, _) = App::new()
             .service(docs)
             .app_data(state.clone())
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(body_limit)
-                    .error_handler(error::json_error),
-            )
+            .app_data(web::JsonConfig::default().limit(body_limit).error_handler(error::json_error))
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .wrap(
@@ -135,15 +122,9 @@ pub async fn start(
             )
             .wrap_fn(|req, srv| {
                 // Keep the caller's request id, or make one, and echo it in the response.
-                let id = req
-                    .headers()
-                    .get(&REQUEST_ID)
-                    .cloned()
-                    .filter(|v| v.len() <= 64)
-                    .unwrap_or_else(|| {
-                        HeaderValue::from_str(&ulid::Ulid::generate().to_string())
-                            .unwrap_or(HeaderValue::from_static("-"))
-                    });
+                let id = req.headers().get(&REQUEST_ID).cloned().filter(|v| v.len() <= 64).unwrap_or_else(|| {
+                    HeaderValue::from_str(&ulid::Ulid::generate().to_string()).unwrap_or(HeaderValue::from_static("-"))
+                });
                 let fut = srv.call(req);
                 async move {
                     let mut res = fut.await?;
@@ -158,11 +139,8 @@ pub async fn start(
             .split_for_parts();
         app.route(
             "/docs",
-            web::get().to(|| async {
-                HttpResponse::PermanentRedirect()
-                    .insert_header(("Location", "/docs/"))
-                    .finish()
-            }),
+            web::get()
+                .to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }),
         )
         .default_service(web::to(error::route_not_found))
     })

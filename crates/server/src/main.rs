@@ -9,11 +9,7 @@ use skein_infra::provision::provision;
 use skein_server::config::Config;
 
 #[derive(Parser)]
-#[command(
-    name = "skein",
-    version,
-    about = "Threaded conversations for people and AI assistants"
-)]
+#[command(name = "skein", version, about = "Threaded conversations for people and AI assistants")]
 struct Cli {
     /// TOML configuration file (default: ./skein.toml when present).
     #[arg(long, env = "SKEIN_CONFIG", global = true)]
@@ -36,9 +32,7 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     match run(cli).await {
@@ -53,9 +47,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), String> {
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Openapi = command {
-        let doc = skein_server::openapi_document()
-            .to_pretty_json()
-            .map_err(|e| e.to_string())?;
+        let doc = skein_server::openapi_document().to_pretty_json().map_err(|e| e.to_string())?;
         #[allow(clippy::print_stdout)]
         {
             println!("{doc}");
@@ -64,9 +56,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
     let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
     let db = &config.database;
-    let mut database = provision(Some(&db.url), &db.name, &db.data_dir)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut database = provision(Some(&db.url), &db.name, &db.data_dir).await.map_err(|e| e.to_string())?;
     tracing::info!(source = %database.source, "using PostgreSQL");
     let result = match command {
         Command::Migrate => skein_infra::db::migrate(&database.url)

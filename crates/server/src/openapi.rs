@@ -10,7 +10,6 @@ use utoipa::{Modify, OpenApi};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Skein API", description = "Threaded conversations for people and AI assistants. Errors are RFC 9457 problem documents with a stable `code`."),
-    modifiers(&Conventions),
     components(schemas(skein_shared::Problem, skein_shared::ErrorCode, skein_shared::FieldError)),
     security(("bearer" = []), ("session_cookie" = [])),
     tags(
@@ -23,29 +22,18 @@ use utoipa::{Modify, OpenApi};
 )]
 pub struct ApiDoc;
 
-struct Conventions;
+/// Applied to the finished document (after utoipa-actix-web has added the paths).
+pub struct Conventions;
 
 /// Responses any operation may give, besides those its handler documents.
 const COMMON_ERRORS: &[(&str, &str)] = &[
-    (
-        "400",
-        "`malformed_json` or `bad_request`: the body or query could not be read",
-    ),
-    (
-        "404",
-        "`not_found`: no such resource, or the caller may not see it",
-    ),
+    ("400", "`malformed_json` or `bad_request`: the body or query could not be read"),
+    ("404", "`not_found`: no such resource, or the caller may not see it"),
     ("413", "`payload_too_large`"),
-    (
-        "415",
-        "`unsupported_media_type`: the body must be application/json",
-    ),
+    ("415", "`unsupported_media_type`: the body must be application/json"),
     ("422", "`validation_failed`: see `errors` for the fields"),
     ("500", "`internal`"),
-    (
-        "503",
-        "`service_unavailable`: retry after `Retry-After` seconds",
-    ),
+    ("503", "`service_unavailable`: retry after `Retry-After` seconds"),
 ];
 
 impl Modify for Conventions {
@@ -64,15 +52,8 @@ impl Modify for Conventions {
         );
 
         for item in doc.paths.paths.values_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
+            for op in
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
             {
                 add_common_errors(op);
             }
@@ -81,20 +62,14 @@ impl Modify for Conventions {
 }
 
 fn add_common_errors(op: &mut Operation) {
-    let secured = op
-        .security
-        .as_ref()
-        .is_none_or(|reqs| !reqs.iter().all(is_empty_requirement));
+    let secured = op.security.as_ref().is_none_or(|reqs| !reqs.iter().all(is_empty_requirement));
     let mut codes: Vec<(&str, &str)> = COMMON_ERRORS.to_vec();
     if secured {
         codes.push(("401", "`unauthenticated`: no valid session token"));
         codes.push(("403", "`forbidden` or `csrf_failed`"));
     }
     for (status, description) in codes {
-        op.responses
-            .responses
-            .entry(status.to_owned())
-            .or_insert_with(|| problem_response(description));
+        op.responses.responses.entry(status.to_owned()).or_insert_with(|| problem_response(description));
     }
 }
 
@@ -106,10 +81,7 @@ fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
     RefOr::T(
         ResponseBuilder::new()
             .description(description)
-            .content(
-                "application/problem+json",
-                Content::new(Some(Ref::from_schema_name("Problem"))),
-            )
+            .content("application/problem+json", Content::new(Some(Ref::from_schema_name("Problem"))))
             .build(),
     )
 }

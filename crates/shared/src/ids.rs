@@ -11,9 +11,7 @@ use ulid::Ulid;
 fn monotonic_ulid() -> Ulid {
     use std::sync::Mutex;
     static GENERATOR: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
-    let mut generator = GENERATOR
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     match generator.generate() {
         Ok(id) => id,
         // 2^80 ids in one millisecond: fall back to a fresh random id.

@@ -20,9 +20,6 @@ pub struct PageInfo {
 
 impl<T> Page<T> {
     pub fn new(data: Vec<T>, next: Option<String>, prev: Option<String>) -> Self {
-        Self {
-            data,
-            page: PageInfo { next, prev },
-        }
+        Self { data, page: PageInfo { next, prev } }
     }
 }

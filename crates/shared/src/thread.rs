@@ -115,10 +115,6 @@ pub struct ThreadTreeResponse {
 
 impl ThreadTreeResponse {
     pub fn new(thread: ThreadSummary, nodes: Page<TreeNode>) -> Self {
-        Self {
-            thread,
-            data: nodes.data,
-            page: nodes.page,
-        }
+        Self { thread, data: nodes.data, page: nodes.page }
     }
 }

@@ -14,36 +14,17 @@ impl<P: Ports> Services<P> {
     pub async fn register(&self, req: RegisterRequest) -> DomainResult<AuthResponse> {
         let mut check = Check::new();
         let email = check.email("email", &req.email);
-        check.password(
-            "password",
-            &req.password,
-            self.limits.password_min_chars,
-            &email,
-        );
-        let display_name = check.text(
-            "display_name",
-            &req.display_name,
-            self.limits.display_name_max_chars,
-        );
+        check.password("password", &req.password, self.limits.password_min_chars, &email);
+        let display_name = check.text("display_name", &req.display_name, self.limits.display_name_max_chars);
         check.finish()?;
 
         // The very first account may always register: it is how an instance gets its admin.
         if !self.auth.open_registration && self.ports.any_user_exists().await? {
-            return Err(DomainError::rule(
-                ErrorCode::RegistrationClosed,
-                "registration is closed on this instance",
-            ));
+            return Err(DomainError::rule(ErrorCode::RegistrationClosed, "registration is closed on this instance"));
         }
         let password_hash = self.ports.hash_password(req.password).await?;
-        let user = self
-            .ports
-            .create_user(NewUser {
-                id: UserId::generate(),
-                email,
-                display_name,
-                password_hash,
-            })
-            .await?;
+        let user =
+            self.ports.create_user(NewUser { id: UserId::generate(), email, display_name, password_hash }).await?;
         self.start_session(user).await
     }
 
@@ -61,10 +42,7 @@ impl<P: Ports> Services<P> {
     /// The session a token belongs to; `Unauthenticated` when it is unknown or expired.
     pub async fn authenticate(&self, token: &str) -> DomainResult<Session> {
         let digest = self.ports.digest(token);
-        self.ports
-            .find_session(&digest, self.auth.session_idle)
-            .await?
-            .ok_or(DomainError::Unauthenticated)
+        self.ports.find_session(&digest, self.auth.session_idle).await?.ok_or(DomainError::Unauthenticated)
     }
 
     pub async fn logout(&self, session: Ulid) -> DomainResult<()> {
@@ -84,11 +62,6 @@ impl<P: Ports> Services<P> {
                 expires_at,
             })
             .await?;
-        Ok(AuthResponse {
-            user,
-            token,
-            expires_at,
-            csrf_token,
-        })
+        Ok(AuthResponse { user, token, expires_at, csrf_token })
     }
 }

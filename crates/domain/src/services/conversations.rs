@@ -1,7 +1,7 @@
 use skein_shared::conversation::{
-    AddConversationMemberRequest, Conversation, ConversationKind, ConversationMember,
-    ConversationRole, ConvertConversationRequest, CreateConversationRequest, CreateInviteRequest,
-    Invite, UpdateConversationRequest, Visibility,
+    AddConversationMemberRequest, Conversation, ConversationKind, ConversationMember, ConversationRole,
+    ConvertConversationRequest, CreateConversationRequest, CreateInviteRequest, Invite, UpdateConversationRequest,
+    Visibility,
 };
 use skein_shared::{ConversationId, ErrorCode, Page, UserId, WorkspaceId};
 use time::{Duration, OffsetDateTime};
@@ -19,71 +19,42 @@ impl<P: Ports> Services<P> {
         caller: UserId,
         req: CreateConversationRequest,
     ) -> DomainResult<Created<Conversation>> {
-        let ws_role = self
-            .ports
-            .workspace_role(req.workspace_id, caller)
-            .await?
-            .ok_or(DomainError::NotFound)?;
+        let ws_role = self.ports.workspace_role(req.workspace_id, caller).await?.ok_or(DomainError::NotFound)?;
         if !roles::can_create_conversation(ws_role) {
             return Err(DomainError::Forbidden("guests cannot create conversations"));
         }
 
         let mut check = Check::new();
         let title = check.optional_text("title", req.title.as_deref(), self.limits.title_max_chars);
-        let description = check.optional_text(
-            "description",
-            req.description.as_deref(),
-            self.limits.description_max_chars,
-        );
+        let description =
+            check.optional_text("description", req.description.as_deref(), self.limits.description_max_chars);
         let visibility = req.visibility.unwrap_or(Visibility::Private);
-        let mut others: Vec<UserId> = req
-            .member_ids
-            .iter()
-            .copied()
-            .filter(|id| *id != caller)
-            .collect();
+        let mut others: Vec<UserId> = req.member_ids.iter().copied().filter(|id| *id != caller).collect();
         others.sort();
         others.dedup();
         match req.kind {
-            ConversationKind::Direct if others.len() != 1 => check.fail(
-                "member_ids",
-                "invalid",
-                "a direct conversation takes exactly one other member",
-            ),
-            ConversationKind::Channel if title.is_none() => {
-                check.fail("title", "required", "a channel needs a title")
+            ConversationKind::Direct if others.len() != 1 => {
+                check.fail("member_ids", "invalid", "a direct conversation takes exactly one other member")
             }
+            ConversationKind::Channel if title.is_none() => check.fail("title", "required", "a channel needs a title"),
             _ => {}
         }
         if visibility == Visibility::Workspace && req.kind != ConversationKind::Channel {
-            check.fail(
-                "visibility",
-                "invalid",
-                "only channels can be visible to the whole workspace",
-            );
+            check.fail("visibility", "invalid", "only channels can be visible to the whole workspace");
         }
         if others.len() > self.limits.initial_members_max {
             check.fail(
                 "member_ids",
                 "too_long",
-                format!(
-                    "at most {} members at creation",
-                    self.limits.initial_members_max
-                ),
+                format!("at most {} members at creation", self.limits.initial_members_max),
             );
         }
         check.finish()?;
 
-        let in_workspace = self
-            .ports
-            .workspace_members_among(req.workspace_id, &others)
-            .await?;
+        let in_workspace = self.ports.workspace_members_among(req.workspace_id, &others).await?;
         if in_workspace.len() != others.len() {
-            let outsider = others
-                .iter()
-                .find(|id| !in_workspace.contains(id))
-                .map(ToString::to_string)
-                .unwrap_or_default();
+            let outsider =
+                others.iter().find(|id| !in_workspace.contains(id)).map(ToString::to_string).unwrap_or_default();
             return Err(DomainError::field(
                 "member_ids",
                 "not_in_workspace",
@@ -92,11 +63,7 @@ impl<P: Ports> Services<P> {
         }
 
         let direct = req.kind == ConversationKind::Direct;
-        let creator_role = if direct {
-            ConversationRole::Member
-        } else {
-            ConversationRole::Owner
-        };
+        let creator_role = if direct { ConversationRole::Member } else { ConversationRole::Owner };
         let mut members = vec![(caller, creator_role)];
         members.extend(others.iter().map(|id| (*id, ConversationRole::Member)));
         let direct_key = direct.then(|| {
@@ -118,14 +85,7 @@ impl<P: Ports> Services<P> {
             last_activity_at: now,
             last_seq: 0,
         };
-        let created = self
-            .ports
-            .create_conversation(NewConversation {
-                record,
-                members,
-                direct_key,
-            })
-            .await?;
+        let created = self.ports.create_conversation(NewConversation { record, members, direct_key }).await?;
         Ok(match created {
             Created::New(c) => Created::New(c.view(creator_role)),
             Created::Existing(c) => Created::Existing(c.view(ConversationRole::Member)),
@@ -140,40 +100,19 @@ impl<P: Ports> Services<P> {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> DomainResult<Page<Conversation>> {
-        self.ports
-            .workspace_role(workspace, caller)
-            .await?
-            .ok_or(DomainError::NotFound)?;
+        self.ports.workspace_role(workspace, caller).await?.ok_or(DomainError::NotFound)?;
         let limit = self.limits.page_size(limit);
         let after = cursor.map(TimeCursor::decode).transpose()?;
-        let rows = self
-            .ports
-            .list_conversations(workspace, caller, archived, after, limit + 1)
-            .await?;
+        let rows = self.ports.list_conversations(workspace, caller, archived, after, limit + 1).await?;
         let (rows, more) = split_page(rows, limit);
-        let data: Vec<Conversation> = rows
-            .into_iter()
-            .filter_map(|access| access.role().map(|role| access.conversation.view(role)))
-            .collect();
-        let next = more
-            .then(|| {
-                data.last().map(|c| {
-                    TimeCursor {
-                        at: c.last_activity_at,
-                        id: c.id.0,
-                    }
-                    .encode()
-                })
-            })
-            .flatten();
+        let data: Vec<Conversation> =
+            rows.into_iter().filter_map(|access| access.role().map(|role| access.conversation.view(role))).collect();
+        let next =
+            more.then(|| data.last().map(|c| TimeCursor { at: c.last_activity_at, id: c.id.0 }.encode())).flatten();
         Ok(Page::new(data, next, None))
     }
 
-    pub async fn get_conversation(
-        &self,
-        caller: UserId,
-        id: ConversationId,
-    ) -> DomainResult<Conversation> {
+    pub async fn get_conversation(&self, caller: UserId, id: ConversationId) -> DomainResult<Conversation> {
         let (access, role) = self.visible_conversation(caller, id).await?;
         Ok(access.conversation.view(role))
     }
@@ -189,22 +128,13 @@ impl<P: Ports> Services<P> {
             return Err(DomainError::archived());
         }
         let mut check = Check::new();
-        let title = req
-            .title
-            .as_deref()
-            .map(|t| check.text("title", t, self.limits.title_max_chars));
+        let title = req.title.as_deref().map(|t| check.text("title", t, self.limits.title_max_chars));
         let description = req.description.as_deref().map(|d| {
             check.max_chars("description", d.trim(), self.limits.description_max_chars);
             d.trim().to_owned()
         });
-        if req.visibility == Some(Visibility::Workspace)
-            && access.conversation.kind != ConversationKind::Channel
-        {
-            check.fail(
-                "visibility",
-                "invalid",
-                "only channels can be visible to the whole workspace",
-            );
+        if req.visibility == Some(Visibility::Workspace) && access.conversation.kind != ConversationKind::Channel {
+            check.fail("visibility", "invalid", "only channels can be visible to the whole workspace");
         }
         check.finish()?;
         let patch = ConversationPatch {
@@ -217,17 +147,9 @@ impl<P: Ports> Services<P> {
         Ok(self.ports.update_conversation(id, patch).await?.view(role))
     }
 
-    pub async fn set_archived(
-        &self,
-        caller: UserId,
-        id: ConversationId,
-        archived: bool,
-    ) -> DomainResult<Conversation> {
+    pub async fn set_archived(&self, caller: UserId, id: ConversationId, archived: bool) -> DomainResult<Conversation> {
         let (_, role) = self.managed_conversation(caller, id).await?;
-        let patch = ConversationPatch {
-            archived: Some(archived),
-            ..ConversationPatch::default()
-        };
+        let patch = ConversationPatch { archived: Some(archived), ..ConversationPatch::default() };
         Ok(self.ports.update_conversation(id, patch).await?.view(role))
     }
 
@@ -243,10 +165,7 @@ impl<P: Ports> Services<P> {
             return Err(DomainError::archived());
         }
         if access.conversation.kind != ConversationKind::Group {
-            return Err(DomainError::rule(
-                ErrorCode::NotConvertible,
-                "only a group can be converted into a channel",
-            ));
+            return Err(DomainError::rule(ErrorCode::NotConvertible, "only a group can be converted into a channel"));
         }
         let mut check = Check::new();
         let title = check.optional_text("title", req.title.as_deref(), self.limits.title_max_chars);
@@ -273,14 +192,9 @@ impl<P: Ports> Services<P> {
         self.visible_conversation(caller, id).await?;
         let limit = self.limits.page_size(limit);
         let after = cursor.map(decode_id_cursor).transpose()?;
-        let rows = self
-            .ports
-            .list_conversation_members(id, after, limit + 1)
-            .await?;
+        let rows = self.ports.list_conversation_members(id, after, limit + 1).await?;
         let (data, more) = split_page(rows, limit);
-        let next = more
-            .then(|| data.last().map(|m| m.user_id.to_string()))
-            .flatten();
+        let next = more.then(|| data.last().map(|m| m.user_id.to_string())).flatten();
         Ok(Page::new(data, next, None))
     }
 
@@ -303,10 +217,7 @@ impl<P: Ports> Services<P> {
         if !roles::can_grant_conversation_role(actor, current, role) {
             return Err(DomainError::Forbidden("only owners can add owners"));
         }
-        let in_workspace = self
-            .ports
-            .workspace_members_among(conversation.workspace_id, &[req.user_id])
-            .await?;
+        let in_workspace = self.ports.workspace_members_among(conversation.workspace_id, &[req.user_id]).await?;
         if in_workspace.is_empty() {
             return Err(DomainError::field(
                 "user_id",
@@ -314,9 +225,7 @@ impl<P: Ports> Services<P> {
                 "the user is not a member of this workspace",
             ));
         }
-        self.ports
-            .add_conversation_member(id, req.user_id, role)
-            .await
+        self.ports.add_conversation_member(id, req.user_id, role).await
     }
 
     /// Removes a member (admins), or the caller themselves (same as leaving).
@@ -333,11 +242,7 @@ impl<P: Ports> Services<P> {
         if roles::membership_is_fixed(access.conversation.kind) {
             return Err(fixed_membership());
         }
-        let current = self
-            .ports
-            .conversation_member_role(id, user)
-            .await?
-            .ok_or(DomainError::NotFound)?;
+        let current = self.ports.conversation_member_role(id, user).await?.ok_or(DomainError::NotFound)?;
         if !roles::can_grant_conversation_role(actor, Some(current), ConversationRole::Viewer) {
             return Err(DomainError::Forbidden("only owners can remove owners"));
         }
@@ -379,15 +284,8 @@ impl<P: Ports> Services<P> {
         if req.max_uses.is_some_and(|n| n < 1) {
             check.fail("max_uses", "invalid", "must be at least 1");
         }
-        if req
-            .expires_in_seconds
-            .is_some_and(|s| !(1..=31_536_000).contains(&s))
-        {
-            check.fail(
-                "expires_in_seconds",
-                "invalid",
-                "must be between 1 second and 1 year",
-            );
+        if req.expires_in_seconds.is_some_and(|s| !(1..=31_536_000).contains(&s)) {
+            check.fail("expires_in_seconds", "invalid", "must be between 1 second and 1 year");
         }
         check.finish()?;
         let now = OffsetDateTime::now_utc();
@@ -405,27 +303,14 @@ impl<P: Ports> Services<P> {
     }
 
     /// Joins through an invite and returns the conversation.
-    pub async fn accept_invite(
-        &self,
-        caller: UserId,
-        code: &str,
-    ) -> DomainResult<Created<Conversation>> {
+    pub async fn accept_invite(&self, caller: UserId, code: &str) -> DomainResult<Created<Conversation>> {
         let joined = self.ports.accept_invite(code, caller).await?;
         let is_new = joined.is_new();
         let conversation = self.get_conversation(caller, joined.into_inner()).await?;
-        Ok(if is_new {
-            Created::New(conversation)
-        } else {
-            Created::Existing(conversation)
-        })
+        Ok(if is_new { Created::New(conversation) } else { Created::Existing(conversation) })
     }
 
-    pub async fn revoke_invite(
-        &self,
-        caller: UserId,
-        id: ConversationId,
-        code: &str,
-    ) -> DomainResult<()> {
+    pub async fn revoke_invite(&self, caller: UserId, id: ConversationId, code: &str) -> DomainResult<()> {
         self.managed_conversation(caller, id).await?;
         self.ports.revoke_invite(id, code).await
     }

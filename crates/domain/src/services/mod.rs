@@ -23,11 +23,7 @@ pub struct Services<P> {
 
 impl<P: Ports> Services<P> {
     pub fn new(ports: P, limits: Limits, auth: AuthPolicy) -> Self {
-        Self {
-            ports,
-            limits,
-            auth,
-        }
+        Self { ports, limits, auth }
     }
 
     pub fn ports(&self) -> &P {
@@ -44,29 +40,16 @@ impl<P: Ports> Services<P> {
         caller: UserId,
         id: ConversationId,
     ) -> DomainResult<(ConversationAccess, ConversationRole)> {
-        let access = self
-            .ports
-            .access(id, caller)
-            .await?
-            .ok_or(DomainError::NotFound)?;
+        let access = self.ports.access(id, caller).await?.ok_or(DomainError::NotFound)?;
         let role = access.role().ok_or(DomainError::NotFound)?;
         Ok((access, role))
     }
 
     /// As [`Self::visible_conversation`], and the caller may write to it now.
-    async fn writable_conversation(
-        &self,
-        caller: UserId,
-        id: ConversationId,
-    ) -> DomainResult<(ConversationAccess, ConversationRole)> {
+    async fn writable_conversation(&self, caller: UserId, id: ConversationId) -> DomainResult<ConversationAccess> {
         let (access, role) = self.visible_conversation(caller, id).await?;
-        if !roles::can_post(role) {
-            return Err(DomainError::Forbidden("viewers cannot post"));
-        }
-        if access.conversation.archived {
-            return Err(DomainError::archived());
-        }
-        Ok((access, role))
+        ensure_can_post(&access, role)?;
+        Ok(access)
     }
 
     /// As [`Self::visible_conversation`], and the caller administers it.
@@ -77,19 +60,25 @@ impl<P: Ports> Services<P> {
     ) -> DomainResult<(ConversationAccess, ConversationRole)> {
         let (access, role) = self.visible_conversation(caller, id).await?;
         if !roles::can_manage_conversation(role) {
-            return Err(DomainError::Forbidden(
-                "only conversation admins can do this",
-            ));
+            return Err(DomainError::Forbidden("only conversation admins can do this"));
         }
         Ok((access, role))
     }
 }
 
+/// Posting needs `member` or above and a conversation that is not archived.
+fn ensure_can_post(access: &ConversationAccess, role: ConversationRole) -> DomainResult<()> {
+    if !roles::can_post(role) {
+        return Err(DomainError::Forbidden("viewers cannot post"));
+    }
+    if access.conversation.archived {
+        return Err(DomainError::archived());
+    }
+    Ok(())
+}
+
 fn fixed_membership() -> DomainError {
-    DomainError::rule(
-        ErrorCode::DirectConversationFixed,
-        "a direct conversation has exactly its two members",
-    )
+    DomainError::rule(ErrorCode::DirectConversationFixed, "a direct conversation has exactly its two members")
 }
 
 /// Splits a page fetched with `limit + 1` rows into the page and whether more follows.

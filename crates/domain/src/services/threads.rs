@@ -1,14 +1,13 @@
-use skein_shared::thread::{
-    CreateRootRequest, Message, MessageRole, ReplyRequest, ThreadSummary, ThreadTreeResponse,
-};
+use skein_shared::thread::{CreateRootRequest, Message, MessageRole, ReplyRequest, ThreadSummary, ThreadTreeResponse};
 use skein_shared::{ConversationId, MessageId, Page, UserId};
 
-use super::{Services, split_page};
+use super::{Services, ensure_can_post, split_page};
 use crate::cursor::{TimeCursor, decode_id_cursor};
-use crate::entities::{Created, HistoryAnchor, MessageRecord, NewMessage, NewThread};
+use crate::entities::{ConversationAccess, Created, HistoryAnchor, MessageRecord, NewMessage, NewThread};
 use crate::ports::Ports;
 use crate::validate::Check;
 use crate::{DomainError, DomainResult};
+use skein_shared::conversation::ConversationRole;
 
 /// Which page of conversation history to read, by message id.
 #[derive(Clone, Copy, Debug, Default)]
@@ -31,11 +30,7 @@ impl<P: Ports> Services<P> {
         check.content("content", &req.content, self.limits.message_max_chars);
         let title = check.optional_text("title", req.title.as_deref(), self.limits.title_max_chars);
         if req.tags.len() > self.limits.tags_max {
-            check.fail(
-                "tags",
-                "too_long",
-                format!("at most {} tags", self.limits.tags_max),
-            );
+            check.fail("tags", "too_long", format!("at most {} tags", self.limits.tags_max));
         }
         let mut tags = Vec::with_capacity(req.tags.len());
         for (i, tag) in req.tags.iter().enumerate() {
@@ -65,18 +60,14 @@ impl<P: Ports> Services<P> {
         parent_id: MessageId,
         req: ReplyRequest,
     ) -> DomainResult<Created<Message>> {
-        let parent = self.visible_message(caller, parent_id).await?;
+        let (parent, access, role) = self.visible_message(caller, parent_id).await?;
+        ensure_can_post(&access, role)?;
         let conversation = parent.message.conversation_id;
-        self.writable_conversation(caller, conversation).await?;
         let mut check = Check::new();
         check.content("content", &req.content, self.limits.message_max_chars);
         let client_msg_id = self.check_client_msg_id(&mut check, req.client_msg_id);
         if parent.message.depth >= self.limits.thread_max_depth {
-            check.fail(
-                "parent_id",
-                "too_deep",
-                format!("replies nest at most {} deep", self.limits.thread_max_depth),
-            );
+            check.fail("parent_id", "too_deep", format!("replies nest at most {} deep", self.limits.thread_max_depth));
         }
         check.finish()?;
         let new = NewMessage {
@@ -93,7 +84,7 @@ impl<P: Ports> Services<P> {
     }
 
     pub async fn get_message(&self, caller: UserId, id: MessageId) -> DomainResult<Message> {
-        Ok(self.visible_message(caller, id).await?.message)
+        Ok(self.visible_message(caller, id).await?.0.message)
     }
 
     /// One page of a thread in depth-first order; with `from`, only that message's subtree.
@@ -105,58 +96,33 @@ impl<P: Ports> Services<P> {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> DomainResult<ThreadTreeResponse> {
-        let root_record = self.visible_message(caller, root).await?;
+        let (root_record, access, _) = self.visible_message(caller, root).await?;
         if root_record.message.root_id != root {
             return Err(DomainError::NotFound);
         }
-        let (access, _) = self
-            .visible_conversation(caller, root_record.message.conversation_id)
-            .await?;
         let visible_after = access.visible_after_seq();
-        let thread = self
-            .ports
-            .thread_summary(root)
-            .await?
-            .ok_or(DomainError::NotFound)?;
+        let thread = self.ports.thread_summary(root).await?.ok_or(DomainError::NotFound)?;
         let in_thread = |m: &MessageRecord| m.message.root_id == root;
 
         let subtree = match from {
-            Some(id) => Some(self.visible_message(caller, id).await?)
-                .filter(in_thread)
-                .map(Some)
-                .ok_or(DomainError::NotFound)?,
+            Some(id) => {
+                let top = self.ports.get_message(id).await?;
+                Some(top.filter(|m| in_thread(m) && m.message.seq > visible_after).ok_or(DomainError::NotFound)?)
+            }
             None => None,
         };
         let after = match cursor {
             Some(raw) => {
-                let bad =
-                    || DomainError::field("cursor", "invalid", "not a cursor from this thread");
+                let bad = || DomainError::field("cursor", "invalid", "not a cursor from this thread");
                 let id = MessageId(decode_id_cursor(raw)?);
-                Some(
-                    self.ports
-                        .get_message(id)
-                        .await?
-                        .filter(in_thread)
-                        .ok_or_else(bad)?,
-                )
+                Some(self.ports.get_message(id).await?.filter(in_thread).ok_or_else(bad)?)
             }
             None => None,
         };
         let limit = self.limits.tree_page_size(limit);
-        let rows = self
-            .ports
-            .tree_page(
-                root,
-                subtree.as_ref(),
-                after.as_ref(),
-                visible_after,
-                limit + 1,
-            )
-            .await?;
+        let rows = self.ports.tree_page(root, subtree.as_ref(), after.as_ref(), visible_after, limit + 1).await?;
         let (data, more) = split_page(rows, limit);
-        let next = more
-            .then(|| data.last().map(|n| n.message.id.to_string()))
-            .flatten();
+        let next = more.then(|| data.last().map(|n| n.message.id.to_string())).flatten();
         Ok(ThreadTreeResponse::new(thread, Page::new(data, next, None)))
     }
 
@@ -170,21 +136,10 @@ impl<P: Ports> Services<P> {
         let (access, _) = self.visible_conversation(caller, conversation).await?;
         let limit = self.limits.page_size(limit);
         let after = cursor.map(TimeCursor::decode).transpose()?;
-        let rows = self
-            .ports
-            .list_threads(conversation, after, access.visible_after_seq(), limit + 1)
-            .await?;
+        let rows = self.ports.list_threads(conversation, after, access.visible_after_seq(), limit + 1).await?;
         let (data, more) = split_page(rows, limit);
         let next = more
-            .then(|| {
-                data.last().map(|t| {
-                    TimeCursor {
-                        at: t.last_activity_at,
-                        id: t.root_id.0,
-                    }
-                    .encode()
-                })
-            })
+            .then(|| data.last().map(|t| TimeCursor { at: t.last_activity_at, id: t.root_id.0 }.encode()))
             .flatten();
         Ok(Page::new(data, next, None))
     }
@@ -199,28 +154,17 @@ impl<P: Ports> Services<P> {
     ) -> DomainResult<Page<Message>> {
         let (access, _) = self.visible_conversation(caller, conversation).await?;
         let visible_after = access.visible_after_seq();
-        let anchors = [
-            ("before", query.before),
-            ("after", query.after),
-            ("around", query.around),
-        ];
+        let anchors = [("before", query.before), ("after", query.after), ("around", query.around)];
         let given: Vec<_> = anchors.iter().filter(|(_, id)| id.is_some()).collect();
         if given.len() > 1 {
-            return Err(DomainError::field(
-                "before",
-                "invalid",
-                "give at most one of before, after and around",
-            ));
+            return Err(DomainError::field("before", "invalid", "give at most one of before, after and around"));
         }
         let anchor = match given.first() {
             None => HistoryAnchor::Latest,
             Some((name, Some(id))) => {
-                let unknown =
-                    || DomainError::field(name, "unknown", "no such message in this conversation");
+                let unknown = || DomainError::field(name, "unknown", "no such message in this conversation");
                 let record = self.ports.get_message(*id).await?.ok_or_else(unknown)?;
-                if record.message.conversation_id != conversation
-                    || record.message.seq <= visible_after
-                {
+                if record.message.conversation_id != conversation || record.message.seq <= visible_after {
                     return Err(unknown());
                 }
                 let seq = record.message.seq;
@@ -233,35 +177,25 @@ impl<P: Ports> Services<P> {
             Some((_, None)) => HistoryAnchor::Latest,
         };
         let limit = self.limits.page_size(query.limit);
-        let window = self
-            .ports
-            .history(conversation, anchor, visible_after, limit)
-            .await?;
-        let prev = window
-            .more_before
-            .then(|| window.messages.first().map(|m| m.id.to_string()))
-            .flatten();
-        let next = window
-            .more_after
-            .then(|| window.messages.last().map(|m| m.id.to_string()))
-            .flatten();
+        let window = self.ports.history(conversation, anchor, visible_after, limit).await?;
+        let prev = window.more_before.then(|| window.messages.first().map(|m| m.id.to_string())).flatten();
+        let next = window.more_after.then(|| window.messages.last().map(|m| m.id.to_string())).flatten();
         Ok(Page::new(window.messages, next, prev))
     }
 
-    /// The message with its ancestry, if the caller may see it (membership and history policy).
-    async fn visible_message(&self, caller: UserId, id: MessageId) -> DomainResult<MessageRecord> {
-        let record = self
-            .ports
-            .get_message(id)
-            .await?
-            .ok_or(DomainError::NotFound)?;
-        let (access, _) = self
-            .visible_conversation(caller, record.message.conversation_id)
-            .await?;
+    /// The message with its ancestry, the caller's access and role, if the caller may see it
+    /// (membership and history policy).
+    async fn visible_message(
+        &self,
+        caller: UserId,
+        id: MessageId,
+    ) -> DomainResult<(MessageRecord, ConversationAccess, ConversationRole)> {
+        let (record, access) = self.ports.message_access(id, caller).await?.ok_or(DomainError::NotFound)?;
+        let role = access.role().ok_or(DomainError::NotFound)?;
         if record.message.seq <= access.visible_after_seq() {
             return Err(DomainError::NotFound);
         }
-        Ok(record)
+        Ok((record, access, role))
     }
 
     fn check_client_msg_id(&self, check: &mut Check, raw: Option<String>) -> Option<String> {

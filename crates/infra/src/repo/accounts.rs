@@ -24,9 +24,7 @@ impl AccountRepo for Store {
         let result = conn
             .transaction(async |conn| {
                 // Serialise registrations so exactly one account can be the first.
-                diesel::sql_query("SELECT pg_advisory_xact_lock(7355608)")
-                    .execute(conn)
-                    .await?;
+                diesel::sql_query("SELECT pg_advisory_xact_lock(7355608)").execute(conn).await?;
                 let first = !diesel::select(diesel::dsl::exists(users::table.select(users::id)))
                     .get_result::<bool>(conn)
                     .await?;
@@ -46,10 +44,9 @@ impl AccountRepo for Store {
             .await;
         match result {
             Ok(row) => Ok(row.into_user()),
-            Err(TxError::Db(e)) if unique_violation(&e).is_some() => Err(DomainError::rule(
-                ErrorCode::EmailTaken,
-                "an account with this email already exists",
-            )),
+            Err(TxError::Db(e)) if unique_violation(&e).is_some() => {
+                Err(DomainError::rule(ErrorCode::EmailTaken, "an account with this email already exists"))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -63,10 +60,7 @@ impl AccountRepo for Store {
     }
 
     async fn find_credential(&self, email: &str) -> DomainResult<Option<Credential>> {
-        Ok(self
-            .user_by_email(email)
-            .await?
-            .map(UserRow::into_credential))
+        Ok(self.user_by_email(email).await?.map(UserRow::into_credential))
     }
 
     async fn find_user_by_email(&self, email: &str) -> DomainResult<Option<User>> {
@@ -89,11 +83,7 @@ impl AccountRepo for Store {
         Ok(())
     }
 
-    async fn find_session(
-        &self,
-        token_digest: &[u8],
-        idle: Duration,
-    ) -> DomainResult<Option<Session>> {
+    async fn find_session(&self, token_digest: &[u8], idle: Duration) -> DomainResult<Option<Session>> {
         let mut conn = self.conn().await?;
         let now = OffsetDateTime::now_utc();
         let found = sessions::table
@@ -102,12 +92,7 @@ impl AccountRepo for Store {
             .filter(sessions::revoked_at.is_null())
             .filter(sessions::expires_at.gt(now))
             .filter(sessions::last_used_at.gt(now - idle))
-            .select((
-                sessions::id,
-                sessions::csrf_token,
-                sessions::last_used_at,
-                UserRow::as_select(),
-            ))
+            .select((sessions::id, sessions::csrf_token, sessions::last_used_at, UserRow::as_select()))
             .first::<(uuid::Uuid, String, OffsetDateTime, UserRow)>(&mut conn)
             .await
             .optional()
@@ -122,11 +107,7 @@ impl AccountRepo for Store {
                 .await
                 .map_err(db_error)?;
         }
-        Ok(Some(Session {
-            id: Ulid::from(id),
-            user: user.into_user(),
-            csrf_token,
-        }))
+        Ok(Some(Session { id: Ulid::from(id), user: user.into_user(), csrf_token }))
     }
 
     async fn revoke_session(&self, id: Ulid) -> DomainResult<()> {
@@ -144,10 +125,7 @@ impl Store {
     async fn user_by_email(&self, email: &str) -> DomainResult<Option<UserRow>> {
         let mut conn = self.conn().await?;
         users::table
-            .filter(
-                diesel::dsl::sql::<diesel::sql_types::Text>("lower(email)")
-                    .eq(email.to_lowercase()),
-            )
+            .filter(diesel::dsl::sql::<diesel::sql_types::Text>("lower(email)").eq(email.to_lowercase()))
             .select(UserRow::as_select())
             .first(&mut conn)
             .await

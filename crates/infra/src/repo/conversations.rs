@@ -1,9 +1,7 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use skein_domain::cursor::TimeCursor;
-use skein_domain::entities::{
-    ConversationAccess, ConversationPatch, ConversationRecord, Created, NewConversation,
-};
+use skein_domain::entities::{ConversationAccess, ConversationPatch, ConversationRecord, Created, NewConversation};
 use skein_domain::ports::ConversationRepo;
 use skein_domain::{DomainError, DomainResult};
 use skein_shared::conversation::{ConversationMember, ConversationRole, Invite};
@@ -13,20 +11,16 @@ use ulid::Ulid;
 use uuid::Uuid;
 
 use super::TxError;
+use super::standing::{in_conversation, in_workspace, standing};
 use crate::codec::{enum_from_db, enum_to_db, uuid};
 use crate::db::{Store, db_error};
-use crate::rows::{
-    AccessRow, ConversationMemberRow, ConversationRow, InviteRow, access, conversation_member,
-};
+use crate::rows::{AccessRow, ConversationMemberRow, ConversationRow, InviteRow, access, conversation_member};
 use crate::schema::{conversation_members, conversations, invites, users, workspace_members};
 
 const OWNER: &str = "owner";
 
 impl ConversationRepo for Store {
-    async fn create_conversation(
-        &self,
-        new: NewConversation,
-    ) -> DomainResult<Created<ConversationRecord>> {
+    async fn create_conversation(&self, new: NewConversation) -> DomainResult<Created<ConversationRecord>> {
         let mut conn = self.conn().await?;
         let r = &new.record;
         let created = conn
@@ -68,10 +62,7 @@ impl ConversationRepo for Store {
                         )
                     })
                     .collect();
-                diesel::insert_into(conversation_members::table)
-                    .values(members)
-                    .execute(conn)
-                    .await?;
+                diesel::insert_into(conversation_members::table).values(members).execute(conn).await?;
                 Ok(Created::New(row))
             })
             .await?;
@@ -81,31 +72,14 @@ impl ConversationRepo for Store {
         })
     }
 
-    async fn access(
-        &self,
-        id: ConversationId,
-        user: UserId,
-    ) -> DomainResult<Option<ConversationAccess>> {
+    async fn access(&self, id: ConversationId, user: UserId) -> DomainResult<Option<ConversationAccess>> {
         let mut conn = self.conn().await?;
         let user = uuid(user);
         let row: Option<AccessRow> = conversations::table
-            .inner_join(
-                workspace_members::table.on(workspace_members::workspace_id
-                    .eq(conversations::workspace_id)
-                    .and(workspace_members::user_id.eq(user))),
-            )
-            .left_join(
-                conversation_members::table.on(conversation_members::conversation_id
-                    .eq(conversations::id)
-                    .and(conversation_members::user_id.eq(user))),
-            )
+            .inner_join(workspace_members::table.on(in_workspace(user)))
+            .left_join(conversation_members::table.on(in_conversation(user)))
             .filter(conversations::id.eq(uuid(id)))
-            .select((
-                ConversationRow::as_select(),
-                conversation_members::role.nullable(),
-                conversation_members::joined_seq.nullable(),
-                workspace_members::role,
-            ))
+            .select((ConversationRow::as_select(), standing()))
             .first(&mut conn)
             .await
             .optional()
@@ -124,35 +98,17 @@ impl ConversationRepo for Store {
         let mut conn = self.conn().await?;
         let user = uuid(user);
         let mut query = conversations::table
-            .inner_join(
-                workspace_members::table.on(workspace_members::workspace_id
-                    .eq(conversations::workspace_id)
-                    .and(workspace_members::user_id.eq(user))),
-            )
-            .left_join(
-                conversation_members::table.on(conversation_members::conversation_id
-                    .eq(conversations::id)
-                    .and(conversation_members::user_id.eq(user))),
-            )
+            .inner_join(workspace_members::table.on(in_workspace(user)))
+            .left_join(conversation_members::table.on(in_conversation(user)))
             .filter(conversations::workspace_id.eq(uuid(workspace)))
             // Mirrors roles::effective_conversation_role, so a page is never thinned out.
             .filter(
                 conversation_members::user_id
                     .is_not_null()
-                    .or(conversations::visibility
-                        .eq("workspace")
-                        .and(workspace_members::role.ne("guest"))),
+                    .or(conversations::visibility.eq("workspace").and(workspace_members::role.ne("guest"))),
             )
-            .select((
-                ConversationRow::as_select(),
-                conversation_members::role.nullable(),
-                conversation_members::joined_seq.nullable(),
-                workspace_members::role,
-            ))
-            .order((
-                conversations::last_activity_at.desc(),
-                conversations::id.desc(),
-            ))
+            .select((ConversationRow::as_select(), standing()))
+            .order((conversations::last_activity_at.desc(), conversations::id.desc()))
             .limit(i64::from(limit))
             .into_boxed();
         query = if archived {
@@ -164,9 +120,7 @@ impl ConversationRepo for Store {
             query = query.filter(
                 conversations::last_activity_at
                     .lt(c.at)
-                    .or(conversations::last_activity_at
-                        .eq(c.at)
-                        .and(conversations::id.lt(uuid(c.id)))),
+                    .or(conversations::last_activity_at.eq(c.at).and(conversations::id.lt(uuid(c.id)))),
             );
         }
         let rows: Vec<AccessRow> = query.load(&mut conn).await.map_err(db_error)?;
@@ -201,16 +155,9 @@ impl ConversationRepo for Store {
         let mut conn = self.conn().await?;
         let target = conversations::table.find(uuid(id));
         let row = if unchanged {
-            target
-                .select(ConversationRow::as_select())
-                .first(&mut conn)
-                .await
+            target.select(ConversationRow::as_select()).first(&mut conn).await
         } else {
-            diesel::update(target)
-                .set(changes)
-                .returning(ConversationRow::as_returning())
-                .get_result(&mut conn)
-                .await
+            diesel::update(target).set(changes).returning(ConversationRow::as_returning()).get_result(&mut conn).await
         };
         row.map_err(db_error)?.into_record()
     }
@@ -247,9 +194,7 @@ impl ConversationRepo for Store {
         user: UserId,
     ) -> DomainResult<Option<ConversationRole>> {
         let mut conn = self.conn().await?;
-        let role = member_role(&mut conn, uuid(id), uuid(user))
-            .await
-            .map_err(db_error)?;
+        let role = member_role(&mut conn, uuid(id), uuid(user)).await.map_err(db_error)?;
         role.as_deref().map(enum_from_db).transpose()
     }
 
@@ -261,9 +206,7 @@ impl ConversationRepo for Store {
     ) -> DomainResult<Created<ConversationMember>> {
         let mut conn = self.conn().await?;
         let (conv, user) = (uuid(id), uuid(user));
-        let inserted = insert_member(&mut conn, conv, user, &enum_to_db(role))
-            .await
-            .map_err(db_error)?;
+        let inserted = insert_member(&mut conn, conv, user, &enum_to_db(role)).await.map_err(db_error)?;
         let row: ConversationMemberRow = conversation_members::table
             .inner_join(users::table.on(users::id.eq(conversation_members::user_id)))
             .filter(conversation_members::conversation_id.eq(conv))
@@ -278,31 +221,16 @@ impl ConversationRepo for Store {
             .await
             .map_err(db_error)?;
         let member = conversation_member(row)?;
-        Ok(if inserted {
-            Created::New(member)
-        } else {
-            Created::Existing(member)
-        })
+        Ok(if inserted { Created::New(member) } else { Created::Existing(member) })
     }
 
-    async fn remove_conversation_member(
-        &self,
-        id: ConversationId,
-        user: UserId,
-    ) -> DomainResult<()> {
+    async fn remove_conversation_member(&self, id: ConversationId, user: UserId) -> DomainResult<()> {
         let mut conn = self.conn().await?;
         let (conv, user) = (uuid(id), uuid(user));
         conn.transaction(async |conn| {
             // The conversation row serialises membership changes of one conversation.
-            conversations::table
-                .find(conv)
-                .select(conversations::id)
-                .for_update()
-                .first::<Uuid>(conn)
-                .await?;
-            let role = member_role(conn, conv, user)
-                .await?
-                .ok_or(DomainError::NotFound)?;
+            conversations::table.find(conv).select(conversations::id).for_update().first::<Uuid>(conn).await?;
+            let role = member_role(conn, conv, user).await?.ok_or(DomainError::NotFound)?;
             if role == OWNER {
                 let others: Vec<String> = conversation_members::table
                     .filter(conversation_members::conversation_id.eq(conv))
@@ -315,9 +243,7 @@ impl ConversationRepo for Store {
                     return Err(DomainError::last_owner().into());
                 }
             }
-            diesel::delete(conversation_members::table.find((conv, user)))
-                .execute(conn)
-                .await?;
+            diesel::delete(conversation_members::table.find((conv, user))).execute(conn).await?;
             Ok::<_, TxError>(())
         })
         .await?;
@@ -342,25 +268,15 @@ impl ConversationRepo for Store {
         Ok(row.into_record()?.invite)
     }
 
-    async fn accept_invite(
-        &self,
-        code: &str,
-        user: UserId,
-    ) -> DomainResult<Created<ConversationId>> {
+    async fn accept_invite(&self, code: &str, user: UserId) -> DomainResult<Created<ConversationId>> {
         let mut conn = self.conn().await?;
         let user = uuid(user);
         let joined = conn
             .transaction(async |conn| {
                 let found: Option<(InviteRow, Uuid, Option<OffsetDateTime>)> = invites::table
-                    .inner_join(
-                        conversations::table.on(conversations::id.eq(invites::conversation_id)),
-                    )
+                    .inner_join(conversations::table.on(conversations::id.eq(invites::conversation_id)))
                     .filter(invites::code.eq(code))
-                    .select((
-                        InviteRow::as_select(),
-                        conversations::workspace_id,
-                        conversations::archived_at,
-                    ))
+                    .select((InviteRow::as_select(), conversations::workspace_id, conversations::archived_at))
                     // Locks the invite (uses) and the conversation (its membership).
                     .for_update()
                     .first(conn)
@@ -419,40 +335,18 @@ impl ConversationRepo for Store {
         .execute(&mut conn)
         .await
         .map_err(db_error)?;
-        if revoked == 0 {
-            Err(DomainError::NotFound)
-        } else {
-            Ok(())
-        }
+        if revoked == 0 { Err(DomainError::NotFound) } else { Ok(()) }
     }
 }
 
-async fn member_role(
-    conn: &mut AsyncPgConnection,
-    conv: Uuid,
-    user: Uuid,
-) -> QueryResult<Option<String>> {
-    conversation_members::table
-        .find((conv, user))
-        .select(conversation_members::role)
-        .first(conn)
-        .await
-        .optional()
+async fn member_role(conn: &mut AsyncPgConnection, conv: Uuid, user: Uuid) -> QueryResult<Option<String>> {
+    conversation_members::table.find((conv, user)).select(conversation_members::role).first(conn).await.optional()
 }
 
 /// Adds a member who joins now: their `joined_seq` is the conversation's current sequence.
 /// Returns false when they were already a member.
-async fn insert_member(
-    conn: &mut AsyncPgConnection,
-    conv: Uuid,
-    user: Uuid,
-    role: &str,
-) -> QueryResult<bool> {
-    let last_seq: i64 = conversations::table
-        .find(conv)
-        .select(conversations::last_seq)
-        .first(conn)
-        .await?;
+async fn insert_member(conn: &mut AsyncPgConnection, conv: Uuid, user: Uuid, role: &str) -> QueryResult<bool> {
+    let last_seq: i64 = conversations::table.find(conv).select(conversations::last_seq).first(conn).await?;
     let inserted = diesel::insert_into(conversation_members::table)
         .values((
             conversation_members::conversation_id.eq(conv),

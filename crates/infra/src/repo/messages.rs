@@ -1,44 +1,38 @@
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel::result::Error as DieselError;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use skein_domain::cursor::TimeCursor;
-use skein_domain::entities::{Created, HistoryAnchor, HistoryWindow, MessageRecord, NewMessage};
+use skein_domain::entities::{ConversationAccess, Created, HistoryAnchor, HistoryWindow, MessageRecord, NewMessage};
 use skein_domain::ports::MessageRepo;
 use skein_domain::{DomainError, DomainResult};
-use skein_shared::thread::{MessageStatus, ThreadSummary, TreeNode};
-use skein_shared::{ConversationId, MessageId};
-use time::OffsetDateTime;
+use skein_shared::thread::{ThreadSummary, TreeNode};
+use skein_shared::{ConversationId, MessageId, UserId};
 use uuid::Uuid;
 
-use super::TxError;
+use super::standing::{in_conversation, in_workspace, standing};
 use crate::codec::{enum_to_db, unique_violation, uuid};
 use crate::db::{Store, db_error};
-use crate::rows::{MessageRow, ThreadRow};
-use crate::schema::{conversations, messages, threads};
+use crate::rows::{AccessRow, ConversationRow, MessageRow, ThreadRow, access};
+use crate::schema::{conversation_members, conversations, messages, threads, workspace_members};
 
 impl MessageRepo for Store {
     async fn insert_message(&self, new: NewMessage) -> DomainResult<Created<MessageRecord>> {
         let (conv, author) = (uuid(new.conversation_id), uuid(new.author_id));
         let mut conn = self.conn().await?;
         // A retry of a send that already landed: answer with the original.
-        if let Some(existing) =
-            by_client_msg_id(&mut conn, conv, author, new.client_msg_id.as_deref()).await?
-        {
+        if let Some(existing) = by_client_msg_id(&mut conn, conv, author, new.client_msg_id.as_deref()).await? {
             return Ok(Created::Existing(existing));
         }
-        let result = conn
-            .transaction(async |conn| insert_in_tx(conn, &new).await)
-            .await;
-        match result {
+        match append(&mut conn, &new).await {
             Ok(row) => Ok(Created::New(row.into_record()?)),
+            // No row: the conversation was archived since the caller's access was checked.
+            Err(DieselError::NotFound) => Err(DomainError::archived()),
             // Two identical sends raced and the other one committed first.
-            Err(TxError::Db(e)) if unique_violation(&e) == Some("messages_client_msg_id_key") => {
-                let existing =
-                    by_client_msg_id(&mut conn, conv, author, new.client_msg_id.as_deref()).await?;
-                existing
-                    .map(Created::Existing)
-                    .ok_or(DomainError::Internal("idempotent send vanished".into()))
+            Err(e) if unique_violation(&e) == Some("messages_client_msg_id_key") => {
+                let existing = by_client_msg_id(&mut conn, conv, author, new.client_msg_id.as_deref()).await?;
+                existing.map(Created::Existing).ok_or(DomainError::Internal("idempotent send vanished".into()))
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(db_error(e)),
         }
     }
 
@@ -52,6 +46,26 @@ impl MessageRepo for Store {
             .optional()
             .map_err(db_error)?;
         row.map(MessageRow::into_record).transpose()
+    }
+
+    async fn message_access(
+        &self,
+        id: MessageId,
+        user: UserId,
+    ) -> DomainResult<Option<(MessageRecord, ConversationAccess)>> {
+        let mut conn = self.conn().await?;
+        let user = uuid(user);
+        let row: Option<(MessageRow, AccessRow)> = messages::table
+            .inner_join(conversations::table.on(conversations::id.eq(messages::conversation_id)))
+            .inner_join(workspace_members::table.on(in_workspace(user)))
+            .left_join(conversation_members::table.on(in_conversation(user)))
+            .filter(messages::id.eq(uuid(id)))
+            .select((MessageRow::as_select(), (ConversationRow::as_select(), standing())))
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        row.map(|(message, standing)| Ok((message.into_record()?, access(standing)?))).transpose()
     }
 
     async fn thread_summary(&self, root: MessageId) -> DomainResult<Option<ThreadSummary>> {
@@ -117,9 +131,7 @@ impl MessageRepo for Store {
             query = query.filter(
                 threads::last_activity_at
                     .lt(c.at)
-                    .or(threads::last_activity_at
-                        .eq(c.at)
-                        .and(threads::root_id.lt(uuid(c.id)))),
+                    .or(threads::last_activity_at.eq(c.at).and(threads::root_id.lt(uuid(c.id)))),
             );
         }
         if visible_after_seq > 0 {
@@ -140,36 +152,22 @@ impl MessageRepo for Store {
         let mut conn = self.conn().await?;
         let conv = uuid(conversation);
         let c = &mut conn;
-        let mut page = async |range| {
-            seq_page(c, conv, visible_after_seq, range, limit)
-                .await
-                .map_err(db_error)
-        };
+        let mut page = async |range| seq_page(c, conv, visible_after_seq, range, limit).await.map_err(db_error);
         let (mut before, after, before_take, after_take) = match anchor {
             HistoryAnchor::Latest => (page(SeqRange::Below(None)).await?, Vec::new(), limit, 0),
-            HistoryAnchor::Before(seq) => (
-                page(SeqRange::Below(Some(seq))).await?,
-                Vec::new(),
-                limit,
-                0,
-            ),
-            HistoryAnchor::After(seq) => {
-                (Vec::new(), page(SeqRange::From(seq + 1)).await?, 0, limit)
-            }
+            HistoryAnchor::Before(seq) => (page(SeqRange::Below(Some(seq))).await?, Vec::new(), limit, 0),
+            HistoryAnchor::After(seq) => (Vec::new(), page(SeqRange::From(seq + 1)).await?, 0, limit),
             HistoryAnchor::Around(seq) => {
                 // Centre on the anchor, but fill the page from the other side near either end.
                 let older = page(SeqRange::Below(Some(seq))).await?;
                 let newer = page(SeqRange::From(seq)).await?;
-                let before_take = (older.len() as u32)
-                    .min((limit / 2).max(limit.saturating_sub(newer.len() as u32)));
+                let before_take = (older.len() as u32).min((limit / 2).max(limit.saturating_sub(newer.len() as u32)));
                 (older, newer, before_take, limit - before_take)
             }
         };
         // Each side was fetched with one extra row to learn whether more lies beyond.
-        let more_before =
-            before.len() > before_take as usize || matches!(anchor, HistoryAnchor::After(_));
-        let more_after =
-            after.len() > after_take as usize || matches!(anchor, HistoryAnchor::Before(_));
+        let more_before = before.len() > before_take as usize || matches!(anchor, HistoryAnchor::After(_));
+        let more_after = after.len() > after_take as usize || matches!(anchor, HistoryAnchor::Before(_));
         before.truncate(before_take as usize);
         before.reverse();
         let messages = before
@@ -177,11 +175,7 @@ impl MessageRepo for Store {
             .chain(after.into_iter().take(after_take as usize))
             .map(|row| row.into_record().map(|r| r.message))
             .collect::<Result<_, _>>()?;
-        Ok(HistoryWindow {
-            messages,
-            more_before,
-            more_after,
-        })
+        Ok(HistoryWindow { messages, more_before, more_after })
     }
 }
 
@@ -208,102 +202,74 @@ async fn seq_page(
         .limit(i64::from(n) + 1)
         .into_boxed();
     let query = match range {
-        SeqRange::From(from) => query
-            .filter(messages::seq.ge(from))
-            .order(messages::seq.asc()),
-        SeqRange::Below(Some(below)) => query
-            .filter(messages::seq.lt(below))
-            .order(messages::seq.desc()),
+        SeqRange::From(from) => query.filter(messages::seq.ge(from)).order(messages::seq.asc()),
+        SeqRange::Below(Some(below)) => query.filter(messages::seq.lt(below)).order(messages::seq.desc()),
         SeqRange::Below(None) => query.order(messages::seq.desc()),
     };
     query.load(conn).await
 }
 
-/// The transaction that appends a message. Taking the conversation row's lock to bump
-/// `last_seq` serialises writers per conversation, so sequence numbers become visible in
-/// order and without gaps (a reader paging by `seq` can never skip a late commit).
-async fn insert_in_tx(
-    conn: &mut AsyncPgConnection,
-    new: &NewMessage,
-) -> Result<MessageRow, TxError> {
-    let conv = uuid(new.conversation_id);
-    let (seq, archived_at): (i64, Option<OffsetDateTime>) =
-        diesel::update(conversations::table.find(conv))
-            .set((
-                conversations::last_seq.eq(conversations::last_seq + 1),
-                conversations::last_activity_at.eq(diesel::dsl::now),
-            ))
-            .returning((conversations::last_seq, conversations::archived_at))
-            .get_result(conn)
-            .await?;
-    if archived_at.is_some() {
-        return Err(DomainError::archived().into());
-    }
+/// Appends a message in one statement (one round trip). Bumping `last_seq` comes first and
+/// takes the conversation row's lock until commit, which serialises writers per conversation:
+/// sequence numbers become visible in order and without gaps, so a reader paging by `seq`
+/// never skips a late commit. The thread summary row is locked after it, in the same order
+/// by every writer. A failed statement (e.g. a duplicate `client_msg_id`) consumes nothing.
+const APPEND: &str = "WITH conv AS (
+        UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = now()
+        WHERE id = $1 AND archived_at IS NULL
+        RETURNING last_seq, last_activity_at
+    ), msg AS (
+        INSERT INTO messages (id, conversation_id, root_id, parent_id, depth, path, seq, author_id,
+                              role, content, status, client_msg_id, created_at)
+        SELECT $2, $1, $3, $4, $5, $6, conv.last_seq, $7, $8, $9, 'complete', $10, conv.last_activity_at
+        FROM conv
+        RETURNING *
+    )";
+
+const APPEND_ROOT: &str = ", thread AS (
+        INSERT INTO threads (root_id, conversation_id, title, tags, participant_ids, root_seq, created_at, last_activity_at)
+        SELECT msg.id, msg.conversation_id, $11, $12, ARRAY[msg.author_id], msg.seq, msg.created_at, msg.created_at
+        FROM msg
+    ) SELECT * FROM msg";
+
+const APPEND_REPLY: &str = ", thread AS (
+        UPDATE threads SET reply_count = reply_count + 1, last_activity_at = msg.created_at,
+            participant_ids = CASE WHEN msg.author_id = ANY(participant_ids) THEN participant_ids
+                                   ELSE array_append(participant_ids, msg.author_id) END
+        FROM msg WHERE threads.root_id = msg.root_id
+    ) SELECT * FROM msg";
+
+async fn append(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<MessageRow, DieselError> {
+    use diesel::sql_types::{Array, Int4, Nullable, Text, Uuid as SqlUuid};
     let id = uuid(new.id);
     let (root_id, parent_id, depth, path) = match &new.parent {
         Some(parent) => {
             let mut path = path_of(parent);
             path.push(id);
-            (
-                uuid(parent.message.root_id),
-                Some(uuid(parent.message.id)),
-                parent.message.depth + 1,
-                path,
-            )
+            (uuid(parent.message.root_id), Some(uuid(parent.message.id)), parent.message.depth + 1, path)
         }
         None => (id, None, 0, vec![id]),
     };
-    let row = MessageRow {
-        id,
-        conversation_id: conv,
-        root_id,
-        parent_id,
-        depth,
-        path,
-        seq,
-        author_id: Some(uuid(new.author_id)),
-        role: enum_to_db(new.role),
-        content: new.content.clone(),
-        status: enum_to_db(MessageStatus::Complete),
-        client_msg_id: new.client_msg_id.clone(),
-        created_at: OffsetDateTime::now_utc(),
-    };
-    let row = diesel::insert_into(messages::table)
-        .values(&row)
-        .returning(MessageRow::as_returning())
-        .get_result(conn)
-        .await?;
-    let author = uuid(new.author_id);
-    match &new.thread {
+    let sql = format!("{APPEND}{}", if new.thread.is_some() { APPEND_ROOT } else { APPEND_REPLY });
+    let query = diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<SqlUuid, _>(uuid(new.conversation_id))
+        .bind::<SqlUuid, _>(id)
+        .bind::<SqlUuid, _>(root_id)
+        .bind::<Nullable<SqlUuid>, _>(parent_id)
+        .bind::<Int4, _>(depth)
+        .bind::<Array<SqlUuid>, _>(path)
+        .bind::<SqlUuid, _>(uuid(new.author_id))
+        .bind::<Text, _>(enum_to_db(new.role))
+        .bind::<Text, _>(new.content.clone())
+        .bind::<Nullable<Text>, _>(new.client_msg_id.clone());
+    let query = match &new.thread {
         Some(thread) => {
-            diesel::insert_into(threads::table)
-                .values((
-                    threads::root_id.eq(id),
-                    threads::conversation_id.eq(conv),
-                    threads::title.eq(&thread.title),
-                    threads::tags.eq(&thread.tags),
-                    threads::participant_ids.eq(vec![author]),
-                    threads::root_seq.eq(seq),
-                    threads::created_at.eq(row.created_at),
-                    threads::last_activity_at.eq(row.created_at),
-                ))
-                .execute(conn)
-                .await?;
+            query.bind::<Nullable<Text>, _>(thread.title.clone()).bind::<Array<Text>, _>(thread.tags.clone())
         }
-        None => {
-            diesel::sql_query(
-                "UPDATE threads SET reply_count = reply_count + 1, last_activity_at = $2, \
-                 participant_ids = CASE WHEN $3 = ANY(participant_ids) THEN participant_ids \
-                 ELSE array_append(participant_ids, $3) END WHERE root_id = $1",
-            )
-            .bind::<diesel::sql_types::Uuid, _>(root_id)
-            .bind::<diesel::sql_types::Timestamptz, _>(row.created_at)
-            .bind::<diesel::sql_types::Uuid, _>(author)
-            .execute(conn)
-            .await?;
-        }
-    }
-    Ok(row)
+        None => query,
+    };
+    query.get_result(conn).await
 }
 
 /// The message this author already sent with this `client_msg_id` in the conversation.

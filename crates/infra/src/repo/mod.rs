@@ -3,6 +3,7 @@
 mod accounts;
 mod conversations;
 mod messages;
+mod standing;
 mod workspaces;
 
 use diesel::result::Error as DieselError;
@@ -50,9 +51,7 @@ impl Credentials for Store {
 
     async fn verify_password(&self, password: String, hash: Option<String>) -> bool {
         let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || hasher.verify_blocking(&password, hash.as_deref()))
-            .await
-            .unwrap_or(false)
+        tokio::task::spawn_blocking(move || hasher.verify_blocking(&password, hash.as_deref())).await.unwrap_or(false)
     }
 
     fn new_secret(&self) -> String {

@@ -17,12 +17,7 @@ use crate::schema::{users, workspace_members, workspaces};
 const OWNER: &str = "owner";
 
 impl WorkspaceRepo for Store {
-    async fn create_workspace(
-        &self,
-        id: WorkspaceId,
-        name: String,
-        owner: UserId,
-    ) -> DomainResult<Workspace> {
+    async fn create_workspace(&self, id: WorkspaceId, name: String, owner: UserId) -> DomainResult<Workspace> {
         let mut conn = self.conn().await?;
         let row = conn
             .transaction(async |conn| {
@@ -49,16 +44,10 @@ impl WorkspaceRepo for Store {
         row.with_role(OWNER)
     }
 
-    async fn workspace_for(
-        &self,
-        id: WorkspaceId,
-        user: UserId,
-    ) -> DomainResult<Option<Workspace>> {
+    async fn workspace_for(&self, id: WorkspaceId, user: UserId) -> DomainResult<Option<Workspace>> {
         let mut conn = self.conn().await?;
         let row = workspaces::table
-            .inner_join(
-                workspace_members::table.on(workspace_members::workspace_id.eq(workspaces::id)),
-            )
+            .inner_join(workspace_members::table.on(workspace_members::workspace_id.eq(workspaces::id)))
             .filter(workspaces::id.eq(uuid(id)))
             .filter(workspace_members::user_id.eq(uuid(user)))
             .select((WorkspaceRow::as_select(), workspace_members::role))
@@ -69,17 +58,10 @@ impl WorkspaceRepo for Store {
         row.map(|(w, role)| w.with_role(&role)).transpose()
     }
 
-    async fn list_workspaces(
-        &self,
-        user: UserId,
-        after: Option<Ulid>,
-        limit: u32,
-    ) -> DomainResult<Vec<Workspace>> {
+    async fn list_workspaces(&self, user: UserId, after: Option<Ulid>, limit: u32) -> DomainResult<Vec<Workspace>> {
         let mut conn = self.conn().await?;
         let mut query = workspaces::table
-            .inner_join(
-                workspace_members::table.on(workspace_members::workspace_id.eq(workspaces::id)),
-            )
+            .inner_join(workspace_members::table.on(workspace_members::workspace_id.eq(workspaces::id)))
             .filter(workspace_members::user_id.eq(uuid(user)))
             .select((WorkspaceRow::as_select(), workspace_members::role))
             .order(workspaces::id)
@@ -89,23 +71,12 @@ impl WorkspaceRepo for Store {
             query = query.filter(workspaces::id.gt(uuid(after)));
         }
         let rows: Vec<(WorkspaceRow, String)> = query.load(&mut conn).await.map_err(db_error)?;
-        rows.into_iter()
-            .map(|(w, role)| w.with_role(&role))
-            .collect()
+        rows.into_iter().map(|(w, role)| w.with_role(&role)).collect()
     }
 
-    async fn workspace_role(
-        &self,
-        id: WorkspaceId,
-        user: UserId,
-    ) -> DomainResult<Option<WorkspaceRole>> {
+    async fn workspace_role(&self, id: WorkspaceId, user: UserId) -> DomainResult<Option<WorkspaceRole>> {
         let mut conn = self.conn().await?;
-        role_in(&mut conn, uuid(id), uuid(user))
-            .await
-            .map_err(db_error)?
-            .as_deref()
-            .map(enum_from_db)
-            .transpose()
+        role_in(&mut conn, uuid(id), uuid(user)).await.map_err(db_error)?.as_deref().map(enum_from_db).transpose()
     }
 
     async fn list_workspace_members(
@@ -143,19 +114,9 @@ impl WorkspaceRepo for Store {
             .on_conflict_do_nothing()
             .execute(&mut conn)
             .await
-            .map_err(|e| {
-                if foreign_key_violation(&e) {
-                    DomainError::NotFound
-                } else {
-                    db_error(e)
-                }
-            })?;
+            .map_err(|e| if foreign_key_violation(&e) { DomainError::NotFound } else { db_error(e) })?;
         let member = load_member(&mut conn, uuid(id), uuid(user)).await?;
-        Ok(if inserted == 1 {
-            Created::New(member)
-        } else {
-            Created::Existing(member)
-        })
+        Ok(if inserted == 1 { Created::New(member) } else { Created::Existing(member) })
     }
 
     async fn set_workspace_role(
@@ -183,20 +144,14 @@ impl WorkspaceRepo for Store {
         let (ws, user_uuid) = (uuid(id), uuid(user));
         conn.transaction(async |conn| {
             ensure_an_owner_remains(conn, ws, user_uuid, false).await?;
-            diesel::delete(workspace_members::table.find((ws, user_uuid)))
-                .execute(conn)
-                .await?;
+            diesel::delete(workspace_members::table.find((ws, user_uuid))).execute(conn).await?;
             Ok::<_, TxError>(())
         })
         .await?;
         Ok(())
     }
 
-    async fn workspace_members_among(
-        &self,
-        id: WorkspaceId,
-        candidates: &[UserId],
-    ) -> DomainResult<Vec<UserId>> {
+    async fn workspace_members_among(&self, id: WorkspaceId, candidates: &[UserId]) -> DomainResult<Vec<UserId>> {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
@@ -215,22 +170,16 @@ impl WorkspaceRepo for Store {
 
 #[diesel::dsl::auto_type(no_type_alias)]
 fn member_query() -> _ {
-    workspace_members::table
-        .inner_join(users::table.on(users::id.eq(workspace_members::user_id)))
-        .select((
-            workspace_members::user_id,
-            users::display_name,
-            users::email,
-            workspace_members::role,
-            workspace_members::joined_at,
-        ))
+    workspace_members::table.inner_join(users::table.on(users::id.eq(workspace_members::user_id))).select((
+        workspace_members::user_id,
+        users::display_name,
+        users::email,
+        workspace_members::role,
+        workspace_members::joined_at,
+    ))
 }
 
-async fn load_member(
-    conn: &mut AsyncPgConnection,
-    ws: Uuid,
-    user: Uuid,
-) -> DomainResult<WorkspaceMember> {
+async fn load_member(conn: &mut AsyncPgConnection, ws: Uuid, user: Uuid) -> DomainResult<WorkspaceMember> {
     let row: WorkspaceMemberRow = member_query()
         .filter(workspace_members::workspace_id.eq(ws))
         .filter(workspace_members::user_id.eq(user))
@@ -240,17 +189,8 @@ async fn load_member(
     workspace_member(row)
 }
 
-async fn role_in(
-    conn: &mut AsyncPgConnection,
-    ws: Uuid,
-    user: Uuid,
-) -> QueryResult<Option<String>> {
-    workspace_members::table
-        .find((ws, user))
-        .select(workspace_members::role)
-        .first(conn)
-        .await
-        .optional()
+async fn role_in(conn: &mut AsyncPgConnection, ws: Uuid, user: Uuid) -> QueryResult<Option<String>> {
+    workspace_members::table.find((ws, user)).select(workspace_members::role).first(conn).await.optional()
 }
 
 /// Inside a transaction: locks the workspace's membership and fails with `LastOwner` when
@@ -262,15 +202,8 @@ async fn ensure_an_owner_remains(
     stays_owner: bool,
 ) -> Result<(), TxError> {
     // The workspace row is the lock that serialises membership changes of one workspace.
-    workspaces::table
-        .find(ws)
-        .select(workspaces::id)
-        .for_update()
-        .first::<Uuid>(conn)
-        .await?;
-    let current = role_in(conn, ws, user)
-        .await?
-        .ok_or(DomainError::NotFound)?;
+    workspaces::table.find(ws).select(workspaces::id).for_update().first::<Uuid>(conn).await?;
+    let current = role_in(conn, ws, user).await?.ok_or(DomainError::NotFound)?;
     if current == OWNER && !stays_owner {
         let owners: i64 = workspace_members::table
             .filter(workspace_members::workspace_id.eq(ws))

@@ -8,17 +8,10 @@ use crate::auth::{Caller, cleared_cookies, session_cookies};
 use crate::error::ApiResult;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(register)
-        .service(login)
-        .service(logout)
-        .service(me);
+    cfg.service(register).service(login).service(logout).service(me);
 }
 
-fn with_session(
-    mut response: actix_web::HttpResponseBuilder,
-    state: &AppState,
-    auth: AuthResponse,
-) -> HttpResponse {
+fn with_session(mut response: actix_web::HttpResponseBuilder, state: &AppState, auth: AuthResponse) -> HttpResponse {
     let max_age = (auth.expires_at - OffsetDateTime::now_utc()).whole_seconds();
     for cookie in session_cookies(&auth.token, &auth.csrf_token, max_age, state.secure_cookies) {
         response.cookie(cookie);

@@ -42,12 +42,7 @@ async fn create_conversation(
     caller: Caller,
     body: web::Json<CreateConversationRequest>,
 ) -> ApiResult<HttpResponse> {
-    Ok(created(
-        state
-            .services
-            .create_conversation(caller.id(), body.into_inner())
-            .await?,
-    ))
+    Ok(created(state.services.create_conversation(caller.id(), body.into_inner()).await?))
 }
 
 #[derive(Debug, Deserialize, Serialize, IntoParams)]
@@ -73,13 +68,7 @@ async fn list_conversations(
     Ok(web::Json(
         state
             .services
-            .list_conversations(
-                caller.id(),
-                q.workspace_id,
-                q.archived,
-                q.cursor.as_deref(),
-                q.limit,
-            )
+            .list_conversations(caller.id(), q.workspace_id, q.archived, q.cursor.as_deref(), q.limit)
             .await?,
     ))
 }
@@ -91,12 +80,7 @@ async fn get_conversation(
     caller: Caller,
     id: web::Path<ConversationId>,
 ) -> ApiResult<web::Json<Conversation>> {
-    Ok(web::Json(
-        state
-            .services
-            .get_conversation(caller.id(), id.into_inner())
-            .await?,
-    ))
+    Ok(web::Json(state.services.get_conversation(caller.id(), id.into_inner()).await?))
 }
 
 /// Change title, description, visibility or history policy (admins).
@@ -112,12 +96,7 @@ async fn update_conversation(
     id: web::Path<ConversationId>,
     body: web::Json<UpdateConversationRequest>,
 ) -> ApiResult<web::Json<Conversation>> {
-    Ok(web::Json(
-        state
-            .services
-            .update_conversation(caller.id(), id.into_inner(), body.into_inner())
-            .await?,
-    ))
+    Ok(web::Json(state.services.update_conversation(caller.id(), id.into_inner(), body.into_inner()).await?))
 }
 
 /// Make the conversation read-only (admins).
@@ -126,17 +105,8 @@ async fn update_conversation(
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/archive")]
-async fn archive(
-    state: AppState,
-    caller: Caller,
-    id: web::Path<ConversationId>,
-) -> ApiResult<web::Json<Conversation>> {
-    Ok(web::Json(
-        state
-            .services
-            .set_archived(caller.id(), id.into_inner(), true)
-            .await?,
-    ))
+async fn archive(state: AppState, caller: Caller, id: web::Path<ConversationId>) -> ApiResult<web::Json<Conversation>> {
+    Ok(web::Json(state.services.set_archived(caller.id(), id.into_inner(), true).await?))
 }
 
 #[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), responses(
@@ -149,12 +119,7 @@ async fn unarchive(
     caller: Caller,
     id: web::Path<ConversationId>,
 ) -> ApiResult<web::Json<Conversation>> {
-    Ok(web::Json(
-        state
-            .services
-            .set_archived(caller.id(), id.into_inner(), false)
-            .await?,
-    ))
+    Ok(web::Json(state.services.set_archived(caller.id(), id.into_inner(), false).await?))
 }
 
 /// Turn a group into a private channel (admins).
@@ -170,12 +135,7 @@ async fn convert(
     id: web::Path<ConversationId>,
     body: web::Json<ConvertConversationRequest>,
 ) -> ApiResult<web::Json<Conversation>> {
-    Ok(web::Json(
-        state
-            .services
-            .convert_to_channel(caller.id(), id.into_inner(), body.into_inner())
-            .await?,
-    ))
+    Ok(web::Json(state.services.convert_to_channel(caller.id(), id.into_inner(), body.into_inner()).await?))
 }
 
 /// Explicit members. Workspace-visible channels also include every non-guest workspace member.
@@ -188,10 +148,7 @@ async fn list_members(
     q: web::Query<PageParams>,
 ) -> ApiResult<web::Json<Page<ConversationMember>>> {
     Ok(web::Json(
-        state
-            .services
-            .list_conversation_members(caller.id(), id.into_inner(), q.cursor.as_deref(), q.limit)
-            .await?,
+        state.services.list_conversation_members(caller.id(), id.into_inner(), q.cursor.as_deref(), q.limit).await?,
     ))
 }
 
@@ -209,12 +166,7 @@ async fn add_member(
     id: web::Path<ConversationId>,
     body: web::Json<AddConversationMemberRequest>,
 ) -> ApiResult<HttpResponse> {
-    Ok(created(
-        state
-            .services
-            .add_conversation_member(caller.id(), id.into_inner(), body.into_inner())
-            .await?,
-    ))
+    Ok(created(state.services.add_conversation_member(caller.id(), id.into_inner(), body.into_inner()).await?))
 }
 
 /// Remove a member (admins; only owners remove owners). Removing yourself is leaving.
@@ -230,10 +182,7 @@ async fn remove_member(
     path: web::Path<(ConversationId, UserId)>,
 ) -> ApiResult<HttpResponse> {
     let (id, user) = path.into_inner();
-    state
-        .services
-        .remove_conversation_member(caller.id(), id, user)
-        .await?;
+    state.services.remove_conversation_member(caller.id(), id, user).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -243,15 +192,8 @@ async fn remove_member(
     (status = 409, description = "`last_owner`, `implicit_membership` or `direct_conversation_fixed`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/leave")]
-async fn leave(
-    state: AppState,
-    caller: Caller,
-    id: web::Path<ConversationId>,
-) -> ApiResult<HttpResponse> {
-    state
-        .services
-        .leave_conversation(caller.id(), id.into_inner())
-        .await?;
+async fn leave(state: AppState, caller: Caller, id: web::Path<ConversationId>) -> ApiResult<HttpResponse> {
+    state.services.leave_conversation(caller.id(), id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -268,10 +210,7 @@ async fn create_invite(
     id: web::Path<ConversationId>,
     body: web::Json<CreateInviteRequest>,
 ) -> ApiResult<HttpResponse> {
-    let invite = state
-        .services
-        .create_invite(caller.id(), id.into_inner(), body.into_inner())
-        .await?;
+    let invite = state.services.create_invite(caller.id(), id.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(invite))
 }
 
@@ -282,14 +221,8 @@ async fn create_invite(
     (status = 410, description = "`invite_expired`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/invites/{code}/accept")]
-async fn accept_invite(
-    state: AppState,
-    caller: Caller,
-    code: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    Ok(created(
-        state.services.accept_invite(caller.id(), &code).await?,
-    ))
+async fn accept_invite(state: AppState, caller: Caller, code: web::Path<String>) -> ApiResult<HttpResponse> {
+    Ok(created(state.services.accept_invite(caller.id(), &code).await?))
 }
 
 /// Revoke an invite (admins).

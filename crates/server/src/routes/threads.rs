@@ -1,9 +1,7 @@
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use skein_domain::services::HistoryQuery;
-use skein_shared::thread::{
-    CreateRootRequest, Message, ReplyRequest, ThreadSummary, ThreadTreeResponse,
-};
+use skein_shared::thread::{CreateRootRequest, Message, ReplyRequest, ThreadSummary, ThreadTreeResponse};
 use skein_shared::{ConversationId, MessageId, Page};
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -14,12 +12,7 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(create_root)
-        .service(reply)
-        .service(tree)
-        .service(list_threads)
-        .service(history)
-        .service(get_message);
+    cfg.service(create_root).service(reply).service(tree).service(list_threads).service(history).service(get_message);
 }
 
 /// Start a thread: its root message. A retried `client_msg_id` returns the original (200).
@@ -36,12 +29,7 @@ async fn create_root(
     id: web::Path<ConversationId>,
     body: web::Json<CreateRootRequest>,
 ) -> ApiResult<HttpResponse> {
-    Ok(created(
-        state
-            .services
-            .create_root(caller.id(), id.into_inner(), body.into_inner())
-            .await?,
-    ))
+    Ok(created(state.services.create_root(caller.id(), id.into_inner(), body.into_inner()).await?))
 }
 
 /// Reply to any message of a thread, at any depth.
@@ -58,12 +46,7 @@ async fn reply(
     id: web::Path<MessageId>,
     body: web::Json<ReplyRequest>,
 ) -> ApiResult<HttpResponse> {
-    Ok(created(
-        state
-            .services
-            .reply(caller.id(), id.into_inner(), body.into_inner())
-            .await?,
-    ))
+    Ok(created(state.services.reply(caller.id(), id.into_inner(), body.into_inner()).await?))
 }
 
 #[derive(Debug, Deserialize, Serialize, IntoParams)]
@@ -87,18 +70,7 @@ async fn tree(
     id: web::Path<MessageId>,
     q: web::Query<TreeParams>,
 ) -> ApiResult<web::Json<ThreadTreeResponse>> {
-    Ok(web::Json(
-        state
-            .services
-            .thread_tree(
-                caller.id(),
-                id.into_inner(),
-                q.from,
-                q.cursor.as_deref(),
-                q.limit,
-            )
-            .await?,
-    ))
+    Ok(web::Json(state.services.thread_tree(caller.id(), id.into_inner(), q.from, q.cursor.as_deref(), q.limit).await?))
 }
 
 /// Threads of a conversation by last activity, newest first.
@@ -112,12 +84,7 @@ async fn list_threads(
     id: web::Path<ConversationId>,
     q: web::Query<PageParams>,
 ) -> ApiResult<web::Json<Page<ThreadSummary>>> {
-    Ok(web::Json(
-        state
-            .services
-            .list_threads(caller.id(), id.into_inner(), q.cursor.as_deref(), q.limit)
-            .await?,
-    ))
+    Ok(web::Json(state.services.list_threads(caller.id(), id.into_inner(), q.cursor.as_deref(), q.limit).await?))
 }
 
 #[derive(Debug, Deserialize, Serialize, IntoParams)]
@@ -143,31 +110,12 @@ async fn history(
     id: web::Path<ConversationId>,
     q: web::Query<HistoryParams>,
 ) -> ApiResult<web::Json<Page<Message>>> {
-    let query = HistoryQuery {
-        before: q.before,
-        after: q.after,
-        around: q.around,
-        limit: q.limit,
-    };
-    Ok(web::Json(
-        state
-            .services
-            .history(caller.id(), id.into_inner(), query)
-            .await?,
-    ))
+    let query = HistoryQuery { before: q.before, after: q.after, around: q.around, limit: q.limit };
+    Ok(web::Json(state.services.history(caller.id(), id.into_inner(), query).await?))
 }
 
 #[utoipa::path(tag = "threads", params(("id" = String, Path, description = "Message id")), responses((status = 200, description = "The message", body = Message)))]
 #[get("/messages/{id}")]
-async fn get_message(
-    state: AppState,
-    caller: Caller,
-    id: web::Path<MessageId>,
-) -> ApiResult<web::Json<Message>> {
-    Ok(web::Json(
-        state
-            .services
-            .get_message(caller.id(), id.into_inner())
-            .await?,
-    ))
+async fn get_message(state: AppState, caller: Caller, id: web::Path<MessageId>) -> ApiResult<web::Json<Message>> {
+    Ok(web::Json(state.services.get_message(caller.id(), id.into_inner()).await?))
 }

@@ -1,7 +1,6 @@
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use skein_shared::workspace::{
-    AddWorkspaceMemberRequest, CreateWorkspaceRequest, UpdateWorkspaceMemberRequest, Workspace,
-    WorkspaceMember,
+    AddWorkspaceMemberRequest, CreateWorkspaceRequest, UpdateWorkspaceMemberRequest, Workspace, WorkspaceMember,
 };
 use skein_shared::{Page, UserId, WorkspaceId};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -29,10 +28,7 @@ async fn create_workspace(
     caller: Caller,
     body: web::Json<CreateWorkspaceRequest>,
 ) -> ApiResult<HttpResponse> {
-    let workspace = state
-        .services
-        .create_workspace(caller.id(), body.into_inner())
-        .await?;
+    let workspace = state.services.create_workspace(caller.id(), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(workspace))
 }
 
@@ -44,27 +40,13 @@ async fn list_workspaces(
     caller: Caller,
     q: web::Query<PageParams>,
 ) -> ApiResult<web::Json<Page<Workspace>>> {
-    Ok(web::Json(
-        state
-            .services
-            .list_workspaces(caller.id(), q.cursor.as_deref(), q.limit)
-            .await?,
-    ))
+    Ok(web::Json(state.services.list_workspaces(caller.id(), q.cursor.as_deref(), q.limit).await?))
 }
 
 #[utoipa::path(tag = "workspaces", params(("id" = String, Path, description = "Workspace id")), responses((status = 200, description = "The workspace", body = Workspace)))]
 #[get("/workspaces/{id}")]
-async fn get_workspace(
-    state: AppState,
-    caller: Caller,
-    id: web::Path<WorkspaceId>,
-) -> ApiResult<web::Json<Workspace>> {
-    Ok(web::Json(
-        state
-            .services
-            .get_workspace(caller.id(), id.into_inner())
-            .await?,
-    ))
+async fn get_workspace(state: AppState, caller: Caller, id: web::Path<WorkspaceId>) -> ApiResult<web::Json<Workspace>> {
+    Ok(web::Json(state.services.get_workspace(caller.id(), id.into_inner()).await?))
 }
 
 /// Members of a workspace (any member may list them).
@@ -77,10 +59,7 @@ async fn list_members(
     q: web::Query<PageParams>,
 ) -> ApiResult<web::Json<Page<WorkspaceMember>>> {
     Ok(web::Json(
-        state
-            .services
-            .list_workspace_members(caller.id(), id.into_inner(), q.cursor.as_deref(), q.limit)
-            .await?,
+        state.services.list_workspace_members(caller.id(), id.into_inner(), q.cursor.as_deref(), q.limit).await?,
     ))
 }
 
@@ -97,12 +76,7 @@ async fn add_member(
     id: web::Path<WorkspaceId>,
     body: web::Json<AddWorkspaceMemberRequest>,
 ) -> ApiResult<HttpResponse> {
-    Ok(created(
-        state
-            .services
-            .add_workspace_member(caller.id(), id.into_inner(), body.into_inner())
-            .await?,
-    ))
+    Ok(created(state.services.add_workspace_member(caller.id(), id.into_inner(), body.into_inner()).await?))
 }
 
 /// Change a member's role. The last owner cannot be demoted.
@@ -119,12 +93,7 @@ async fn update_member(
     body: web::Json<UpdateWorkspaceMemberRequest>,
 ) -> ApiResult<web::Json<WorkspaceMember>> {
     let (id, user) = path.into_inner();
-    Ok(web::Json(
-        state
-            .services
-            .update_workspace_member(caller.id(), id, user, body.role)
-            .await?,
-    ))
+    Ok(web::Json(state.services.update_workspace_member(caller.id(), id, user, body.role).await?))
 }
 
 /// Remove a member (admins), or leave (yourself). The last owner cannot be removed.
@@ -140,9 +109,6 @@ async fn remove_member(
     path: web::Path<(WorkspaceId, UserId)>,
 ) -> ApiResult<HttpResponse> {
     let (id, user) = path.into_inner();
-    state
-        .services
-        .remove_workspace_member(caller.id(), id, user)
-        .await?;
+    state.services.remove_workspace_member(caller.id(), id, user).await?;
     Ok(HttpResponse::NoContent().finish())
 }
