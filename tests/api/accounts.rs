@@ -10,36 +10,17 @@ fn registration(email: &str, password: &str, name: &str) -> serde_json::Value {
 #[tokio::test]
 async fn register_login_me_logout() {
     let app = TestApp::spawn().await;
-    let res = app
-        .request(
-            Method::POST,
-            "/api/auth/register",
-            None,
-            Some(registration("Ann@Example.com", "correct horse", "Ann")),
-        )
-        .await
-        .expect(201);
+    let res =
+        app.anon_post("/api/auth/register", registration("Ann@Example.com", "correct horse", "Ann")).await.expect(201);
     assert_eq!(res.body["user"]["email"], "ann@example.com", "emails are normalised");
     assert_eq!(res.body["user"]["is_instance_admin"], true, "the first account administers the instance");
     assert!(res.body["expires_at"].is_string());
-    let second = app
-        .request(
-            Method::POST,
-            "/api/auth/register",
-            None,
-            Some(registration("bob@example.com", "another secret", "Bob")),
-        )
-        .await
-        .expect(201);
+    let second =
+        app.anon_post("/api/auth/register", registration("bob@example.com", "another secret", "Bob")).await.expect(201);
     assert_eq!(second.body["user"]["is_instance_admin"], false);
 
     let login = app
-        .request(
-            Method::POST,
-            "/api/auth/login",
-            None,
-            Some(json!({ "email": "ANN@example.com", "password": "correct horse" })),
-        )
+        .anon_post("/api/auth/login", json!({ "email": "ANN@example.com", "password": "correct horse" }))
         .await
         .expect(200);
     let token = login.str("token");
@@ -56,22 +37,10 @@ async fn register_login_me_logout() {
 async fn wrong_password_and_unknown_email_look_the_same() {
     let app = TestApp::spawn().await;
     app.register("Ann").await;
-    let wrong = app
-        .request(
-            Method::POST,
-            "/api/auth/login",
-            None,
-            Some(json!({ "email": "ann-0@example.com", "password": "not it at all" })),
-        )
-        .await;
-    let unknown = app
-        .request(
-            Method::POST,
-            "/api/auth/login",
-            None,
-            Some(json!({ "email": "nobody@example.com", "password": "not it at all" })),
-        )
-        .await;
+    let wrong =
+        app.anon_post("/api/auth/login", json!({ "email": "ann-0@example.com", "password": "not it at all" })).await;
+    let unknown =
+        app.anon_post("/api/auth/login", json!({ "email": "nobody@example.com", "password": "not it at all" })).await;
     let wrong = wrong.expect_problem(401, "invalid_credentials");
     let unknown = unknown.expect_problem(401, "invalid_credentials");
     assert_eq!(wrong.body, unknown.body);
@@ -80,9 +49,7 @@ async fn wrong_password_and_unknown_email_look_the_same() {
 #[tokio::test]
 async fn registration_validation_lists_every_bad_field() {
     let app = TestApp::spawn().await;
-    let res = app
-        .request(Method::POST, "/api/auth/register", None, Some(registration("not-an-email", "password", "  ")))
-        .await;
+    let res = app.anon_post("/api/auth/register", registration("not-an-email", "password", "  ")).await;
     let res = res.expect_problem(422, "validation_failed");
     let mut fields: Vec<(String, String)> = res.body["errors"]
         .as_array()
@@ -99,55 +66,29 @@ async fn registration_validation_lists_every_bad_field() {
             ("password".into(), "weak".into())
         ]
     );
-    let res = app.request(Method::POST, "/api/auth/register", None, Some(registration("a@b.co", "short", "A"))).await;
+    let res = app.anon_post("/api/auth/register", registration("a@b.co", "short", "A")).await;
     assert_eq!(res.expect(422).body["errors"][0]["code"], "too_short");
     let long_name = "n".repeat(101);
-    let res = app
-        .request(Method::POST, "/api/auth/register", None, Some(registration("a@b.co", "long enough pw", &long_name)))
-        .await;
+    let res = app.anon_post("/api/auth/register", registration("a@b.co", "long enough pw", &long_name)).await;
     assert_eq!(res.expect(422).body["errors"][0]["code"], "too_long");
 }
 
 #[tokio::test]
 async fn duplicate_email_is_a_conflict() {
     let app = TestApp::spawn().await;
-    app.request(
-        Method::POST,
-        "/api/auth/register",
-        None,
-        Some(registration("ann@example.com", "correct horse", "Ann")),
-    )
-    .await
-    .expect(201);
-    app.request(
-        Method::POST,
-        "/api/auth/register",
-        None,
-        Some(registration("ANN@example.com", "other secret!", "Ann 2")),
-    )
-    .await
-    .expect_problem(409, "email_taken");
+    app.anon_post("/api/auth/register", registration("ann@example.com", "correct horse", "Ann")).await.expect(201);
+    app.anon_post("/api/auth/register", registration("ANN@example.com", "other secret!", "Ann 2"))
+        .await
+        .expect_problem(409, "email_taken");
 }
 
 #[tokio::test]
 async fn closed_registration_still_admits_the_first_account() {
     let app = TestApp::spawn_with(|c| c.auth.open_registration = false).await;
-    app.request(
-        Method::POST,
-        "/api/auth/register",
-        None,
-        Some(registration("root@example.com", "correct horse", "Root")),
-    )
-    .await
-    .expect(201);
-    app.request(
-        Method::POST,
-        "/api/auth/register",
-        None,
-        Some(registration("bob@example.com", "correct horse", "Bob")),
-    )
-    .await
-    .expect_problem(403, "registration_closed");
+    app.anon_post("/api/auth/register", registration("root@example.com", "correct horse", "Root")).await.expect(201);
+    app.anon_post("/api/auth/register", registration("bob@example.com", "correct horse", "Bob"))
+        .await
+        .expect_problem(403, "registration_closed");
 }
 
 #[tokio::test]

@@ -73,6 +73,11 @@ impl TestApp {
         Resp { status, body, headers }
     }
 
+    /// A POST without a token (register, login).
+    pub async fn anon_post(&self, path: &str, body: Value) -> Resp {
+        self.request(Method::POST, path, None, Some(body)).await
+    }
+
     pub async fn get(&self, path: &str, user: &TestUser) -> Resp {
         self.request(Method::GET, path, Some(&user.token), None).await
     }

@@ -2,8 +2,10 @@
 
 use time::Duration;
 
-/// Input and page-size limits. Defaults are what a new instance runs with.
-#[derive(Clone, Debug)]
+/// Input and page-size limits. Defaults are what a new instance runs with; the server reads
+/// them from the `[limits]` section of its configuration.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Maximum message length in characters.
     pub message_max_chars: usize,
@@ -15,7 +17,7 @@ pub struct Limits {
     pub tag_max_chars: usize,
     pub client_msg_id_max_chars: usize,
     /// Deepest reply allowed (a root is depth 0). Bounded because each message stores its
-    /// ancestry, and that ancestry is indexed.
+    /// ancestry, and that ancestry is indexed (see [`Limits::THREAD_DEPTH_CEILING`]).
     pub thread_max_depth: i32,
     pub password_min_chars: usize,
     /// Default and maximum page size of ordinary lists.
@@ -50,6 +52,15 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The deepest any configuration may allow: a path of 151 ids (16 bytes each) still fits
+    /// in a PostgreSQL btree index entry.
+    pub const THREAD_DEPTH_CEILING: i32 = 150;
+
+    /// The configured depth, kept within what the storage can index.
+    pub fn max_depth(&self) -> i32 {
+        self.thread_max_depth.clamp(1, Self::THREAD_DEPTH_CEILING)
+    }
+
     /// The page size to use for a requested `limit` of an ordinary list.
     pub fn page_size(&self, requested: Option<u32>) -> u32 {
         clamp_page(requested, self.page_default, self.page_max)

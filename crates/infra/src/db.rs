@@ -8,8 +8,8 @@ use diesel::Connection;
 use diesel::result::Error as DieselError;
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use skein_domain::DomainError;
 
@@ -60,7 +60,11 @@ impl Store {
 }
 
 pub fn connect_pool(url: &str, settings: &PoolSettings) -> Result<PgPool, SetupError> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    // `Fast` recycling: the default runs `SELECT 1` on every checkout, a round trip per
+    // repository call. A connection that died fails its next query and is then dropped.
+    let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
     Pool::builder(manager)
         .max_size(settings.max_connections)
         .wait_timeout(Some(settings.acquire_timeout))

@@ -15,7 +15,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
-    pub limits: LimitsConfig,
+    /// Input, depth and page-size limits (see [`Limits`]).
+    pub limits: Limits,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -104,58 +105,6 @@ impl AuthConfig {
             open_registration: self.open_registration,
             session_idle: time::Duration::seconds(self.session_idle_secs),
             session_absolute: time::Duration::seconds(self.session_absolute_secs),
-        }
-    }
-}
-
-/// Mirrors [`skein_domain::Limits`]; see there for meanings.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitsConfig {
-    pub message_max_chars: usize,
-    pub title_max_chars: usize,
-    pub description_max_chars: usize,
-    pub tags_max: usize,
-    pub thread_max_depth: i32,
-    pub password_min_chars: usize,
-    pub page_default: u32,
-    pub page_max: u32,
-    pub tree_page_default: u32,
-    pub tree_page_max: u32,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        let l = Limits::default();
-        Self {
-            message_max_chars: l.message_max_chars,
-            title_max_chars: l.title_max_chars,
-            description_max_chars: l.description_max_chars,
-            tags_max: l.tags_max,
-            thread_max_depth: l.thread_max_depth,
-            password_min_chars: l.password_min_chars,
-            page_default: l.page_default,
-            page_max: l.page_max,
-            tree_page_default: l.tree_page_default,
-            tree_page_max: l.tree_page_max,
-        }
-    }
-}
-
-impl LimitsConfig {
-    pub fn limits(&self) -> Limits {
-        Limits {
-            message_max_chars: self.message_max_chars,
-            title_max_chars: self.title_max_chars,
-            description_max_chars: self.description_max_chars,
-            tags_max: self.tags_max,
-            thread_max_depth: self.thread_max_depth.clamp(1, 150),
-            password_min_chars: self.password_min_chars,
-            page_default: self.page_default,
-            page_max: self.page_max,
-            tree_page_default: self.tree_page_default,
-            tree_page_max: self.tree_page_max,
-            ..Limits::default()
         }
     }
 }

@@ -93,7 +93,7 @@ pub async fn start(config: &Config, database_url: &str, handle_signals: bool) ->
     )?;
     let hasher = PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_passes)
         .map_err(|e| StartError::Config(e.to_string()))?;
-    let services = Services::new(Store::new(pool, hasher), config.limits.limits(), config.auth.policy());
+    let services = Services::new(Store::new(pool, hasher), config.limits.clone(), config.auth.policy());
     let state = web::Data::new(AppStateInner {
         services,
         secure_cookies: config.server.secure_cookies,

@@ -68,12 +68,20 @@ async fn raw_insert_baseline(url: &str, clients: usize) -> Stats {
     let conns = &conns;
     load(clients, |c, _| async move {
         let mut conn = conns[c].lock().await;
-        diesel::sql_query("INSERT INTO bench_raw (id, conversation_id, content) VALUES ($1, $2, 'raw insert')")
-            .bind::<diesel::sql_types::Uuid, _>(uuid::Uuid::from(ulid::Ulid::generate()))
-            .bind::<diesel::sql_types::Uuid, _>(uuid::Uuid::from_u128(c as u128))
-            .execute(&mut *conn)
-            .await
-            .unwrap();
+        // The same row a reply stores, into a table with the same columns and indexes.
+        let id = uuid::Uuid::from(ulid::Ulid::generate());
+        let root = uuid::Uuid::from_u128(c as u128 + 1);
+        diesel::sql_query(
+            "INSERT INTO bench_raw (id, conversation_id, root_id, parent_id, depth, path, seq, author_id, role, \
+             content, status) VALUES ($1, $2, $3, $3, 1, ARRAY[$3, $1], nextval('bench_seq'), $2, 'user', \
+             'raw insert', 'complete')",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .bind::<diesel::sql_types::Uuid, _>(uuid::Uuid::from_u128(c as u128))
+        .bind::<diesel::sql_types::Uuid, _>(root)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     })
     .await
 }
@@ -170,8 +178,8 @@ async fn main() {
     }
 
     println!("\n## Thread tree fetch (whole tree in one request)\n");
-    println!("| nodes | requests | p50 ms | p99 ms |");
-    println!("|---:|---:|---:|---:|");
+    println!("| nodes | requests | p50 ms | p99 ms | of which SQL execution, p50 ms |");
+    println!("|---:|---:|---:|---:|---:|");
     let tree_conversation = app.channel(&user, &ws, &[]).await;
     for n in TREES {
         let root = build_tree(&app, &user, &tree_conversation, n).await;
@@ -190,6 +198,21 @@ async fn main() {
             latencies.push(t.elapsed());
         }
         let mut stats = Stats { ops: requests, elapsed: Duration::ZERO, latencies };
-        println!("| {n} | {requests} | {:.2} | {:.2} |", stats.pct(0.50), stats.pct(0.99));
+        // The tree query alone, executed in the database without sending rows back.
+        let mut sql = Vec::new();
+        for _ in 0..requests {
+            let t = Instant::now();
+            diesel::sql_query(
+                "SELECT count(*) FROM (SELECT * FROM messages WHERE root_id = $1 ORDER BY path LIMIT $2) t",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(uuid::Uuid::from(root.parse::<ulid::Ulid>().unwrap()))
+            .bind::<diesel::sql_types::BigInt, _>(n as i64)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            sql.push(t.elapsed());
+        }
+        let mut sql = Stats { ops: requests, elapsed: Duration::ZERO, latencies: sql };
+        println!("| {n} | {requests} | {:.2} | {:.2} | {:.2} |", stats.pct(0.50), stats.pct(0.99), sql.pct(0.50));
     }
 }

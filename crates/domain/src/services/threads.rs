@@ -66,8 +66,8 @@ impl<P: Ports> Services<P> {
         let mut check = Check::new();
         check.content("content", &req.content, self.limits.message_max_chars);
         let client_msg_id = self.check_client_msg_id(&mut check, req.client_msg_id);
-        if parent.message.depth >= self.limits.thread_max_depth {
-            check.fail("parent_id", "too_deep", format!("replies nest at most {} deep", self.limits.thread_max_depth));
+        if parent.message.depth >= self.limits.max_depth() {
+            check.fail("parent_id", "too_deep", format!("replies nest at most {} deep", self.limits.max_depth()));
         }
         check.finish()?;
         let new = NewMessage {
