@@ -232,3 +232,46 @@ async fn subtree_listing_starts_at_the_given_message() {
     app.get(&format!("/api/threads/{root}/tree?from={other}"), &ann).await.expect_problem(404, "not_found");
     app.get(&format!("/api/threads/{root}/tree?cursor={other}"), &ann).await.expect_problem(422, "validation_failed");
 }
+
+/// A page larger than the store's internal read chunk (1,000 rows) is seamless: the same
+/// nodes in the same order as walking small pages.
+#[tokio::test]
+async fn large_tree_pages_cross_read_chunks() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("Ann").await;
+    let ws = app.workspace(&ann, &[]).await;
+    let ch = app.channel(&ann, &ws, &[]).await;
+    let root = app.root(&ann, &ch, "root").await;
+    let mut level = vec![root.clone()];
+    // 1 + 40 + 40*30 = 1,241 nodes in three levels.
+    for width in [40usize, 30] {
+        let sends = level.iter().flat_map(|parent| (0..width).map(move |_| parent.clone()));
+        let mut next = Vec::new();
+        for batch in sends.collect::<Vec<_>>().chunks(32) {
+            let made = futures_util::future::join_all(batch.iter().map(|p| app.reply(&ann, p, "node"))).await;
+            next.extend(made);
+        }
+        level = next;
+    }
+    let ids = |res: &skein_tests::Resp| {
+        res.body["data"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let whole = app.get(&format!("/api/threads/{root}/tree?limit=5000"), &ann).await.expect(200);
+    assert!(whole.body["page"]["next"].is_null());
+    let mut walked = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app.get(&format!("/api/threads/{root}/tree?limit=97{cursor}"), &ann).await.expect(200);
+        walked.extend(ids(&page));
+        match page.body["page"]["next"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(ids(&whole).len(), 1241);
+    assert_eq!(ids(&whole), walked);
+    // A page that ends inside the second chunk.
+    let part = app.get(&format!("/api/threads/{root}/tree?limit=1100"), &ann).await.expect(200);
+    assert_eq!(ids(&part), walked[..1100].to_vec());
+    assert_eq!(part.body["page"]["next"], walked[1099].as_str());
+}

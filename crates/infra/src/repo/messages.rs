@@ -89,28 +89,49 @@ impl MessageRepo for Store {
         visible_after_seq: i64,
         limit: u32,
     ) -> DomainResult<Vec<TreeNode>> {
-        let mut query = messages::table
-            .filter(messages::root_id.eq(uuid(root)))
-            .select(MessageRow::as_select())
-            .order(messages::path)
-            .limit(i64::from(limit))
-            .into_boxed();
         // Depth-first order is path order, and a subtree is the contiguous range
         // [its path, its path with the last id incremented): both are index range scans.
-        if let Some(after) = after {
-            query = query.filter(messages::path.gt(path_of(after)));
-        } else if let Some(top) = subtree {
-            query = query.filter(messages::path.ge(path_of(top)));
-        }
-        if let Some(end) = subtree.and_then(|top| subtree_end(&path_of(top))) {
-            query = query.filter(messages::path.lt(end));
-        }
-        if visible_after_seq > 0 {
-            query = query.filter(messages::seq.gt(visible_after_seq));
-        }
+        let mut lower = match (after, subtree) {
+            (Some(after), _) => Some(PathBound::After(path_of(after))),
+            (None, Some(top)) => Some(PathBound::From(path_of(top))),
+            (None, None) => None,
+        };
+        let end = subtree.and_then(|top| subtree_end(&path_of(top)));
         let mut conn = self.conn().await?;
-        let rows: Vec<MessageRow> = query.load(&mut conn).await.map_err(db_error)?;
-        rows.into_iter().map(MessageRow::into_tree_node).collect()
+        let mut nodes = Vec::with_capacity(limit.min(TREE_CHUNK) as usize);
+        // Read in chunks: asked for a whole large tree at once, PostgreSQL's default costs
+        // favour a sequential scan and an on-disk sort of the paths (4x slower than walking
+        // the index); a chunk of this size keeps it on the index, in order.
+        while nodes.len() < limit as usize {
+            let want = (limit as usize - nodes.len()).min(TREE_CHUNK as usize);
+            let mut query = messages::table
+                .filter(messages::root_id.eq(uuid(root)))
+                .select(MessageRow::as_select())
+                .order(messages::path)
+                .limit(want as i64)
+                .into_boxed();
+            query = match &lower {
+                Some(PathBound::After(path)) => query.filter(messages::path.gt(path.clone())),
+                Some(PathBound::From(path)) => query.filter(messages::path.ge(path.clone())),
+                None => query,
+            };
+            if let Some(end) = &end {
+                query = query.filter(messages::path.lt(end.clone()));
+            }
+            if visible_after_seq > 0 {
+                query = query.filter(messages::seq.gt(visible_after_seq));
+            }
+            let rows: Vec<MessageRow> = query.load(&mut conn).await.map_err(db_error)?;
+            let done = rows.len() < want;
+            lower = rows.last().map(|r| PathBound::After(r.path.clone()));
+            for row in rows {
+                nodes.push(row.into_tree_node()?);
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(nodes)
     }
 
     async fn list_threads(
@@ -292,6 +313,15 @@ async fn by_client_msg_id(
         .optional()
         .map_err(db_error)?;
     row.map(MessageRow::into_record).transpose()
+}
+
+/// Rows per statement when reading a tree (see `tree_page`).
+const TREE_CHUNK: u32 = 1000;
+
+/// Where a tree read starts: strictly after a path, or at it.
+enum PathBound {
+    After(Vec<Uuid>),
+    From(Vec<Uuid>),
 }
 
 fn path_of(record: &MessageRecord) -> Vec<Uuid> {
