@@ -41,7 +41,13 @@ async fn roots_replies_and_summaries() {
     assert_eq!(thread["reply_count"], 2);
     assert_eq!(thread["participant_ids"], json!([ann.id, bob.id]));
     assert_eq!(thread["last_activity_at"], got.body["created_at"]);
-    assert_eq!(tree.body["data"][2]["ancestor_ids"], json!([root_id, r1.body["id"]]));
+    assert_eq!(tree.body["data"][0]["ancestor_ids"], json!([]));
+    assert!(tree.body["data"][2].get("ancestor_ids").is_none(), "its parent is in the page");
+    // A page that starts deep in the tree spells out the first node's ancestry.
+    let r1_id = r1.str("id");
+    let page = app.get(&format!("/api/threads/{root_id}/tree?cursor={r1_id}"), &bob).await.expect(200);
+    assert_eq!(page.body["data"][0]["id"], r2.as_str());
+    assert_eq!(page.body["data"][0]["ancestor_ids"], json!([root_id, r1_id]));
     // A reply is not a thread root.
     app.get(&format!("/api/threads/{r2}/tree"), &bob).await.expect_problem(404, "not_found");
 

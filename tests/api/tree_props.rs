@@ -90,8 +90,35 @@ async fn check(app: &TestApp, user: &TestUser, conversation: &str, shape: &Shape
         let got: Vec<String> = nodes.iter().map(|n| n.message.id.to_string()).collect();
         let want: Vec<String> = expected.iter().map(|&i| ids[i].clone()).collect();
         prop_assert_eq!(got, want);
+        // Ancestry as a client rebuilds it from each page: spelled out, or the parent's + parent
+        // (the parent being earlier in the same page).
+        let mut rebuilt: HashMap<String, Vec<String>> = HashMap::new();
+        for page in &pages {
+            prop_assert!(
+                page.data.first().is_none_or(|n| n.ancestor_ids.is_some()),
+                "a page's first node has its ancestry"
+            );
+            let mut in_page: HashMap<String, Vec<String>> = HashMap::new();
+            for node in &page.data {
+                let ancestors = match (&node.ancestor_ids, node.message.parent_id) {
+                    (Some(ids), _) => ids.iter().map(ToString::to_string).collect(),
+                    (None, Some(parent)) => {
+                        let parent = parent.to_string();
+                        let mut a = in_page
+                            .get(&parent)
+                            .cloned()
+                            .ok_or_else(|| TestCaseError::fail("ancestry omitted but parent not in page"))?;
+                        a.push(parent);
+                        a
+                    }
+                    (None, None) => return Err(TestCaseError::fail("a root without ancestry")),
+                };
+                in_page.insert(node.message.id.to_string(), ancestors.clone());
+                rebuilt.insert(node.message.id.to_string(), ancestors);
+            }
+        }
         for (node, &index) in nodes.iter().zip(&expected) {
-            let ancestors: Vec<String> = node.ancestor_ids.iter().map(ToString::to_string).collect();
+            let ancestors = rebuilt[&node.message.id.to_string()].clone();
             prop_assert_eq!(&ancestors, &ancestry(index));
             prop_assert_eq!(node.message.depth as usize, ancestors.len());
             prop_assert_eq!(

@@ -7,7 +7,7 @@ use std::future::Future;
 
 use skein_shared::auth::User;
 use skein_shared::conversation::{ConversationMember, ConversationRole, Invite};
-use skein_shared::thread::{ThreadSummary, TreeNode};
+use skein_shared::thread::ThreadSummary;
 use skein_shared::workspace::{Workspace, WorkspaceMember, WorkspaceRole};
 use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 use time::Duration;
@@ -189,7 +189,7 @@ pub trait MessageRepo: Send + Sync {
         after: Option<&MessageRecord>,
         visible_after_seq: i64,
         limit: u32,
-    ) -> impl Future<Output = DomainResult<Vec<TreeNode>>> + Send;
+    ) -> impl Future<Output = DomainResult<Vec<MessageRecord>>> + Send;
     /// Threads of the conversation by last activity (newest first).
     fn list_threads(
         &self,

@@ -135,8 +135,18 @@ impl PrivateCluster {
         let bin = find_postgres_bin().ok_or_else(|| SetupError::Provision(INSTALL_HINT.to_owned()))?;
         std::fs::create_dir_all(data_dir)
             .map_err(|e| SetupError::Provision(format!("cannot create {}: {e}", data_dir.display())))?;
-        let dir = data_dir.canonicalize().map_err(|e| SetupError::Provision(e.to_string()))?.join("postgres");
+        let data_dir = data_dir.canonicalize().map_err(|e| SetupError::Provision(e.to_string()))?;
         let run_as = running_as_root().await.then(|| "postgres".to_owned());
+        let dir = match &run_as {
+            // The postgres user must reach the directory; under e.g. /root it cannot.
+            Some(user) if !reachable_by(user, &data_dir).await => {
+                let fallback = std::env::temp_dir().join(format!("skein-pg-{:016x}", path_hash(&data_dir)));
+                tracing::warn!(wanted = %data_dir.display(), using = %fallback.display(), "data directory not reachable by the {user} user");
+                std::fs::create_dir_all(&fallback).map_err(|e| SetupError::Provision(e.to_string()))?;
+                fallback.join("postgres")
+            }
+            _ => data_dir.join("postgres"),
+        };
         let mut cluster = Self { dir, bin, run_as, started_by_us: false };
         if !cluster.dir.join("PG_VERSION").exists() {
             std::fs::create_dir_all(&cluster.dir).map_err(|e| SetupError::Provision(e.to_string()))?;
@@ -246,6 +256,23 @@ fn find_postgres_bin() -> Option<PathBuf> {
         .unwrap_or_default()
         .into_iter()
         .find(|d| has_tools(d))
+}
+
+/// Whether `user` can enter `dir` (every parent must be traversable).
+async fn reachable_by(user: &str, dir: &Path) -> bool {
+    Command::new("runuser").args(["-u", user, "--", "test", "-x"]).arg(dir).status().await.is_ok_and(|s| s.success())
+}
+
+fn path_hash(path: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Whether PostgreSQL's server binaries are installed (a private cluster can be started).
+pub fn binaries_installed() -> bool {
+    find_postgres_bin().is_some()
 }
 
 async fn running_as_root() -> bool {

@@ -5,7 +5,7 @@ use skein_domain::DomainError;
 use skein_domain::entities::{ConversationAccess, ConversationRecord, Credential, InviteRecord, MessageRecord};
 use skein_shared::auth::User;
 use skein_shared::conversation::{ConversationMember, Invite};
-use skein_shared::thread::{Message, ThreadSummary, TreeNode};
+use skein_shared::thread::{Message, ThreadSummary};
 use skein_shared::workspace::{Workspace, WorkspaceMember};
 use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 use time::OffsetDateTime;
@@ -201,12 +201,6 @@ impl MessageRow {
                 created_at: self.created_at,
             },
         })
-    }
-
-    pub fn into_tree_node(self) -> Result<TreeNode, DomainError> {
-        let record = self.into_record()?;
-        let ancestor_ids = record.ancestors().to_vec();
-        Ok(TreeNode { message: record.message, ancestor_ids })
     }
 }
 

@@ -98,9 +98,12 @@ pub struct ThreadSummary {
 pub struct TreeNode {
     #[serde(flatten)]
     pub message: Message,
-    /// Ids from the root down to the parent (empty for the root): enough to place the node
-    /// in the tree without fetching its ancestors.
-    pub ancestor_ids: Vec<MessageId>,
+    /// Ids from the root down to the parent (empty for the root). Present when the node's
+    /// parent is not earlier in the same page (always on a page's first node); otherwise it is
+    /// the parent's ancestry followed by `parent_id`. Either way a page can be placed in the
+    /// tree without fetching anything else, and its size grows with its nodes, not their depth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ancestor_ids: Option<Vec<MessageId>>,
 }
 
 /// `GET /api/threads/{root_id}/tree`: the summary and one page of nodes in depth-first

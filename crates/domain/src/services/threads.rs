@@ -1,4 +1,8 @@
-use skein_shared::thread::{CreateRootRequest, Message, MessageRole, ReplyRequest, ThreadSummary, ThreadTreeResponse};
+use std::collections::HashSet;
+
+use skein_shared::thread::{
+    CreateRootRequest, Message, MessageRole, ReplyRequest, ThreadSummary, ThreadTreeResponse, TreeNode,
+};
 use skein_shared::{ConversationId, MessageId, Page, UserId};
 
 use super::{Services, ensure_can_post, split_page};
@@ -121,9 +125,9 @@ impl<P: Ports> Services<P> {
         };
         let limit = self.limits.tree_page_size(limit);
         let rows = self.ports.tree_page(root, subtree.as_ref(), after.as_ref(), visible_after, limit + 1).await?;
-        let (data, more) = split_page(rows, limit);
-        let next = more.then(|| data.last().map(|n| n.message.id.to_string())).flatten();
-        Ok(ThreadTreeResponse::new(thread, Page::new(data, next, None)))
+        let (rows, more) = split_page(rows, limit);
+        let next = more.then(|| rows.last().map(|n| n.message.id.to_string())).flatten();
+        Ok(ThreadTreeResponse::new(thread, Page::new(tree_nodes(rows), next, None)))
     }
 
     pub async fn list_threads(
@@ -208,9 +212,63 @@ impl<P: Ports> Services<P> {
     }
 }
 
+/// Nodes of one page in depth-first order. Ancestry is spelled out only where the parent is
+/// not earlier in the page: elsewhere it follows from the parent's.
+fn tree_nodes(rows: Vec<MessageRecord>) -> Vec<TreeNode> {
+    let mut in_page = HashSet::with_capacity(rows.len());
+    rows.into_iter()
+        .map(|record| {
+            let parent_in_page = record.message.parent_id.is_some_and(|p| in_page.contains(&p));
+            in_page.insert(record.message.id);
+            let ancestor_ids = (!parent_in_page).then(|| record.ancestors().to_vec());
+            TreeNode { message: record.message, ancestor_ids }
+        })
+        .collect()
+}
+
 fn message_of(created: Created<MessageRecord>) -> Created<Message> {
     match created {
         Created::New(r) => Created::New(r.message),
         Created::Existing(r) => Created::Existing(r.message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use skein_shared::thread::{Message, MessageRole, MessageStatus};
+    use skein_shared::{ConversationId, MessageId};
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn record(path: &[MessageId]) -> MessageRecord {
+        let id = *path.last().unwrap_or(&MessageId::generate());
+        MessageRecord {
+            path: path.to_vec(),
+            message: Message {
+                id,
+                conversation_id: ConversationId::generate(),
+                root_id: path[0],
+                parent_id: path.len().checked_sub(2).map(|i| path[i]),
+                depth: path.len() as i32 - 1,
+                seq: 1,
+                author_id: None,
+                role: MessageRole::User,
+                content: String::new(),
+                status: MessageStatus::Complete,
+                client_msg_id: None,
+                created_at: OffsetDateTime::UNIX_EPOCH,
+            },
+        }
+    }
+
+    #[test]
+    fn ancestry_is_spelled_out_only_where_the_parent_is_not_in_the_page() {
+        let [r, a, b, c, d] = [(); 5].map(|_| MessageId::generate());
+        // A page starting at a (under r): a, a/b, a/b/c, then d under r.
+        let page = vec![record(&[r, a]), record(&[r, a, b]), record(&[r, a, b, c]), record(&[r, d])];
+        let nodes = tree_nodes(page);
+        let ancestry: Vec<Option<Vec<MessageId>>> = nodes.into_iter().map(|n| n.ancestor_ids).collect();
+        assert_eq!(ancestry, vec![Some(vec![r]), None, None, Some(vec![r])]);
     }
 }

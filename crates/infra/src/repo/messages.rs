@@ -5,7 +5,7 @@ use skein_domain::cursor::TimeCursor;
 use skein_domain::entities::{ConversationAccess, Created, HistoryAnchor, HistoryWindow, MessageRecord, NewMessage};
 use skein_domain::ports::MessageRepo;
 use skein_domain::{DomainError, DomainResult};
-use skein_shared::thread::{ThreadSummary, TreeNode};
+use skein_shared::thread::ThreadSummary;
 use skein_shared::{ConversationId, MessageId, UserId};
 use uuid::Uuid;
 
@@ -88,7 +88,7 @@ impl MessageRepo for Store {
         after: Option<&MessageRecord>,
         visible_after_seq: i64,
         limit: u32,
-    ) -> DomainResult<Vec<TreeNode>> {
+    ) -> DomainResult<Vec<MessageRecord>> {
         // Depth-first order is path order, and a subtree is the contiguous range
         // [its path, its path with the last id incremented): both are index range scans.
         let mut lower = match (after, subtree) {
@@ -125,7 +125,7 @@ impl MessageRepo for Store {
             let done = rows.len() < want;
             lower = rows.last().map(|r| PathBound::After(r.path.clone()));
             for row in rows {
-                nodes.push(row.into_tree_node()?);
+                nodes.push(row.into_record()?);
             }
             if done {
                 break;
