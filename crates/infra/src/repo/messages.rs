@@ -9,6 +9,7 @@ use skein_shared::thread::ThreadSummary;
 use skein_shared::{ConversationId, MessageId, UserId};
 use uuid::Uuid;
 
+use super::append::{AppendReply, AppendRoot, AppendRow};
 use super::standing::{in_conversation, in_workspace, standing};
 use crate::codec::{enum_to_db, unique_violation, uuid};
 use crate::db::{Store, db_error};
@@ -230,38 +231,7 @@ async fn seq_page(
     query.load(conn).await
 }
 
-/// Appends a message in one statement (one round trip). Bumping `last_seq` comes first and
-/// takes the conversation row's lock until commit, which serialises writers per conversation:
-/// sequence numbers become visible in order and without gaps, so a reader paging by `seq`
-/// never skips a late commit. The thread summary row is locked after it, in the same order
-/// by every writer. A failed statement (e.g. a duplicate `client_msg_id`) consumes nothing.
-const APPEND: &str = "WITH conv AS (
-        UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = now()
-        WHERE id = $1 AND archived_at IS NULL
-        RETURNING last_seq, last_activity_at
-    ), msg AS (
-        INSERT INTO messages (id, conversation_id, root_id, parent_id, depth, path, seq, author_id,
-                              role, content, status, client_msg_id, created_at)
-        SELECT $2, $1, $3, $4, $5, $6, conv.last_seq, $7, $8, $9, 'complete', $10, conv.last_activity_at
-        FROM conv
-        RETURNING *
-    )";
-
-const APPEND_ROOT: &str = ", thread AS (
-        INSERT INTO threads (root_id, conversation_id, title, tags, participant_ids, root_seq, created_at, last_activity_at)
-        SELECT msg.id, msg.conversation_id, $11, $12, ARRAY[msg.author_id], msg.seq, msg.created_at, msg.created_at
-        FROM msg
-    ) SELECT * FROM msg";
-
-const APPEND_REPLY: &str = ", thread AS (
-        UPDATE threads SET reply_count = reply_count + 1, last_activity_at = msg.created_at,
-            participant_ids = CASE WHEN msg.author_id = ANY(participant_ids) THEN participant_ids
-                                   ELSE array_append(participant_ids, msg.author_id) END
-        FROM msg WHERE threads.root_id = msg.root_id
-    ) SELECT * FROM msg";
-
 async fn append(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<MessageRow, DieselError> {
-    use diesel::sql_types::{Array, Int4, Nullable, Text, Uuid as SqlUuid};
     let id = uuid(new.id);
     let (root_id, parent_id, depth, path) = match &new.parent {
         Some(parent) => {
@@ -271,26 +241,24 @@ async fn append(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<Messag
         }
         None => (id, None, 0, vec![id]),
     };
-    let sql = format!("{APPEND}{}", if new.thread.is_some() { APPEND_ROOT } else { APPEND_REPLY });
-    let query = diesel::sql_query(sql)
-        .into_boxed()
-        .bind::<SqlUuid, _>(uuid(new.conversation_id))
-        .bind::<SqlUuid, _>(id)
-        .bind::<SqlUuid, _>(root_id)
-        .bind::<Nullable<SqlUuid>, _>(parent_id)
-        .bind::<Int4, _>(depth)
-        .bind::<Array<SqlUuid>, _>(path)
-        .bind::<SqlUuid, _>(uuid(new.author_id))
-        .bind::<Text, _>(enum_to_db(new.role))
-        .bind::<Text, _>(new.content.clone())
-        .bind::<Nullable<Text>, _>(new.client_msg_id.clone());
-    let query = match &new.thread {
-        Some(thread) => {
-            query.bind::<Nullable<Text>, _>(thread.title.clone()).bind::<Array<Text>, _>(thread.tags.clone())
-        }
-        None => query,
+    let row = AppendRow {
+        conversation_id: uuid(new.conversation_id),
+        id,
+        root_id,
+        parent_id,
+        depth,
+        path,
+        author_id: uuid(new.author_id),
+        role: enum_to_db(new.role),
+        content: new.content.clone(),
+        client_msg_id: new.client_msg_id.clone(),
     };
-    query.get_result(conn).await
+    match &new.thread {
+        Some(thread) => {
+            AppendRoot { row, title: thread.title.clone(), tags: thread.tags.clone() }.get_result(conn).await
+        }
+        None => AppendReply(row).get_result(conn).await,
+    }
 }
 
 /// The message this author already sent with this `client_msg_id` in the conversation.

@@ -1,6 +1,7 @@
 //! The domain's ports implemented on PostgreSQL, one file per concern.
 
 mod accounts;
+mod append;
 mod conversations;
 mod messages;
 mod standing;
