@@ -116,10 +116,6 @@ pub async fn start(config: &Config, database_url: &str, handle_signals: bool) ->
             .app_data(web::JsonConfig::default().limit(body_limit).error_handler(error::json_error))
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
-            .wrap(
-                Logger::new("%{x-request-id}o \"%{method}xi %U\" %s %b %Dms")
-                    .custom_request_replace("method", |req| req.method().to_string()),
-            )
             .wrap_fn(|req, srv| {
                 // Keep the caller's request id, or make one, and echo it in the response.
                 let id = req.headers().get(&REQUEST_ID).cloned().filter(|v| v.len() <= 64).unwrap_or_else(|| {
@@ -132,6 +128,11 @@ pub async fn start(config: &Config, database_url: &str, handle_signals: bool) ->
                     Ok(res)
                 }
             })
+            // Outermost (wrapped last), so each logged line carries the request id set above.
+            .wrap(
+                Logger::new("%{x-request-id}o \"%{method}xi %U\" %s %b %Dms")
+                    .custom_request_replace("method", |req| req.method().to_string()),
+            )
             .into_utoipa_app()
             .openapi(ApiDoc::openapi())
             .configure(routes::health::configure)
