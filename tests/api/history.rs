@@ -117,21 +117,31 @@ async fn paging_while_others_post_misses_nothing() {
         }
         seen
     };
-    let ((), seen) = tokio::join!(writers, reader);
-    assert_eq!(seen, (1..=121).collect::<Vec<_>>(), "every message once, in order");
-
-    let mut back: Vec<i64> = Vec::new();
-    let mut url = format!("/api/conversations/{ch}/messages?limit=9");
-    loop {
-        let page = app.get(&url, &ann).await.expect(200);
-        let mut s = seqs(&page);
-        s.reverse();
-        back.extend(s);
-        match page.body["page"]["prev"].as_str() {
-            Some(prev) => url = format!("/api/conversations/{ch}/messages?limit=9&before={prev}"),
-            None => break,
+    // Walking back from the newest page while the writers post: the walk covers exactly the
+    // messages up to the newest one it first saw, each once, newest first.
+    let backward = async {
+        // Start once the writers are under way (the walk then overlaps their posting).
+        while seqs(&app.get(&format!("/api/conversations/{ch}/messages?limit=1"), &ann).await.expect(200))[0] < 10 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-    }
-    assert_eq!(back, (1..=121).rev().collect::<Vec<_>>());
-    assert_eq!(back.iter().collect::<HashSet<_>>().len(), 121);
+        let mut back: Vec<i64> = Vec::new();
+        let mut url = format!("/api/conversations/{ch}/messages?limit=9");
+        loop {
+            let page = app.get(&url, &ann).await.expect(200);
+            let mut s = seqs(&page);
+            s.reverse();
+            back.extend(s);
+            match page.body["page"]["prev"].as_str() {
+                Some(prev) => url = format!("/api/conversations/{ch}/messages?limit=9&before={prev}"),
+                None => break,
+            }
+        }
+        back
+    };
+    let ((), seen, back) = tokio::join!(writers, reader, backward);
+    assert_eq!(seen, (1..=121).collect::<Vec<_>>(), "every message once, in order");
+    let newest = back[0];
+    assert!(newest >= 10);
+    assert_eq!(back, (1..=newest).rev().collect::<Vec<_>>());
+    assert_eq!(back.iter().collect::<HashSet<_>>().len(), back.len());
 }
