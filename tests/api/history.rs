@@ -100,21 +100,22 @@ async fn paging_while_others_post_misses_nothing() {
     let reader = async {
         let mut seen: Vec<i64> = vec![1];
         let mut cursor = first.clone();
-        let mut idle_rounds = 0;
-        // Keep reading until the writers are done and a final page comes back empty.
-        while idle_rounds < 20 {
+        // Read until all 121 have been seen (or give up after a generous deadline).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while seen.len() < 121 && std::time::Instant::now() < deadline {
             let page =
                 app.get(&format!("/api/conversations/{ch}/messages?after={cursor}&limit=7"), &bob).await.expect(200);
             let data = page.body["data"].as_array().unwrap();
             if data.is_empty() {
-                idle_rounds += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;
             }
-            idle_rounds = 0;
             seen.extend(data.iter().map(|m| m["seq"].as_i64().unwrap()));
             cursor = data.last().unwrap()["id"].as_str().unwrap().to_owned();
         }
+        // Nothing more arrives after the last one.
+        let tail = app.get(&format!("/api/conversations/{ch}/messages?after={cursor}"), &bob).await.expect(200);
+        assert_eq!(tail.body["data"], serde_json::json!([]));
         seen
     };
     // Walking back from the newest page while the writers post: the walk covers exactly the
