@@ -201,3 +201,70 @@ async fn requests_without_a_valid_token_are_401() {
     let res = app.http.get(format!("{}/api/me", app.base)).header("authorization", "Basic abc").send().await.unwrap();
     assert_eq!(res.status(), 401);
 }
+
+#[tokio::test]
+async fn repeated_failed_logins_are_throttled_per_email() {
+    let app = TestApp::spawn_with(|c| {
+        c.auth.login_max_failures = 3;
+        c.auth.login_failure_window_secs = 600;
+    })
+    .await;
+    let ann = app.register("Ann").await;
+    let bob = app.register("Bob").await;
+    let attempt =
+        |email: &str, password: &str| app.anon_post("/api/auth/login", json!({ "email": email, "password": password }));
+    for _ in 0..3 {
+        attempt(&ann.email, "wrong guess!").await.expect_problem(401, "invalid_credentials");
+    }
+    let limited = attempt(&ann.email, "wrong guess!").await.expect_problem(429, "rate_limited");
+    let retry: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=600).contains(&retry), "{retry}");
+    // The right password is refused too: the answer must not reveal a correct guess.
+    attempt(&ann.email, "correct horse battery").await.expect_problem(429, "rate_limited");
+    // Other accounts are unaffected, and unknown emails are throttled the same way.
+    attempt(&bob.email, "correct horse battery").await.expect(200);
+    for _ in 0..3 {
+        attempt("ghost@example.com", "wrong guess!").await.expect_problem(401, "invalid_credentials");
+    }
+    attempt("ghost@example.com", "wrong guess!").await.expect_problem(429, "rate_limited");
+    // Existing sessions keep working.
+    app.get("/api/me", &ann).await.expect(200);
+}
+
+#[tokio::test]
+async fn a_successful_login_clears_earlier_failures() {
+    let app = TestApp::spawn_with(|c| c.auth.login_max_failures = 3).await;
+    let ann = app.register("Ann").await;
+    let attempt =
+        |password: &str| app.anon_post("/api/auth/login", json!({ "email": ann.email, "password": password }));
+    for _ in 0..2 {
+        attempt("wrong guess!").await.expect(401);
+    }
+    attempt("correct horse battery").await.expect(200);
+    for _ in 0..2 {
+        attempt("wrong guess!").await.expect(401);
+    }
+    attempt("correct horse battery").await.expect(200);
+}
+
+#[tokio::test]
+async fn failures_age_out_of_the_window() {
+    use diesel_async::RunQueryDsl;
+    let app = TestApp::spawn_with(|c| {
+        c.auth.login_max_failures = 2;
+        c.auth.login_failure_window_secs = 60;
+    })
+    .await;
+    let ann = app.register("Ann").await;
+    let attempt =
+        |password: &str| app.anon_post("/api/auth/login", json!({ "email": ann.email, "password": password }));
+    attempt("wrong guess!").await.expect(401);
+    attempt("wrong guess!").await.expect(401);
+    attempt("correct horse battery").await.expect_problem(429, "rate_limited");
+    let mut conn = app.db().await;
+    diesel::sql_query("UPDATE login_failures SET failed_at = failed_at - interval '2 minutes'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    attempt("correct horse battery").await.expect(200);
+}

@@ -20,6 +20,9 @@ pub enum DomainError {
     /// A rule of the domain refused the action (conflicts, archived, last owner, …).
     #[error("{message}")]
     Rule { code: ErrorCode, message: &'static str },
+    /// Too many attempts; the caller may retry after this many seconds.
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// The store could not be reached or timed out.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -44,6 +47,7 @@ impl DomainError {
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
             Self::Validation(_) => ErrorCode::ValidationFailed,
             Self::Rule { code, .. } => *code,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }

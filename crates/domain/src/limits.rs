@@ -84,10 +84,20 @@ pub struct AuthPolicy {
     pub session_idle: Duration,
     /// A session expires this long after login, however active.
     pub session_absolute: Duration,
+    /// Failed logins allowed per email within `login_failure_window`; beyond it, logins for
+    /// that email (even with the right password) answer 429 until the window moves on.
+    pub login_max_failures: u32,
+    pub login_failure_window: Duration,
 }
 
 impl Default for AuthPolicy {
     fn default() -> Self {
-        Self { open_registration: true, session_idle: Duration::days(7), session_absolute: Duration::days(30) }
+        Self {
+            open_registration: true,
+            session_idle: Duration::days(7),
+            session_absolute: Duration::days(30),
+            login_max_failures: 10,
+            login_failure_window: Duration::minutes(15),
+        }
     }
 }

@@ -18,6 +18,19 @@ use crate::cursor::TimeCursor;
 use crate::entities::*;
 
 pub trait AccountRepo: Send + Sync {
+    /// Failed logins for `email` since `since`: how many, and when the oldest of them was.
+    fn login_failures_since(
+        &self,
+        email: &str,
+        since: time::OffsetDateTime,
+    ) -> impl Future<Output = DomainResult<(u32, Option<time::OffsetDateTime>)>> + Send;
+    /// Records a failed login, forgetting this email's failures older than `forget_before`.
+    fn record_login_failure(
+        &self,
+        email: &str,
+        forget_before: time::OffsetDateTime,
+    ) -> impl Future<Output = DomainResult<()>> + Send;
+    fn clear_login_failures(&self, email: &str) -> impl Future<Output = DomainResult<()>> + Send;
     /// Creates the user; the first user of an instance becomes its admin.
     /// `EmailTaken` when the (normalised) email is in use.
     fn create_user(&self, new: NewUser) -> impl Future<Output = DomainResult<User>> + Send;

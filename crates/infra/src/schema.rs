@@ -116,6 +116,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    // No primary key in the database; diesel needs one named, and no query relies on it.
+    login_failures (email, failed_at) {
+        email -> Text,
+        failed_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,

@@ -81,6 +81,9 @@ pub struct AuthConfig {
     pub session_idle_secs: i64,
     /// A session expires this long after login (seconds).
     pub session_absolute_secs: i64,
+    /// Failed logins allowed per email within the window; then 429 until it moves on.
+    pub login_max_failures: u32,
+    pub login_failure_window_secs: i64,
     /// argon2id memory cost in KiB and number of passes.
     pub argon2_memory_kib: u32,
     pub argon2_passes: u32,
@@ -93,6 +96,8 @@ impl Default for AuthConfig {
             open_registration: policy.open_registration,
             session_idle_secs: policy.session_idle.whole_seconds(),
             session_absolute_secs: policy.session_absolute.whole_seconds(),
+            login_max_failures: policy.login_max_failures,
+            login_failure_window_secs: policy.login_failure_window.whole_seconds(),
             argon2_memory_kib: 19 * 1024,
             argon2_passes: 2,
         }
@@ -105,6 +110,8 @@ impl AuthConfig {
             open_registration: self.open_registration,
             session_idle: time::Duration::seconds(self.session_idle_secs),
             session_absolute: time::Duration::seconds(self.session_absolute_secs),
+            login_max_failures: self.login_max_failures,
+            login_failure_window: time::Duration::seconds(self.login_failure_window_secs),
         }
     }
 }

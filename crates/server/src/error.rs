@@ -8,7 +8,7 @@ use skein_shared::{ErrorCode, Problem};
 pub type ApiResult<T> = Result<T, ApiError>;
 
 #[derive(Debug)]
-pub struct ApiError(pub Problem);
+pub struct ApiError(pub Problem, Option<u64>);
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -18,7 +18,13 @@ impl std::fmt::Display for ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, title: impl Into<String>) -> Self {
-        Self(Problem::new(code, title))
+        Self(Problem::new(code, title), None)
+    }
+
+    /// Seconds for the `Retry-After` header.
+    fn retry_after(mut self, secs: u64) -> Self {
+        self.1 = Some(secs);
+        self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -34,7 +40,7 @@ impl From<DomainError> for ApiError {
             DomainError::Validation(errors) => {
                 let mut problem = Problem::new(code, "The request has invalid fields");
                 problem.errors = errors;
-                Self(problem)
+                Self(problem, None)
             }
             DomainError::NotFound => Self::new(code, "Not found"),
             DomainError::Internal(ref detail) => {
@@ -44,7 +50,10 @@ impl From<DomainError> for ApiError {
             }
             DomainError::Unavailable(ref detail) => {
                 tracing::warn!(error = %detail, "database unavailable");
-                Self::new(code, "The service is temporarily unavailable; retry shortly")
+                Self::new(code, "The service is temporarily unavailable; retry shortly").retry_after(1)
+            }
+            DomainError::RateLimited { retry_after_secs } => {
+                Self::new(code, "Too many attempts; retry later").retry_after(retry_after_secs)
             }
             other => Self::new(code, other.to_string()),
         }
@@ -59,8 +68,8 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         response.content_type("application/problem+json");
-        if self.0.code == ErrorCode::ServiceUnavailable {
-            response.insert_header(("Retry-After", "1"));
+        if let Some(secs) = self.1 {
+            response.insert_header(("Retry-After", secs.to_string()));
         }
         response.json(&self.0)
     }

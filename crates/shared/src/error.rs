@@ -48,6 +48,8 @@ pub enum ErrorCode {
     InviteExpired,
     /// The user is already a member.
     AlreadyMember,
+    /// Too many attempts; retry after `Retry-After` seconds.
+    RateLimited,
     /// The database is unreachable or overloaded; retry later.
     ServiceUnavailable,
     /// An unexpected server error.
@@ -73,6 +75,7 @@ impl ErrorCode {
             | AlreadyMember => 409,
             InviteExpired => 410,
             PayloadTooLarge => 413,
+            RateLimited => 429,
             UnsupportedMediaType => 415,
             ValidationFailed => 422,
             Internal => 500,
@@ -105,6 +108,7 @@ impl ErrorCode {
             NotConvertible => "not_convertible",
             InviteExpired => "invite_expired",
             AlreadyMember => "already_member",
+            RateLimited => "rate_limited",
             ServiceUnavailable => "service_unavailable",
             Internal => "internal",
         }

@@ -28,14 +28,33 @@ impl<P: Ports> Services<P> {
         self.start_session(user).await
     }
 
+    /// Logs in. Failed attempts are counted per email (known or not); past the limit every
+    /// attempt for that email is refused with `RateLimited` until the window moves on, so the
+    /// answer never tells whether a guess was right.
     pub async fn login(&self, req: LoginRequest) -> DomainResult<AuthResponse> {
         let email = req.email.trim().to_lowercase();
+        let now = OffsetDateTime::now_utc();
+        let window_start = now - self.auth.login_failure_window;
+        let (failures, oldest) = self.ports.login_failures_since(&email, window_start).await?;
+        if failures >= self.auth.login_max_failures {
+            let frees_at = oldest.unwrap_or(now) + self.auth.login_failure_window;
+            let retry_after_secs = (frees_at - now).whole_seconds().max(1) as u64;
+            return Err(DomainError::RateLimited { retry_after_secs });
+        }
         let credential = self.ports.find_credential(&email).await?;
         let hash = credential.as_ref().map(|c| c.password_hash.clone());
         let ok = self.ports.verify_password(req.password, hash).await;
         match credential {
-            Some(c) if ok => self.start_session(c.user).await,
-            _ => Err(DomainError::InvalidCredentials),
+            Some(c) if ok => {
+                if failures > 0 {
+                    self.ports.clear_login_failures(&email).await?;
+                }
+                self.start_session(c.user).await
+            }
+            _ => {
+                self.ports.record_login_failure(&email, window_start).await?;
+                Err(DomainError::InvalidCredentials)
+            }
         }
     }
 

@@ -13,12 +13,56 @@ use super::TxError;
 use crate::codec::{unique_violation, uuid};
 use crate::db::{Store, db_error};
 use crate::rows::UserRow;
-use crate::schema::{sessions, users};
+use crate::schema::{login_failures, sessions, users};
 
 /// Sessions are marked used at most this often, so that authenticating is a read.
 const TOUCH_EVERY: Duration = Duration::minutes(1);
 
 impl AccountRepo for Store {
+    async fn login_failures_since(
+        &self,
+        email: &str,
+        since: OffsetDateTime,
+    ) -> DomainResult<(u32, Option<OffsetDateTime>)> {
+        use diesel::dsl::{count_star, min};
+        let mut conn = self.conn().await?;
+        let (count, oldest): (i64, Option<OffsetDateTime>) = login_failures::table
+            .filter(login_failures::email.eq(email))
+            .filter(login_failures::failed_at.gt(since))
+            .select((count_star(), min(login_failures::failed_at)))
+            .first(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok((u32::try_from(count).unwrap_or(u32::MAX), oldest))
+    }
+
+    async fn record_login_failure(&self, email: &str, forget_before: OffsetDateTime) -> DomainResult<()> {
+        let mut conn = self.conn().await?;
+        diesel::delete(
+            login_failures::table
+                .filter(login_failures::email.eq(email))
+                .filter(login_failures::failed_at.le(forget_before)),
+        )
+        .execute(&mut conn)
+        .await
+        .map_err(db_error)?;
+        diesel::insert_into(login_failures::table)
+            .values(login_failures::email.eq(email))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, email: &str) -> DomainResult<()> {
+        let mut conn = self.conn().await?;
+        diesel::delete(login_failures::table.filter(login_failures::email.eq(email)))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
     async fn create_user(&self, new: NewUser) -> DomainResult<User> {
         let mut conn = self.conn().await?;
         let result = conn

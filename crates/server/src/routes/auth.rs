@@ -31,9 +31,12 @@ async fn register(state: AppState, body: web::Json<RegisterRequest>) -> ApiResul
     Ok(with_session(HttpResponse::Created(), &state, auth))
 }
 
-/// Log in. Unknown email and wrong password get the same 401.
+/// Log in. Unknown email and wrong password get the same 401. After too many failures for
+/// an email, every attempt for it gets 429 (with `Retry-After`) until the window moves on.
 #[utoipa::path(tag = "auth", security(()), request_body = LoginRequest, responses(
     (status = 200, description = "Logged in; the session cookie is set too", body = AuthResponse),
+    (status = 401, description = "`invalid_credentials`", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "`rate_limited`: too many failed logins for this email", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/auth/login")]
 async fn login(state: AppState, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
