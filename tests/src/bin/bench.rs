@@ -195,7 +195,7 @@ async fn main() {
         let path = format!("/api/threads/{root}/tree?limit={n}");
         let first = app.get(&path, &user).await.expect(200);
         assert_eq!(first.body["data"].as_array().unwrap().len(), n);
-        let requests = if n >= 10_000 { 40 } else { 200 };
+        let requests = if n >= 10_000 { 100 } else { 300 };
         let url = format!("{}{path}", app.base);
         let mut latencies = Vec::new();
         for _ in 0..requests {
