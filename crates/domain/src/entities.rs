@@ -145,13 +145,12 @@ pub enum Created<T> {
 }
 
 impl<T> Created<T> {
-    pub fn into_inner(self) -> T {
+    /// The same outcome with the value transformed.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Created<U> {
         match self {
-            Self::New(v) | Self::Existing(v) => v,
+            Self::New(v) => Created::New(f(v)),
+            Self::Existing(v) => Created::Existing(f(v)),
         }
-    }
-    pub fn is_new(&self) -> bool {
-        matches!(self, Self::New(_))
     }
 }
 

@@ -60,12 +60,6 @@ impl RunningServer {
     pub fn handle(&self) -> ServerHandle {
         self.handle.clone()
     }
-
-    /// Stops accepting, lets in-flight requests finish (up to the shutdown timeout), and waits.
-    pub async fn stop(self) {
-        self.handle.stop(true).await;
-        let _ = self.task.await;
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

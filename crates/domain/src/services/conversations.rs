@@ -86,10 +86,8 @@ impl<P: Ports> Services<P> {
             last_seq: 0,
         };
         let created = self.ports.create_conversation(NewConversation { record, members, direct_key }).await?;
-        Ok(match created {
-            Created::New(c) => Created::New(c.view(creator_role)),
-            Created::Existing(c) => Created::Existing(c.view(ConversationRole::Member)),
-        })
+        // Only a direct conversation can already exist, and there the caller is a plain member.
+        Ok(created.map(|c| c.view(creator_role)))
     }
 
     pub async fn list_conversations(
@@ -305,9 +303,9 @@ impl<P: Ports> Services<P> {
     /// Joins through an invite and returns the conversation.
     pub async fn accept_invite(&self, caller: UserId, code: &str) -> DomainResult<Created<Conversation>> {
         let joined = self.ports.accept_invite(code, caller).await?;
-        let is_new = joined.is_new();
-        let conversation = self.get_conversation(caller, joined.into_inner()).await?;
-        Ok(if is_new { Created::New(conversation) } else { Created::Existing(conversation) })
+        let (Created::New(id) | Created::Existing(id)) = joined;
+        let conversation = self.get_conversation(caller, id).await?;
+        Ok(joined.map(|_| conversation))
     }
 
     pub async fn revoke_invite(&self, caller: UserId, id: ConversationId, code: &str) -> DomainResult<()> {

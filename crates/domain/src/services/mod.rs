@@ -30,10 +30,6 @@ impl<P: Ports> Services<P> {
         &self.ports
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// The conversation as the caller may see it; `NotFound` when they may not.
     async fn visible_conversation(
         &self,

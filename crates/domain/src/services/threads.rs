@@ -55,7 +55,7 @@ impl<P: Ports> Services<P> {
             client_msg_id,
             thread: Some(NewThread { title, tags }),
         };
-        Ok(message_of(self.ports.insert_message(new).await?))
+        Ok(self.ports.insert_message(new).await?.map(|r| r.message))
     }
 
     pub async fn reply(
@@ -84,7 +84,7 @@ impl<P: Ports> Services<P> {
             client_msg_id,
             thread: None,
         };
-        Ok(message_of(self.ports.insert_message(new).await?))
+        Ok(self.ports.insert_message(new).await?.map(|r| r.message))
     }
 
     pub async fn get_message(&self, caller: UserId, id: MessageId) -> DomainResult<Message> {
@@ -224,13 +224,6 @@ fn tree_nodes(rows: Vec<MessageRecord>) -> Vec<TreeNode> {
             TreeNode { message: record.message, ancestor_ids }
         })
         .collect()
-}
-
-fn message_of(created: Created<MessageRecord>) -> Created<Message> {
-    match created {
-        Created::New(r) => Created::New(r.message),
-        Created::Existing(r) => Created::Existing(r.message),
-    }
 }
 
 #[cfg(test)]
