@@ -9,6 +9,7 @@ mod conversations;
 mod health;
 mod history;
 mod provisioning;
+mod realtime;
 mod threads;
 mod tree_props;
 mod workspaces;

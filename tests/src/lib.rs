@@ -8,12 +8,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod client;
+pub mod sse;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use actix_web::dev::ServerHandle;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use skein_infra::clock::{Clock, ManualClock};
 use skein_server::config::Config;
+use skein_server::{StartOptions, Stopper};
 use tokio::sync::OnceCell;
 
 pub use client::{Resp, TestUser};
@@ -28,8 +31,54 @@ pub struct TestApp {
     pub db_url: String,
     schema: String,
     admin_url: String,
-    server: Option<(ServerHandle, std::thread::JoinHandle<()>)>,
+    /// The time typing expiry and presence timeouts see; tests move it forward.
+    pub clock: Arc<ManualClock>,
+    config: Config,
+    server: Option<Instance>,
+    /// Peers share the schema and leave dropping it to the app that made it.
+    owns_schema: bool,
     users: AtomicU32,
+}
+
+/// A server thread.
+struct Instance {
+    stopper: Stopper,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Instance {
+    fn stop(self) {
+        // The stop command is sent at once; the server thread then winds down its workers
+        // and its connection pool.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let stopper = self.stopper;
+        let _ = std::thread::spawn(move || rt.block_on(stopper.stop(false))).join();
+        let _ = self.thread.join();
+    }
+}
+
+/// Starts a server on a thread and runtime of its own, so that it shuts down cleanly when
+/// the test ends, whatever the test's runtime is doing.
+async fn launch(config: Config, db_url: String, clock: Arc<ManualClock>) -> (String, Instance) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::spawn(move || {
+        let rt =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
+        rt.block_on(async move {
+            let options = StartOptions { handle_signals: false, clock: Clock::Manual(clock) };
+            match skein_server::start(&config, &db_url, options).await {
+                Ok(server) => {
+                    let _ = tx.send(Ok((server.addr, server.stopper())));
+                    let _ = server.wait().await;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                }
+            }
+        });
+    });
+    let (addr, stopper) = rx.await.expect("server thread").expect("server starts");
+    (format!("http://{addr}"), Instance { stopper, thread })
 }
 
 /// The database URL to create schemas in, found once per process.
@@ -105,39 +154,51 @@ impl TestApp {
         // Cheaper hashing keeps tests that create many users quick; the algorithm is the same.
         config.auth.argon2_memory_kib = 1024;
         config.auth.argon2_passes = 1;
+        // Each test's schema gets its own NOTIFY channel / NATS subject: they share a database.
+        config.realtime.fanout.namespace = schema.clone();
         adjust(&mut config);
-        // The server runs on a thread and runtime of its own, so it shuts down cleanly when
-        // the test ends, whatever the test's runtime is doing.
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let server_url = db_url.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("server runtime");
-            rt.block_on(async move {
-                match skein_server::start(&config, &server_url, false).await {
-                    Ok(server) => {
-                        let _ = tx.send(Ok((server.addr, server.handle())));
-                        let _ = server.wait().await;
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e.to_string()));
-                    }
-                }
-            });
-        });
-        let (addr, handle) = rx.await.expect("server thread").expect("server starts");
+        let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+        let (base, instance) = launch(config.clone(), db_url.clone(), clock.clone()).await;
         Self {
-            base: format!("http://{addr}"),
+            base,
             http: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("http client"),
             db_url,
             schema,
             admin_url,
-            server: Some((handle, thread)),
+            clock,
+            config,
+            server: Some(instance),
+            owns_schema: true,
             users: AtomicU32::new(0),
         }
+    }
+
+    /// A second server process sharing this one's database (and clock): another instance of
+    /// the same service.
+    pub async fn peer(&self) -> TestApp {
+        let (base, instance) = launch(self.config.clone(), self.db_url.clone(), self.clock.clone()).await;
+        TestApp {
+            base,
+            http: self.http.clone(),
+            db_url: self.db_url.clone(),
+            schema: self.schema.clone(),
+            admin_url: self.admin_url.clone(),
+            clock: self.clock.clone(),
+            config: self.config.clone(),
+            server: Some(instance),
+            owns_schema: false,
+            users: AtomicU32::new(1_000_000),
+        }
+    }
+
+    /// Stops the server and starts a new one on the same database (a new address).
+    pub async fn restart(&mut self) {
+        if let Some(instance) = self.server.take() {
+            instance.stop();
+        }
+        let (base, instance) = launch(self.config.clone(), self.db_url.clone(), self.clock.clone()).await;
+        self.base = base;
+        self.server = Some(instance);
     }
 
     /// A direct connection to the test's schema.
@@ -148,11 +209,11 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some((handle, thread)) = self.server.take() {
-            // The stop command is sent at once; the server thread then winds down its workers
-            // and its connection pool.
-            drop(handle.stop(false));
-            let _ = thread.join();
+        if let Some(instance) = self.server.take() {
+            instance.stop();
+        }
+        if !self.owns_schema {
+            return;
         }
         let (url, schema) = (self.admin_url.clone(), self.schema.clone());
         // Drop runs inside the test's runtime: clean up from a thread with its own.

@@ -33,6 +33,27 @@ pub fn decode_id_cursor(raw: &str) -> DomainResult<Ulid> {
     Ulid::from_string(raw).map_err(|_| DomainError::field("cursor", "invalid", "not a cursor from this list"))
 }
 
+/// A position in the event log: the writing transaction's id, then the event's id. Log order
+/// is this order. Sent to clients as `"<tx>-<id>"` (the SSE `id:`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventCursor {
+    pub tx: i64,
+    pub id: i64,
+}
+
+impl EventCursor {
+    pub fn encode(&self) -> String {
+        format!("{}-{}", self.tx, self.id)
+    }
+
+    /// `None` for anything this server could not have issued.
+    pub fn decode(raw: &str) -> Option<Self> {
+        let (tx, id) = raw.trim().split_once('-')?;
+        let cursor = Self { tx: tx.parse().ok()?, id: id.parse().ok()? };
+        (cursor.tx >= 0 && cursor.id >= 0).then_some(cursor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +65,17 @@ mod tests {
             id: Ulid::generate(),
         };
         assert_eq!(TimeCursor::decode(&c.encode()).ok(), Some(c));
+    }
+
+    #[test]
+    fn event_cursor_round_trips_and_orders_by_transaction_first() {
+        let a = EventCursor { tx: 10, id: 99 };
+        let b = EventCursor { tx: 11, id: 1 };
+        assert!(a < b);
+        assert_eq!(EventCursor::decode(&a.encode()), Some(a));
+        for bad in ["", "10", "x-1", "1-", "-1-2", "1-2-3"] {
+            assert_eq!(EventCursor::decode(bad), None, "{bad}");
+        }
     }
 
     #[test]

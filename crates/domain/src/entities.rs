@@ -154,6 +154,15 @@ impl<T> Created<T> {
     }
 }
 
+impl<T, E> Created<Result<T, E>> {
+    pub fn transpose(self) -> Result<Created<T>, E> {
+        match self {
+            Self::New(v) => v.map(Created::New),
+            Self::Existing(v) => v.map(Created::Existing),
+        }
+    }
+}
+
 /// A message with its ancestry: ids from the root down to the message itself.
 #[derive(Clone, Debug)]
 pub struct MessageRecord {

@@ -7,6 +7,7 @@ use std::future::Future;
 
 use skein_shared::auth::User;
 use skein_shared::conversation::{ConversationMember, ConversationRole, Invite};
+use skein_shared::event::{ConversationUnread, MembershipChange};
 use skein_shared::thread::ThreadSummary;
 use skein_shared::workspace::{Workspace, WorkspaceMember, WorkspaceRole};
 use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
@@ -46,6 +47,15 @@ pub trait AccountRepo: Send + Sync {
         idle: Duration,
     ) -> impl Future<Output = DomainResult<Option<Session>>> + Send;
     fn revoke_session(&self, id: Ulid) -> impl Future<Output = DomainResult<()>> + Send;
+    /// Stores a stream token's digest for the session, valid until `expires_at`.
+    fn create_stream_token(
+        &self,
+        session: Ulid,
+        token_digest: Vec<u8>,
+        expires_at: time::OffsetDateTime,
+    ) -> impl Future<Output = DomainResult<()>> + Send;
+    /// The user of an unexpired stream token whose session is still live.
+    fn find_stream_token(&self, token_digest: &[u8]) -> impl Future<Output = DomainResult<Option<User>>> + Send;
 }
 
 /// Password hashing and secret tokens.
@@ -161,10 +171,12 @@ pub trait ConversationRepo: Send + Sync {
         role: ConversationRole,
     ) -> impl Future<Output = DomainResult<Created<ConversationMember>>> + Send;
     /// `NotFound` when not a member; `LastOwner` when other members would be left without an owner.
+    /// `change` says how (removed by someone, or left), for the event.
     fn remove_conversation_member(
         &self,
         id: ConversationId,
         user: UserId,
+        change: MembershipChange,
     ) -> impl Future<Output = DomainResult<()>> + Send;
     fn create_invite(&self, invite: Invite) -> impl Future<Output = DomainResult<Invite>> + Send;
     /// Uses the invite: `NotFound` (unknown or revoked), `InviteExpired`, `ConversationArchived`.
@@ -220,7 +232,34 @@ pub trait MessageRepo: Send + Sync {
     ) -> impl Future<Output = DomainResult<HistoryWindow>> + Send;
 }
 
+/// Read cursors and unread counts. Counts are exact: roots posted by others after the
+/// conversation cursor; per thread, replies by others after both the conversation's and the
+/// thread's cursor. Cursors are sequence numbers, so a reply arriving deep in an earlier
+/// branch is as unread as one at the end.
+pub trait ReadStateRepo: Send + Sync {
+    /// Moves the cursor (the thread's when `thread` is given) forward to `seq`; never back.
+    /// When it moved, appends `unread.update` for the user and returns the new counts.
+    fn mark_read(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        thread: Option<MessageId>,
+        seq: i64,
+    ) -> impl Future<Output = DomainResult<Option<ConversationUnread>>> + Send;
+    /// Counts for every conversation the user is an explicit member of (or only `only`).
+    fn unread_counts(
+        &self,
+        user: UserId,
+        only: Option<ConversationId>,
+    ) -> impl Future<Output = DomainResult<Vec<ConversationUnread>>> + Send;
+}
+
 /// Everything the services need, in one bound.
-pub trait Ports: AccountRepo + Credentials + WorkspaceRepo + ConversationRepo + MessageRepo + Clone + 'static {}
-impl<T> Ports for T where T: AccountRepo + Credentials + WorkspaceRepo + ConversationRepo + MessageRepo + Clone + 'static
-{}
+pub trait Ports:
+    AccountRepo + Credentials + WorkspaceRepo + ConversationRepo + MessageRepo + ReadStateRepo + Clone + 'static
+{
+}
+impl<T> Ports for T where
+    T: AccountRepo + Credentials + WorkspaceRepo + ConversationRepo + MessageRepo + ReadStateRepo + Clone + 'static
+{
+}

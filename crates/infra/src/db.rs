@@ -14,6 +14,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use skein_domain::DomainError;
 
 use crate::crypto::PasswordHasher;
+use crate::events::Signals;
 
 pub type PgPool = Pool<AsyncPgConnection>;
 pub type PgConn = Object<AsyncPgConnection>;
@@ -43,11 +44,13 @@ pub struct PoolSettings {
 pub struct Store {
     pub(crate) pool: PgPool,
     pub(crate) hasher: Arc<PasswordHasher>,
+    /// Told after every commit that appended events.
+    pub(crate) signals: Signals,
 }
 
 impl Store {
-    pub fn new(pool: PgPool, hasher: PasswordHasher) -> Self {
-        Self { pool, hasher: Arc::new(hasher) }
+    pub fn new(pool: PgPool, hasher: PasswordHasher, signals: Signals) -> Self {
+        Self { pool, hasher: Arc::new(hasher), signals }
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -67,6 +67,7 @@ diesel::table! {
         role -> Text,
         joined_at -> Timestamptz,
         joined_seq -> Int8,
+        read_seq -> Int8,
     }
 }
 
@@ -124,6 +125,64 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    events (tx, id) {
+        tx -> Int8,
+        id -> Int8,
+        conversation_id -> Uuid,
+        kind -> Text,
+        root_id -> Nullable<Uuid>,
+        message_id -> Nullable<Uuid>,
+        audience -> Nullable<Uuid>,
+        occurred_at -> Timestamptz,
+        data -> Text,
+    }
+}
+
+diesel::table! {
+    event_log_state (singleton) {
+        singleton -> Bool,
+        pruned_tx -> Int8,
+        pruned_id -> Int8,
+    }
+}
+
+diesel::table! {
+    member_spans (conversation_id, user_id, from_tx, from_id) {
+        conversation_id -> Uuid,
+        user_id -> Uuid,
+        from_tx -> Int8,
+        from_id -> Int8,
+        until_tx -> Nullable<Int8>,
+        until_id -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    thread_reads (user_id, root_id) {
+        user_id -> Uuid,
+        root_id -> Uuid,
+        read_seq -> Int8,
+    }
+}
+
+diesel::table! {
+    stream_tokens (token_digest) {
+        token_digest -> Bytea,
+        session_id -> Uuid,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    presence (user_id) {
+        user_id -> Uuid,
+        last_seen_at -> Timestamptz,
+        away -> Bool,
+        announced -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
@@ -134,4 +193,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     invites,
     messages,
     threads,
+    events,
+    member_spans,
+    thread_reads,
+    stream_tokens,
+    presence,
 );

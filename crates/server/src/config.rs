@@ -8,6 +8,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use skein_domain::{AuthPolicy, Limits};
+use skein_infra::events::RealtimeConfig;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -17,6 +18,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Input, depth and page-size limits (see [`Limits`]).
     pub limits: Limits,
+    /// Event streams, fan-out across instances, typing, presence and retention.
+    pub realtime: RealtimeConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

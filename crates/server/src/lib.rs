@@ -16,8 +16,10 @@ use actix_web::middleware::Logger;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use skein_domain::Services;
 use skein_infra::Store;
+use skein_infra::clock::Clock;
 use skein_infra::crypto::PasswordHasher;
 use skein_infra::db::{self, PoolSettings, SetupError};
+use skein_infra::events::Realtime;
 use utoipa::OpenApi;
 use utoipa_actix_web::{AppExt, scope};
 use utoipa_swagger_ui::SwaggerUi;
@@ -46,7 +48,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 /// A server accepting connections.
 pub struct RunningServer {
     pub addr: SocketAddr,
-    handle: ServerHandle,
+    stopper: Stopper,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -57,9 +59,34 @@ impl RunningServer {
     }
 
     /// A handle that can stop the server from anywhere.
-    pub fn handle(&self) -> ServerHandle {
-        self.handle.clone()
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
     }
+}
+
+/// Stops a running server.
+#[derive(Clone)]
+pub struct Stopper {
+    handle: ServerHandle,
+    realtime: Realtime,
+}
+
+impl Stopper {
+    /// Ends every stream first (they would otherwise hold a graceful stop until its timeout;
+    /// clients reconnect elsewhere with their cursor), then stops the server.
+    pub async fn stop(&self, graceful: bool) {
+        self.realtime.shutdown();
+        self.handle.stop(graceful).await;
+    }
+}
+
+/// How the process around the server wants it run.
+#[derive(Clone, Default)]
+pub struct StartOptions {
+    /// Stop gracefully on SIGINT/SIGTERM.
+    pub handle_signals: bool,
+    /// The clock for typing expiry and presence timeouts (tests move a manual one).
+    pub clock: Clock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,8 +99,8 @@ pub enum StartError {
     Config(String),
 }
 
-/// Migrates the database and starts serving. `handle_signals`: stop on SIGINT/SIGTERM.
-pub async fn start(config: &Config, database_url: &str, handle_signals: bool) -> Result<RunningServer, StartError> {
+/// Migrates the database and starts serving.
+pub async fn start(config: &Config, database_url: &str, options: StartOptions) -> Result<RunningServer, StartError> {
     let applied = db::migrate(database_url).await?;
     if applied > 0 {
         tracing::info!(applied, "migrations applied");
@@ -87,9 +114,12 @@ pub async fn start(config: &Config, database_url: &str, handle_signals: bool) ->
     )?;
     let hasher = PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_passes)
         .map_err(|e| StartError::Config(e.to_string()))?;
-    let services = Services::new(Store::new(pool, hasher), config.limits.clone(), config.auth.policy());
+    let realtime = Realtime::start(&config.realtime, pool.clone(), database_url, options.clock.clone()).await?;
+    let store = Store::new(pool, hasher, realtime.signals.clone());
+    let services = Services::new(store, config.limits.clone(), config.auth.policy());
     let state = web::Data::new(AppStateInner {
         services,
+        realtime: realtime.clone(),
         secure_cookies: config.server.secure_cookies,
         expected_migration: db::latest_migration_version(),
     });
@@ -145,12 +175,33 @@ pub async fn start(config: &Config, database_url: &str, handle_signals: bool) ->
     if config.server.workers > 0 {
         server = server.workers(config.server.workers);
     }
-    if !handle_signals {
-        server = server.disable_signals();
-    }
-    let server = server.run();
-    let handle = server.handle();
+    // Signals are ours to handle: streams must end before a graceful stop can finish.
+    let server = server.disable_signals().run();
+    let stopper = Stopper { handle: server.handle(), realtime };
     let task = tokio::spawn(server);
+    if options.handle_signals {
+        let stopper = stopper.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            stopper.stop(true).await;
+        });
+    }
     tracing::info!(%addr, "listening");
-    Ok(RunningServer { addr, handle, task })
+    Ok(RunningServer { addr, stopper, task })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

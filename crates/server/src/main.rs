@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use skein_infra::provision::provision;
+use skein_server::StartOptions;
 use skein_server::config::Config;
 
 #[derive(Parser)]
@@ -63,7 +64,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             .await
             .map(|applied| tracing::info!(applied, "migrations applied"))
             .map_err(|e| e.to_string()),
-        _ => match skein_server::start(&config, &database.url, true).await {
+        _ => match skein_server::start(
+            &config,
+            &database.url,
+            StartOptions { handle_signals: true, ..Default::default() },
+        )
+        .await
+        {
             Ok(server) => server.wait().await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         },

@@ -2,9 +2,12 @@
 
 use skein_domain::Services;
 use skein_infra::Store;
+use skein_infra::events::Realtime;
 
 pub struct AppStateInner {
     pub services: Services<Store>,
+    /// Streams, typing and presence.
+    pub realtime: Realtime,
     pub secure_cookies: bool,
     /// The newest migration version; `/readyz` checks it is applied.
     pub expected_migration: String,

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod conversation;
 pub mod error;
+pub mod event;
 pub mod ids;
 pub mod page;
 pub mod thread;

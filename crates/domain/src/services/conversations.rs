@@ -3,6 +3,7 @@ use skein_shared::conversation::{
     ConvertConversationRequest, CreateConversationRequest, CreateInviteRequest, Invite, UpdateConversationRequest,
     Visibility,
 };
+use skein_shared::event::MembershipChange;
 use skein_shared::{ConversationId, ErrorCode, Page, UserId, WorkspaceId};
 use time::{Duration, OffsetDateTime};
 
@@ -244,7 +245,7 @@ impl<P: Ports> Services<P> {
         if !roles::can_grant_conversation_role(actor, Some(current), ConversationRole::Viewer) {
             return Err(DomainError::Forbidden("only owners can remove owners"));
         }
-        self.ports.remove_conversation_member(id, user).await
+        self.ports.remove_conversation_member(id, user, MembershipChange::Removed).await
     }
 
     pub async fn leave_conversation(&self, caller: UserId, id: ConversationId) -> DomainResult<()> {
@@ -258,7 +259,7 @@ impl<P: Ports> Services<P> {
                 "every workspace member belongs to this conversation",
             ));
         }
-        self.ports.remove_conversation_member(id, caller).await
+        self.ports.remove_conversation_member(id, caller, MembershipChange::Left).await
     }
 
     pub async fn create_invite(

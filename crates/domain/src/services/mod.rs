@@ -2,6 +2,8 @@
 
 mod accounts;
 mod conversations;
+mod realtime;
+pub use realtime::{PRESENCE_MAX_USERS, StreamAccess};
 mod threads;
 pub use threads::HistoryQuery;
 mod workspaces;

@@ -189,7 +189,7 @@ impl<P: Ports> Services<P> {
 
     /// The message with its ancestry, the caller's access and role, if the caller may see it
     /// (membership and history policy).
-    async fn visible_message(
+    pub(super) async fn visible_message(
         &self,
         caller: UserId,
         id: MessageId,

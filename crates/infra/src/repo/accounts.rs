@@ -13,7 +13,7 @@ use super::TxError;
 use crate::codec::{unique_violation, uuid};
 use crate::db::{Store, db_error};
 use crate::rows::UserRow;
-use crate::schema::{login_failures, sessions, users};
+use crate::schema::{login_failures, sessions, stream_tokens, users};
 
 /// Sessions are marked used at most this often, so that authenticating is a read.
 const TOUCH_EVERY: Duration = Duration::minutes(1);
@@ -152,6 +152,48 @@ impl AccountRepo for Store {
                 .map_err(db_error)?;
         }
         Ok(Some(Session { id: Ulid::from(id), user: user.into_user(), csrf_token }))
+    }
+
+    async fn create_stream_token(
+        &self,
+        session: Ulid,
+        token_digest: Vec<u8>,
+        expires_at: OffsetDateTime,
+    ) -> DomainResult<()> {
+        let mut conn = self.conn().await?;
+        // Expired tokens of any session go whenever a new one is made.
+        diesel::delete(stream_tokens::table.filter(stream_tokens::expires_at.le(OffsetDateTime::now_utc())))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        diesel::insert_into(stream_tokens::table)
+            .values((
+                stream_tokens::token_digest.eq(token_digest),
+                stream_tokens::session_id.eq(uuid(session)),
+                stream_tokens::expires_at.eq(expires_at),
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn find_stream_token(&self, token_digest: &[u8]) -> DomainResult<Option<User>> {
+        let mut conn = self.conn().await?;
+        let now = OffsetDateTime::now_utc();
+        let user = stream_tokens::table
+            .inner_join(sessions::table.on(sessions::id.eq(stream_tokens::session_id)))
+            .inner_join(users::table.on(users::id.eq(sessions::user_id)))
+            .filter(stream_tokens::token_digest.eq(token_digest))
+            .filter(stream_tokens::expires_at.gt(now))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now))
+            .select(UserRow::as_select())
+            .first::<UserRow>(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        Ok(user.map(UserRow::into_user))
     }
 
     async fn revoke_session(&self, id: Ulid) -> DomainResult<()> {

@@ -44,6 +44,7 @@ pub struct AppendRoot {
 }
 
 /// A reply: the message, and the thread summary's count, participants and activity.
+/// Returns the message and the new reply count.
 #[derive(QueryId)]
 pub struct AppendReply(pub AppendRow);
 
@@ -102,7 +103,8 @@ impl QueryFragment<Pg> for AppendReply {
             ", thread AS (UPDATE threads SET reply_count = reply_count + 1, last_activity_at = msg.created_at, \
              participant_ids = CASE WHEN msg.author_id = ANY(participant_ids) THEN participant_ids \
              ELSE array_append(participant_ids, msg.author_id) END \
-             FROM msg WHERE threads.root_id = msg.root_id) SELECT * FROM msg",
+             FROM msg WHERE threads.root_id = msg.root_id RETURNING reply_count) SELECT msg.*, thread.reply_count \
+             FROM msg, thread",
         );
         Ok(())
     }
@@ -112,6 +114,7 @@ impl Query for AppendRoot {
     type SqlType = messages::SqlType;
 }
 
+/// The message, and the thread's reply count after it.
 impl Query for AppendReply {
-    type SqlType = messages::SqlType;
+    type SqlType = (messages::SqlType, Int4);
 }

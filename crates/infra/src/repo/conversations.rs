@@ -5,6 +5,7 @@ use skein_domain::entities::{ConversationAccess, ConversationPatch, Conversation
 use skein_domain::ports::ConversationRepo;
 use skein_domain::{DomainError, DomainResult};
 use skein_shared::conversation::{ConversationMember, ConversationRole, Invite};
+use skein_shared::event::{ConversationUpdated, EventBody, MembershipChange, MembershipChanged};
 use skein_shared::{ConversationId, ErrorCode, UserId, WorkspaceId};
 use time::OffsetDateTime;
 use ulid::Ulid;
@@ -14,6 +15,7 @@ use super::TxError;
 use super::standing::{in_conversation, in_workspace, standing};
 use crate::codec::{enum_from_db, enum_to_db, uuid};
 use crate::db::{Store, db_error};
+use crate::events::log::{self, NewEvent};
 use crate::rows::{AccessRow, ConversationMemberRow, ConversationRow, InviteRow, access, conversation_member};
 use crate::schema::{conversation_members, conversations, invites, users, workspace_members};
 
@@ -25,6 +27,7 @@ impl ConversationRepo for Store {
         let r = &new.record;
         let created = conn
             .transaction(async |conn| {
+                log::lock_conversation(conn, uuid(r.id)).await?;
                 let inserted = diesel::insert_into(conversations::table)
                     .values((
                         conversations::id.eq(uuid(r.id)),
@@ -63,13 +66,18 @@ impl ConversationRepo for Store {
                     })
                     .collect();
                 diesel::insert_into(conversation_members::table).values(members).execute(conn).await?;
+                for (user, role) in &new.members {
+                    let change =
+                        MembershipChanged { user_id: *user, change: MembershipChange::Added, role: Some(*role) };
+                    log::membership_changed(conn, r.id, change).await?;
+                }
                 Ok(Created::New(row))
             })
             .await?;
-        Ok(match created {
-            Created::New(row) => Created::New(row.into_record()?),
-            Created::Existing(row) => Created::Existing(row.into_record()?),
-        })
+        if matches!(created, Created::New(_)) {
+            self.signals.committed();
+        }
+        created.map(ConversationRow::into_record).transpose()
     }
 
     async fn access(&self, id: ConversationId, user: UserId) -> DomainResult<Option<ConversationAccess>> {
@@ -154,12 +162,32 @@ impl ConversationRepo for Store {
         };
         let mut conn = self.conn().await?;
         let target = conversations::table.find(uuid(id));
-        let row = if unchanged {
-            target.select(ConversationRow::as_select()).first(&mut conn).await
-        } else {
-            diesel::update(target).set(changes).returning(ConversationRow::as_returning()).get_result(&mut conn).await
-        };
-        row.map_err(db_error)?.into_record()
+        if unchanged {
+            return target.select(ConversationRow::as_select()).first(&mut conn).await.map_err(db_error)?.into_record();
+        }
+        let record = conn
+            .transaction(async |conn| {
+                log::lock_conversation(conn, uuid(id)).await?;
+                let row = diesel::update(target)
+                    .set(changes)
+                    .returning(ConversationRow::as_returning())
+                    .get_result(conn)
+                    .await?;
+                let record = row.into_record()?;
+                let updated = ConversationUpdated {
+                    kind: record.kind,
+                    title: record.title.clone(),
+                    description: record.description.clone(),
+                    visibility: record.visibility,
+                    history_visible_to_new_members: record.history_visible_to_new_members,
+                    archived: record.archived,
+                };
+                log::append(conn, &NewEvent::to_all(id, EventBody::ConversationUpdated(updated))).await?;
+                Ok::<_, TxError>(record)
+            })
+            .await?;
+        self.signals.committed();
+        Ok(record)
     }
 
     async fn list_conversation_members(
@@ -205,8 +233,22 @@ impl ConversationRepo for Store {
         role: ConversationRole,
     ) -> DomainResult<Created<ConversationMember>> {
         let mut conn = self.conn().await?;
-        let (conv, user) = (uuid(id), uuid(user));
-        let inserted = insert_member(&mut conn, conv, user, &enum_to_db(role)).await.map_err(db_error)?;
+        let (conv, user_id) = (uuid(id), uuid(user));
+        let inserted = conn
+            .transaction(async |conn| {
+                log::lock_conversation(conn, conv).await?;
+                let inserted = insert_member(conn, conv, user_id, &enum_to_db(role)).await?;
+                if inserted {
+                    let change = MembershipChanged { user_id: user, change: MembershipChange::Added, role: Some(role) };
+                    log::membership_changed(conn, id, change).await?;
+                }
+                Ok::<_, TxError>(inserted)
+            })
+            .await?;
+        if inserted {
+            self.signals.committed();
+        }
+        let (conv, user) = (conv, user_id);
         let row: ConversationMemberRow = conversation_members::table
             .inner_join(users::table.on(users::id.eq(conversation_members::user_id)))
             .filter(conversation_members::conversation_id.eq(conv))
@@ -224,12 +266,17 @@ impl ConversationRepo for Store {
         Ok(if inserted { Created::New(member) } else { Created::Existing(member) })
     }
 
-    async fn remove_conversation_member(&self, id: ConversationId, user: UserId) -> DomainResult<()> {
+    async fn remove_conversation_member(
+        &self,
+        id: ConversationId,
+        member: UserId,
+        change: MembershipChange,
+    ) -> DomainResult<()> {
         let mut conn = self.conn().await?;
-        let (conv, user) = (uuid(id), uuid(user));
+        let (conv, user) = (uuid(id), uuid(member));
         conn.transaction(async |conn| {
-            // The conversation row serialises membership changes of one conversation.
-            conversations::table.find(conv).select(conversations::id).for_update().first::<Uuid>(conn).await?;
+            // Serialises membership changes (and every other writer) of one conversation.
+            log::lock_conversation(conn, conv).await?;
             let role = member_role(conn, conv, user).await?.ok_or(DomainError::NotFound)?;
             if role == OWNER {
                 let others: Vec<String> = conversation_members::table
@@ -244,9 +291,11 @@ impl ConversationRepo for Store {
                 }
             }
             diesel::delete(conversation_members::table.find((conv, user))).execute(conn).await?;
+            log::membership_changed(conn, id, MembershipChanged { user_id: member, change, role: None }).await?;
             Ok::<_, TxError>(())
         })
         .await?;
+        self.signals.committed();
         Ok(())
     }
 
@@ -270,9 +319,19 @@ impl ConversationRepo for Store {
 
     async fn accept_invite(&self, code: &str, user: UserId) -> DomainResult<Created<ConversationId>> {
         let mut conn = self.conn().await?;
-        let user = uuid(user);
+        let (member, user) = (user, uuid(user));
+        // Which conversation, read without locking: its event lock must come first.
+        let conversation: Option<Uuid> = invites::table
+            .find(code)
+            .select(invites::conversation_id)
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        let conversation = conversation.ok_or(DomainError::NotFound)?;
         let joined = conn
             .transaction(async |conn| {
+                log::lock_conversation(conn, conversation).await?;
                 let found: Option<(InviteRow, Uuid, Option<OffsetDateTime>)> = invites::table
                     .inner_join(conversations::table.on(conversations::id.eq(invites::conversation_id)))
                     .filter(invites::code.eq(code))
@@ -317,9 +376,18 @@ impl ConversationRepo for Store {
                     .set(invites::uses.eq(invites::uses + 1))
                     .execute(conn)
                     .await?;
+                let change = MembershipChanged {
+                    user_id: member,
+                    change: MembershipChange::Joined,
+                    role: Some(record.invite.role),
+                };
+                log::membership_changed(conn, record.invite.conversation_id, change).await?;
                 Ok::<_, TxError>(Created::New(record.invite.conversation_id))
             })
             .await?;
+        if matches!(joined, Created::New(_)) {
+            self.signals.committed();
+        }
         Ok(joined)
     }
 
@@ -353,6 +421,8 @@ async fn insert_member(conn: &mut AsyncPgConnection, conv: Uuid, user: Uuid, rol
             conversation_members::user_id.eq(user),
             conversation_members::role.eq(role),
             conversation_members::joined_seq.eq(last_seq),
+            // Nothing from before joining counts as unread.
+            conversation_members::read_seq.eq(last_seq),
         ))
         .on_conflict_do_nothing()
         .execute(conn)

@@ -1,18 +1,21 @@
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use skein_domain::cursor::TimeCursor;
 use skein_domain::entities::{ConversationAccess, Created, HistoryAnchor, HistoryWindow, MessageRecord, NewMessage};
 use skein_domain::ports::MessageRepo;
 use skein_domain::{DomainError, DomainResult};
+use skein_shared::event::{EventBody, ThreadActivity};
 use skein_shared::thread::ThreadSummary;
 use skein_shared::{ConversationId, MessageId, UserId};
 use uuid::Uuid;
 
+use super::TxError;
 use super::append::{AppendReply, AppendRoot, AppendRow};
 use super::standing::{in_conversation, in_workspace, standing};
 use crate::codec::{enum_to_db, unique_violation, uuid};
 use crate::db::{Store, db_error};
+use crate::events::log::{self, NewEvent};
 use crate::rows::{AccessRow, ConversationRow, MessageRow, ThreadRow, access};
 use crate::schema::{conversation_members, conversations, messages, threads, workspace_members};
 
@@ -24,16 +27,26 @@ impl MessageRepo for Store {
         if let Some(existing) = by_client_msg_id(&mut conn, conv, author, new.client_msg_id.as_deref()).await? {
             return Ok(Created::Existing(existing));
         }
-        match append(&mut conn, &new).await {
-            Ok(row) => Ok(Created::New(row.into_record()?)),
+        let appended = conn
+            .transaction(async |conn| {
+                log::lock_conversation(conn, conv).await?;
+                let record = append(conn, &new).await?;
+                Ok::<_, TxError>(record)
+            })
+            .await;
+        match appended {
+            Ok(record) => {
+                self.signals.committed();
+                Ok(Created::New(record))
+            }
             // No row: the conversation was archived since the caller's access was checked.
-            Err(DieselError::NotFound) => Err(DomainError::archived()),
+            Err(TxError::Db(DieselError::NotFound)) => Err(DomainError::archived()),
             // Two identical sends raced and the other one committed first.
-            Err(e) if unique_violation(&e) == Some("messages_client_msg_id_key") => {
+            Err(TxError::Db(e)) if unique_violation(&e) == Some("messages_client_msg_id_key") => {
                 let existing = by_client_msg_id(&mut conn, conv, author, new.client_msg_id.as_deref()).await?;
                 existing.map(Created::Existing).ok_or(DomainError::Internal("idempotent send vanished".into()))
             }
-            Err(e) => Err(db_error(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -231,7 +244,9 @@ async fn seq_page(
     query.load(conn).await
 }
 
-async fn append(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<MessageRow, DieselError> {
+/// Inserts the message with its thread bookkeeping, and its events: `thread.new` for a root;
+/// `message.created` and `thread.activity` for a reply.
+async fn append(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<MessageRecord, TxError> {
     let id = uuid(new.id);
     let (root_id, parent_id, depth, path) = match &new.parent {
         Some(parent) => {
@@ -253,11 +268,40 @@ async fn append(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<Messag
         content: new.content.clone(),
         client_msg_id: new.client_msg_id.clone(),
     };
+    let conversation = new.conversation_id;
     match &new.thread {
         Some(thread) => {
-            AppendRoot { row, title: thread.title.clone(), tags: thread.tags.clone() }.get_result(conn).await
+            let record = AppendRoot { row, title: thread.title.clone(), tags: thread.tags.clone() }
+                .get_result::<MessageRow>(conn)
+                .await?
+                .into_record()?;
+            let m = &record.message;
+            let summary = ThreadSummary {
+                root_id: m.id,
+                conversation_id: conversation,
+                title: thread.title.clone(),
+                tags: thread.tags.clone(),
+                reply_count: 0,
+                participant_ids: m.author_id.into_iter().collect(),
+                last_activity_at: m.created_at,
+                created_at: m.created_at,
+                root: m.clone(),
+            };
+            let event = NewEvent::about_message(conversation, m.id, m.id, EventBody::ThreadNew(summary));
+            log::append(conn, &event).await?;
+            Ok(record)
         }
-        None => AppendReply(row).get_result(conn).await,
+        None => {
+            let (row, reply_count) = AppendReply(row).get_result::<(MessageRow, i32)>(conn).await?;
+            let record = row.into_record()?;
+            let m = &record.message;
+            let created = NewEvent::about_message(conversation, m.root_id, m.id, EventBody::MessageCreated(m.clone()));
+            log::append(conn, &created).await?;
+            let activity = ThreadActivity { root_id: m.root_id, reply_count, last_activity_at: m.created_at };
+            let activity = NewEvent::about_message(conversation, m.root_id, m.id, EventBody::ThreadActivity(activity));
+            log::append(conn, &activity).await?;
+            Ok(record)
+        }
     }
 }
 

@@ -4,6 +4,7 @@ mod accounts;
 mod append;
 mod conversations;
 mod messages;
+mod read_state;
 mod standing;
 mod workspaces;
 

@@ -3,16 +3,18 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use skein_domain::entities::Created;
 use skein_domain::ports::WorkspaceRepo;
 use skein_domain::{DomainError, DomainResult};
+use skein_shared::event::{MembershipChange, MembershipChanged};
 use skein_shared::workspace::{Workspace, WorkspaceMember, WorkspaceRole};
-use skein_shared::{UserId, WorkspaceId};
+use skein_shared::{ConversationId, UserId, WorkspaceId};
 use ulid::Ulid;
 use uuid::Uuid;
 
 use super::TxError;
 use crate::codec::{enum_from_db, enum_to_db, foreign_key_violation, ulid, uuid};
 use crate::db::{Store, db_error};
+use crate::events::log;
 use crate::rows::{WorkspaceMemberRow, WorkspaceRow, workspace_member};
-use crate::schema::{users, workspace_members, workspaces};
+use crate::schema::{conversation_members, conversations, users, workspace_members, workspaces};
 
 const OWNER: &str = "owner";
 
@@ -142,12 +144,34 @@ impl WorkspaceRepo for Store {
     async fn remove_workspace_member(&self, id: WorkspaceId, user: UserId) -> DomainResult<()> {
         let mut conn = self.conn().await?;
         let (ws, user_uuid) = (uuid(id), uuid(user));
-        conn.transaction(async |conn| {
-            ensure_an_owner_remains(conn, ws, user_uuid, false).await?;
-            diesel::delete(workspace_members::table.find((ws, user_uuid))).execute(conn).await?;
-            Ok::<_, TxError>(())
-        })
-        .await?;
+        let left = conn
+            .transaction(async |conn| {
+                ensure_an_owner_remains(conn, ws, user_uuid, false).await?;
+                diesel::delete(workspace_members::table.find((ws, user_uuid))).execute(conn).await?;
+                // They leave the workspace's conversations too, each with its event. (The
+                // workspace lock came first here, so these events may sort before a message
+                // committed just earlier in the same conversation; the order is still one
+                // order for every reader.)
+                let mut memberships: Vec<Uuid> = conversation_members::table
+                    .inner_join(conversations::table.on(conversations::id.eq(conversation_members::conversation_id)))
+                    .filter(conversations::workspace_id.eq(ws))
+                    .filter(conversation_members::user_id.eq(user_uuid))
+                    .select(conversation_members::conversation_id)
+                    .load(conn)
+                    .await?;
+                memberships.sort();
+                for conv in &memberships {
+                    log::lock_conversation(conn, *conv).await?;
+                    diesel::delete(conversation_members::table.find((*conv, user_uuid))).execute(conn).await?;
+                    let change = MembershipChanged { user_id: user, change: MembershipChange::Removed, role: None };
+                    log::membership_changed(conn, ConversationId(ulid(*conv)), change).await?;
+                }
+                Ok::<_, TxError>(!memberships.is_empty())
+            })
+            .await?;
+        if left {
+            self.signals.committed();
+        }
         Ok(())
     }
 

@@ -4,6 +4,9 @@
 pub mod auth;
 pub mod conversations;
 pub mod health;
+pub mod presence;
+pub mod read_state;
+pub mod streams;
 pub mod threads;
 pub mod workspaces;
 
@@ -17,8 +20,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 pub fn configure(cfg: &mut ServiceConfig) {
     auth::configure(cfg);
     workspaces::configure(cfg);
+    read_state::configure(cfg);
     conversations::configure(cfg);
     threads::configure(cfg);
+    streams::configure(cfg);
+    presence::configure(cfg);
 }
 
 /// `?cursor=&limit=` of ordinary lists.

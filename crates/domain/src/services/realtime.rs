@@ -1,0 +1,106 @@
+//! Streams, read state and typing: who may follow, mark and signal what.
+
+use skein_shared::auth::User;
+use skein_shared::event::{ConversationUnread, MarkReadRequest, StreamTokenResponse, UnreadResponse};
+use skein_shared::{ConversationId, MessageId, UserId};
+use time::{Duration, OffsetDateTime};
+
+use super::Services;
+use crate::entities::Session;
+use crate::ports::Ports;
+use crate::{DomainError, DomainResult};
+
+/// How a caller may follow one conversation's stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamAccess {
+    /// An explicit member: their membership spans decide what they receive.
+    Member,
+    /// Sees it without being a member (a workspace-visible conversation).
+    Reader,
+}
+
+/// Users per presence snapshot.
+pub const PRESENCE_MAX_USERS: usize = 200;
+
+impl<P: Ports> Services<P> {
+    /// A short-lived token that opens streams (and nothing else) for this session.
+    pub async fn issue_stream_token(&self, session: &Session, ttl: Duration) -> DomainResult<StreamTokenResponse> {
+        let token = self.ports.new_secret();
+        let expires_at = OffsetDateTime::now_utc() + ttl;
+        self.ports.create_stream_token(session.id, self.ports.digest(&token), expires_at).await?;
+        Ok(StreamTokenResponse { token, expires_at })
+    }
+
+    pub async fn authenticate_stream_token(&self, token: &str) -> DomainResult<User> {
+        self.ports.find_stream_token(&self.ports.digest(token)).await?.ok_or(DomainError::Unauthenticated)
+    }
+
+    /// `NotFound` when the caller may not see the conversation.
+    pub async fn stream_access(&self, caller: UserId, id: ConversationId) -> DomainResult<StreamAccess> {
+        let (access, _) = self.visible_conversation(caller, id).await?;
+        Ok(if access.explicit_role.is_some() { StreamAccess::Member } else { StreamAccess::Reader })
+    }
+
+    /// Moves the caller's read cursor to the message (forward only; an older message changes
+    /// nothing). Returns the conversation's counts after it.
+    pub async fn mark_read(
+        &self,
+        caller: UserId,
+        id: ConversationId,
+        req: MarkReadRequest,
+    ) -> DomainResult<ConversationUnread> {
+        let (record, access, _) = self.visible_message(caller, req.message_id).await?;
+        if record.message.conversation_id != id {
+            return Err(DomainError::field("message_id", "not_in_conversation", "not a message of this conversation"));
+        }
+        if access.explicit_role.is_none() {
+            return Err(DomainError::rule(
+                skein_shared::ErrorCode::ImplicitMembership,
+                "read state is kept for explicit members only",
+            ));
+        }
+        if let Some(root) = req.root_id
+            && record.message.root_id != root
+        {
+            return Err(DomainError::field("root_id", "not_in_thread", "the message is not in this thread"));
+        }
+        if let Some(moved) = self.ports.mark_read(id, caller, req.root_id, record.message.seq).await? {
+            return Ok(moved);
+        }
+        let mut counts = self.ports.unread_counts(caller, Some(id)).await?;
+        counts.pop().ok_or(DomainError::NotFound)
+    }
+
+    pub async fn unread(&self, caller: UserId) -> DomainResult<UnreadResponse> {
+        Ok(UnreadResponse { conversations: self.ports.unread_counts(caller, None).await? })
+    }
+
+    /// The caller may signal typing here: they can post, and `root` is a thread of it.
+    pub async fn authorize_typing(
+        &self,
+        caller: UserId,
+        id: ConversationId,
+        root: Option<MessageId>,
+    ) -> DomainResult<()> {
+        self.writable_conversation(caller, id).await?;
+        if let Some(root) = root {
+            let (record, _, _) = self.visible_message(caller, root).await?;
+            if record.message.conversation_id != id || record.message.parent_id.is_some() {
+                return Err(DomainError::field("root_id", "not_a_thread", "not a thread root of this conversation"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a presence snapshot request.
+    pub fn check_presence_request(&self, users: &[UserId]) -> DomainResult<()> {
+        if users.is_empty() || users.len() > PRESENCE_MAX_USERS {
+            return Err(DomainError::field(
+                "user_ids",
+                "count",
+                format!("give between 1 and {PRESENCE_MAX_USERS} user ids, comma-separated"),
+            ));
+        }
+        Ok(())
+    }
+}

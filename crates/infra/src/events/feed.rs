@@ -1,0 +1,152 @@
+//! One client's stream: what it missed (replayed from the log), then live events, with
+//! nothing lost or repeated at the seam.
+//!
+//! The subscriber is registered with the hub first, at the hub's position P. The replay then
+//! covers (client cursor, P] from the database, and live deliveries are all after P. A cursor
+//! that cannot be replayed from (pruned, or never issued) gets a `resync` and the stream goes
+//! on live from P.
+
+use std::sync::atomic::Ordering;
+
+use skein_domain::cursor::EventCursor;
+use skein_shared::UserId;
+use skein_shared::event::{Event, EventBody, Resync, ResyncReason};
+use time::OffsetDateTime;
+
+use super::hub::{Delivered, Delivery, Hub, HubStopped, Scope, Subscription};
+use super::read::{self, ReplayScope};
+use crate::db::PgPool;
+
+/// Events per replay query.
+const REPLAY_PAGE: i64 = 500;
+
+pub struct Feed {
+    pool: PgPool,
+    scope: ReplayScope,
+    subscription: Subscription,
+    phase: Phase,
+}
+
+enum Phase {
+    /// Send a `resync` first, then go live.
+    Resync(ResyncReason),
+    /// Replaying (after, upto].
+    Replay {
+        after: EventCursor,
+        upto: EventCursor,
+        page: std::vec::IntoIter<Delivery>,
+    },
+    Live,
+    Ended,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error(transparent)]
+    Stopped(#[from] HubStopped),
+    #[error("database: {0}")]
+    Database(String),
+}
+
+impl Feed {
+    /// Opens a stream for `user`, resuming after `resume` (a client-supplied cursor) if given.
+    pub async fn open(
+        hub: &Hub,
+        pool: PgPool,
+        user: UserId,
+        scope: Scope,
+        resume: Option<&str>,
+    ) -> Result<Self, FeedError> {
+        let replay_scope = match scope {
+            Scope::Member => ReplayScope::Member(user),
+            Scope::Conversation { id, reader: false } => ReplayScope::Conversation(id, user),
+            Scope::Conversation { id, reader: true } => ReplayScope::Reader(id, user),
+        };
+        let cursor = resume.map(EventCursor::decode);
+        let valid = match cursor {
+            None | Some(None) => None,
+            Some(Some(c)) => Some(c),
+        };
+        let subscription = hub.subscribe(user, scope, valid).await?;
+        let position = subscription.position;
+        let phase = match cursor {
+            None => Phase::Live,
+            Some(None) => Phase::Resync(ResyncReason::UnknownCursor),
+            Some(Some(c)) => {
+                let mut conn = pool.get().await.map_err(|e| FeedError::Database(e.to_string()))?;
+                let bounds = read::bounds(&mut conn).await.map_err(|e| FeedError::Database(e.to_string()))?;
+                if c < bounds.pruned {
+                    Phase::Resync(ResyncReason::TooOld)
+                } else if c > bounds.newest.max(position) {
+                    Phase::Resync(ResyncReason::UnknownCursor)
+                } else if c < position {
+                    Phase::Replay { after: c, upto: position, page: Vec::new().into_iter() }
+                } else {
+                    Phase::Live
+                }
+            }
+        };
+        Ok(Self { pool, scope: replay_scope, subscription, phase })
+    }
+
+    /// The next event, or `None` when the stream is over (the hub stopped, the subscriber
+    /// was removed from the conversation, or it was cut off after its final `resync`).
+    pub async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            match &mut self.phase {
+                Phase::Resync(reason) => {
+                    let reason = *reason;
+                    self.phase = Phase::Live;
+                    return Some(resync(reason, Some(self.subscription.position)));
+                }
+                Phase::Replay { after, upto, page } => {
+                    if let Some(next) = page.next() {
+                        return Some(next);
+                    }
+                    if after >= upto {
+                        self.phase = Phase::Live;
+                        continue;
+                    }
+                    let (from, to) = (*after, *upto);
+                    let events = match self.pool.get().await {
+                        Ok(mut conn) => read::replay(&mut conn, self.scope, from, to, REPLAY_PAGE).await.ok(),
+                        Err(_) => None,
+                    };
+                    let Some(events) = events else {
+                        // Cannot replay now: end the stream; the client resumes from its cursor.
+                        self.phase = Phase::Ended;
+                        return None;
+                    };
+                    let next_after =
+                        if (events.len() as i64) < REPLAY_PAGE { to } else { events.last().map_or(to, |e| e.cursor) };
+                    let deliveries: Vec<Delivery> =
+                        events.iter().map(|e| std::sync::Arc::new(Delivered::logged(e))).collect();
+                    self.phase = Phase::Replay { after: next_after, upto: to, page: deliveries.into_iter() };
+                }
+                Phase::Live => match self.subscription.deliveries.recv().await {
+                    Some(delivery) => return Some(delivery),
+                    None => {
+                        self.phase = Phase::Ended;
+                        if self.subscription.cut_off.load(Ordering::Acquire) {
+                            return Some(resync(ResyncReason::SlowConsumer, None));
+                        }
+                        return None;
+                    }
+                },
+                Phase::Ended => return None,
+            }
+        }
+    }
+}
+
+fn resync(reason: ResyncReason, from: Option<EventCursor>) -> Delivery {
+    let event = Event {
+        body: EventBody::Resync(Resync { reason, cursor: from.map(|c| c.encode()) }),
+        conversation_id: None,
+        root_id: None,
+        message_id: None,
+        cursor: None,
+        occurred_at: OffsetDateTime::now_utc(),
+    };
+    std::sync::Arc::new(Delivered::new(None, &event))
+}

@@ -1,0 +1,472 @@
+//! The per-instance fan-out: one task tails the event log in order and hands each event to
+//! the local subscribers allowed to see it.
+//!
+//! The hub is an actor: it alone owns the subscriber tables, so registering a subscriber,
+//! dispatching an event and applying a membership change never interleave. A subscriber is
+//! registered at the hub's current position and its membership spans are loaded at that
+//! moment, so every later event is judged against complete spans; spans are keyed by event
+//! position, so applying a membership event the load had already seen changes nothing.
+//!
+//! Each subscriber has a bounded queue. A subscriber whose queue is full is dropped and
+//! flagged as cut off: it never slows the hub, the writers or anyone else.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use skein_domain::cursor::EventCursor;
+use skein_shared::event::{Event, EventBody, MembershipChange};
+use skein_shared::{ConversationId, UserId};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::read::{self, LoggedEvent, Span};
+use crate::db::PgPool;
+
+/// One event, serialised once for every subscriber that receives it.
+#[derive(Debug)]
+pub struct Delivered {
+    /// `None` for live-only events.
+    pub cursor: Option<EventCursor>,
+    pub kind: &'static str,
+    pub json: String,
+}
+
+impl Delivered {
+    pub fn new(cursor: Option<EventCursor>, event: &Event) -> Self {
+        // Serialising our own types cannot fail; an empty object keeps the stream going if it did.
+        let json = serde_json::to_string(event).unwrap_or_else(|_| "{}".into());
+        Self { cursor, kind: event.body.kind(), json }
+    }
+
+    pub fn logged(event: &LoggedEvent) -> Self {
+        Self::new(Some(event.cursor), &event.event)
+    }
+}
+
+pub type Delivery = Arc<Delivered>;
+
+/// A live-only event travelling between instances.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Ephemeral {
+    /// `typing.update`: the conversation; `presence.update`: `None` (everyone sharing a
+    /// conversation with `user_id` receives it).
+    pub conversation_id: Option<ConversationId>,
+    /// Whose typing or presence it is; they do not receive it themselves.
+    pub user_id: UserId,
+    pub event: Event,
+}
+
+/// What a subscriber follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every conversation the user is a member of.
+    Member,
+    /// One conversation; `reader` when the user reads it without being a member.
+    Conversation { id: ConversationId, reader: bool },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct HubConfig {
+    /// Deliveries a subscriber may have queued before it is cut off.
+    pub buffer: usize,
+    /// Read the log at least this often even without a wake-up.
+    pub poll_interval: Duration,
+    /// Events per log read.
+    pub batch: i64,
+}
+
+/// A registered subscriber's end.
+pub struct Subscription {
+    pub deliveries: mpsc::Receiver<Delivery>,
+    /// The hub's position at registration: live deliveries all come after it.
+    pub position: EventCursor,
+    /// Set when the hub dropped this subscriber for being too slow.
+    pub cut_off: Arc<AtomicBool>,
+    _registration: Registration,
+}
+
+/// Unregisters the subscriber when its connection goes away.
+struct Registration {
+    id: u64,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Unsubscribe(self.id));
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the event hub has stopped")]
+pub struct HubStopped;
+
+/// A handle to the hub task.
+#[derive(Clone)]
+pub struct Hub {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+enum Command {
+    Subscribe { user: UserId, scope: Scope, after: Option<EventCursor>, reply: oneshot::Sender<Subscription> },
+    Unsubscribe(u64),
+    Ephemeral(Box<Ephemeral>),
+    Shutdown,
+}
+
+impl Hub {
+    /// Starts the hub at the log's newest readable event; `wake` is signalled after commits.
+    pub async fn start(pool: PgPool, wake: Arc<Notify>, config: HubConfig) -> Result<Self, crate::db::SetupError> {
+        let mut conn = pool.get().await.map_err(|e| crate::db::SetupError::Migrate(format!("event hub: {e}")))?;
+        let position = read::bounds(&mut conn)
+            .await
+            .map_err(|e| crate::db::SetupError::Migrate(format!("event hub: {e}")))?
+            .readable;
+        drop(conn);
+        let (commands, rx) = mpsc::unbounded_channel();
+        let actor = Actor {
+            pool,
+            config,
+            position,
+            next_id: 0,
+            subs: HashMap::new(),
+            by_conversation: HashMap::new(),
+            by_user: HashMap::new(),
+            commands: commands.clone(),
+        };
+        tokio::spawn(actor.run(rx, wake));
+        Ok(Self { commands })
+    }
+
+    /// Registers a subscriber. Live deliveries skip everything at or before `after`.
+    pub async fn subscribe(
+        &self,
+        user: UserId,
+        scope: Scope,
+        after: Option<EventCursor>,
+    ) -> Result<Subscription, HubStopped> {
+        let (reply, rx) = oneshot::channel();
+        self.commands.send(Command::Subscribe { user, scope, after, reply }).map_err(|_| HubStopped)?;
+        rx.await.map_err(|_| HubStopped)
+    }
+
+    /// Hands a live-only event to local subscribers.
+    pub fn ephemeral(&self, event: Ephemeral) {
+        let _ = self.commands.send(Command::Ephemeral(Box::new(event)));
+    }
+
+    /// Ends every subscription (their streams finish) and stops the hub.
+    pub fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown);
+    }
+}
+
+struct Subscriber {
+    user: UserId,
+    scope: Scope,
+    /// Membership spans by conversation.
+    spans: HashMap<ConversationId, Vec<Span>>,
+    /// Deliver only events after this.
+    after: EventCursor,
+    tx: mpsc::Sender<Delivery>,
+    cut_off: Arc<AtomicBool>,
+}
+
+impl Subscriber {
+    fn reads(&self, conversation: ConversationId) -> bool {
+        matches!(self.scope, Scope::Conversation { id, reader: true } if id == conversation)
+    }
+
+    fn may_see(&self, conversation: ConversationId, at: EventCursor) -> bool {
+        self.reads(conversation) || self.spans.get(&conversation).is_some_and(|s| s.iter().any(|s| s.contains(at)))
+    }
+
+    /// A member now, or a reader.
+    fn present_in(&self, conversation: ConversationId) -> bool {
+        self.reads(conversation) || self.spans.get(&conversation).is_some_and(|s| s.iter().any(|s| s.until.is_none()))
+    }
+
+    /// Whether any event after `at` may still be for this subscriber.
+    fn follows(&self, conversation: ConversationId, at: EventCursor) -> bool {
+        self.reads(conversation)
+            || self.spans.get(&conversation).is_some_and(|s| s.iter().any(|s| s.until.is_none_or(|u| u > at)))
+    }
+
+    fn wants(&self, conversation: ConversationId) -> bool {
+        match self.scope {
+            Scope::Member => true,
+            Scope::Conversation { id, .. } => id == conversation,
+        }
+    }
+}
+
+struct Actor {
+    pool: PgPool,
+    config: HubConfig,
+    /// The last event dispatched.
+    position: EventCursor,
+    next_id: u64,
+    subs: HashMap<u64, Subscriber>,
+    by_conversation: HashMap<ConversationId, HashSet<u64>>,
+    by_user: HashMap<UserId, HashSet<u64>>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+/// Subscribe requests waiting for their spans.
+type PendingSubscribe = (UserId, Scope, Option<EventCursor>, oneshot::Sender<Subscription>);
+
+impl Actor {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, wake: Arc<Notify>) {
+        let mut retry: Option<Duration> = None;
+        loop {
+            let idle = retry.unwrap_or(self.config.poll_interval);
+            let first = tokio::select! {
+                biased;
+                command = commands.recv() => match command {
+                    Some(command) => Some(command),
+                    None => break,
+                },
+                _ = wake.notified() => None,
+                _ = tokio::time::sleep(idle) => None,
+            };
+            // Take every queued command at once, so that many subscribers cost one span query.
+            let mut pending = Vec::new();
+            let queued = first.into_iter().chain(std::iter::from_fn(|| commands.try_recv().ok()));
+            let mut stop = false;
+            let mut ephemerals = Vec::new();
+            for command in queued {
+                match command {
+                    Command::Subscribe { user, scope, after, reply } => pending.push((user, scope, after, reply)),
+                    Command::Unsubscribe(id) => self.remove(id),
+                    Command::Ephemeral(e) => ephemerals.push(*e),
+                    Command::Shutdown => stop = true,
+                }
+            }
+            if stop {
+                break;
+            }
+            // Subscribers are registered before the log is read again: they miss nothing.
+            if !pending.is_empty() {
+                self.register(pending).await;
+            }
+            for e in ephemerals {
+                self.dispatch_ephemeral(e).await;
+            }
+            retry = self.tail(retry).await;
+        }
+        tracing::info!(subscribers = self.subs.len(), "event hub stopped");
+    }
+
+    /// Reads and dispatches everything readable. Returns when to read again if earlier than
+    /// the poll interval: soon when a running transaction holds later events back.
+    async fn tail(&mut self, previous: Option<Duration>) -> Option<Duration> {
+        loop {
+            let mut conn = match self.pool.get().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event hub cannot get a connection");
+                    return Some(Duration::from_millis(500));
+                }
+            };
+            let tail = match read::tail(&mut conn, self.position, self.config.batch).await {
+                Ok(tail) => tail,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event hub cannot read the log");
+                    return Some(Duration::from_millis(500));
+                }
+            };
+            drop(conn);
+            for event in &tail.events {
+                self.dispatch(event);
+            }
+            self.position = tail.position;
+            if tail.full {
+                continue;
+            }
+            return tail.blocked.then(|| {
+                let last = previous.unwrap_or(Duration::ZERO);
+                (last * 2).clamp(Duration::from_millis(1), Duration::from_millis(50))
+            });
+        }
+    }
+
+    async fn register(&mut self, pending: Vec<PendingSubscribe>) {
+        let users: Vec<UserId> = pending.iter().map(|p| p.0).collect::<HashSet<_>>().into_iter().collect();
+        let loaded = match self.pool.get().await {
+            Ok(mut conn) => read::spans(&mut conn, &users, None).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let spans = match loaded {
+            Ok(spans) => spans,
+            Err(e) => {
+                // Dropping the replies tells the callers to answer 503.
+                tracing::warn!(error = %e, "cannot load membership spans");
+                return;
+            }
+        };
+        for (user, scope, after, reply) in pending {
+            let (tx, rx) = mpsc::channel(self.config.buffer);
+            let mut sub = Subscriber {
+                user,
+                scope,
+                spans: HashMap::new(),
+                after: after.unwrap_or_default().max(self.position),
+                tx,
+                cut_off: Arc::new(AtomicBool::new(false)),
+            };
+            let wanted = |c: ConversationId| match scope {
+                Scope::Member => true,
+                Scope::Conversation { id, .. } => id == c,
+            };
+            for (_, conversation, span) in spans.iter().filter(|(u, c, _)| *u == user && wanted(*c)) {
+                sub.spans.entry(*conversation).or_default().push(*span);
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            let subscription = Subscription {
+                deliveries: rx,
+                position: self.position,
+                cut_off: sub.cut_off.clone(),
+                _registration: Registration { id, commands: self.commands.clone() },
+            };
+            if reply.send(subscription).is_err() {
+                continue;
+            }
+            for conversation in sub.spans.keys().copied().chain(match scope {
+                Scope::Conversation { id, reader: true } => Some(id),
+                _ => None,
+            }) {
+                if sub.follows(conversation, self.position) {
+                    self.by_conversation.entry(conversation).or_default().insert(id);
+                }
+            }
+            self.by_user.entry(user).or_default().insert(id);
+            self.subs.insert(id, sub);
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Some(sub) = self.subs.remove(&id) else { return };
+        for conversation in sub.spans.keys().copied().chain(match sub.scope {
+            Scope::Conversation { id, .. } => Some(id),
+            Scope::Member => None,
+        }) {
+            if let Some(set) = self.by_conversation.get_mut(&conversation) {
+                set.remove(&id);
+                if set.is_empty() {
+                    self.by_conversation.remove(&conversation);
+                }
+            }
+        }
+        if let Some(set) = self.by_user.get_mut(&sub.user) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.by_user.remove(&sub.user);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, event: &LoggedEvent) {
+        let conversation = event.conversation_id;
+        let at = event.cursor;
+        if let EventBody::MembershipChanged(change) = &event.event.body {
+            self.apply_membership(conversation, change.user_id, change.change, at);
+        }
+        let Some(ids) = self.by_conversation.get(&conversation) else { return };
+        let delivery = Arc::new(Delivered::logged(event));
+        let mut dropped = Vec::new();
+        let mut gone = Vec::new();
+        for id in ids {
+            let Some(sub) = self.subs.get(id) else { continue };
+            if at <= sub.after || event.audience.is_some_and(|a| a != sub.user) || !sub.may_see(conversation, at) {
+                continue;
+            }
+            if !send(sub, &delivery) {
+                dropped.push(*id);
+            } else if !sub.follows(conversation, at) {
+                gone.push(*id);
+            }
+        }
+        for id in gone {
+            let ends_subscription = self.subs.get(&id).is_some_and(|s| matches!(s.scope, Scope::Conversation { .. }));
+            if ends_subscription {
+                // A per-conversation stream of a removed member ends with their removal.
+                dropped.push(id);
+            } else if let Some(set) = self.by_conversation.get_mut(&conversation) {
+                set.remove(&id);
+            }
+        }
+        for id in dropped {
+            self.remove(id);
+        }
+    }
+
+    /// Opens or closes the member's spans at this event, before it is delivered.
+    fn apply_membership(
+        &mut self,
+        conversation: ConversationId,
+        user: UserId,
+        change: MembershipChange,
+        at: EventCursor,
+    ) {
+        let Some(ids) = self.by_user.get(&user) else { return };
+        for id in ids {
+            let Some(sub) = self.subs.get_mut(id) else { continue };
+            if !sub.wants(conversation) || sub.reads(conversation) {
+                continue;
+            }
+            let spans = sub.spans.entry(conversation).or_default();
+            if change.ends_membership() {
+                for span in spans.iter_mut().filter(|s| s.until.is_none() && s.from <= at) {
+                    span.until = Some(at);
+                }
+            } else if change != MembershipChange::RoleChanged && !spans.iter().any(|s| s.contains(at)) {
+                spans.push(Span { from: at, until: None });
+                self.by_conversation.entry(conversation).or_default().insert(*id);
+            }
+        }
+    }
+
+    async fn dispatch_ephemeral(&mut self, ephemeral: Ephemeral) {
+        let conversations = match ephemeral.conversation_id {
+            Some(c) => vec![c],
+            None => {
+                let found = match self.pool.get().await {
+                    Ok(mut conn) => read::member_conversations(&mut conn, ephemeral.user_id).await.ok(),
+                    Err(_) => None,
+                };
+                found.unwrap_or_default()
+            }
+        };
+        let delivery = Arc::new(Delivered::new(None, &ephemeral.event));
+        let mut seen = HashSet::new();
+        let mut dropped = Vec::new();
+        for conversation in conversations {
+            for id in self.by_conversation.get(&conversation).into_iter().flatten() {
+                let Some(sub) = self.subs.get(id) else { continue };
+                if sub.user == ephemeral.user_id || !sub.present_in(conversation) || !seen.insert(*id) {
+                    continue;
+                }
+                if !send(sub, &delivery) {
+                    dropped.push(*id);
+                }
+            }
+        }
+        for id in dropped {
+            self.remove(id);
+        }
+    }
+}
+
+/// Queues the delivery; false when the subscriber is gone or too slow (then flagged).
+fn send(sub: &Subscriber, delivery: &Delivery) -> bool {
+    match sub.tx.try_send(delivery.clone()) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            sub.cut_off.store(true, Ordering::Release);
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}

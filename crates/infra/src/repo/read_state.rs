@@ -1,0 +1,137 @@
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use skein_domain::DomainResult;
+use skein_domain::ports::ReadStateRepo;
+use skein_shared::event::{ConversationUnread, EventBody, ThreadUnread};
+use skein_shared::{ConversationId, MessageId, UserId};
+use uuid::Uuid;
+
+use super::TxError;
+use crate::codec::{ulid, uuid};
+use crate::db::{Store, db_error};
+use crate::events::log::{self, NewEvent};
+use crate::schema::{conversation_members, thread_reads};
+
+impl ReadStateRepo for Store {
+    async fn mark_read(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        thread: Option<MessageId>,
+        seq: i64,
+    ) -> DomainResult<Option<ConversationUnread>> {
+        let mut conn = self.conn().await?;
+        let (conv, user_id) = (uuid(conversation), uuid(user));
+        let counts = conn
+            .transaction(async |conn| {
+                log::lock_conversation(conn, conv).await?;
+                let moved = match thread {
+                    Some(root) => {
+                        let inserted = diesel::insert_into(thread_reads::table)
+                            .values((
+                                thread_reads::user_id.eq(user_id),
+                                thread_reads::root_id.eq(uuid(root)),
+                                thread_reads::read_seq.eq(seq),
+                            ))
+                            .on_conflict_do_nothing()
+                            .execute(conn)
+                            .await?;
+                        if inserted == 1 {
+                            1
+                        } else {
+                            diesel::update(thread_reads::table.find((user_id, uuid(root))))
+                                .filter(thread_reads::read_seq.lt(seq))
+                                .set(thread_reads::read_seq.eq(seq))
+                                .execute(conn)
+                                .await?
+                        }
+                    }
+                    None => {
+                        diesel::update(conversation_members::table.find((conv, user_id)))
+                            .filter(conversation_members::read_seq.lt(seq))
+                            .set(conversation_members::read_seq.eq(seq))
+                            .execute(conn)
+                            .await?
+                    }
+                };
+                if moved == 0 {
+                    return Ok::<_, TxError>(None);
+                }
+                let counts = counts(conn, user_id, Some(conv)).await?.pop().unwrap_or(ConversationUnread {
+                    conversation_id: conversation,
+                    unread: 0,
+                    threads: Vec::new(),
+                });
+                let event = NewEvent {
+                    audience: Some(user),
+                    ..NewEvent::to_all(conversation, EventBody::UnreadUpdate(counts.clone()))
+                };
+                log::append(conn, &event).await?;
+                Ok(Some(counts))
+            })
+            .await?;
+        if counts.is_some() {
+            self.signals.committed();
+        }
+        Ok(counts)
+    }
+
+    async fn unread_counts(&self, user: UserId, only: Option<ConversationId>) -> DomainResult<Vec<ConversationUnread>> {
+        let mut conn = self.conn().await?;
+        counts(&mut conn, uuid(user), only.map(uuid)).await.map_err(db_error)
+    }
+}
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = SqlUuid)]
+    conversation_id: Uuid,
+    /// `None` for the conversation's roots.
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    thread: Option<Uuid>,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Unread counts of the user's conversations (or one of them), ordered by conversation id.
+/// One pass over the messages after each conversation cursor (`messages_unread_idx`).
+async fn counts(conn: &mut AsyncPgConnection, user: Uuid, only: Option<Uuid>) -> QueryResult<Vec<ConversationUnread>> {
+    let mut members = conversation_members::table
+        .filter(conversation_members::user_id.eq(user))
+        .select(conversation_members::conversation_id)
+        .order(conversation_members::conversation_id)
+        .into_boxed();
+    if let Some(c) = only {
+        members = members.filter(conversation_members::conversation_id.eq(c));
+    }
+    let members: Vec<Uuid> = members.load(conn).await?;
+    let rows: Vec<CountRow> = diesel::sql_query(
+        "SELECT m.conversation_id, CASE WHEN m.parent_id IS NULL THEN NULL ELSE m.root_id END AS thread, \
+         count(*) AS n \
+         FROM conversation_members cm \
+         JOIN messages m ON m.conversation_id = cm.conversation_id AND m.seq > cm.read_seq \
+         LEFT JOIN thread_reads tr ON tr.user_id = cm.user_id AND tr.root_id = m.root_id \
+         WHERE cm.user_id = $1 AND ($2::uuid IS NULL OR cm.conversation_id = $2) \
+         AND m.author_id IS DISTINCT FROM $1 \
+         AND (m.parent_id IS NULL OR tr.read_seq IS NULL OR m.seq > tr.read_seq) \
+         GROUP BY 1, 2 ORDER BY 1, 2 NULLS FIRST",
+    )
+    .bind::<SqlUuid, _>(user)
+    .bind::<Nullable<SqlUuid>, _>(only)
+    .load(conn)
+    .await?;
+    let mut out: Vec<ConversationUnread> = members
+        .into_iter()
+        .map(|c| ConversationUnread { conversation_id: ConversationId(ulid(c)), unread: 0, threads: Vec::new() })
+        .collect();
+    for row in rows {
+        let id = ConversationId(ulid(row.conversation_id));
+        let Ok(i) = out.binary_search_by_key(&id, |c| c.conversation_id) else { continue };
+        match row.thread {
+            None => out[i].unread = row.n,
+            Some(root) => out[i].threads.push(ThreadUnread { root_id: MessageId(ulid(root)), unread: row.n }),
+        }
+    }
+    Ok(out)
+}

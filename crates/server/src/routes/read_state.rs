@@ -1,0 +1,39 @@
+//! Read cursors and unread counts.
+
+use actix_web::{get, post, web};
+use skein_shared::ConversationId;
+use skein_shared::event::{ConversationUnread, MarkReadRequest, UnreadResponse};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiResult;
+
+/// Registered before the conversation routes: `/conversations/unread` is not an id.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(unread).service(mark_read);
+}
+
+/// Exact unread counts for every conversation the caller is a member of, with their threads.
+#[utoipa::path(tag = "read state", responses((status = 200, description = "Unread counts", body = UnreadResponse)))]
+#[get("/conversations/unread")]
+async fn unread(state: AppState, caller: Caller) -> ApiResult<web::Json<UnreadResponse>> {
+    Ok(web::Json(state.services.unread(caller.id()).await?))
+}
+
+/// Moves the caller's read cursor forward to a message (the thread's cursor with `root_id`).
+/// An older message changes nothing. Every connection of the caller receives `unread.update`
+/// when the counts change.
+#[utoipa::path(tag = "read state", request_body = MarkReadRequest, responses(
+    (status = 200, description = "The conversation's unread counts after the move", body = ConversationUnread),
+    (status = 409, description = "`implicit_membership`: read state is kept for explicit members", body = skein_shared::Problem, content_type = "application/problem+json"),
+))]
+#[post("/conversations/{id}/read")]
+async fn mark_read(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+    body: web::Json<MarkReadRequest>,
+) -> ApiResult<web::Json<ConversationUnread>> {
+    Ok(web::Json(state.services.mark_read(caller.id(), id.into_inner(), body.into_inner()).await?))
+}

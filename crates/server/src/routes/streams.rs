@@ -1,0 +1,273 @@
+//! Event streams: SSE for everything the caller follows or for one conversation, the same
+//! over WebSocket, and the stream tokens for clients that cannot set headers.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, get, post, web};
+use actix_web_lab::sse;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use skein_domain::services::StreamAccess;
+use skein_infra::events::hub::Delivery;
+use skein_infra::events::{Feed, FeedError, Scope};
+use skein_shared::event::{ClientFrame, Event, EventBody, StreamError, StreamTokenResponse};
+use skein_shared::{ConversationId, ErrorCode, UserId};
+use utoipa::IntoParams;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(stream_token).service(stream_all).service(stream_conversation).service(websocket);
+}
+
+/// How long a client waits before reconnecting (the SSE `retry:` field).
+const RETRY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Default, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamParams {
+    /// Resume after this cursor (as `Last-Event-ID`, which wins when both are given).
+    pub after: Option<String>,
+    /// A token from `POST /api/stream/token`, for clients that cannot send headers.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WsParams {
+    /// Resume after this cursor.
+    pub after: Option<String>,
+    pub token: Option<String>,
+    /// Follow one conversation instead of every conversation the caller is a member of.
+    pub conversation_id: Option<ConversationId>,
+}
+
+/// A token that opens streams (and nothing else) for the caller's session, for a few minutes.
+#[utoipa::path(tag = "streams", responses((status = 200, description = "A stream token", body = StreamTokenResponse)))]
+#[post("/stream/token")]
+async fn stream_token(state: AppState, caller: Caller) -> ApiResult<web::Json<StreamTokenResponse>> {
+    let ttl = time::Duration::seconds(state.realtime.config.stream_token_ttl_secs as i64);
+    Ok(web::Json(state.services.issue_stream_token(&caller.session, ttl).await?))
+}
+
+/// Every event of every conversation the caller is a member of, as Server-Sent Events.
+///
+/// `id:` is the event's cursor; reconnect with `Last-Event-ID` (or `?after=`) to receive
+/// exactly what was missed. A cursor that cannot be resumed from gets a `resync` event
+/// first. Keep-alive comments come at least every 15 s.
+#[utoipa::path(tag = "streams", params(StreamParams, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this cursor")),
+    responses((status = 200, description = "An endless stream of events", body = Event, content_type = "text/event-stream")))]
+#[get("/stream")]
+async fn stream_all(req: HttpRequest, state: AppState, params: web::Query<StreamParams>) -> ApiResult<impl Responder> {
+    let user = stream_user(&req, &state, params.token.as_deref()).await?;
+    sse_response(&state, user, Scope::Member, resume_cursor(&req, params.after.as_deref())).await
+}
+
+/// One conversation's events, as Server-Sent Events (for bots and services).
+#[utoipa::path(tag = "streams", params(StreamParams, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this cursor")),
+    responses((status = 200, description = "An endless stream of events", body = Event, content_type = "text/event-stream")))]
+#[get("/conversations/{id}/stream")]
+async fn stream_conversation(
+    req: HttpRequest,
+    state: AppState,
+    id: web::Path<ConversationId>,
+    params: web::Query<StreamParams>,
+) -> ApiResult<impl Responder> {
+    let user = stream_user(&req, &state, params.token.as_deref()).await?;
+    let scope = conversation_scope(&state, user, id.into_inner()).await?;
+    sse_response(&state, user, scope, resume_cursor(&req, params.after.as_deref())).await
+}
+
+/// The same events over a WebSocket (one JSON envelope per text frame). The client may send
+/// `typing`, `presence` and `ack` frames. Browsers' `Origin` must be this server or allowed
+/// in the configuration. Resume with `?after=`.
+#[utoipa::path(tag = "streams", params(WsParams), responses(
+    (status = 101, description = "Switching to WebSocket; server frames are `Event`s, client frames `ClientFrame`s"),
+))]
+#[get("/ws")]
+async fn websocket(
+    req: HttpRequest,
+    body: web::Payload,
+    state: AppState,
+    params: web::Query<WsParams>,
+) -> ApiResult<HttpResponse> {
+    check_origin(&req, &state)?;
+    let user = stream_user(&req, &state, params.token.as_deref()).await?;
+    let scope = match params.conversation_id {
+        Some(id) => conversation_scope(&state, user, id).await?,
+        None => Scope::Member,
+    };
+    let feed = open_feed(&state, user, scope, params.after.as_deref()).await?;
+    let (response, session, messages) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("not a WebSocket handshake: {e}")))?;
+    actix_web::rt::spawn(websocket_session(state.clone(), user, feed, session, messages));
+    Ok(response)
+}
+
+async fn sse_response(
+    state: &AppState,
+    user: UserId,
+    scope: Scope,
+    resume: Option<String>,
+) -> ApiResult<impl Responder + use<>> {
+    let feed = open_feed(state, user, scope, resume.as_deref()).await?;
+    let events = futures_util::stream::unfold(feed, |mut feed| async move {
+        let delivery = feed.next().await?;
+        Some((Ok::<_, std::convert::Infallible>(sse_event(&delivery)), feed))
+    });
+    Ok(sse::Sse::from_stream(events)
+        .with_keep_alive(Duration::from_secs(state.realtime.config.keep_alive_secs.clamp(1, 15)))
+        .with_retry_duration(RETRY))
+}
+
+fn sse_event(delivery: &Delivery) -> sse::Event {
+    let data = sse::Data::new(delivery.json.clone()).event(delivery.kind);
+    sse::Event::Data(match delivery.cursor {
+        Some(cursor) => data.id(cursor.encode()),
+        None => data,
+    })
+}
+
+async fn open_feed(state: &AppState, user: UserId, scope: Scope, resume: Option<&str>) -> ApiResult<Feed> {
+    let realtime = &state.realtime;
+    Feed::open(&realtime.hub, realtime.pool.clone(), user, scope, resume).await.map_err(|e| match e {
+        FeedError::Stopped(_) => ApiError::new(ErrorCode::ServiceUnavailable, "This server is shutting down"),
+        FeedError::Database(_) => ApiError::new(ErrorCode::ServiceUnavailable, "The database is unavailable"),
+    })
+}
+
+async fn conversation_scope(state: &AppState, user: UserId, id: ConversationId) -> ApiResult<Scope> {
+    Ok(match state.services.stream_access(user, id).await? {
+        StreamAccess::Member => Scope::Conversation { id, reader: false },
+        StreamAccess::Reader => Scope::Conversation { id, reader: true },
+    })
+}
+
+/// `Last-Event-ID`, else `?after=`.
+fn resume_cursor(req: &HttpRequest, after: Option<&str>) -> Option<String> {
+    req.headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| after.map(str::to_owned))
+        .filter(|c| !c.trim().is_empty())
+}
+
+/// The caller by session (header or cookie), else by stream token.
+async fn stream_user(req: &HttpRequest, state: &AppState, token: Option<&str>) -> ApiResult<UserId> {
+    match Caller::extract(req).await {
+        Ok(caller) => Ok(caller.id()),
+        Err(e) => match token {
+            Some(token) => Ok(state.services.authenticate_stream_token(token).await?.id),
+            None => Err(e),
+        },
+    }
+}
+
+/// Browsers send `Origin` on WebSocket handshakes; other sites must not ride a user's cookie.
+fn check_origin(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
+    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let host = req.connection_info().host().to_owned();
+    let same_host = origin.split_once("://").is_some_and(|(_, rest)| rest == host);
+    if same_host || state.realtime.config.allowed_origins.iter().any(|o| o == origin) {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorCode::Forbidden, "This origin may not open a WebSocket here"))
+    }
+}
+
+async fn websocket_session(
+    state: AppState,
+    user: UserId,
+    mut feed: Feed,
+    mut session: actix_ws::Session,
+    messages: actix_ws::MessageStream,
+) {
+    let keep_alive = Duration::from_secs(state.realtime.config.keep_alive_secs.clamp(1, 15));
+    let mut messages = messages.max_frame_size(64 * 1024).aggregate_continuations();
+    let mut ping = tokio::time::interval(keep_alive);
+    let mut last_heard = Instant::now();
+    let mut acked: Option<String> = None;
+    let ended = loop {
+        tokio::select! {
+            delivery = feed.next() => match delivery {
+                Some(d) => if session.text(d.json.clone()).await.is_err() { break "client gone" },
+                None => break "stream ended",
+            },
+            message = messages.next() => match message {
+                Some(Ok(actix_ws::AggregatedMessage::Text(text))) => {
+                    last_heard = Instant::now();
+                    match client_frame(&state, user, &text).await {
+                        Ok(Some(cursor)) => acked = Some(cursor),
+                        Ok(None) => {}
+                        Err(e) => {
+                            let _ = session.text(e).await;
+                            break "bad client frame";
+                        }
+                    }
+                }
+                Some(Ok(actix_ws::AggregatedMessage::Ping(bytes))) => {
+                    last_heard = Instant::now();
+                    if session.pong(&bytes).await.is_err() { break "client gone" }
+                }
+                Some(Ok(actix_ws::AggregatedMessage::Pong(_))) => last_heard = Instant::now(),
+                Some(Ok(actix_ws::AggregatedMessage::Binary(_))) => {}
+                Some(Ok(actix_ws::AggregatedMessage::Close(_))) | Some(Err(_)) | None => break "client closed",
+            },
+            _ = ping.tick() => {
+                // A client that answers nothing for three keep-alive periods is gone.
+                if last_heard.elapsed() > keep_alive * 3 { break "client silent" }
+                if session.ping(b"").await.is_err() { break "client gone" }
+            }
+        }
+    };
+    tracing::debug!(%user, reason = ended, acked = acked.as_deref().unwrap_or("-"), "websocket closed");
+    let _ = session.close(None).await;
+}
+
+/// Handles one client frame; `Ok(Some(cursor))` for an acknowledgement. An error is the
+/// `error` event to send before closing.
+async fn client_frame(state: &AppState, user: UserId, text: &str) -> Result<Option<String>, String> {
+    let fail = |code: ErrorCode, message: String| {
+        let event = Event {
+            body: EventBody::Error(StreamError { code, message }),
+            conversation_id: None,
+            root_id: None,
+            message_id: None,
+            cursor: None,
+            occurred_at: time::OffsetDateTime::now_utc(),
+        };
+        serde_json::to_string(&event).unwrap_or_default()
+    };
+    let frame: ClientFrame =
+        serde_json::from_str(text).map_err(|e| fail(ErrorCode::MalformedJson, format!("unreadable frame: {e}")))?;
+    match frame {
+        ClientFrame::Typing { conversation_id, root_id, typing } => {
+            state.services.authorize_typing(user, conversation_id, root_id).await.map_err(|e| {
+                let problem = ApiError::from(e).0;
+                fail(problem.code, problem.detail.unwrap_or(problem.title))
+            })?;
+            state.realtime.typing.set(conversation_id, root_id, user, typing);
+            Ok(None)
+        }
+        ClientFrame::Presence { away } => {
+            state
+                .realtime
+                .presence
+                .heartbeat(user, away)
+                .await
+                .map_err(|_| fail(ErrorCode::ServiceUnavailable, "presence is unavailable".into()))?;
+            Ok(None)
+        }
+        ClientFrame::Ack { cursor } => match skein_domain::cursor::EventCursor::decode(&cursor) {
+            Some(_) => Ok(Some(cursor)),
+            None => Err(fail(ErrorCode::BadRequest, "not a cursor".into())),
+        },
+    }
+}

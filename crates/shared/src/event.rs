@@ -1,0 +1,338 @@
+//! Realtime events: one envelope on every transport (SSE, WebSocket, replay).
+//!
+//! `type` names the event and `data` carries its payload; `cursor` is the event's position
+//! in the log (the SSE `id:`), present on every logged event and absent on live-only ones
+//! (`typing.update`, `presence.update`, `resync`, `error`).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::conversation::{ConversationKind, ConversationRole, Visibility};
+use crate::thread::{Message, ThreadSummary};
+use crate::{ConversationId, MessageId, UserId};
+
+/// An event as a client receives it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Event {
+    #[serde(flatten)]
+    pub body: EventBody,
+    /// Absent only on `presence.update`, `resync` and `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<ConversationId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_id: Option<MessageId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<MessageId>,
+    /// Where this event sits in the log; resume after it with `Last-Event-ID` or `?after=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub occurred_at: OffsetDateTime,
+}
+
+/// The event's `type` and its `data`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", content = "data")]
+pub enum EventBody {
+    /// A thread root was posted.
+    #[serde(rename = "thread.new")]
+    ThreadNew(ThreadSummary),
+    /// A thread's last activity changed.
+    #[serde(rename = "thread.activity")]
+    ThreadActivity(ThreadActivity),
+    /// A reply was posted.
+    #[serde(rename = "message.created")]
+    MessageCreated(Message),
+    #[serde(rename = "message.updated")]
+    MessageUpdated(Message),
+    #[serde(rename = "message.deleted")]
+    MessageDeleted(MessageDeleted),
+    #[serde(rename = "membership.changed")]
+    MembershipChanged(MembershipChanged),
+    #[serde(rename = "conversation.updated")]
+    ConversationUpdated(ConversationUpdated),
+    /// The receiving user's own unread counts in a conversation changed (sent to them only).
+    #[serde(rename = "unread.update")]
+    UnreadUpdate(ConversationUnread),
+    #[serde(rename = "typing.update")]
+    TypingUpdate(TypingUpdate),
+    #[serde(rename = "presence.update")]
+    PresenceUpdate(PresenceInfo),
+    /// The stream cannot continue from where the client is: refetch state over REST.
+    #[serde(rename = "resync")]
+    Resync(Resync),
+    /// A terminal failure on the stream.
+    #[serde(rename = "error")]
+    Error(StreamError),
+}
+
+impl EventBody {
+    /// The wire name of this event's type.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ThreadNew(_) => "thread.new",
+            Self::ThreadActivity(_) => "thread.activity",
+            Self::MessageCreated(_) => "message.created",
+            Self::MessageUpdated(_) => "message.updated",
+            Self::MessageDeleted(_) => "message.deleted",
+            Self::MembershipChanged(_) => "membership.changed",
+            Self::ConversationUpdated(_) => "conversation.updated",
+            Self::UnreadUpdate(_) => "unread.update",
+            Self::TypingUpdate(_) => "typing.update",
+            Self::PresenceUpdate(_) => "presence.update",
+            Self::Resync(_) => "resync",
+            Self::Error(_) => "error",
+        }
+    }
+
+    /// The `data` member alone, as JSON.
+    pub fn data_json(&self) -> serde_json::Result<String> {
+        match self {
+            Self::ThreadNew(d) => serde_json::to_string(d),
+            Self::ThreadActivity(d) => serde_json::to_string(d),
+            Self::MessageCreated(d) | Self::MessageUpdated(d) => serde_json::to_string(d),
+            Self::MessageDeleted(d) => serde_json::to_string(d),
+            Self::MembershipChanged(d) => serde_json::to_string(d),
+            Self::ConversationUpdated(d) => serde_json::to_string(d),
+            Self::UnreadUpdate(d) => serde_json::to_string(d),
+            Self::TypingUpdate(d) => serde_json::to_string(d),
+            Self::PresenceUpdate(d) => serde_json::to_string(d),
+            Self::Resync(d) => serde_json::to_string(d),
+            Self::Error(d) => serde_json::to_string(d),
+        }
+    }
+}
+
+/// `thread.activity`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ThreadActivity {
+    pub root_id: MessageId,
+    pub reply_count: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub last_activity_at: OffsetDateTime,
+}
+
+/// `message.deleted`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MessageDeleted {
+    pub id: MessageId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipChange {
+    /// Added by someone else (or at the conversation's creation).
+    Added,
+    /// Joined with an invite.
+    Joined,
+    /// Removed by someone else (or with the workspace).
+    Removed,
+    /// Left by themselves.
+    Left,
+    RoleChanged,
+}
+
+impl MembershipChange {
+    /// Whether the member is gone after this change.
+    pub fn ends_membership(self) -> bool {
+        matches!(self, Self::Removed | Self::Left)
+    }
+}
+
+/// `membership.changed`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MembershipChanged {
+    pub user_id: UserId,
+    pub change: MembershipChange,
+    /// The role after the change; absent when the member is gone.
+    pub role: Option<ConversationRole>,
+}
+
+/// `conversation.updated`: the conversation's settings after the change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConversationUpdated {
+    pub kind: ConversationKind,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub visibility: Visibility,
+    pub history_visible_to_new_members: bool,
+    pub archived: bool,
+}
+
+/// Unread counts of one conversation for one user: exact, never capped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConversationUnread {
+    pub conversation_id: ConversationId,
+    /// Thread roots posted by others after the conversation read cursor.
+    pub unread: i64,
+    /// Threads with unread replies (replies by others after both read cursors), by root id.
+    pub threads: Vec<ThreadUnread>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ThreadUnread {
+    pub root_id: MessageId,
+    pub unread: i64,
+}
+
+/// `GET /api/conversations/unread`: every conversation the caller is a member of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnreadResponse {
+    pub conversations: Vec<ConversationUnread>,
+}
+
+/// `POST /api/conversations/{id}/read`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MarkReadRequest {
+    /// Everything up to and including this message is read.
+    pub message_id: MessageId,
+    /// Move this thread's cursor (replies) instead of the conversation's.
+    #[serde(default)]
+    pub root_id: Option<MessageId>,
+}
+
+/// `typing.update`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TypingUpdate {
+    pub user_id: UserId,
+    pub root_id: Option<MessageId>,
+    pub typing: bool,
+}
+
+/// `POST /api/conversations/{id}/typing`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TypingRequest {
+    #[serde(default)]
+    pub root_id: Option<MessageId>,
+    pub typing: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceState {
+    Online,
+    Away,
+    Offline,
+}
+
+/// A user's presence (`presence.update` and the snapshot).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PresenceInfo {
+    pub user_id: UserId,
+    pub state: PresenceState,
+    /// The latest heartbeat; `null` when never seen.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub last_seen_at: Option<OffsetDateTime>,
+}
+
+/// `POST /api/presence/heartbeat` (and the WebSocket `presence` frame).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HeartbeatRequest {
+    /// The user is at the device but idle; shown as `away` to others.
+    #[serde(default)]
+    pub away: bool,
+}
+
+/// `GET /api/presence?user_ids=`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PresenceResponse {
+    pub users: Vec<PresenceInfo>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ResyncReason {
+    /// The cursor is older than what the log retains.
+    TooOld,
+    /// The cursor is not one this server issued.
+    UnknownCursor,
+    /// The connection could not keep up and was cut off.
+    SlowConsumer,
+}
+
+/// `resync`: refetch state over REST, then follow the stream from `cursor`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Resync {
+    pub reason: ResyncReason,
+    /// Where the stream continues from (absent when it ends here).
+    pub cursor: Option<String>,
+}
+
+/// `error`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StreamError {
+    pub code: crate::ErrorCode,
+    pub message: String,
+}
+
+/// `POST /api/stream/token`: for `?token=` on stream URLs where headers cannot be set.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StreamTokenResponse {
+    pub token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub expires_at: OffsetDateTime,
+}
+
+/// What a WebSocket client sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// As `POST /api/conversations/{id}/typing`.
+    Typing { conversation_id: ConversationId, root_id: Option<MessageId>, typing: bool },
+    /// As `POST /api/presence/heartbeat`.
+    Presence {
+        #[serde(default)]
+        away: bool,
+    },
+    /// The client has processed everything up to `cursor`.
+    Ack { cursor: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_flattens_type_and_data() -> serde_json::Result<()> {
+        let event = Event {
+            body: EventBody::Resync(Resync { reason: ResyncReason::TooOld, cursor: Some("5-7".into()) }),
+            conversation_id: None,
+            root_id: None,
+            message_id: None,
+            cursor: None,
+            occurred_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let json = serde_json::to_value(&event)?;
+        assert_eq!(json["type"], "resync");
+        assert_eq!(json["data"]["reason"], "too_old");
+        assert_eq!(serde_json::from_value::<Event>(json)?, event);
+        assert_eq!(event.body.kind(), "resync");
+        Ok(())
+    }
+}
