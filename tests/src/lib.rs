@@ -191,6 +191,22 @@ impl TestApp {
         }
     }
 
+    /// An HTTP client for a server started elsewhere (for tasks that outlive a borrow).
+    pub fn client_for(base: &str) -> TestApp {
+        TestApp {
+            base: base.to_owned(),
+            http: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("http client"),
+            db_url: String::new(),
+            schema: String::new(),
+            admin_url: String::new(),
+            clock: ManualClock::new(time::OffsetDateTime::now_utc()),
+            config: Config::default(),
+            server: None,
+            owns_schema: false,
+            users: AtomicU32::new(2_000_000),
+        }
+    }
+
     /// Stops the server and starts a new one on the same database (a new address).
     pub async fn restart(&mut self) {
         if let Some(instance) = self.server.take() {
@@ -199,6 +215,34 @@ impl TestApp {
         let (base, instance) = launch(self.config.clone(), self.db_url.clone(), self.clock.clone()).await;
         self.base = base;
         self.server = Some(instance);
+    }
+
+    /// Waits until every event committed so far is readable (no older transaction anywhere
+    /// in the cluster still running), so that a stream opened without a cursor starts after
+    /// them. Parallel tests share the cluster, so this can take a moment.
+    pub async fn settle(&self) {
+        #[derive(diesel::QueryableByName)]
+        struct Settled {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            settled: bool,
+        }
+        if self.db_url.is_empty() {
+            return;
+        }
+        let mut conn = self.db().await;
+        loop {
+            let state: Settled = diesel::sql_query(
+                "SELECT coalesce((SELECT max(tx) FROM events), 0) \
+                 < pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS settled",
+            )
+            .get_result(&mut conn)
+            .await
+            .expect("settle query");
+            if state.settled {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
     }
 
     /// A direct connection to the test's schema.

@@ -58,6 +58,9 @@ impl SseClient {
         path: &str,
         last_id: Option<&str>,
     ) -> Result<Self, (u16, Value)> {
+        if last_id.is_none() {
+            app.settle().await;
+        }
         let mut req = app.http.get(format!("{}{path}", app.base)).header("accept", "text/event-stream");
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -164,6 +167,9 @@ pub struct WsClient {
 impl WsClient {
     /// Opens `/api/ws?{query}` as `user` (with an `Origin` when given).
     pub async fn open(app: &TestApp, user: &TestUser, query: &str, origin: Option<&str>) -> Result<Self, u16> {
+        if !query.contains("after=") {
+            app.settle().await;
+        }
         let url = format!("{}/api/ws?{query}", app.base.replace("http://", "ws://"));
         let mut req = url.into_client_request().expect("ws request");
         req.headers_mut().insert("authorization", format!("Bearer {}", user.token).parse().expect("header"));

@@ -24,10 +24,17 @@ impl Clock {
 
     /// Waits until this clock has moved `duration` past now.
     pub async fn sleep(&self, duration: Duration) {
+        self.sleep_until(self.now() + duration).await;
+    }
+
+    /// Waits until this clock reads `deadline` or later.
+    pub async fn sleep_until(&self, deadline: OffsetDateTime) {
         match self {
-            Self::System => tokio::time::sleep(duration).await,
+            Self::System => {
+                let wait = (deadline - OffsetDateTime::now_utc()).try_into().unwrap_or(Duration::ZERO);
+                tokio::time::sleep(wait).await;
+            }
             Self::Manual(clock) => {
-                let deadline = clock.now() + duration;
                 let mut rx = clock.tx.subscribe();
                 while *rx.borrow_and_update() < deadline {
                     if rx.changed().await.is_err() {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text, Timestamptz, Uuid as SqlUuid};
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use skein_shared::UserId;
 use skein_shared::event::{Event, EventBody, PresenceInfo, PresenceState};
@@ -96,25 +96,30 @@ impl Presence {
         let now = self.clock.now();
         let state = self.policy.state(Some(now), away, now);
         let mut conn = self.pool.get().await.map_err(|e| pool_error(&e))?;
-        // Returns a row only when the announced state changes.
-        let changed: Vec<Changed> = diesel::sql_query(
-            "WITH prev AS (SELECT announced FROM presence WHERE user_id = $1 FOR UPDATE) \
-             INSERT INTO presence AS p (user_id, last_seen_at, away, announced) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (user_id) DO UPDATE SET last_seen_at = $2, away = $3, announced = $4 \
-             RETURNING p.user_id, p.announced, p.last_seen_at, \
-             (SELECT announced FROM prev) IS DISTINCT FROM $4 AS changed",
-        )
-        .bind::<SqlUuid, _>(uuid(user))
-        .bind::<Timestamptz, _>(now)
-        .bind::<Bool, _>(away)
-        .bind::<Text, _>(enum_to_db(state))
-        .load::<Changed>(&mut conn)
-        .await?
-        .into_iter()
-        .filter(|c| c.changed)
-        .collect();
-        for c in changed {
-            self.announce(c)?;
+        let id = uuid(user);
+        let announce = conn
+            .transaction(async |conn| {
+                // Locked, so that of two racing heartbeats only one announces the change.
+                let previous: Option<String> =
+                    presence::table.find(id).select(presence::announced).for_update().first(conn).await.optional()?;
+                let row = (
+                    presence::user_id.eq(id),
+                    presence::last_seen_at.eq(now),
+                    presence::away.eq(away),
+                    presence::announced.eq(enum_to_db(state)),
+                );
+                diesel::insert_into(presence::table)
+                    .values(row)
+                    .on_conflict(presence::user_id)
+                    .do_update()
+                    .set(row)
+                    .execute(conn)
+                    .await?;
+                Ok::<_, diesel::result::Error>(previous.as_deref() != Some(enum_to_db(state).as_str()))
+            })
+            .await?;
+        if announce {
+            self.announce(Changed { user_id: id, announced: enum_to_db(state), last_seen_at: now, changed: true })?;
         }
         Ok(PresenceInfo { user_id: user, state, last_seen_at: Some(now) })
     }

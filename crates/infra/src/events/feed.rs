@@ -28,8 +28,8 @@ pub struct Feed {
 }
 
 enum Phase {
-    /// Send a `resync` first, then go live.
-    Resync(ResyncReason),
+    /// Send a `resync` first, then go on with the next phase.
+    Resync(ResyncReason, Box<Phase>),
     /// Replaying (after, upto].
     Replay {
         after: EventCursor,
@@ -62,29 +62,29 @@ impl Feed {
             Scope::Conversation { id, reader: false } => ReplayScope::Conversation(id, user),
             Scope::Conversation { id, reader: true } => ReplayScope::Reader(id, user),
         };
-        let cursor = resume.map(EventCursor::decode);
-        let valid = match cursor {
-            None | Some(None) => None,
-            Some(Some(c)) => Some(c),
+        let bounds = {
+            let mut conn = pool.get().await.map_err(|e| FeedError::Database(e.to_string()))?;
+            read::bounds(&mut conn).await.map_err(|e| FeedError::Database(e.to_string()))?
         };
-        let subscription = hub.subscribe(user, scope, valid).await?;
+        // Without a usable cursor the stream starts at the newest readable event: "now", for
+        // a log whose order is not quite commit order. (The hub may be behind it or ahead.)
+        let (start, resync) = match resume.map(EventCursor::decode) {
+            None => (bounds.readable, None),
+            Some(None) => (bounds.readable, Some(ResyncReason::UnknownCursor)),
+            Some(Some(c)) if c < bounds.pruned => (bounds.readable, Some(ResyncReason::TooOld)),
+            Some(Some(c)) => (c, None),
+        };
+        let subscription = hub.subscribe(user, scope, Some(start)).await?;
         let position = subscription.position;
-        let phase = match cursor {
-            None => Phase::Live,
-            Some(None) => Phase::Resync(ResyncReason::UnknownCursor),
-            Some(Some(c)) => {
-                let mut conn = pool.get().await.map_err(|e| FeedError::Database(e.to_string()))?;
-                let bounds = read::bounds(&mut conn).await.map_err(|e| FeedError::Database(e.to_string()))?;
-                if c < bounds.pruned {
-                    Phase::Resync(ResyncReason::TooOld)
-                } else if c > bounds.newest.max(position) {
-                    Phase::Resync(ResyncReason::UnknownCursor)
-                } else if c < position {
-                    Phase::Replay { after: c, upto: position, page: Vec::new().into_iter() }
-                } else {
-                    Phase::Live
-                }
-            }
+        let (start, resync) = match resync {
+            // Issued by no one: beyond anything in the log or dispatched.
+            None if start > bounds.newest.max(position) => (bounds.readable, Some(ResyncReason::UnknownCursor)),
+            other => (start, other),
+        };
+        let replay = Phase::Replay { after: start, upto: position, page: Vec::new().into_iter() };
+        let phase = match resync {
+            Some(reason) => Phase::Resync(reason, Box::new(replay)),
+            None => replay,
         };
         Ok(Self { pool, scope: replay_scope, subscription, phase })
     }
@@ -94,10 +94,14 @@ impl Feed {
     pub async fn next(&mut self) -> Option<Delivery> {
         loop {
             match &mut self.phase {
-                Phase::Resync(reason) => {
+                Phase::Resync(reason, next) => {
                     let reason = *reason;
-                    self.phase = Phase::Live;
-                    return Some(resync(reason, Some(self.subscription.position)));
+                    let from = match **next {
+                        Phase::Replay { after, .. } => after,
+                        _ => self.subscription.position,
+                    };
+                    self.phase = std::mem::replace(next, Phase::Ended);
+                    return Some(resync(reason, Some(from)));
                 }
                 Phase::Replay { after, upto, page } => {
                     if let Some(next) = page.next() {

@@ -58,9 +58,11 @@ impl Typing {
         if self.inner.lock().insert(key, generation).is_none() {
             self.inner.publish(key, true);
         }
+        // The deadline is fixed now, not when the task first runs.
+        let deadline = self.inner.clock.now() + self.inner.ttl;
         let inner = self.inner.clone();
         tokio::spawn(async move {
-            inner.clock.sleep(inner.ttl).await;
+            inner.clock.sleep_until(deadline).await;
             let expired = {
                 let mut active = inner.lock();
                 let current = active.get(&key) == Some(&generation);
