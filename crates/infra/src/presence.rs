@@ -109,7 +109,7 @@ impl Presence {
                     presence::announced.eq(enum_to_db(state)),
                 );
                 diesel::insert_into(presence::table)
-                    .values(row)
+                    .values(row.clone())
                     .on_conflict(presence::user_id)
                     .do_update()
                     .set(row)
