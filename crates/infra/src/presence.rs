@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use skein_shared::UserId;
@@ -73,9 +73,6 @@ struct Changed {
     announced: String,
     #[diesel(sql_type = Timestamptz)]
     last_seen_at: OffsetDateTime,
-    /// Whether `announced` changed (always, for a sweep).
-    #[diesel(sql_type = Bool)]
-    changed: bool,
 }
 
 /// The state expression, in SQL, for `$1` = now (as the clock says).
@@ -119,7 +116,7 @@ impl Presence {
             })
             .await?;
         if announce {
-            self.announce(Changed { user_id: id, announced: enum_to_db(state), last_seen_at: now, changed: true })?;
+            self.announce(Changed { user_id: id, announced: enum_to_db(state), last_seen_at: now })?;
         }
         Ok(PresenceInfo { user_id: user, state, last_seen_at: Some(now) })
     }
@@ -130,7 +127,7 @@ impl Presence {
         let mut conn = self.pool.get().await.map_err(|e| pool_error(&e))?;
         let changed: Vec<Changed> = diesel::sql_query(format!(
             "UPDATE presence SET announced = {STATE_SQL} WHERE announced <> {STATE_SQL} \
-             RETURNING user_id, announced, last_seen_at, true AS changed"
+             RETURNING user_id, announced, last_seen_at"
         ))
         .bind::<Timestamptz, _>(now)
         .bind::<diesel::sql_types::Double, _>(self.policy.offline_after_secs as f64)
