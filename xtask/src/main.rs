@@ -1,7 +1,8 @@
 //! Project chores: `cargo xtask <command>`.
 //!
 //! - `openapi [--check]`  write `openapi/openapi.json` from the code (or fail if it is stale)
-//! - `test [ARGS…]`       run every test, provisioning PostgreSQL like the server does
+//! - `test [ARGS…]`       run every test, provisioning PostgreSQL like the server does and
+//!                        starting a NATS server when none listens on 127.0.0.1:4222
 //! - `deps`               prove `skein-shared` stays light (no actix, diesel or tokio)
 //! - `bench`              run the benchmarks against a release build
 
@@ -15,7 +16,7 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let result = match args.first().map(String::as_str) {
         Some("openapi") => openapi(&root, args.iter().any(|a| a == "--check")),
-        Some("test") => with_database(&root, "skein_test", |url| test(&root, url, &args[1..])),
+        Some("test") => with_database(&root, "skein_test", |url| with_nats(&root, || test(&root, url, &args[1..]))),
         Some("bench") => with_database(&root, "skein_bench", |url| bench(&root, url, &args[1..])),
         Some("deps") => deps(&root),
         _ => Err("usage: cargo xtask <openapi [--check] | test [ARGS…] | deps | bench>".to_owned()),
@@ -81,6 +82,37 @@ fn with_database(root: &Path, name: &str, f: impl FnOnce(&str) -> Result<(), Str
     println!("PostgreSQL: {}", database.source);
     let result = f(&database.url);
     database.shutdown();
+    result
+}
+
+/// The NATS fan-out tests need a NATS server at 127.0.0.1:4222: use the one running, or
+/// start `nats-server` (Debian's package) for the duration of `f`.
+fn with_nats(root: &Path, f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    const ADDR: &str = "127.0.0.1:4222";
+    let listening = || std::net::TcpStream::connect(ADDR).is_ok();
+    if listening() {
+        return f();
+    }
+    let binary = ["nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .ok_or("no NATS server on 127.0.0.1:4222 and no nats-server binary (apt-get install nats-server)")?;
+    let store = root.join("target/skein-nats");
+    let mut child = Command::new(binary)
+        .args(["-a", "127.0.0.1", "-p", "4222", "-js", "-sd"])
+        .arg(&store)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {binary}: {e}"))?;
+    let started = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        listening()
+    });
+    println!("NATS: started {binary} for the tests");
+    let result = if started { f() } else { Err("nats-server did not start listening".to_owned()) };
+    let _ = child.kill();
+    let _ = child.wait();
     result
 }
 
