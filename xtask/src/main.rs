@@ -1,8 +1,8 @@
 //! Project chores: `cargo xtask <command>`.
 //!
 //! - `openapi [--check]`  write `openapi/openapi.json` from the code (or fail if it is stale)
-//! - `test [ARGS…]`       run every test, provisioning PostgreSQL like the server does and
-//!                        starting a NATS server when none listens on 127.0.0.1:4222
+//! - `test [ARGS…]`       run every test, provisioning PostgreSQL like the server does (and
+//!   starting a NATS server when none listens on 127.0.0.1:4222)
 //! - `deps`               prove `skein-shared` stays light (no actix, diesel or tokio)
 //! - `bench`              run the benchmarks against a release build
 
