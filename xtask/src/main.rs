@@ -131,7 +131,11 @@ fn test(root: &Path, url: &str, extra: &[String]) -> Result<(), String> {
 }
 
 fn bench(root: &Path, url: &str, extra: &[String]) -> Result<(), String> {
+    // The realtime part runs the server binary as a process of its own.
+    run(cargo(root).args(["build", "--release", "--package", "skein-server", "--bin", "skein"]))?;
+    let binary = root.join("target/release/skein");
     run(cargo(root)
+        .env("SKEIN_BIN", binary)
         .args(["run", "--release", "--package", "skein-tests", "--bin", "skein-bench", "--"])
         .args(extra)
         .env("DATABASE_URL", url))

@@ -5,6 +5,9 @@
 //!    single-row INSERT loop (the same row into a table shaped like `messages`, same indexes)
 //!    on the same database in the same run.
 //! 2. Thread tree fetch latency for trees of 10, 1,000 and 10,000 nodes (whole tree, one request).
+//! 3. Realtime delivery (see `realtime.rs`).
+//!
+//! `cargo xtask bench [posting|realtime]` runs one part; without an argument, all of them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
 
@@ -137,8 +140,22 @@ async fn build_tree(app: &TestApp, user: &TestUser, conversation: &str, n: usize
     root
 }
 
+mod realtime;
+
 #[tokio::main]
 async fn main() {
+    let only = std::env::args().nth(1);
+    if only.as_deref() != Some("realtime") {
+        posting_and_trees().await;
+    }
+    if only.as_deref() != Some("posting") {
+        let binary = std::env::var("SKEIN_BIN").unwrap_or_else(|_| "target/release/skein".into());
+        let url = std::env::var("DATABASE_URL").expect("DATABASE_URL (cargo xtask bench sets it)");
+        realtime::run(&binary, &url).await;
+    }
+}
+
+async fn posting_and_trees() {
     let app = TestApp::spawn_with(|c| {
         // Sized for this 2-core machine: more connections only add context switches.
         c.database.max_connections = 8;
