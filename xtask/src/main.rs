@@ -135,7 +135,7 @@ fn bench(root: &Path, url: &str, extra: &[String]) -> Result<(), String> {
     run(cargo(root).args(["build", "--release", "--package", "skein-server", "--bin", "skein"]))?;
     let binary = root.join("target/release/skein");
     run(cargo(root)
-        .env("SKEIN_BIN", binary)
+        .env("BENCH_SERVER_BINARY", binary)
         .args(["run", "--release", "--package", "skein-tests", "--bin", "skein-bench", "--"])
         .args(extra)
         .env("DATABASE_URL", url))

@@ -10,13 +10,21 @@ use utoipa::{Modify, OpenApi};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Skein API", description = "Threaded conversations for people and AI assistants. Errors are RFC 9457 problem documents with a stable `code`."),
-    components(schemas(skein_shared::Problem, skein_shared::ErrorCode, skein_shared::FieldError)),
+    components(schemas(
+        skein_shared::Problem,
+        skein_shared::ErrorCode,
+        skein_shared::FieldError,
+        skein_shared::event::ClientFrame
+    )),
     security(("bearer" = []), ("session_cookie" = [])),
     tags(
         (name = "auth", description = "Accounts and sessions"),
         (name = "workspaces", description = "Workspaces and their members"),
         (name = "conversations", description = "Conversations, members and invites"),
         (name = "threads", description = "Threads (trees of messages) and history"),
+        (name = "streams", description = "Realtime events over SSE and WebSocket, with exact resumption by cursor"),
+        (name = "read state", description = "Read cursors and unread counts"),
+        (name = "presence", description = "Typing indicators and presence (live only)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

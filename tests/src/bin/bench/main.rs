@@ -149,7 +149,7 @@ async fn main() {
         posting_and_trees().await;
     }
     if only.as_deref() != Some("posting") {
-        let binary = std::env::var("SKEIN_BIN").unwrap_or_else(|_| "target/release/skein".into());
+        let binary = std::env::var("BENCH_SERVER_BINARY").unwrap_or_else(|_| "target/release/skein".into());
         let url = std::env::var("DATABASE_URL").expect("DATABASE_URL (cargo xtask bench sets it)");
         realtime::run(&binary, &url).await;
     }
