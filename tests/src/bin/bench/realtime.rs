@@ -40,7 +40,7 @@ async fn start_server(binary: &str, database_url: &str) -> Server {
     let separator = if database_url.contains('?') { '&' } else { '?' };
     let url = format!("{database_url}{separator}options=-csearch_path%3D{schema}");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(binary)
+    let mut child = Command::new(binary)
         .env("DATABASE_URL", &url)
         .env("SKEIN_SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("SKEIN_SERVER__WORKERS", "2")
@@ -58,6 +58,8 @@ async fn start_server(binary: &str, database_url: &str) -> Server {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not become ready");
 }
 
@@ -134,17 +136,23 @@ fn percentile(latencies: &mut [Duration], p: f64) -> f64 {
     latencies.get(i).map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
 }
 
-/// Posts `count` timed roots at `rate` per second and waits until every subscriber has them.
+/// One latency phase: `count` messages at `rate` per second to `subscribers` connections.
+struct Phase {
+    subscribers: usize,
+    rate: f64,
+    count: usize,
+}
+
+/// Posts the phase's timed roots and waits until every subscriber has them; p50 and p99.
 async fn timed_posts(
     app: &TestApp,
     sender: &TestUser,
     conv: &str,
-    count: usize,
-    rate: f64,
+    phase: &Phase,
     epoch: Instant,
     tally: &Tally,
-    subscribers: usize,
 ) -> (f64, f64) {
+    let Phase { subscribers, rate, count } = *phase;
     tally.latencies.lock().unwrap().clear();
     tally.record.store(true, Ordering::Relaxed);
     let start = tally.deliveries.load(Ordering::Relaxed);
@@ -178,6 +186,7 @@ pub async fn run(binary: &str, database_url: &str) {
     println!("| subscribers | messages/s | messages | deliveries | p50 ms | p99 ms |");
     println!("|---:|---:|---:|---:|---:|---:|");
     for (subscribers, rate, count) in [(1, 20.0, 200), (100, 20.0, 100), (1_000, 20.0, 60), (10_000, 5.0, 30)] {
+        let phase = Phase { subscribers, rate, count };
         let conv = app.channel(&alice, &ws, &[&bob]).await;
         let tally = Arc::new(Tally::default());
         let before = rss_kib(server.child.id());
@@ -192,7 +201,7 @@ pub async fn run(binary: &str, database_url: &str) {
                 per / 1024.0
             );
         }
-        let (p50, p99) = timed_posts(app, &alice, &conv, count, rate, epoch, &tally, subscribers).await;
+        let (p50, p99) = timed_posts(app, &alice, &conv, &phase, epoch, &tally).await;
         println!("| {subscribers} | {rate} | {count} | {} | {p50:.2} | {p99:.2} |", count * subscribers);
         for t in tasks {
             t.abort();
