@@ -87,23 +87,6 @@ impl EventBody {
             Self::Error(_) => "error",
         }
     }
-
-    /// The `data` member alone, as JSON.
-    pub fn data_json(&self) -> serde_json::Result<String> {
-        match self {
-            Self::ThreadNew(d) => serde_json::to_string(d),
-            Self::ThreadActivity(d) => serde_json::to_string(d),
-            Self::MessageCreated(d) | Self::MessageUpdated(d) => serde_json::to_string(d),
-            Self::MessageDeleted(d) => serde_json::to_string(d),
-            Self::MembershipChanged(d) => serde_json::to_string(d),
-            Self::ConversationUpdated(d) => serde_json::to_string(d),
-            Self::UnreadUpdate(d) => serde_json::to_string(d),
-            Self::TypingUpdate(d) => serde_json::to_string(d),
-            Self::PresenceUpdate(d) => serde_json::to_string(d),
-            Self::Resync(d) => serde_json::to_string(d),
-            Self::Error(d) => serde_json::to_string(d),
-        }
-    }
 }
 
 /// `thread.activity`.

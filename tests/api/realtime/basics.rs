@@ -111,3 +111,61 @@ async fn a_restart_loses_nothing() {
     assert_eq!(contents, ["also before", "after"]);
     assert!(events.windows(2).all(|w| super::position(&w[0]) < super::position(&w[1])));
 }
+
+#[tokio::test]
+async fn a_workspace_member_can_follow_a_workspace_channel_without_joining_it() {
+    let app = TestApp::spawn().await;
+    let r = room(&app).await;
+    let carol = app.register("Carol").await;
+    app.post(&format!("/api/workspaces/{}/members", r.ws), &r.alice, json!({ "user_id": carol.id })).await.expect(201);
+    let open = app
+        .post(
+            "/api/conversations",
+            &r.alice,
+            json!({ "workspace_id": r.ws, "kind": "channel", "title": "town hall", "visibility": "workspace" }),
+        )
+        .await
+        .expect(201)
+        .str("id");
+    let path = format!("/api/conversations/{open}/stream");
+    let mut follower = SseClient::open(&app, &carol, &path, None).await;
+    app.root(&r.alice, &open, "all hands").await;
+    let first = follower.next().await;
+    assert_eq!(first.data["data"]["root"]["content"], "all hands");
+    // And replays from a cursor like a member.
+    drop(follower);
+    app.root(&r.alice, &open, "missed").await;
+    let mut resumed = SseClient::open(&app, &carol, &path, first.id.as_deref()).await;
+    assert_eq!(resumed.next().await.data["data"]["root"]["content"], "missed");
+    // Read state is for explicit members.
+    let read = format!("/api/conversations/{open}/read");
+    let id = first.data["message_id"].as_str().unwrap();
+    app.post(&read, &carol, json!({ "message_id": id })).await.expect_problem(409, "implicit_membership");
+}
+
+#[tokio::test]
+async fn bad_read_typing_and_presence_requests_are_refused_clearly() {
+    let app = TestApp::spawn().await;
+    let r = room(&app).await;
+    let other = app.channel(&r.alice, &r.ws, &[&r.bob]).await;
+    let root = app.root(&r.alice, &r.conv, "root").await;
+    let reply = app.reply(&r.alice, &root, "reply").await;
+    let elsewhere = app.root(&r.alice, &other, "elsewhere").await;
+    let read = format!("/api/conversations/{}/read", r.conv);
+
+    let wrong_conversation = app.post(&read, &r.bob, json!({ "message_id": elsewhere })).await;
+    assert_eq!(wrong_conversation.expect_problem(422, "validation_failed").body["errors"][0]["field"], "message_id");
+    let wrong_thread = app.post(&read, &r.bob, json!({ "message_id": reply, "root_id": elsewhere })).await;
+    assert_eq!(wrong_thread.expect_problem(422, "validation_failed").body["errors"][0]["field"], "root_id");
+    app.post(&read, &r.bob, json!({ "message_id": "nope" })).await.expect_problem(400, "malformed_json");
+
+    let typing = format!("/api/conversations/{}/typing", r.conv);
+    let not_a_root = app.post(&typing, &r.bob, json!({ "typing": true, "root_id": reply })).await;
+    assert_eq!(not_a_root.expect_problem(422, "validation_failed").body["errors"][0]["field"], "root_id");
+
+    let many: Vec<String> = (0..201).map(|_| ulid::Ulid::generate().to_string()).collect();
+    app.get(&format!("/api/presence?user_ids={}", many.join(",")), &r.bob)
+        .await
+        .expect_problem(422, "validation_failed");
+    app.get("/api/presence?user_ids=", &r.bob).await.expect_problem(422, "validation_failed");
+}

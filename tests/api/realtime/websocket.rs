@@ -65,3 +65,15 @@ async fn websocket_origins_are_checked() {
     let bob = trusted.register("Bob").await;
     assert!(WsClient::open(&trusted, &bob, "", Some("https://app.example")).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_typing_frame_for_a_conversation_the_caller_cannot_see_ends_the_socket() {
+    let app = TestApp::spawn().await;
+    let r = room(&app).await;
+    let stranger = app.register("Mallory").await;
+    let mut ws = WsClient::open(&app, &stranger, "", None).await.expect("websocket");
+    ws.send(json!({ "type": "typing", "conversation_id": r.conv, "root_id": null, "typing": true })).await;
+    let error = ws.next().await;
+    assert_eq!((error["type"].as_str(), error["data"]["code"].as_str()), (Some("error"), Some("not_found")));
+    assert_eq!(ws.next_within(std::time::Duration::from_secs(5)).await, Ok(None));
+}

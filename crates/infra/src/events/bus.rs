@@ -60,16 +60,9 @@ pub struct Signals {
 enum EphemeralSink {
     Local(Hub),
     Remote(mpsc::UnboundedSender<Ephemeral>),
-    /// No hub (tools that only write, such as the benchmark's seeding).
-    Nowhere,
 }
 
 impl Signals {
-    /// For a store without subscribers: commits wake nobody.
-    pub fn none() -> Self {
-        Self { hub_wake: Arc::new(Notify::new()), remote_wake: None, ephemeral: EphemeralSink::Nowhere }
-    }
-
     /// Something was committed to the log.
     pub fn committed(&self) {
         self.hub_wake.notify_one();
@@ -84,7 +77,6 @@ impl Signals {
             EphemeralSink::Remote(tx) => {
                 let _ = tx.send(event);
             }
-            EphemeralSink::Nowhere => {}
         }
     }
 }
