@@ -196,6 +196,7 @@ impl Presence {
         let state: PresenceState = enum_from_db(&c.announced)
             .map_err(|e| diesel::result::Error::DeserializationError(e.to_string().into()))?;
         self.signals.publish(Ephemeral {
+            open_to: None,
             conversation_id: None,
             user_id: user,
             event: Event {

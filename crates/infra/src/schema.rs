@@ -129,13 +129,15 @@ diesel::table! {
     events (tx, id) {
         tx -> Int8,
         id -> Int8,
-        conversation_id -> Uuid,
+        conversation_id -> Nullable<Uuid>,
         kind -> Text,
         root_id -> Nullable<Uuid>,
         message_id -> Nullable<Uuid>,
         audience -> Nullable<Uuid>,
         occurred_at -> Timestamptz,
         data -> Text,
+        workspace_id -> Uuid,
+        open -> Bool,
     }
 }
 
@@ -144,6 +146,17 @@ diesel::table! {
         singleton -> Bool,
         pruned_tx -> Int8,
         pruned_id -> Int8,
+    }
+}
+
+diesel::table! {
+    workspace_spans (workspace_id, user_id, from_tx, from_id) {
+        workspace_id -> Uuid,
+        user_id -> Uuid,
+        from_tx -> Int8,
+        from_id -> Int8,
+        until_tx -> Nullable<Int8>,
+        until_id -> Nullable<Int8>,
     }
 }
 
@@ -195,6 +208,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     threads,
     events,
     member_spans,
+    workspace_spans,
     thread_reads,
     stream_tokens,
     presence,

@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 
 use crate::conversation::{ConversationKind, ConversationRole, Visibility};
 use crate::thread::{Message, ThreadSummary};
-use crate::{ConversationId, MessageId, UserId};
+use crate::workspace::WorkspaceRole;
+use crate::{ConversationId, MessageId, UserId, WorkspaceId};
 
 /// An event as a client receives it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,6 +53,11 @@ pub enum EventBody {
     MessageDeleted(MessageDeleted),
     #[serde(rename = "membership.changed")]
     MembershipChanged(MembershipChanged),
+    /// The receiving user's own workspace membership changed (sent to them only; no
+    /// `conversation_id`). From here on they do, or no longer do, receive the workspace's
+    /// workspace-visible conversations on `/api/stream`.
+    #[serde(rename = "workspace.membership.changed")]
+    WorkspaceMembershipChanged(WorkspaceMembershipChanged),
     #[serde(rename = "conversation.updated")]
     ConversationUpdated(ConversationUpdated),
     /// The receiving user's own unread counts in a conversation changed (sent to them only).
@@ -79,6 +85,7 @@ impl EventBody {
             Self::MessageUpdated(_) => "message.updated",
             Self::MessageDeleted(_) => "message.deleted",
             Self::MembershipChanged(_) => "membership.changed",
+            Self::WorkspaceMembershipChanged(_) => "workspace.membership.changed",
             Self::ConversationUpdated(_) => "conversation.updated",
             Self::UnreadUpdate(_) => "unread.update",
             Self::TypingUpdate(_) => "typing.update",
@@ -137,6 +144,25 @@ pub struct MembershipChanged {
     pub change: MembershipChange,
     /// The role after the change; absent when the member is gone.
     pub role: Option<ConversationRole>,
+}
+
+/// `workspace.membership.changed`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkspaceMembershipChanged {
+    pub workspace_id: WorkspaceId,
+    pub user_id: UserId,
+    pub change: MembershipChange,
+    /// The role after the change; absent when the member is gone.
+    pub role: Option<WorkspaceRole>,
+}
+
+impl WorkspaceMembershipChanged {
+    /// Whether the user sees the workspace's workspace-visible conversations after it
+    /// (guests do not).
+    pub fn sees_open_conversations(&self) -> bool {
+        self.role.is_some_and(|r| r != WorkspaceRole::Guest)
+    }
 }
 
 /// `conversation.updated`: the conversation's settings after the change.

@@ -60,6 +60,9 @@ async fn replay_stops_at_the_removal_and_starts_at_the_joining() {
         .expect(201);
     app.root(&r.alice, &other, "welcome").await;
     let mut late = SseClient::open(&app, &carol, "/api/stream", cursor.as_deref()).await;
+    let joined_workspace = late.next().await;
+    assert_eq!(joined_workspace.kind(), "workspace.membership.changed");
+    assert_eq!(joined_workspace.data["data"]["workspace_id"], r.ws.as_str());
     let first = late.next().await;
     assert_eq!(first.kind(), "membership.changed");
     assert_eq!(first.data["data"]["user_id"], carol.id.as_str());

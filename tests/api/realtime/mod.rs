@@ -10,6 +10,7 @@ mod slow_consumer;
 mod typing_presence;
 mod unread;
 mod websocket;
+mod workspace_channels;
 
 use skein_tests::sse::Received;
 use skein_tests::{TestApp, TestUser};

@@ -19,6 +19,12 @@ enum Op {
     /// Bob marks the i-th message read (modulo).
     Read(usize),
     Rename,
+    /// A post in the workspace-visible lobby, which Bob sees without joining.
+    LobbyRoot,
+    /// The lobby turns private, or workspace-visible again.
+    ToggleLobby,
+    /// Bob is demoted to workspace guest, or made a member again.
+    ToggleBobGuest,
 }
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
@@ -28,6 +34,9 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
             4 => any::<usize>().prop_map(Op::Reply),
             1 => any::<usize>().prop_map(Op::Read),
             1 => Just(Op::Rename),
+            2 => Just(Op::LobbyRoot),
+            1 => Just(Op::ToggleLobby),
+            1 => Just(Op::ToggleBobGuest),
         ],
         1..30,
     )
@@ -64,6 +73,17 @@ fn replay_after_random_disconnects_equals_the_uninterrupted_transcript() {
             rt.block_on(async {
                 let app = TestApp::spawn().await;
                 let r = room(&app).await;
+                let lobby = app
+                    .post(
+                        "/api/conversations",
+                        &r.alice,
+                        json!({ "workspace_id": r.ws, "kind": "channel", "title": "lobby", "visibility": "workspace" }),
+                    )
+                    .await
+                    .expect(201)
+                    .str("id");
+                let (mut lobby_open, mut bob_guest) = (true, false);
+                let mut lobby_posts_for_bob = 0;
                 // Both clients are registered before anything happens.
                 let steady = SseClient::open(&app, &r.bob, "/api/stream", None).await;
                 let first = SseClient::open(&app, &r.bob, "/api/stream", None).await;
@@ -94,6 +114,32 @@ fn replay_after_random_disconnects_equals_the_uninterrupted_transcript() {
                                 .await
                                 .expect(200);
                         }
+                        Op::LobbyRoot => {
+                            app.root(&r.alice, &lobby, "lobby").await;
+                            lobby_posts_for_bob += usize::from(lobby_open && !bob_guest);
+                        }
+                        Op::ToggleLobby => {
+                            lobby_open = !lobby_open;
+                            let visibility = if lobby_open { "workspace" } else { "private" };
+                            app.patch(
+                                &format!("/api/conversations/{lobby}"),
+                                &r.alice,
+                                json!({ "visibility": visibility }),
+                            )
+                            .await
+                            .expect(200);
+                        }
+                        Op::ToggleBobGuest => {
+                            bob_guest = !bob_guest;
+                            let role = if bob_guest { "guest" } else { "member" };
+                            app.patch(
+                                &format!("/api/workspaces/{}/members/{}", r.ws, r.bob.id),
+                                &r.alice,
+                                json!({ "role": role }),
+                            )
+                            .await
+                            .expect(200);
+                        }
                         _ => {}
                     }
                 }
@@ -108,6 +154,11 @@ fn replay_after_random_disconnects_equals_the_uninterrupted_transcript() {
                         break;
                     }
                 }
+                let lobby_seen = expected
+                    .iter()
+                    .filter(|e| e.kind() == "thread.new" && e.data["data"]["root"]["content"] == "lobby")
+                    .count();
+                prop_assert_eq!(lobby_seen, lobby_posts_for_bob, "lobby posts while Bob could see them");
                 let got = flaky.await.map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(got.len(), expected.len());
                 prop_assert!(got == expected, "transcripts differ");

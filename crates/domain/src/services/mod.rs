@@ -3,7 +3,7 @@
 mod accounts;
 mod conversations;
 mod realtime;
-pub use realtime::{PRESENCE_MAX_USERS, StreamAccess};
+pub use realtime::PRESENCE_MAX_USERS;
 mod threads;
 pub use threads::HistoryQuery;
 mod workspaces;

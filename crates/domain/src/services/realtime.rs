@@ -1,23 +1,15 @@
 //! Streams, read state and typing: who may follow, mark and signal what.
 
 use skein_shared::auth::User;
+use skein_shared::conversation::Visibility;
 use skein_shared::event::{ConversationUnread, MarkReadRequest, StreamTokenResponse, UnreadResponse};
-use skein_shared::{ConversationId, MessageId, UserId};
+use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 use time::{Duration, OffsetDateTime};
 
 use super::Services;
-use crate::entities::Session;
+use crate::entities::{ConversationRecord, Session};
 use crate::ports::Ports;
 use crate::{DomainError, DomainResult};
-
-/// How a caller may follow one conversation's stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamAccess {
-    /// An explicit member: their membership spans decide what they receive.
-    Member,
-    /// Sees it without being a member (a workspace-visible conversation).
-    Reader,
-}
 
 /// Users per presence snapshot.
 pub const PRESENCE_MAX_USERS: usize = 200;
@@ -35,10 +27,14 @@ impl<P: Ports> Services<P> {
         self.ports.find_stream_token(&self.ports.digest(token)).await?.ok_or(DomainError::Unauthenticated)
     }
 
-    /// `NotFound` when the caller may not see the conversation.
-    pub async fn stream_access(&self, caller: UserId, id: ConversationId) -> DomainResult<StreamAccess> {
+    /// The conversation whose stream the caller opens; `NotFound` when they may not see it.
+    pub async fn streamable_conversation(
+        &self,
+        caller: UserId,
+        id: ConversationId,
+    ) -> DomainResult<ConversationRecord> {
         let (access, _) = self.visible_conversation(caller, id).await?;
-        Ok(if access.explicit_role.is_some() { StreamAccess::Member } else { StreamAccess::Reader })
+        Ok(access.conversation)
     }
 
     /// Moves the caller's read cursor to the message (forward only; an older message changes
@@ -76,20 +72,24 @@ impl<P: Ports> Services<P> {
     }
 
     /// The caller may signal typing here: they can post, and `root` is a thread of it.
+    /// Returns the conversation's workspace when the conversation is workspace-visible (its
+    /// members see the indicator too).
     pub async fn authorize_typing(
         &self,
         caller: UserId,
         id: ConversationId,
         root: Option<MessageId>,
-    ) -> DomainResult<()> {
-        self.writable_conversation(caller, id).await?;
+    ) -> DomainResult<Option<WorkspaceId>> {
+        let access = self.writable_conversation(caller, id).await?;
+        let conversation = &access.conversation;
+        let open_to = (conversation.visibility == Visibility::Workspace).then_some(conversation.workspace_id);
         if let Some(root) = root {
             let (record, _, _) = self.visible_message(caller, root).await?;
             if record.message.conversation_id != id || record.message.parent_id.is_some() {
                 return Err(DomainError::field("root_id", "not_a_thread", "not a thread root of this conversation"));
             }
         }
-        Ok(())
+        Ok(open_to)
     }
 
     /// Checks a presence snapshot request.

@@ -9,12 +9,12 @@
 use std::sync::atomic::Ordering;
 
 use skein_domain::cursor::EventCursor;
-use skein_shared::UserId;
 use skein_shared::event::{Event, EventBody, Resync, ResyncReason};
+use skein_shared::{ConversationId, UserId};
 use time::OffsetDateTime;
 
 use super::hub::{Delivered, Delivery, Hub, HubStopped, Scope, Subscription};
-use super::read::{self, ReplayScope};
+use super::read;
 use crate::db::PgPool;
 
 /// Events per replay query.
@@ -22,7 +22,9 @@ const REPLAY_PAGE: i64 = 500;
 
 pub struct Feed {
     pool: PgPool,
-    scope: ReplayScope,
+    user: UserId,
+    /// A per-conversation stream's conversation.
+    only: Option<ConversationId>,
     subscription: Subscription,
     phase: Phase,
 }
@@ -57,10 +59,9 @@ impl Feed {
         scope: Scope,
         resume: Option<&str>,
     ) -> Result<Self, FeedError> {
-        let replay_scope = match scope {
-            Scope::Member => ReplayScope::Member(user),
-            Scope::Conversation { id, reader: false } => ReplayScope::Conversation(id, user),
-            Scope::Conversation { id, reader: true } => ReplayScope::Reader(id, user),
+        let only = match scope {
+            Scope::Member => None,
+            Scope::Conversation { id, .. } => Some(id),
         };
         let bounds = {
             let mut conn = pool.get().await.map_err(|e| FeedError::Database(e.to_string()))?;
@@ -86,7 +87,7 @@ impl Feed {
             Some(reason) => Phase::Resync(reason, Box::new(replay)),
             None => replay,
         };
-        Ok(Self { pool, scope: replay_scope, subscription, phase })
+        Ok(Self { pool, user, only, subscription, phase })
     }
 
     /// The next event, or `None` when the stream is over (the hub stopped, the subscriber
@@ -113,7 +114,7 @@ impl Feed {
                     }
                     let (from, to) = (*after, *upto);
                     let events = match self.pool.get().await {
-                        Ok(mut conn) => read::replay(&mut conn, self.scope, from, to, REPLAY_PAGE).await.ok(),
+                        Ok(mut conn) => read::replay(&mut conn, self.user, self.only, from, to, REPLAY_PAGE).await.ok(),
                         Err(_) => None,
                     };
                     let Some(events) = events else {

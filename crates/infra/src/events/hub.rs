@@ -16,11 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use skein_domain::cursor::EventCursor;
+use skein_shared::conversation::Visibility;
 use skein_shared::event::{Event, EventBody, MembershipChange};
-use skein_shared::{ConversationId, UserId};
+use skein_shared::{ConversationId, UserId, WorkspaceId};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::read::{self, LoggedEvent, Span};
+use super::read::{self, LoggedEvent, Span, SpanOf};
 use crate::db::PgPool;
 
 /// One event, serialised once for every subscriber that receives it.
@@ -52,6 +53,10 @@ pub struct Ephemeral {
     /// `typing.update`: the conversation; `presence.update`: `None` (everyone sharing a
     /// conversation with `user_id` receives it).
     pub conversation_id: Option<ConversationId>,
+    /// The conversation's workspace when the conversation is workspace-visible: the
+    /// workspace's members receive it too.
+    #[serde(default)]
+    pub open_to: Option<WorkspaceId>,
     /// Whose typing or presence it is; they do not receive it themselves.
     pub user_id: UserId,
     pub event: Event,
@@ -60,10 +65,12 @@ pub struct Ephemeral {
 /// What a subscriber follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
-    /// Every conversation the user is a member of.
+    /// Every conversation the user can see: as a member, or as a (non-guest) member of the
+    /// workspace of a workspace-visible conversation.
     Member,
-    /// One conversation; `reader` when the user reads it without being a member.
-    Conversation { id: ConversationId, reader: bool },
+    /// One conversation, with its workspace and whether it is workspace-visible as the
+    /// stream opens (later events of the conversation update that).
+    Conversation { id: ConversationId, workspace: WorkspaceId, open: bool },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -131,7 +138,7 @@ impl Hub {
             position,
             next_id: 0,
             subs: HashMap::new(),
-            by_conversation: HashMap::new(),
+            by_span: HashMap::new(),
             by_user: HashMap::new(),
             commands: commands.clone(),
         };
@@ -165,38 +172,73 @@ impl Hub {
 struct Subscriber {
     user: UserId,
     scope: Scope,
-    /// Membership spans by conversation.
-    spans: HashMap<ConversationId, Vec<Span>>,
+    /// Membership spans by conversation, and non-guest workspace membership spans.
+    spans: HashMap<SpanOf, Vec<Span>>,
     /// Deliver only events after this.
     after: EventCursor,
     tx: mpsc::Sender<Delivery>,
     cut_off: Arc<AtomicBool>,
 }
 
+fn covers(spans: Option<&Vec<Span>>, at: EventCursor) -> bool {
+    spans.is_some_and(|s| s.iter().any(|s| s.contains(at)))
+}
+
+fn open_now(spans: Option<&Vec<Span>>) -> bool {
+    spans.is_some_and(|s| s.iter().any(|s| s.until.is_none()))
+}
+
+/// Whether any event after `at` may still fall in one of the spans.
+fn reaches_past(spans: Option<&Vec<Span>>, at: EventCursor) -> bool {
+    spans.is_some_and(|s| s.iter().any(|s| s.until.is_none_or(|u| u > at)))
+}
+
 impl Subscriber {
-    fn reads(&self, conversation: ConversationId) -> bool {
-        matches!(self.scope, Scope::Conversation { id, reader: true } if id == conversation)
-    }
-
-    fn may_see(&self, conversation: ConversationId, at: EventCursor) -> bool {
-        self.reads(conversation) || self.spans.get(&conversation).is_some_and(|s| s.iter().any(|s| s.contains(at)))
-    }
-
-    /// A member now, or a reader.
-    fn present_in(&self, conversation: ConversationId) -> bool {
-        self.reads(conversation) || self.spans.get(&conversation).is_some_and(|s| s.iter().any(|s| s.until.is_none()))
-    }
-
-    /// Whether any event after `at` may still be for this subscriber.
-    fn follows(&self, conversation: ConversationId, at: EventCursor) -> bool {
-        self.reads(conversation)
-            || self.spans.get(&conversation).is_some_and(|s| s.iter().any(|s| s.until.is_none_or(|u| u > at)))
-    }
-
     fn wants(&self, conversation: ConversationId) -> bool {
         match self.scope {
             Scope::Member => true,
             Scope::Conversation { id, .. } => id == conversation,
+        }
+    }
+
+    fn may_see(&self, event: &LoggedEvent) -> bool {
+        if event.audience.is_some_and(|a| a != self.user) {
+            return false;
+        }
+        let Some(conversation) = event.conversation_id else {
+            // The user's own workspace-level events: on the all-conversations stream.
+            return self.scope == Scope::Member;
+        };
+        self.wants(conversation)
+            && (covers(self.spans.get(&SpanOf::Conversation(conversation)), event.cursor)
+                || event.open && covers(self.spans.get(&SpanOf::Workspace(event.workspace_id)), event.cursor))
+    }
+
+    /// Sees the conversation now (for live-only events); `open_to` is its workspace when it
+    /// is workspace-visible.
+    fn present_in(&self, conversation: ConversationId, open_to: Option<WorkspaceId>) -> bool {
+        self.wants(conversation)
+            && (open_now(self.spans.get(&SpanOf::Conversation(conversation)))
+                || open_to.is_some_and(|w| open_now(self.spans.get(&SpanOf::Workspace(w)))))
+    }
+
+    /// A per-conversation stream that can no longer see its conversation: it ends.
+    fn lost_its_conversation(&self) -> bool {
+        match self.scope {
+            Scope::Member => false,
+            Scope::Conversation { id, workspace, open } => !self.present_in(id, open.then_some(workspace)),
+        }
+    }
+
+    /// Registers a span change at `at` (an event just read): opened when `open`, else closed.
+    fn reconcile(&mut self, of: SpanOf, at: EventCursor, open: bool) {
+        let spans = self.spans.entry(of).or_default();
+        if !open {
+            for span in spans.iter_mut().filter(|s| s.until.is_none() && s.from <= at) {
+                span.until = Some(at);
+            }
+        } else if !spans.iter().any(|s| s.contains(at)) {
+            spans.push(Span { from: at, until: None });
         }
     }
 }
@@ -208,7 +250,9 @@ struct Actor {
     position: EventCursor,
     next_id: u64,
     subs: HashMap<u64, Subscriber>,
-    by_conversation: HashMap<ConversationId, HashSet<u64>>,
+    /// Routing: who may receive events of a conversation (members and per-conversation
+    /// streams), of a workspace's workspace-visible conversations, and of a user.
+    by_span: HashMap<SpanOf, HashSet<u64>>,
     by_user: HashMap<UserId, HashSet<u64>>,
     commands: mpsc::UnboundedSender<Command>,
 }
@@ -294,7 +338,7 @@ impl Actor {
     async fn register(&mut self, pending: Vec<PendingSubscribe>) {
         let users: Vec<UserId> = pending.iter().map(|p| p.0).collect::<HashSet<_>>().into_iter().collect();
         let loaded = match self.pool.get().await {
-            Ok(mut conn) => read::spans(&mut conn, &users, None).await.map_err(|e| e.to_string()),
+            Ok(mut conn) => read::spans(&mut conn, &users).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         let spans = match loaded {
@@ -315,12 +359,13 @@ impl Actor {
                 tx,
                 cut_off: Arc::new(AtomicBool::new(false)),
             };
-            let wanted = |c: ConversationId| match scope {
-                Scope::Member => true,
-                Scope::Conversation { id, .. } => id == c,
+            let relevant = |of: &SpanOf| match (scope, of) {
+                (Scope::Member, _) => true,
+                (Scope::Conversation { id, .. }, SpanOf::Conversation(c)) => *c == id,
+                (Scope::Conversation { workspace, .. }, SpanOf::Workspace(w)) => *w == workspace,
             };
-            for (_, conversation, span) in spans.iter().filter(|(u, c, _)| *u == user && wanted(*c)) {
-                sub.spans.entry(*conversation).or_default().push(*span);
+            for (_, of, span) in spans.iter().filter(|(u, of, _)| *u == user && relevant(of)) {
+                sub.spans.entry(*of).or_default().push(*span);
             }
             let id = self.next_id;
             self.next_id += 1;
@@ -333,31 +378,36 @@ impl Actor {
             if reply.send(subscription).is_err() {
                 continue;
             }
-            for conversation in sub.spans.keys().copied().chain(match scope {
-                Scope::Conversation { id, reader: true } => Some(id),
-                _ => None,
-            }) {
-                if sub.follows(conversation, self.position) {
-                    self.by_conversation.entry(conversation).or_default().insert(id);
+            for (of, spans) in &sub.spans {
+                if matches!(scope, Scope::Member) && reaches_past(Some(spans), self.position) {
+                    self.by_span.entry(*of).or_default().insert(id);
                 }
+            }
+            if let Scope::Conversation { id: conversation, .. } = scope {
+                // A per-conversation stream is routed by its conversation alone.
+                self.by_span.entry(SpanOf::Conversation(conversation)).or_default().insert(id);
             }
             self.by_user.entry(user).or_default().insert(id);
             self.subs.insert(id, sub);
         }
     }
 
+    fn unroute(&mut self, of: SpanOf, id: u64) {
+        if let Some(set) = self.by_span.get_mut(&of) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.by_span.remove(&of);
+            }
+        }
+    }
+
     fn remove(&mut self, id: u64) {
         let Some(sub) = self.subs.remove(&id) else { return };
-        for conversation in sub.spans.keys().copied().chain(match sub.scope {
-            Scope::Conversation { id, .. } => Some(id),
+        for of in sub.spans.keys().copied().chain(match sub.scope {
+            Scope::Conversation { id, .. } => Some(SpanOf::Conversation(id)),
             Scope::Member => None,
         }) {
-            if let Some(set) = self.by_conversation.get_mut(&conversation) {
-                set.remove(&id);
-                if set.is_empty() {
-                    self.by_conversation.remove(&conversation);
-                }
-            }
+            self.unroute(of, id);
         }
         if let Some(set) = self.by_user.get_mut(&sub.user) {
             set.remove(&id);
@@ -367,65 +417,116 @@ impl Actor {
         }
     }
 
-    fn dispatch(&mut self, event: &LoggedEvent) {
-        let conversation = event.conversation_id;
-        let at = event.cursor;
-        if let EventBody::MembershipChanged(change) = &event.event.body {
-            self.apply_membership(conversation, change.user_id, change.change, at);
-        }
-        let Some(ids) = self.by_conversation.get(&conversation) else { return };
-        let delivery = Arc::new(Delivered::logged(event));
-        let mut dropped = Vec::new();
-        let mut gone = Vec::new();
-        for id in ids {
-            let Some(sub) = self.subs.get(id) else { continue };
-            if at <= sub.after || event.audience.is_some_and(|a| a != sub.user) || !sub.may_see(conversation, at) {
-                continue;
+    /// Who may receive the event: routed by its conversation, its workspace (when open), or
+    /// its audience (workspace-level events), without repeats.
+    fn candidates(&self, event: &LoggedEvent) -> Vec<u64> {
+        let mut routes: Vec<&HashSet<u64>> = Vec::with_capacity(2);
+        match event.conversation_id {
+            Some(c) => {
+                routes.extend(self.by_span.get(&SpanOf::Conversation(c)));
+                if event.open {
+                    routes.extend(self.by_span.get(&SpanOf::Workspace(event.workspace_id)));
+                }
             }
-            if !send(sub, &delivery) {
-                dropped.push(*id);
-            } else if !sub.follows(conversation, at) {
-                gone.push(*id);
-            }
+            None => routes.extend(event.audience.and_then(|u| self.by_user.get(&u))),
         }
-        for id in gone {
-            let ends_subscription = self.subs.get(&id).is_some_and(|s| matches!(s.scope, Scope::Conversation { .. }));
-            if ends_subscription {
-                // A per-conversation stream of a removed member ends with their removal.
-                dropped.push(id);
-            } else if let Some(set) = self.by_conversation.get_mut(&conversation) {
-                set.remove(&id);
-            }
-        }
-        for id in dropped {
-            self.remove(id);
+        match routes.as_slice() {
+            [] => Vec::new(),
+            [only] => only.iter().copied().collect(),
+            _ => routes.into_iter().flatten().copied().collect::<HashSet<_>>().into_iter().collect(),
         }
     }
 
-    /// Opens or closes the member's spans at this event, before it is delivered.
-    fn apply_membership(
-        &mut self,
-        conversation: ConversationId,
-        user: UserId,
-        change: MembershipChange,
-        at: EventCursor,
-    ) {
-        let Some(ids) = self.by_user.get(&user) else { return };
-        for id in ids {
-            let Some(sub) = self.subs.get_mut(id) else { continue };
-            if !sub.wants(conversation) || sub.reads(conversation) {
+    fn dispatch(&mut self, event: &LoggedEvent) {
+        let at = event.cursor;
+        let left = self.apply_membership(event);
+        let candidates = self.candidates(event);
+        if candidates.is_empty() {
+            return;
+        }
+        let delivery = Arc::new(Delivered::logged(event));
+        let closes = event.open && closes_to_workspace(&event.event.body);
+        let mut ended = Vec::new();
+        for id in candidates {
+            let Some(sub) = self.subs.get_mut(&id) else { continue };
+            if let (Scope::Conversation { open, .. }, Some(_)) = (&mut sub.scope, event.conversation_id) {
+                // Per-conversation streams track their conversation's visibility.
+                *open = event.open && !closes;
+            }
+            if at <= sub.after || !sub.may_see(event) {
                 continue;
             }
-            let spans = sub.spans.entry(conversation).or_default();
-            if change.ends_membership() {
-                for span in spans.iter_mut().filter(|s| s.until.is_none() && s.from <= at) {
-                    span.until = Some(at);
-                }
-            } else if change != MembershipChange::RoleChanged && !spans.iter().any(|s| s.contains(at)) {
-                spans.push(Span { from: at, until: None });
-                self.by_conversation.entry(conversation).or_default().insert(*id);
+            if !send(sub, &delivery) || sub.lost_its_conversation() {
+                ended.push(id);
             }
         }
+        for id in ended {
+            self.remove(id);
+        }
+        // Members who left get nothing more of the conversation: stop routing it to them.
+        for id in left {
+            if let Some(c) = event.conversation_id {
+                self.unroute(SpanOf::Conversation(c), id);
+            }
+        }
+    }
+
+    /// Opens or closes the affected user's spans at this event, before it is delivered, and
+    /// routes or unroutes their subscribers to match. Returns the all-conversations
+    /// subscribers that left the event's conversation: they are unrouted after it is delivered.
+    fn apply_membership(&mut self, event: &LoggedEvent) -> Vec<u64> {
+        let (user, of, open) = match (&event.event.body, event.conversation_id) {
+            (EventBody::MembershipChanged(change), Some(c)) => {
+                if change.change == MembershipChange::RoleChanged {
+                    return Vec::new();
+                }
+                (change.user_id, SpanOf::Conversation(c), !change.change.ends_membership())
+            }
+            (EventBody::WorkspaceMembershipChanged(change), _) => {
+                (change.user_id, SpanOf::Workspace(change.workspace_id), change.sees_open_conversations())
+            }
+            _ => return Vec::new(),
+        };
+        let Some(ids) = self.by_user.get(&user) else { return Vec::new() };
+        let mut route = Vec::new();
+        let mut left = Vec::new();
+        let mut ended = Vec::new();
+        for id in ids {
+            let Some(sub) = self.subs.get_mut(id) else { continue };
+            let relevant = match (sub.scope, of) {
+                (Scope::Member, _) => true,
+                (Scope::Conversation { id, .. }, SpanOf::Conversation(c)) => c == id,
+                (Scope::Conversation { workspace, .. }, SpanOf::Workspace(w)) => w == workspace,
+            };
+            if !relevant {
+                continue;
+            }
+            sub.reconcile(of, event.cursor, open);
+            match sub.scope {
+                Scope::Member => route.push((*id, open)),
+                // Its conversation's events are still delivered up to the membership event;
+                // a workspace-level event is not on this stream, so the stream ends now.
+                Scope::Conversation { .. } if matches!(of, SpanOf::Workspace(_)) && sub.lost_its_conversation() => {
+                    ended.push(*id)
+                }
+                Scope::Conversation { .. } => {}
+            }
+        }
+        for (id, open) in route {
+            if open {
+                self.by_span.entry(of).or_default().insert(id);
+            } else if matches!(of, SpanOf::Workspace(_)) {
+                // Later events of the workspace are all after the span's end.
+                self.unroute(of, id);
+            } else {
+                // The membership event itself is still theirs.
+                left.push(id);
+            }
+        }
+        for id in ended {
+            self.remove(id);
+        }
+        left
     }
 
     async fn dispatch_ephemeral(&mut self, ephemeral: Ephemeral) {
@@ -440,12 +541,14 @@ impl Actor {
             }
         };
         let delivery = Arc::new(Delivered::new(None, &ephemeral.event));
+        let open_to = ephemeral.open_to;
         let mut seen = HashSet::new();
         let mut dropped = Vec::new();
         for conversation in conversations {
-            for id in self.by_conversation.get(&conversation).into_iter().flatten() {
+            let routes = [Some(SpanOf::Conversation(conversation)), open_to.map(SpanOf::Workspace)];
+            for id in routes.into_iter().flatten().filter_map(|of| self.by_span.get(&of)).flatten() {
                 let Some(sub) = self.subs.get(id) else { continue };
-                if sub.user == ephemeral.user_id || !sub.present_in(conversation) || !seen.insert(*id) {
+                if sub.user == ephemeral.user_id || !sub.present_in(conversation, open_to) || !seen.insert(*id) {
                     continue;
                 }
                 if !send(sub, &delivery) {
@@ -457,6 +560,11 @@ impl Actor {
             self.remove(id);
         }
     }
+}
+
+/// The event that makes a workspace-visible conversation private.
+fn closes_to_workspace(body: &EventBody) -> bool {
+    matches!(body, EventBody::ConversationUpdated(c) if c.visibility != Visibility::Workspace)
 }
 
 /// Queues the delivery; false when the subscriber is gone or too slow (then flagged).

@@ -26,7 +26,7 @@ use crate::presence::{Presence, PresencePolicy};
 pub use bus::{FanoutConfig, FanoutMode, Signals};
 pub use feed::{Feed, FeedError};
 pub use hub::{Hub, HubConfig, Scope};
-pub use typing::Typing;
+pub use typing::{Typing, TypingIn};
 
 /// The `[realtime]` configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]

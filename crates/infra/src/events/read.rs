@@ -12,12 +12,12 @@ use diesel::sql_types::{BigInt, Nullable, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use skein_domain::cursor::EventCursor;
 use skein_shared::event::{Event, EventBody};
-use skein_shared::{ConversationId, MessageId, UserId};
+use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::codec::{ulid, uuid};
-use crate::schema::{event_log_state, events, member_spans};
+use crate::schema::{event_log_state, events, member_spans, workspace_spans};
 
 /// The oldest transaction still running, as of the statement's snapshot.
 const XMIN: &str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
@@ -27,7 +27,9 @@ const XMIN: &str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 struct EventRow {
     tx: i64,
     id: i64,
-    conversation_id: Uuid,
+    conversation_id: Option<Uuid>,
+    workspace_id: Uuid,
+    open: bool,
     root_id: Option<Uuid>,
     message_id: Option<Uuid>,
     audience: Option<Uuid>,
@@ -39,7 +41,12 @@ struct EventRow {
 #[derive(Clone, Debug)]
 pub struct LoggedEvent {
     pub cursor: EventCursor,
-    pub conversation_id: ConversationId,
+    /// `None` for a user's own workspace-level events.
+    pub conversation_id: Option<ConversationId>,
+    pub workspace_id: WorkspaceId,
+    /// The workspace's (non-guest) members may see it without being members of the
+    /// conversation.
+    pub open: bool,
     /// Only this user may receive it.
     pub audience: Option<UserId>,
     pub event: Event,
@@ -56,13 +63,16 @@ impl EventRow {
                 return None;
             }
         };
+        let conversation_id = self.conversation_id.map(|c| ConversationId(ulid(c)));
         Some(LoggedEvent {
             cursor,
-            conversation_id: ConversationId(ulid(self.conversation_id)),
+            conversation_id,
+            workspace_id: WorkspaceId(ulid(self.workspace_id)),
+            open: self.open,
             audience: self.audience.map(|a| UserId(ulid(a))),
             event: Event {
                 body,
-                conversation_id: Some(ConversationId(ulid(self.conversation_id))),
+                conversation_id,
                 root_id: self.root_id.map(|r| MessageId(ulid(r))),
                 message_id: self.message_id.map(|m| MessageId(ulid(m))),
                 cursor: Some(cursor.encode()),
@@ -114,46 +124,32 @@ pub async fn tail(conn: &mut AsyncPgConnection, after: EventCursor, limit: i64) 
     Ok(tail)
 }
 
-/// Whose events a replay returns.
-#[derive(Clone, Copy, Debug)]
-pub enum ReplayScope {
-    /// Every conversation the user was a member of, while they were.
-    Member(UserId),
-    /// One conversation, while the user was a member of it.
-    Conversation(ConversationId, UserId),
-    /// One conversation that the user reads without being a member (a workspace channel).
-    Reader(ConversationId, UserId),
-}
-
-/// Events in (`after`, `upto`] that the scope may see, in log order, at most `limit`.
+/// Events in (`after`, `upto`] that `user` may see, in log order, at most `limit`: of every
+/// conversation, or of one. The same rule as the hub's: a member span of the event's
+/// conversation covers it, or the event is `open` and a workspace span covers it; a user's
+/// own workspace-level events only on the all-conversations stream.
 pub async fn replay(
     conn: &mut AsyncPgConnection,
-    scope: ReplayScope,
+    user: UserId,
+    conversation: Option<ConversationId>,
     after: EventCursor,
     upto: EventCursor,
     limit: i64,
 ) -> QueryResult<Vec<LoggedEvent>> {
-    const IN_SPAN: &str = "(events.tx, events.id) >= (s.from_tx, s.from_id) \
-         AND (s.until_tx IS NULL OR (events.tx, events.id) <= (s.until_tx, s.until_id))";
-    let (conversation, user, member) = match scope {
-        ReplayScope::Member(user) => (None, user, true),
-        ReplayScope::Conversation(c, user) => (Some(c), user, true),
-        ReplayScope::Reader(c, user) => (Some(c), user, false),
-    };
+    const IN_SPAN: &str = "(e.tx, e.id) >= (s.from_tx, s.from_id) \
+         AND (s.until_tx IS NULL OR (e.tx, e.id) <= (s.until_tx, s.until_id))";
     let text = format!(
-        "SELECT events.tx, events.id, events.conversation_id, events.root_id, events.message_id, \
-         events.audience, events.occurred_at, events.data FROM events {join} \
-         WHERE (events.tx, events.id) > ($1, $2) AND (events.tx, events.id) <= ($3, $4) \
-         AND (events.audience IS NULL OR events.audience = $5) \
-         AND ($6::uuid IS NULL OR events.conversation_id = $6) \
-         ORDER BY events.tx, events.id LIMIT $7",
-        join = if member {
-            format!(
-                "JOIN member_spans s ON s.conversation_id = events.conversation_id AND s.user_id = $5 AND {IN_SPAN}"
-            )
-        } else {
-            String::new()
-        },
+        "SELECT e.tx, e.id, e.conversation_id, e.workspace_id, e.open, e.root_id, e.message_id, \
+         e.audience, e.occurred_at, e.data FROM events e \
+         WHERE (e.tx, e.id) > ($1, $2) AND (e.tx, e.id) <= ($3, $4) \
+         AND (e.audience IS NULL OR e.audience = $5) \
+         AND CASE WHEN $6::uuid IS NULL THEN true ELSE e.conversation_id = $6 END \
+         AND (e.conversation_id IS NULL \
+           OR EXISTS (SELECT 1 FROM member_spans s \
+                WHERE s.conversation_id = e.conversation_id AND s.user_id = $5 AND {IN_SPAN}) \
+           OR (e.open AND EXISTS (SELECT 1 FROM workspace_spans s \
+                WHERE s.workspace_id = e.workspace_id AND s.user_id = $5 AND {IN_SPAN}))) \
+         ORDER BY e.tx, e.id LIMIT $7"
     );
     let rows: Vec<EventRow> = diesel::sql_query(text)
         .bind::<BigInt, _>(after.tx)
@@ -213,15 +209,26 @@ impl Span {
     }
 }
 
-/// The spans of these users (in any conversation, or in one).
-pub async fn spans(
-    conn: &mut AsyncPgConnection,
-    users: &[UserId],
-    conversation: Option<ConversationId>,
-) -> QueryResult<Vec<(UserId, ConversationId, Span)>> {
+/// What a span is of: a conversation (membership) or a workspace (non-guest membership).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SpanOf {
+    Conversation(ConversationId),
+    Workspace(WorkspaceId),
+}
+
+type SpanRow = (Uuid, Uuid, i64, i64, Option<i64>, Option<i64>);
+
+fn span_of(row: SpanRow, of: fn(Uuid) -> SpanOf) -> (UserId, SpanOf, Span) {
+    let (user, owner, from_tx, from_id, until_tx, until_id) = row;
+    let until = until_tx.zip(until_id).map(|(tx, id)| EventCursor { tx, id });
+    (UserId(ulid(user)), of(owner), Span { from: EventCursor { tx: from_tx, id: from_id }, until })
+}
+
+/// The conversation and workspace spans of these users.
+pub async fn spans(conn: &mut AsyncPgConnection, users: &[UserId]) -> QueryResult<Vec<(UserId, SpanOf, Span)>> {
     let users: Vec<Uuid> = users.iter().map(|u| uuid(*u)).collect();
-    let mut query = member_spans::table
-        .filter(member_spans::user_id.eq_any(users))
+    let members: Vec<SpanRow> = member_spans::table
+        .filter(member_spans::user_id.eq_any(&users))
         .select((
             member_spans::user_id,
             member_spans::conversation_id,
@@ -230,22 +237,26 @@ pub async fn spans(
             member_spans::until_tx,
             member_spans::until_id,
         ))
-        .into_boxed();
-    if let Some(c) = conversation {
-        query = query.filter(member_spans::conversation_id.eq(uuid(c)));
-    }
-    type SpanRow = (Uuid, Uuid, i64, i64, Option<i64>, Option<i64>);
-    let rows: Vec<SpanRow> = query.load(conn).await?;
-    Ok(rows
+        .load(conn)
+        .await?;
+    let workspaces: Vec<SpanRow> = workspace_spans::table
+        .filter(workspace_spans::user_id.eq_any(&users))
+        .select((
+            workspace_spans::user_id,
+            workspace_spans::workspace_id,
+            workspace_spans::from_tx,
+            workspace_spans::from_id,
+            workspace_spans::until_tx,
+            workspace_spans::until_id,
+        ))
+        .load(conn)
+        .await?;
+    let conversation = |c| SpanOf::Conversation(ConversationId(ulid(c)));
+    let workspace = |w| SpanOf::Workspace(WorkspaceId(ulid(w)));
+    Ok(members
         .into_iter()
-        .map(|(user, conv, from_tx, from_id, until_tx, until_id)| {
-            let until = until_tx.zip(until_id).map(|(tx, id)| EventCursor { tx, id });
-            (
-                UserId(ulid(user)),
-                ConversationId(ulid(conv)),
-                Span { from: EventCursor { tx: from_tx, id: from_id }, until },
-            )
-        })
+        .map(|row| span_of(row, conversation))
+        .chain(workspaces.into_iter().map(|row| span_of(row, workspace)))
         .collect())
 }
 
@@ -305,6 +316,15 @@ pub async fn prune(
                 member_spans::until_tx
                     .lt(boundary.tx)
                     .or(member_spans::until_tx.eq(boundary.tx).and(member_spans::until_id.le(boundary.id))),
+            ),
+        )
+        .execute(conn)
+        .await?;
+        diesel::delete(
+            workspace_spans::table.filter(
+                workspace_spans::until_tx
+                    .lt(boundary.tx)
+                    .or(workspace_spans::until_tx.eq(boundary.tx).and(workspace_spans::until_id.le(boundary.id))),
             ),
         )
         .execute(conn)

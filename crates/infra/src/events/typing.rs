@@ -11,13 +11,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use skein_shared::event::{Event, EventBody, TypingUpdate};
-use skein_shared::{ConversationId, MessageId, UserId};
+use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 
 use super::bus::Signals;
 use super::hub::Ephemeral;
 use crate::clock::Clock;
 
 type Key = (ConversationId, Option<MessageId>, UserId);
+
+/// Where a typing indicator is shown: the conversation, its thread, and the conversation's
+/// workspace when it is workspace-visible (its members see it too).
+#[derive(Clone, Copy, Debug)]
+pub struct TypingIn {
+    pub conversation: ConversationId,
+    pub root: Option<MessageId>,
+    pub open_to: Option<WorkspaceId>,
+}
 
 #[derive(Clone)]
 pub struct Typing {
@@ -46,17 +55,18 @@ impl Typing {
         }
     }
 
-    pub fn set(&self, conversation: ConversationId, root: Option<MessageId>, user: UserId, typing: bool) {
-        let key = (conversation, root, user);
+    pub fn set(&self, place: TypingIn, user: UserId, typing: bool) {
+        let key = (place.conversation, place.root, user);
+        let open_to = place.open_to;
         if !typing {
             if self.inner.lock().remove(&key).is_some() {
-                self.inner.publish(key, false);
+                self.inner.publish(key, open_to, false);
             }
             return;
         }
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
         if self.inner.lock().insert(key, generation).is_none() {
-            self.inner.publish(key, true);
+            self.inner.publish(key, open_to, true);
         }
         // The deadline is fixed now, not when the task first runs.
         let deadline = self.inner.clock.now() + self.inner.ttl;
@@ -72,7 +82,7 @@ impl Typing {
                 current
             };
             if expired {
-                inner.publish(key, false);
+                inner.publish(key, open_to, false);
             }
         });
     }
@@ -83,9 +93,10 @@ impl Inner {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn publish(&self, (conversation, root, user): Key, typing: bool) {
+    fn publish(&self, (conversation, root, user): Key, open_to: Option<WorkspaceId>, typing: bool) {
         self.signals.publish(Ephemeral {
             conversation_id: Some(conversation),
+            open_to,
             user_id: user,
             event: Event {
                 body: EventBody::TypingUpdate(TypingUpdate { user_id: user, root_id: root, typing }),

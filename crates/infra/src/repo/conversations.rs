@@ -4,8 +4,11 @@ use skein_domain::cursor::TimeCursor;
 use skein_domain::entities::{ConversationAccess, ConversationPatch, ConversationRecord, Created, NewConversation};
 use skein_domain::ports::ConversationRepo;
 use skein_domain::{DomainError, DomainResult};
-use skein_shared::conversation::{ConversationMember, ConversationRole, Invite};
-use skein_shared::event::{ConversationUpdated, EventBody, MembershipChange, MembershipChanged};
+use skein_shared::conversation::{ConversationMember, ConversationRole, Invite, Visibility};
+use skein_shared::event::{
+    ConversationUpdated, EventBody, MembershipChange, MembershipChanged, WorkspaceMembershipChanged,
+};
+use skein_shared::workspace::WorkspaceRole;
 use skein_shared::{ConversationId, ErrorCode, UserId, WorkspaceId};
 use time::OffsetDateTime;
 use ulid::Ulid;
@@ -13,7 +16,7 @@ use uuid::Uuid;
 
 use super::TxError;
 use super::standing::{in_conversation, in_workspace, standing};
-use crate::codec::{enum_from_db, enum_to_db, uuid};
+use crate::codec::{enum_from_db, enum_to_db, ulid, uuid};
 use crate::db::{Store, db_error};
 use crate::events::log::{self, NewEvent};
 use crate::rows::{AccessRow, ConversationMemberRow, ConversationRow, InviteRow, access, conversation_member};
@@ -168,6 +171,8 @@ impl ConversationRepo for Store {
         let record = conn
             .transaction(async |conn| {
                 log::lock_conversation(conn, uuid(id)).await?;
+                let was_open = target.select(conversations::visibility).first::<String>(conn).await?
+                    == enum_to_db(Visibility::Workspace);
                 let row = diesel::update(target)
                     .set(changes)
                     .returning(ConversationRow::as_returning())
@@ -182,7 +187,10 @@ impl ConversationRepo for Store {
                     history_visible_to_new_members: record.history_visible_to_new_members,
                     archived: record.archived,
                 };
-                log::append(conn, &NewEvent::to_all(id, EventBody::ConversationUpdated(updated))).await?;
+                // Made private: its implicit readers get this event as their last from it.
+                let event =
+                    NewEvent { open_anyway: was_open, ..NewEvent::to_all(id, EventBody::ConversationUpdated(updated)) };
+                log::append(conn, &event).await?;
                 Ok::<_, TxError>(record)
             })
             .await?;
@@ -362,15 +370,24 @@ impl ConversationRepo for Store {
                 }
                 // Someone from outside the workspace joins it as a guest: they see only what
                 // they are invited to.
-                diesel::insert_into(workspace_members::table)
+                let new_guest = diesel::insert_into(workspace_members::table)
                     .values((
                         workspace_members::workspace_id.eq(workspace),
                         workspace_members::user_id.eq(user),
-                        workspace_members::role.eq("guest"),
+                        workspace_members::role.eq(enum_to_db(WorkspaceRole::Guest)),
                     ))
                     .on_conflict_do_nothing()
                     .execute(conn)
                     .await?;
+                if new_guest == 1 {
+                    let change = WorkspaceMembershipChanged {
+                        workspace_id: WorkspaceId(ulid(workspace)),
+                        user_id: member,
+                        change: MembershipChange::Joined,
+                        role: Some(WorkspaceRole::Guest),
+                    };
+                    log::workspace_membership_changed(conn, change).await?;
+                }
                 insert_member(conn, conv, user, &enum_to_db(record.invite.role)).await?;
                 diesel::update(invites::table.find(code))
                     .set(invites::uses.eq(invites::uses + 1))

@@ -3,7 +3,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use skein_domain::entities::Created;
 use skein_domain::ports::WorkspaceRepo;
 use skein_domain::{DomainError, DomainResult};
-use skein_shared::event::{MembershipChange, MembershipChanged};
+use skein_shared::event::{MembershipChange, MembershipChanged, WorkspaceMembershipChanged};
 use skein_shared::workspace::{Workspace, WorkspaceMember, WorkspaceRole};
 use skein_shared::{ConversationId, UserId, WorkspaceId};
 use ulid::Ulid;
@@ -40,9 +40,12 @@ impl WorkspaceRepo for Store {
                     ))
                     .execute(conn)
                     .await?;
+                let change = workspace_change(id, owner, MembershipChange::Added, Some(WorkspaceRole::Owner));
+                log::workspace_membership_changed(conn, change).await?;
                 Ok::<_, TxError>(row)
             })
             .await?;
+        self.signals.committed();
         row.with_role(OWNER)
     }
 
@@ -107,16 +110,30 @@ impl WorkspaceRepo for Store {
         role: WorkspaceRole,
     ) -> DomainResult<Created<WorkspaceMember>> {
         let mut conn = self.conn().await?;
-        let inserted = diesel::insert_into(workspace_members::table)
-            .values((
-                workspace_members::workspace_id.eq(uuid(id)),
-                workspace_members::user_id.eq(uuid(user)),
-                workspace_members::role.eq(enum_to_db(role)),
-            ))
-            .on_conflict_do_nothing()
-            .execute(&mut conn)
-            .await
-            .map_err(|e| if foreign_key_violation(&e) { DomainError::NotFound } else { db_error(e) })?;
+        let inserted = conn
+            .transaction(async |conn| {
+                let inserted = diesel::insert_into(workspace_members::table)
+                    .values((
+                        workspace_members::workspace_id.eq(uuid(id)),
+                        workspace_members::user_id.eq(uuid(user)),
+                        workspace_members::role.eq(enum_to_db(role)),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await
+                    .map_err(
+                        |e| if foreign_key_violation(&e) { DomainError::NotFound.into() } else { TxError::from(e) },
+                    )?;
+                if inserted == 1 {
+                    let change = workspace_change(id, user, MembershipChange::Added, Some(role));
+                    log::workspace_membership_changed(conn, change).await?;
+                }
+                Ok::<_, TxError>(inserted)
+            })
+            .await?;
+        if inserted == 1 {
+            self.signals.committed();
+        }
         let member = load_member(&mut conn, uuid(id), uuid(user)).await?;
         Ok(if inserted == 1 { Created::New(member) } else { Created::Existing(member) })
     }
@@ -129,49 +146,57 @@ impl WorkspaceRepo for Store {
     ) -> DomainResult<WorkspaceMember> {
         let mut conn = self.conn().await?;
         let (ws, user_uuid) = (uuid(id), uuid(user));
-        conn.transaction(async |conn| {
-            ensure_an_owner_remains(conn, ws, user_uuid, role == WorkspaceRole::Owner).await?;
-            diesel::update(workspace_members::table.find((ws, user_uuid)))
-                .set(workspace_members::role.eq(enum_to_db(role)))
-                .execute(conn)
-                .await?;
-            Ok::<_, TxError>(())
-        })
-        .await?;
+        let changed = conn
+            .transaction(async |conn| {
+                let current = ensure_an_owner_remains(conn, ws, user_uuid, role == WorkspaceRole::Owner).await?;
+                if current == enum_to_db(role) {
+                    return Ok(false);
+                }
+                diesel::update(workspace_members::table.find((ws, user_uuid)))
+                    .set(workspace_members::role.eq(enum_to_db(role)))
+                    .execute(conn)
+                    .await?;
+                let change = workspace_change(id, user, MembershipChange::RoleChanged, Some(role));
+                log::workspace_membership_changed(conn, change).await?;
+                Ok::<_, TxError>(true)
+            })
+            .await?;
+        if changed {
+            self.signals.committed();
+        }
         load_member(&mut conn, ws, user_uuid).await
     }
 
     async fn remove_workspace_member(&self, id: WorkspaceId, user: UserId) -> DomainResult<()> {
         let mut conn = self.conn().await?;
         let (ws, user_uuid) = (uuid(id), uuid(user));
-        let left = conn
-            .transaction(async |conn| {
-                ensure_an_owner_remains(conn, ws, user_uuid, false).await?;
-                diesel::delete(workspace_members::table.find((ws, user_uuid))).execute(conn).await?;
-                // They leave the workspace's conversations too, each with its event. (The
-                // workspace lock came first here, so these events may sort before a message
-                // committed just earlier in the same conversation; the order is still one
-                // order for every reader.)
-                let mut memberships: Vec<Uuid> = conversation_members::table
-                    .inner_join(conversations::table.on(conversations::id.eq(conversation_members::conversation_id)))
-                    .filter(conversations::workspace_id.eq(ws))
-                    .filter(conversation_members::user_id.eq(user_uuid))
-                    .select(conversation_members::conversation_id)
-                    .load(conn)
-                    .await?;
-                memberships.sort();
-                for conv in &memberships {
-                    log::lock_conversation(conn, *conv).await?;
-                    diesel::delete(conversation_members::table.find((*conv, user_uuid))).execute(conn).await?;
-                    let change = MembershipChanged { user_id: user, change: MembershipChange::Removed, role: None };
-                    log::membership_changed(conn, ConversationId(ulid(*conv)), change).await?;
-                }
-                Ok::<_, TxError>(!memberships.is_empty())
-            })
-            .await?;
-        if left {
-            self.signals.committed();
-        }
+        conn.transaction(async |conn| {
+            ensure_an_owner_remains(conn, ws, user_uuid, false).await?;
+            diesel::delete(workspace_members::table.find((ws, user_uuid))).execute(conn).await?;
+            log::workspace_membership_changed(conn, workspace_change(id, user, MembershipChange::Removed, None))
+                .await?;
+            // They leave the workspace's conversations too, each with its event. (The
+            // workspace lock came first here, so these events may sort before a message
+            // committed just earlier in the same conversation; the order is still one
+            // order for every reader.)
+            let mut memberships: Vec<Uuid> = conversation_members::table
+                .inner_join(conversations::table.on(conversations::id.eq(conversation_members::conversation_id)))
+                .filter(conversations::workspace_id.eq(ws))
+                .filter(conversation_members::user_id.eq(user_uuid))
+                .select(conversation_members::conversation_id)
+                .load(conn)
+                .await?;
+            memberships.sort();
+            for conv in &memberships {
+                log::lock_conversation(conn, *conv).await?;
+                diesel::delete(conversation_members::table.find((*conv, user_uuid))).execute(conn).await?;
+                let change = MembershipChanged { user_id: user, change: MembershipChange::Removed, role: None };
+                log::membership_changed(conn, ConversationId(ulid(*conv)), change).await?;
+            }
+            Ok::<_, TxError>(())
+        })
+        .await?;
+        self.signals.committed();
         Ok(())
     }
 
@@ -217,14 +242,24 @@ async fn role_in(conn: &mut AsyncPgConnection, ws: Uuid, user: Uuid) -> QueryRes
     workspace_members::table.find((ws, user)).select(workspace_members::role).first(conn).await.optional()
 }
 
+fn workspace_change(
+    workspace_id: WorkspaceId,
+    user_id: UserId,
+    change: MembershipChange,
+    role: Option<WorkspaceRole>,
+) -> WorkspaceMembershipChanged {
+    WorkspaceMembershipChanged { workspace_id, user_id, change, role }
+}
+
 /// Inside a transaction: locks the workspace's membership and fails with `LastOwner` when
 /// taking `user` out of the owners would leave none; `NotFound` when `user` is not a member.
+/// Returns the user's current role.
 async fn ensure_an_owner_remains(
     conn: &mut AsyncPgConnection,
     ws: Uuid,
     user: Uuid,
     stays_owner: bool,
-) -> Result<(), TxError> {
+) -> Result<String, TxError> {
     // The workspace row is the lock that serialises membership changes of one workspace.
     workspaces::table.find(ws).select(workspaces::id).for_update().first::<Uuid>(conn).await?;
     let current = role_in(conn, ws, user).await?.ok_or(DomainError::NotFound)?;
@@ -239,5 +274,5 @@ async fn ensure_an_owner_remains(
             return Err(DomainError::last_owner().into());
         }
     }
-    Ok(())
+    Ok(current)
 }

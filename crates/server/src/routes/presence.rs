@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
+use skein_infra::events::TypingIn;
 use skein_shared::event::{HeartbeatRequest, PresenceInfo, PresenceResponse, TypingRequest};
 use skein_shared::{ConversationId, UserId};
 use utoipa::IntoParams;
@@ -26,8 +27,8 @@ async fn typing(
     body: web::Json<TypingRequest>,
 ) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
-    state.services.authorize_typing(caller.id(), id, body.root_id).await?;
-    state.realtime.typing.set(id, body.root_id, caller.id(), body.typing);
+    let open_to = state.services.authorize_typing(caller.id(), id, body.root_id).await?;
+    state.realtime.typing.set(TypingIn { conversation: id, root: body.root_id, open_to }, caller.id(), body.typing);
     Ok(HttpResponse::NoContent().finish())
 }
 

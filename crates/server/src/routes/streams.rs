@@ -8,9 +8,9 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, get, post, we
 use actix_web_lab::sse;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use skein_domain::services::StreamAccess;
 use skein_infra::events::hub::Delivery;
-use skein_infra::events::{Feed, FeedError, Scope};
+use skein_infra::events::{Feed, FeedError, Scope, TypingIn};
+use skein_shared::conversation::Visibility;
 use skein_shared::event::{ClientFrame, Event, EventBody, StreamError, StreamTokenResponse};
 use skein_shared::{ConversationId, ErrorCode, UserId};
 use utoipa::IntoParams;
@@ -141,10 +141,9 @@ async fn open_feed(state: &AppState, user: UserId, scope: Scope, resume: Option<
 }
 
 async fn conversation_scope(state: &AppState, user: UserId, id: ConversationId) -> ApiResult<Scope> {
-    Ok(match state.services.stream_access(user, id).await? {
-        StreamAccess::Member => Scope::Conversation { id, reader: false },
-        StreamAccess::Reader => Scope::Conversation { id, reader: true },
-    })
+    let conversation = state.services.streamable_conversation(user, id).await?;
+    let open = conversation.visibility == Visibility::Workspace;
+    Ok(Scope::Conversation { id, workspace: conversation.workspace_id, open })
 }
 
 /// `Last-Event-ID`, else `?after=`.
@@ -249,11 +248,11 @@ async fn client_frame(state: &AppState, user: UserId, text: &str) -> Result<Opti
         serde_json::from_str(text).map_err(|e| fail(ErrorCode::MalformedJson, format!("unreadable frame: {e}")))?;
     match frame {
         ClientFrame::Typing { conversation_id, root_id, typing } => {
-            state.services.authorize_typing(user, conversation_id, root_id).await.map_err(|e| {
+            let open_to = state.services.authorize_typing(user, conversation_id, root_id).await.map_err(|e| {
                 let problem = ApiError::from(e).0;
                 fail(problem.code, problem.detail.unwrap_or(problem.title))
             })?;
-            state.realtime.typing.set(conversation_id, root_id, user, typing);
+            state.realtime.typing.set(TypingIn { conversation: conversation_id, root: root_id, open_to }, user, typing);
             Ok(None)
         }
         ClientFrame::Presence { away } => {
