@@ -43,6 +43,9 @@ pub struct SseClient {
     pub retry: Option<u64>,
     /// Keep-alive comments seen.
     pub comments: usize,
+    /// Whether live-only `unread.update`s (those others' messages cause, sent at timings of
+    /// their own) are returned; most tests compare logged transcripts and leave them out.
+    live_unread: bool,
 }
 
 impl SseClient {
@@ -76,7 +79,20 @@ impl SseClient {
         }
         let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         assert!(content_type.starts_with("text/event-stream"), "content type {content_type}");
-        Ok(Self { body: Box::pin(res.bytes_stream()), buffer: String::new(), last_id: None, retry: None, comments: 0 })
+        Ok(Self {
+            body: Box::pin(res.bytes_stream()),
+            buffer: String::new(),
+            last_id: None,
+            retry: None,
+            comments: 0,
+            live_unread: false,
+        })
+    }
+
+    /// Also return live-only `unread.update`s.
+    pub fn with_live_unread(mut self) -> Self {
+        self.live_unread = true;
+        self
     }
 
     /// The next event within `wait`; `Err(())` on timeout, `Ok(None)` when the stream ended.
@@ -119,7 +135,9 @@ impl SseClient {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let frame: String = self.buffer.drain(..end + 2).collect();
-                if let Some(event) = self.parse(&frame) {
+                if let Some(event) = self.parse(&frame)
+                    && (self.live_unread || !is_live_unread(&event.data))
+                {
                     return Some(event);
                 }
                 continue;
@@ -159,9 +177,16 @@ impl SseClient {
     }
 }
 
+/// A live-only `unread.update` (no cursor).
+fn is_live_unread(envelope: &Value) -> bool {
+    envelope["type"] == "unread.update" && envelope.get("cursor").is_none_or(Value::is_null)
+}
+
 /// An open WebSocket.
 pub struct WsClient {
     socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    /// As [`SseClient`]'s.
+    live_unread: bool,
 }
 
 impl WsClient {
@@ -177,10 +202,16 @@ impl WsClient {
             req.headers_mut().insert("origin", origin.parse().expect("header"));
         }
         match tokio_tungstenite::connect_async(req).await {
-            Ok((socket, _)) => Ok(Self { socket }),
+            Ok((socket, _)) => Ok(Self { socket, live_unread: false }),
             Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
             Err(e) => panic!("websocket: {e}"),
         }
+    }
+
+    /// Also return live-only `unread.update`s.
+    pub fn with_live_unread(mut self) -> Self {
+        self.live_unread = true;
+        self
     }
 
     /// The next event envelope; panics on timeout or close.
@@ -193,7 +224,12 @@ impl WsClient {
         tokio::time::timeout(wait, async {
             loop {
                 match self.socket.next().await {
-                    Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(&text).expect("JSON frame")),
+                    Some(Ok(Message::Text(text))) => {
+                        let envelope: Value = serde_json::from_str(&text).expect("JSON frame");
+                        if self.live_unread || !is_live_unread(&envelope) {
+                            return Some(envelope);
+                        }
+                    }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
                     Some(Ok(_)) => {}
                 }

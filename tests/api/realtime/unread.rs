@@ -86,8 +86,8 @@ fn unread_counts_match_a_model_over_random_trees_and_cursors() {
                     .await
                     .expect(201);
                 let authors = [&r.alice, &r.bob, &carol];
-                let mut stream =
-                    SseClient::open(&app, &r.bob, &format!("/api/conversations/{}/stream", r.conv), None).await;
+                let path = format!("/api/conversations/{}/stream", r.conv);
+                let mut stream = SseClient::open(&app, &r.bob, &path, None).await.with_live_unread();
                 let mut posted: Vec<Posted> = Vec::new();
                 let (mut conversation_read, mut thread_read) = (0i64, BTreeMap::new());
                 let mut last_read_counts = None;
@@ -152,21 +152,28 @@ fn unread_counts_match_a_model_over_random_trees_and_cursors() {
                     .clone();
                 prop_assert_eq!(counts_of(&entry), model(&posted, conversation_read, &thread_read));
 
-                // Each cursor move reached Bob's stream as unread.update; the last one carries
-                // the counts of the last move. (Counts that new messages raise are for clients
-                // to add from `thread.new` / `message.created`.)
-                let mut last_update = None;
+                // Every cursor move reached Bob's stream as a logged unread.update (with an id);
+                // the last carries the counts of the last move.
                 let end = app.root(&r.alice, &r.conv, "END").await;
+                posted.push(Posted { id: end.clone(), root: end.clone(), is_root: true, seq: i64::MAX, by_bob: false });
+                let expected = model(&posted, conversation_read, &thread_read);
+                let (mut last_logged, mut seen_end) = (None, false);
                 loop {
                     let e = stream.next().await;
-                    if e.kind() == "unread.update" {
-                        last_update = Some(e.data["data"].clone());
+                    seen_end |= e.data["message_id"] == end.as_str();
+                    if e.kind() != "unread.update" {
+                        continue;
                     }
-                    if e.data["message_id"] == end.as_str() {
+                    if e.id.is_some() {
+                        prop_assert!(!seen_end, "no cursor moved after END");
+                        last_logged = Some(e.data["data"].clone());
+                    } else if seen_end && counts_of(&e.data["data"]) == expected {
+                        // Others' messages raised the counts: a live-only update with the exact
+                        // counts (including END) follows them.
                         break;
                     }
                 }
-                prop_assert_eq!(last_update, last_read_counts);
+                prop_assert_eq!(last_logged, last_read_counts);
                 Ok(())
             })
         })
@@ -202,4 +209,47 @@ async fn read_cursors_only_move_forward_and_reach_every_device() {
     assert_eq!(all.body["conversations"][0]["unread"], 0, "own messages are never unread");
     let foreign = app.root(&r.alice, &app.channel(&r.alice, &r.ws, &[]).await, "private").await;
     app.post(&read, &r.bob, json!({ "message_id": foreign })).await.expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn others_messages_send_unread_updates_to_every_device_and_after_a_replay() {
+    let app = TestApp::spawn().await;
+    let r = room(&app).await;
+    let mut phone = SseClient::open(&app, &r.bob, "/api/stream", None).await.with_live_unread();
+    let mut laptop =
+        skein_tests::sse::WsClient::open(&app, &r.bob, "", None).await.expect("websocket").with_live_unread();
+    let mut alice = SseClient::open(&app, &r.alice, "/api/stream", None).await.with_live_unread();
+
+    let root = app.root(&r.alice, &r.conv, "news").await;
+    let posted = phone.next().await;
+    assert_eq!(posted.kind(), "thread.new");
+    let update = phone.next().await;
+    assert_eq!(update.kind(), "unread.update");
+    assert_eq!(update.id, None, "derived from the log, not in it");
+    assert_eq!(update.data["conversation_id"], r.conv.as_str());
+    assert_eq!(update.data["data"]["unread"], 1);
+    let frames: Vec<Value> = vec![laptop.next().await, laptop.next().await];
+    assert_eq!(frames[1]["type"], "unread.update");
+    assert_eq!(frames[1]["data"], update.data["data"], "every device gets the same counts");
+
+    // A reply counts in its thread.
+    app.reply(&r.alice, &root, "details").await;
+    let until = phone.until("unread.update").await;
+    let counts = &until.last().unwrap().data["data"];
+    assert_eq!(counts["unread"], 1);
+    assert_eq!(counts["threads"], json!([{ "root_id": root, "unread": 1 }]));
+
+    // The author gets none for their own messages: Alice's next update is for Bob's post.
+    app.root(&r.bob, &r.conv, "answer").await;
+    let kinds: Vec<String> = alice.until("unread.update").await.iter().map(|e| e.kind().to_owned()).collect();
+    assert_eq!(kinds, ["thread.new", "message.created", "thread.activity", "thread.new", "unread.update"]);
+
+    // Away, then back: the replay is followed by the counts it changed.
+    let cursor = phone.until("thread.new").await.last().unwrap().id.clone();
+    drop(phone);
+    app.root(&r.alice, &r.conv, "while away").await;
+    let mut back = SseClient::open(&app, &r.bob, "/api/stream", cursor.as_deref()).await.with_live_unread();
+    let replayed = back.until("unread.update").await;
+    assert_eq!(replayed[0].data["data"]["root"]["content"], "while away");
+    assert_eq!(replayed.last().unwrap().data["data"]["unread"], 2);
 }

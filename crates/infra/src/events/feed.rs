@@ -6,6 +6,7 @@
 //! that cannot be replayed from (pruned, or never issued) gets a `resync` and the stream goes
 //! on live from P.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 use skein_domain::cursor::EventCursor;
@@ -15,6 +16,7 @@ use time::OffsetDateTime;
 
 use super::hub::{Delivered, Delivery, Hub, HubStopped, Scope, Subscription};
 use super::read;
+use super::unread::new_message_by;
 use crate::db::PgPool;
 
 /// Events per replay query.
@@ -25,6 +27,10 @@ pub struct Feed {
     user: UserId,
     /// A per-conversation stream's conversation.
     only: Option<ConversationId>,
+    hub: Hub,
+    /// Conversations where the replay brought others' new messages: their counts are sent
+    /// when the replay is done.
+    touched: HashSet<ConversationId>,
     subscription: Subscription,
     phase: Phase,
 }
@@ -87,7 +93,7 @@ impl Feed {
             Some(reason) => Phase::Resync(reason, Box::new(replay)),
             None => replay,
         };
-        Ok(Self { pool, user, only, subscription, phase })
+        Ok(Self { pool, user, only, hub: hub.clone(), touched: HashSet::new(), subscription, phase })
     }
 
     /// The next event, or `None` when the stream is over (the hub stopped, the subscriber
@@ -110,6 +116,8 @@ impl Feed {
                     }
                     if after >= upto {
                         self.phase = Phase::Live;
+                        let touched = std::mem::take(&mut self.touched);
+                        self.hub.touched(touched.into_iter().map(|c| (self.user, c)).collect());
                         continue;
                     }
                     let (from, to) = (*after, *upto);
@@ -124,6 +132,13 @@ impl Feed {
                     };
                     let next_after =
                         if (events.len() as i64) < REPLAY_PAGE { to } else { events.last().map_or(to, |e| e.cursor) };
+                    for event in &events {
+                        if let (Some(author), Some(c)) = (new_message_by(&event.event.body), event.conversation_id)
+                            && author != Some(self.user)
+                        {
+                            self.touched.insert(c);
+                        }
+                    }
                     let deliveries: Vec<Delivery> =
                         events.iter().map(|e| std::sync::Arc::new(Delivered::logged(e))).collect();
                     self.phase = Phase::Replay { after: next_after, upto: to, page: deliveries.into_iter() };

@@ -22,6 +22,7 @@ use skein_shared::{ConversationId, UserId, WorkspaceId};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::read::{self, LoggedEvent, Span, SpanOf};
+use super::unread::{Touched, new_message_by};
 use crate::db::PgPool;
 
 /// One event, serialised once for every subscriber that receives it.
@@ -116,15 +117,34 @@ pub struct Hub {
 }
 
 enum Command {
-    Subscribe { user: UserId, scope: Scope, after: Option<EventCursor>, reply: oneshot::Sender<Subscription> },
+    Subscribe {
+        user: UserId,
+        scope: Scope,
+        after: Option<EventCursor>,
+        reply: oneshot::Sender<Subscription>,
+    },
     Unsubscribe(u64),
     Ephemeral(Box<Ephemeral>),
+    /// A live-only event for one user's connections that follow the conversation.
+    ToUser {
+        user: UserId,
+        conversation: ConversationId,
+        delivery: Delivery,
+    },
+    /// Counts that a replay may have changed: for the unread notifier.
+    Touched(Vec<Touched>),
     Shutdown,
 }
 
 impl Hub {
     /// Starts the hub at the log's newest readable event; `wake` is signalled after commits.
-    pub async fn start(pool: PgPool, wake: Arc<Notify>, config: HubConfig) -> Result<Self, crate::db::SetupError> {
+    /// New messages delivered to members are reported to `touched` (the unread notifier).
+    pub async fn start(
+        pool: PgPool,
+        wake: Arc<Notify>,
+        config: HubConfig,
+        touched: mpsc::UnboundedSender<Touched>,
+    ) -> Result<Self, crate::db::SetupError> {
         let mut conn = pool.get().await.map_err(|e| crate::db::SetupError::Migrate(format!("event hub: {e}")))?;
         let position = read::bounds(&mut conn)
             .await
@@ -141,6 +161,7 @@ impl Hub {
             by_span: HashMap::new(),
             by_user: HashMap::new(),
             commands: commands.clone(),
+            touched,
         };
         tokio::spawn(actor.run(rx, wake));
         Ok(Self { commands })
@@ -161,6 +182,18 @@ impl Hub {
     /// Hands a live-only event to local subscribers.
     pub fn ephemeral(&self, event: Ephemeral) {
         let _ = self.commands.send(Command::Ephemeral(Box::new(event)));
+    }
+
+    /// Hands a live-only event to the user's connections that follow the conversation.
+    pub fn send_to_user(&self, user: UserId, conversation: ConversationId, delivery: Delivery) {
+        let _ = self.commands.send(Command::ToUser { user, conversation, delivery });
+    }
+
+    /// Reports members whose unread counts a replay may have changed.
+    pub fn touched(&self, pairs: Vec<Touched>) {
+        if !pairs.is_empty() {
+            let _ = self.commands.send(Command::Touched(pairs));
+        }
     }
 
     /// Ends every subscription (their streams finish) and stops the hub.
@@ -255,6 +288,7 @@ struct Actor {
     by_span: HashMap<SpanOf, HashSet<u64>>,
     by_user: HashMap<UserId, HashSet<u64>>,
     commands: mpsc::UnboundedSender<Command>,
+    touched: mpsc::UnboundedSender<Touched>,
 }
 
 /// Subscribe requests waiting for their spans.
@@ -284,6 +318,14 @@ impl Actor {
                     Command::Subscribe { user, scope, after, reply } => pending.push((user, scope, after, reply)),
                     Command::Unsubscribe(id) => self.remove(id),
                     Command::Ephemeral(e) => ephemerals.push(*e),
+                    Command::ToUser { user, conversation, delivery } => {
+                        self.deliver_to_user(user, conversation, &delivery)
+                    }
+                    Command::Touched(pairs) => {
+                        for pair in pairs {
+                            let _ = self.touched.send(pair);
+                        }
+                    }
                     Command::Shutdown => stop = true,
                 }
             }
@@ -446,7 +488,9 @@ impl Actor {
         }
         let delivery = Arc::new(Delivered::logged(event));
         let closes = event.open && closes_to_workspace(&event.event.body);
+        let author = new_message_by(&event.event.body);
         let mut ended = Vec::new();
+        let mut touched = HashSet::new();
         for id in candidates {
             let Some(sub) = self.subs.get_mut(&id) else { continue };
             if let (Scope::Conversation { open, .. }, Some(_)) = (&mut sub.scope, event.conversation_id) {
@@ -458,6 +502,13 @@ impl Actor {
             }
             if !send(sub, &delivery) || sub.lost_its_conversation() {
                 ended.push(id);
+            }
+            if let (Some(author), Some(c)) = (author, event.conversation_id)
+                && author != Some(sub.user)
+                && covers(sub.spans.get(&SpanOf::Conversation(c)), at)
+                && touched.insert(sub.user)
+            {
+                let _ = self.touched.send((sub.user, c));
             }
         }
         for id in ended {
@@ -527,6 +578,19 @@ impl Actor {
             self.remove(id);
         }
         left
+    }
+
+    fn deliver_to_user(&mut self, user: UserId, conversation: ConversationId, delivery: &Delivery) {
+        let mut dropped = Vec::new();
+        for id in self.by_user.get(&user).into_iter().flatten() {
+            let Some(sub) = self.subs.get(id) else { continue };
+            if sub.wants(conversation) && !send(sub, delivery) {
+                dropped.push(*id);
+            }
+        }
+        for id in dropped {
+            self.remove(id);
+        }
     }
 
     async fn dispatch_ephemeral(&mut self, ephemeral: Ephemeral) {

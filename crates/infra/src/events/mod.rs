@@ -13,12 +13,13 @@ pub mod hub;
 pub(crate) mod log;
 pub mod read;
 pub mod typing;
+pub mod unread;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
 use crate::clock::Clock;
 use crate::db::{PgPool, SetupError};
@@ -48,6 +49,9 @@ pub struct RealtimeConfig {
     pub retention_max_events: i64,
     /// How often each instance prunes (seconds).
     pub prune_interval_secs: u64,
+    /// Others' new messages are gathered this long before members' `unread.update`s are
+    /// computed and sent (milliseconds).
+    pub unread_window_ms: u64,
     /// Lifetime of a `POST /api/stream/token` token (seconds).
     pub stream_token_ttl_secs: u64,
     /// Origins allowed to open a WebSocket, besides the server's own host.
@@ -66,6 +70,7 @@ impl Default for RealtimeConfig {
             retention_max_age_hours: 24 * 7,
             retention_max_events: 10_000_000,
             prune_interval_secs: 300,
+            unread_window_ms: 250,
             stream_token_ttl_secs: 300,
             allowed_origins: Vec::new(),
         }
@@ -93,6 +98,7 @@ impl Realtime {
         clock: Clock,
     ) -> Result<Self, SetupError> {
         let wake = Arc::new(Notify::new());
+        let (touched, touched_rx) = mpsc::unbounded_channel();
         let hub = Hub::start(
             pool.clone(),
             wake.clone(),
@@ -101,8 +107,11 @@ impl Realtime {
                 poll_interval: Duration::from_millis(config.poll_interval_ms.max(10)),
                 batch: 1000,
             },
+            touched,
         )
         .await?;
+        let window = Duration::from_millis(config.unread_window_ms);
+        tokio::spawn(unread::run(pool.clone(), hub.clone(), touched_rx, window));
         let signals = bus::start(&config.fanout, pool.clone(), database_url, hub.clone(), wake).await?;
         let typing = Typing::new(signals.clone(), clock.clone(), Duration::from_secs(config.typing_ttl_secs.max(1)));
         let presence = Presence::new(pool.clone(), clock.clone(), config.presence, signals.clone());

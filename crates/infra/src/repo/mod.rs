@@ -4,7 +4,7 @@ mod accounts;
 mod append;
 mod conversations;
 mod messages;
-mod read_state;
+pub(crate) mod read_state;
 mod standing;
 mod workspaces;
 

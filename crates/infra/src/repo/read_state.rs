@@ -1,5 +1,5 @@
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Nullable, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use skein_domain::DomainResult;
 use skein_domain::ports::ReadStateRepo;
@@ -86,6 +86,8 @@ impl ReadStateRepo for Store {
 #[derive(QueryableByName)]
 struct CountRow {
     #[diesel(sql_type = SqlUuid)]
+    user_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
     conversation_id: Uuid,
     /// `None` for the conversation's roots.
     #[diesel(sql_type = Nullable<SqlUuid>)]
@@ -95,42 +97,56 @@ struct CountRow {
 }
 
 /// Unread counts of the user's conversations (or one of them), ordered by conversation id.
-/// One pass over the messages after each conversation cursor (`messages_unread_idx`).
 async fn counts(conn: &mut AsyncPgConnection, user: Uuid, only: Option<Uuid>) -> QueryResult<Vec<ConversationUnread>> {
     let mut members = conversation_members::table
         .filter(conversation_members::user_id.eq(user))
         .select(conversation_members::conversation_id)
-        .order(conversation_members::conversation_id)
         .into_boxed();
     if let Some(c) = only {
         members = members.filter(conversation_members::conversation_id.eq(c));
     }
     let members: Vec<Uuid> = members.load(conn).await?;
+    let pairs: Vec<(Uuid, Uuid)> = members.into_iter().map(|c| (user, c)).collect();
+    Ok(counts_for(conn, &pairs).await?.into_iter().map(|(_, counts)| counts).collect())
+}
+
+/// Unread counts for each (user, conversation) pair where the user is a member, ordered by
+/// user and conversation. One pass over the messages after each pair's conversation cursor
+/// (`messages_unread_idx`).
+pub(crate) async fn counts_for(
+    conn: &mut AsyncPgConnection,
+    pairs: &[(Uuid, Uuid)],
+) -> QueryResult<Vec<(UserId, ConversationUnread)>> {
+    let (users, conversations): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
     let rows: Vec<CountRow> = diesel::sql_query(
-        "SELECT m.conversation_id, CASE WHEN m.parent_id IS NULL THEN NULL ELSE m.root_id END AS thread, \
-         count(*) AS n \
-         FROM conversation_members cm \
-         JOIN messages m ON m.conversation_id = cm.conversation_id AND m.seq > cm.read_seq \
-         LEFT JOIN thread_reads tr ON tr.user_id = cm.user_id AND tr.root_id = m.root_id \
-         WHERE cm.user_id = $1 AND ($2::uuid IS NULL OR cm.conversation_id = $2) \
-         AND m.author_id IS DISTINCT FROM $1 \
-         AND (m.parent_id IS NULL OR tr.read_seq IS NULL OR m.seq > tr.read_seq) \
-         GROUP BY 1, 2 ORDER BY 1, 2 NULLS FIRST",
+        "SELECT cm.user_id, cm.conversation_id, u.thread, coalesce(u.n, 0) AS n \
+         FROM unnest($1::uuid[], $2::uuid[]) AS p(user_id, conversation_id) \
+         JOIN conversation_members cm ON cm.user_id = p.user_id AND cm.conversation_id = p.conversation_id \
+         LEFT JOIN LATERAL ( \
+           SELECT CASE WHEN m.parent_id IS NULL THEN NULL ELSE m.root_id END AS thread, count(*) AS n \
+           FROM messages m \
+           LEFT JOIN thread_reads tr ON tr.user_id = cm.user_id AND tr.root_id = m.root_id \
+           WHERE m.conversation_id = cm.conversation_id AND m.seq > cm.read_seq \
+           AND m.author_id IS DISTINCT FROM cm.user_id \
+           AND (m.parent_id IS NULL OR tr.read_seq IS NULL OR m.seq > tr.read_seq) \
+           GROUP BY 1 \
+         ) u ON true \
+         ORDER BY 1, 2, 3 NULLS FIRST",
     )
-    .bind::<SqlUuid, _>(user)
-    .bind::<Nullable<SqlUuid>, _>(only)
+    .bind::<Array<SqlUuid>, _>(users)
+    .bind::<Array<SqlUuid>, _>(conversations)
     .load(conn)
     .await?;
-    let mut out: Vec<ConversationUnread> = members
-        .into_iter()
-        .map(|c| ConversationUnread { conversation_id: ConversationId(ulid(c)), unread: 0, threads: Vec::new() })
-        .collect();
+    let mut out: Vec<(UserId, ConversationUnread)> = Vec::new();
     for row in rows {
-        let id = ConversationId(ulid(row.conversation_id));
-        let Ok(i) = out.binary_search_by_key(&id, |c| c.conversation_id) else { continue };
+        let (user, id) = (UserId(ulid(row.user_id)), ConversationId(ulid(row.conversation_id)));
+        if out.last().is_none_or(|(u, c)| (*u, c.conversation_id) != (user, id)) {
+            out.push((user, ConversationUnread { conversation_id: id, unread: 0, threads: Vec::new() }));
+        }
+        let Some((_, counts)) = out.last_mut() else { continue };
         match row.thread {
-            None => out[i].unread = row.n,
-            Some(root) => out[i].threads.push(ThreadUnread { root_id: MessageId(ulid(root)), unread: row.n }),
+            None => counts.unread = row.n,
+            Some(root) => counts.threads.push(ThreadUnread { root_id: MessageId(ulid(root)), unread: row.n }),
         }
     }
     Ok(out)
