@@ -6,6 +6,7 @@ pub mod codec;
 pub mod crypto;
 pub mod db;
 pub mod events;
+pub mod llm;
 pub mod presence;
 pub mod provision;
 mod repo;

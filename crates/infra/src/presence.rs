@@ -197,6 +197,7 @@ impl Presence {
             .map_err(|e| diesel::result::Error::DeserializationError(e.to_string().into()))?;
         self.signals.publish(Ephemeral {
             open_to: None,
+            to_self: false,
             conversation_id: None,
             user_id: user,
             event: Event {

@@ -57,6 +57,7 @@ diesel::table! {
         last_activity_at -> Timestamptz,
         last_seq -> Int8,
         direct_key -> Nullable<Text>,
+        default_assistant_id -> Nullable<Uuid>,
     }
 }
 
@@ -114,6 +115,7 @@ diesel::table! {
         root_seq -> Int8,
         created_at -> Timestamptz,
         last_activity_at -> Timestamptz,
+        settings -> Jsonb,
     }
 }
 
@@ -196,7 +198,71 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    assistants (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        name -> Text,
+        provider -> Text,
+        model -> Text,
+        system_prompt -> Nullable<Text>,
+        temperature -> Nullable<Float4>,
+        max_tokens -> Nullable<Int4>,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    generations (message_id) {
+        message_id -> Uuid,
+        parent_id -> Uuid,
+        conversation_id -> Uuid,
+        assistant_id -> Nullable<Uuid>,
+        provider -> Text,
+        model -> Text,
+        requested_by -> Uuid,
+        runner -> Uuid,
+        finish_reason -> Nullable<Text>,
+        input_tokens -> Nullable<Int4>,
+        output_tokens -> Nullable<Int4>,
+        total_tokens -> Nullable<Int4>,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        started_at -> Timestamptz,
+        first_token_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        cancel_requested -> Bool,
+    }
+}
+
+diesel::table! {
+    message_chunks (message_id, idx) {
+        message_id -> Uuid,
+        idx -> Int4,
+        char_offset -> Int4,
+        content -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    message_feedback (message_id, user_id) {
+        message_id -> Uuid,
+        user_id -> Uuid,
+        rating -> Text,
+        reason -> Nullable<Text>,
+        comment -> Nullable<Text>,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    assistants,
+    generations,
+    message_chunks,
+    message_feedback,
     users,
     sessions,
     workspaces,

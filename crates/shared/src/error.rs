@@ -48,6 +48,14 @@ pub enum ErrorCode {
     InviteExpired,
     /// The user is already a member.
     AlreadyMember,
+    /// An assistant answer to this message is already being generated (`detail` names it).
+    GenerationRunning,
+    /// No assistant is set for this thread or conversation, and none was given.
+    NoAssistant,
+    /// Only assistant messages can be generated, cancelled, streamed or rated this way.
+    NotAnAssistantMessage,
+    /// An assistant answer failed (on `error` events; `reason` says why).
+    GenerationFailed,
     /// Too many attempts; retry after `Retry-After` seconds.
     RateLimited,
     /// The database is unreachable or overloaded; retry later.
@@ -72,13 +80,17 @@ impl ErrorCode {
             | DirectConversationFixed
             | ImplicitMembership
             | NotConvertible
-            | AlreadyMember => 409,
+            | AlreadyMember
+            | GenerationRunning
+            | NoAssistant
+            | NotAnAssistantMessage => 409,
             InviteExpired => 410,
             PayloadTooLarge => 413,
             RateLimited => 429,
             UnsupportedMediaType => 415,
             ValidationFailed => 422,
             Internal => 500,
+            GenerationFailed => 502,
             ServiceUnavailable => 503,
         }
     }
@@ -108,6 +120,10 @@ impl ErrorCode {
             NotConvertible => "not_convertible",
             InviteExpired => "invite_expired",
             AlreadyMember => "already_member",
+            GenerationRunning => "generation_running",
+            NoAssistant => "no_assistant",
+            NotAnAssistantMessage => "not_an_assistant_message",
+            GenerationFailed => "generation_failed",
             RateLimited => "rate_limited",
             ServiceUnavailable => "service_unavailable",
             Internal => "internal",

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::assistant::{MessageDelta, MessageDone};
 use crate::conversation::{ConversationKind, ConversationRole, Visibility};
 use crate::thread::{Message, ThreadSummary};
 use crate::workspace::WorkspaceRole;
@@ -60,6 +61,13 @@ pub enum EventBody {
     WorkspaceMembershipChanged(WorkspaceMembershipChanged),
     #[serde(rename = "conversation.updated")]
     ConversationUpdated(ConversationUpdated),
+    /// The next piece of a streaming assistant message (live only; `GET
+    /// /api/messages/{id}/stream` resumes one).
+    #[serde(rename = "message.delta")]
+    MessageDelta(MessageDelta),
+    /// An assistant message ended: nothing follows it for that message.
+    #[serde(rename = "message.done")]
+    MessageDone(MessageDone),
     /// The receiving user's own unread counts in a conversation changed (sent to them only).
     #[serde(rename = "unread.update")]
     UnreadUpdate(ConversationUnread),
@@ -87,6 +95,8 @@ impl EventBody {
             Self::MembershipChanged(_) => "membership.changed",
             Self::WorkspaceMembershipChanged(_) => "workspace.membership.changed",
             Self::ConversationUpdated(_) => "conversation.updated",
+            Self::MessageDelta(_) => "message.delta",
+            Self::MessageDone(_) => "message.done",
             Self::UnreadUpdate(_) => "unread.update",
             Self::TypingUpdate(_) => "typing.update",
             Self::PresenceUpdate(_) => "presence.update",
@@ -295,6 +305,9 @@ pub struct Resync {
 pub struct StreamError {
     pub code: crate::ErrorCode,
     pub message: String,
+    /// For `generation_failed`: why the assistant answer failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<crate::assistant::GenerationErrorCode>,
 }
 
 /// `POST /api/stream/token`: for `?token=` on stream URLs where headers cannot be set.

@@ -78,3 +78,7 @@ id_type!(
     /// A message; a thread is identified by its root message's id.
     MessageId
 );
+id_type!(
+    /// An AI assistant of a workspace.
+    AssistantId
+);

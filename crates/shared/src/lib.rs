@@ -4,6 +4,7 @@
 //! speak Skein's API without pulling in a web framework, a database driver or a runtime.
 //! OpenAPI schemas are derived only with the `openapi` feature.
 
+pub mod assistant;
 pub mod auth;
 pub mod conversation;
 pub mod error;
@@ -14,5 +15,5 @@ pub mod thread;
 pub mod workspace;
 
 pub use error::{ErrorCode, FieldError, Problem};
-pub use ids::{ConversationId, MessageId, UserId, WorkspaceId};
+pub use ids::{AssistantId, ConversationId, MessageId, UserId, WorkspaceId};
 pub use page::{Page, PageInfo};

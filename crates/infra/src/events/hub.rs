@@ -58,8 +58,11 @@ pub struct Ephemeral {
     /// workspace's members receive it too.
     #[serde(default)]
     pub open_to: Option<WorkspaceId>,
-    /// Whose typing or presence it is; they do not receive it themselves.
+    /// Whose typing or presence it is (or who asked for the assistant reply a delta is of).
     pub user_id: UserId,
+    /// `user_id` receives it too (assistant deltas); typing and presence are not echoed.
+    #[serde(default)]
+    pub to_self: bool,
     pub event: Event,
 }
 
@@ -205,25 +208,28 @@ impl Hub {
 struct Subscriber {
     user: UserId,
     scope: Scope,
-    /// Membership spans by conversation, and non-guest workspace membership spans.
-    spans: HashMap<SpanOf, Vec<Span>>,
+    /// Membership spans by conversation, and non-guest workspace membership spans, sorted
+    /// by what they are of. (A sorted vector rather than a map: a few entries per
+    /// connection, and ten thousand idle connections must stay small.)
+    spans: Vec<(SpanOf, Span)>,
     /// Deliver only events after this.
     after: EventCursor,
     tx: mpsc::Sender<Delivery>,
     cut_off: Arc<AtomicBool>,
 }
 
-fn covers(spans: Option<&Vec<Span>>, at: EventCursor) -> bool {
-    spans.is_some_and(|s| s.iter().any(|s| s.contains(at)))
+/// The spans of one thing, in a sorted span list.
+fn spans_of(spans: &[(SpanOf, Span)], of: SpanOf) -> impl Iterator<Item = &Span> {
+    let start = spans.partition_point(|(o, _)| *o < of);
+    spans[start..].iter().take_while(move |(o, _)| *o == of).map(|(_, span)| span)
 }
 
-fn open_now(spans: Option<&Vec<Span>>) -> bool {
-    spans.is_some_and(|s| s.iter().any(|s| s.until.is_none()))
+fn covers(spans: &[(SpanOf, Span)], of: SpanOf, at: EventCursor) -> bool {
+    spans_of(spans, of).any(|s| s.contains(at))
 }
 
-/// Whether any event after `at` may still fall in one of the spans.
-fn reaches_past(spans: Option<&Vec<Span>>, at: EventCursor) -> bool {
-    spans.is_some_and(|s| s.iter().any(|s| s.until.is_none_or(|u| u > at)))
+fn open_now(spans: &[(SpanOf, Span)], of: SpanOf) -> bool {
+    spans_of(spans, of).any(|s| s.until.is_none())
 }
 
 impl Subscriber {
@@ -243,16 +249,16 @@ impl Subscriber {
             return self.scope == Scope::Member;
         };
         self.wants(conversation)
-            && (covers(self.spans.get(&SpanOf::Conversation(conversation)), event.cursor)
-                || event.open && covers(self.spans.get(&SpanOf::Workspace(event.workspace_id)), event.cursor))
+            && (covers(&self.spans, SpanOf::Conversation(conversation), event.cursor)
+                || event.open && covers(&self.spans, SpanOf::Workspace(event.workspace_id), event.cursor))
     }
 
     /// Sees the conversation now (for live-only events); `open_to` is its workspace when it
     /// is workspace-visible.
     fn present_in(&self, conversation: ConversationId, open_to: Option<WorkspaceId>) -> bool {
         self.wants(conversation)
-            && (open_now(self.spans.get(&SpanOf::Conversation(conversation)))
-                || open_to.is_some_and(|w| open_now(self.spans.get(&SpanOf::Workspace(w)))))
+            && (open_now(&self.spans, SpanOf::Conversation(conversation))
+                || open_to.is_some_and(|w| open_now(&self.spans, SpanOf::Workspace(w))))
     }
 
     /// A per-conversation stream that can no longer see its conversation: it ends.
@@ -265,13 +271,13 @@ impl Subscriber {
 
     /// Registers a span change at `at` (an event just read): opened when `open`, else closed.
     fn reconcile(&mut self, of: SpanOf, at: EventCursor, open: bool) {
-        let spans = self.spans.entry(of).or_default();
         if !open {
-            for span in spans.iter_mut().filter(|s| s.until.is_none() && s.from <= at) {
+            for (_, span) in self.spans.iter_mut().filter(|(o, s)| *o == of && s.until.is_none() && s.from <= at) {
                 span.until = Some(at);
             }
-        } else if !spans.iter().any(|s| s.contains(at)) {
-            spans.push(Span { from: at, until: None });
+        } else if !covers(&self.spans, of, at) {
+            let at_end = self.spans.partition_point(|(o, _)| *o <= of);
+            self.spans.insert(at_end, (of, Span { from: at, until: None }));
         }
     }
 }
@@ -396,7 +402,7 @@ impl Actor {
             let mut sub = Subscriber {
                 user,
                 scope,
-                spans: HashMap::new(),
+                spans: Vec::new(),
                 after: after.unwrap_or_default().max(self.position),
                 tx,
                 cut_off: Arc::new(AtomicBool::new(false)),
@@ -406,9 +412,8 @@ impl Actor {
                 (Scope::Conversation { id, .. }, SpanOf::Conversation(c)) => *c == id,
                 (Scope::Conversation { workspace, .. }, SpanOf::Workspace(w)) => *w == workspace,
             };
-            for (_, of, span) in spans.iter().filter(|(u, of, _)| *u == user && relevant(of)) {
-                sub.spans.entry(*of).or_default().push(*span);
-            }
+            sub.spans.extend(spans.iter().filter(|(u, of, _)| *u == user && relevant(of)).map(|(_, of, s)| (*of, *s)));
+            sub.spans.sort_by_key(|(of, span)| (*of, span.from));
             let id = self.next_id;
             self.next_id += 1;
             let subscription = Subscription {
@@ -420,8 +425,9 @@ impl Actor {
             if reply.send(subscription).is_err() {
                 continue;
             }
-            for (of, spans) in &sub.spans {
-                if matches!(scope, Scope::Member) && reaches_past(Some(spans), self.position) {
+            // Routed by what may still have events for them.
+            for (of, span) in &sub.spans {
+                if matches!(scope, Scope::Member) && span.until.is_none_or(|u| u > self.position) {
                     self.by_span.entry(*of).or_default().insert(id);
                 }
             }
@@ -445,7 +451,7 @@ impl Actor {
 
     fn remove(&mut self, id: u64) {
         let Some(sub) = self.subs.remove(&id) else { return };
-        for of in sub.spans.keys().copied().chain(match sub.scope {
+        for of in sub.spans.iter().map(|(of, _)| *of).chain(match sub.scope {
             Scope::Conversation { id, .. } => Some(SpanOf::Conversation(id)),
             Scope::Member => None,
         }) {
@@ -505,7 +511,7 @@ impl Actor {
             }
             if let (Some(author), Some(c)) = (author, event.conversation_id)
                 && author != Some(sub.user)
-                && covers(sub.spans.get(&SpanOf::Conversation(c)), at)
+                && covers(&sub.spans, SpanOf::Conversation(c), at)
                 && touched.insert(sub.user)
             {
                 let _ = self.touched.send((sub.user, c));
@@ -612,7 +618,10 @@ impl Actor {
             let routes = [Some(SpanOf::Conversation(conversation)), open_to.map(SpanOf::Workspace)];
             for id in routes.into_iter().flatten().filter_map(|of| self.by_span.get(&of)).flatten() {
                 let Some(sub) = self.subs.get(id) else { continue };
-                if sub.user == ephemeral.user_id || !sub.present_in(conversation, open_to) || !seen.insert(*id) {
+                if (sub.user == ephemeral.user_id && !ephemeral.to_self)
+                    || !sub.present_in(conversation, open_to)
+                    || !seen.insert(*id)
+                {
                     continue;
                 }
                 if !send(sub, &delivery) {

@@ -210,7 +210,7 @@ impl Span {
 }
 
 /// What a span is of: a conversation (membership) or a workspace (non-guest membership).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SpanOf {
     Conversation(ConversationId),
     Workspace(WorkspaceId),

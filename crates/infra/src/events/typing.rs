@@ -97,6 +97,7 @@ impl Inner {
         self.signals.publish(Ephemeral {
             conversation_id: Some(conversation),
             open_to,
+            to_self: false,
             user_id: user,
             event: Event {
                 body: EventBody::TypingUpdate(TypingUpdate { user_id: user, root_id: root, typing }),

@@ -235,7 +235,7 @@ async fn websocket_session(
 async fn client_frame(state: &AppState, user: UserId, text: &str) -> Result<Option<String>, String> {
     let fail = |code: ErrorCode, message: String| {
         let event = Event {
-            body: EventBody::Error(StreamError { code, message }),
+            body: EventBody::Error(StreamError { code, message, reason: None }),
             conversation_id: None,
             root_id: None,
             message_id: None,

@@ -1,0 +1,83 @@
+//! The `[llm]` configuration: OpenAI-compatible providers and generation limits.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, llama.cpp, LM Studio, OpenRouter…).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// What assistants name it by.
+    pub name: String,
+    /// E.g. `https://api.openai.com/v1` or `http://localhost:11434/v1` (Ollama).
+    pub base_url: String,
+    /// The environment variable holding the API key; none for local servers.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    pub default_model: String,
+    /// Models assistants may use; empty allows any.
+    #[serde(default)]
+    pub allowed_models: Vec<String>,
+    /// Seconds to wait for the response and for each next token before failing.
+    #[serde(default = "default_timeout")]
+    pub request_timeout_secs: u64,
+    /// Context window per model, in tokens.
+    #[serde(default)]
+    pub context_windows: BTreeMap<String, u32>,
+    /// Context window of models not listed.
+    #[serde(default = "default_context_window")]
+    pub default_context_window: u32,
+}
+
+fn default_timeout() -> u64 {
+    60
+}
+
+fn default_context_window() -> u32 {
+    8192
+}
+
+impl ProviderConfig {
+    pub fn allows(&self, model: &str) -> bool {
+        self.allowed_models.is_empty() || self.allowed_models.iter().any(|m| m == model)
+    }
+
+    pub fn context_window(&self, model: &str) -> u32 {
+        self.context_windows.get(model).copied().unwrap_or(self.default_context_window)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    pub providers: Vec<ProviderConfig>,
+    /// A reply's tokens when neither the request, the thread nor the assistant says.
+    pub default_max_tokens: u32,
+    /// Streamed content is written to the database at most this often (milliseconds)…
+    pub flush_interval_ms: u64,
+    /// …or when this many characters are waiting, whichever comes first.
+    pub flush_max_chars: usize,
+    /// Running generations per user (across instances) and per instance.
+    pub max_running_per_user: u32,
+    pub max_running_per_instance: u32,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            providers: Vec::new(),
+            default_max_tokens: 1024,
+            flush_interval_ms: 250,
+            flush_max_chars: 2048,
+            max_running_per_user: 4,
+            max_running_per_instance: 2000,
+        }
+    }
+}
+
+impl LlmConfig {
+    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+}

@@ -1,0 +1,111 @@
+//! AI replies: OpenAI-compatible providers (through async-openai) and the generations
+//! running on this instance.
+
+pub mod config;
+pub mod provider;
+pub mod runner;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::{LlmConfig, ProviderConfig};
+use diesel_async::AsyncPgConnection;
+use provider::Provider;
+use runner::{FlushPolicy, Job, Registry};
+use uuid::Uuid;
+
+use crate::db::{PgPool, SetupError};
+use crate::events::Signals;
+
+/// How often each instance looks for generations abandoned by instances that died.
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Providers and running generations of this instance.
+#[derive(Clone)]
+pub struct Llm {
+    pub config: Arc<LlmConfig>,
+    providers: Arc<HashMap<String, Arc<Provider>>>,
+    pub registry: Registry,
+    pool: PgPool,
+    signals: Signals,
+    /// This instance's id as a generation runner.
+    pub instance: Uuid,
+    /// Keeps the instance's liveness lock (see `store::hold_instance_lock`).
+    _alive: Arc<tokio::sync::Mutex<AsyncPgConnection>>,
+}
+
+impl Llm {
+    /// Sets up the providers, takes this instance's liveness lock, fails what dead instances
+    /// left streaming (now, then every 30 s).
+    pub async fn start(config: &LlmConfig, pool: PgPool, signals: Signals, url: &str) -> Result<Self, SetupError> {
+        let providers = config.providers.iter().map(|p| (p.name.clone(), Arc::new(Provider::new(p.clone())))).collect();
+        let instance = Uuid::from(ulid::Ulid::generate());
+        let alive = store::hold_instance_lock(url, instance)
+            .await
+            .map_err(|e| SetupError::Migrate(format!("generation runner: {e}")))?;
+        let llm = Self {
+            config: Arc::new(config.clone()),
+            providers: Arc::new(providers),
+            registry: Registry::default(),
+            pool,
+            signals,
+            instance,
+            _alive: Arc::new(tokio::sync::Mutex::new(alive)),
+        };
+        llm.recover().await;
+        tokio::spawn({
+            let llm = llm.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(RECOVERY_INTERVAL).await;
+                    llm.recover().await;
+                }
+            }
+        });
+        Ok(llm)
+    }
+
+    async fn recover(&self) {
+        match store::fail_abandoned(&self.pool, self.instance).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(generations = n, "failed generations abandoned by a stopped instance");
+                self.signals.committed();
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot look for abandoned generations"),
+        }
+    }
+
+    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
+        self.providers.get(name).map(|p| &p.config)
+    }
+
+    /// Whether this instance may start another generation.
+    pub fn has_room(&self) -> bool {
+        self.registry.len() < self.config.max_running_per_instance as usize
+    }
+
+    /// Runs the job on this instance.
+    pub fn launch(&self, job: Job, provider: &str) {
+        let Some(provider) = self.providers.get(provider).cloned() else {
+            tracing::error!(provider, "launch for an unknown provider");
+            return;
+        };
+        let policy = FlushPolicy {
+            interval: Duration::from_millis(self.config.flush_interval_ms.max(10)),
+            max_chars: self.config.flush_max_chars.max(1),
+        };
+        runner::spawn(self.registry.clone(), self.pool.clone(), self.signals.clone(), provider, policy, job);
+    }
+
+    /// Cancels every running generation and waits (up to `within`) for their terminal writes.
+    pub async fn shutdown(&self, within: Duration) {
+        self.registry.cancel_all();
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.registry.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
