@@ -70,7 +70,7 @@ impl Default for RealtimeConfig {
             retention_max_age_hours: 24 * 7,
             retention_max_events: 10_000_000,
             prune_interval_secs: 300,
-            unread_window_ms: 250,
+            unread_window_ms: 1000,
             stream_token_ttl_secs: 300,
             allowed_origins: Vec::new(),
         }
