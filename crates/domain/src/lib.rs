@@ -2,6 +2,7 @@
 //! trees. Persistence and crypto are reached only through the traits in [`ports`]; this crate
 //! knows nothing of SQL or HTTP.
 
+pub mod catalog;
 pub mod context;
 pub mod cursor;
 pub mod entities;

@@ -5,12 +5,13 @@
 
 use std::future::Future;
 
+use skein_shared::assistant::Assistant;
 use skein_shared::auth::User;
 use skein_shared::conversation::{ConversationMember, ConversationRole, Invite};
 use skein_shared::event::{ConversationUnread, MembershipChange};
 use skein_shared::thread::ThreadSummary;
 use skein_shared::workspace::{Workspace, WorkspaceMember, WorkspaceRole};
-use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
+use skein_shared::{AssistantId, ConversationId, MessageId, UserId, WorkspaceId};
 use time::Duration;
 use ulid::Ulid;
 
@@ -254,12 +255,43 @@ pub trait ReadStateRepo: Send + Sync {
     ) -> impl Future<Output = DomainResult<Vec<ConversationUnread>>> + Send;
 }
 
+/// Assistants of workspaces. Deleted ones are kept (their messages name them) but never found.
+pub trait AssistantRepo: Send + Sync {
+    fn create_assistant(&self, assistant: Assistant) -> impl Future<Output = DomainResult<Assistant>> + Send;
+    /// By id, oldest first, after `after`.
+    fn list_assistants(
+        &self,
+        workspace: WorkspaceId,
+        after: Option<Ulid>,
+        limit: u32,
+    ) -> impl Future<Output = DomainResult<Vec<Assistant>>> + Send;
+    fn find_assistant(&self, id: AssistantId) -> impl Future<Output = DomainResult<Option<Assistant>>> + Send;
+    fn update_assistant(&self, assistant: Assistant) -> impl Future<Output = DomainResult<Assistant>> + Send;
+    fn delete_assistant(&self, id: AssistantId) -> impl Future<Output = DomainResult<()>> + Send;
+}
+
 /// Everything the services need, in one bound.
 pub trait Ports:
-    AccountRepo + Credentials + WorkspaceRepo + ConversationRepo + MessageRepo + ReadStateRepo + Clone + 'static
+    AccountRepo
+    + Credentials
+    + WorkspaceRepo
+    + ConversationRepo
+    + MessageRepo
+    + ReadStateRepo
+    + AssistantRepo
+    + Clone
+    + 'static
 {
 }
 impl<T> Ports for T where
-    T: AccountRepo + Credentials + WorkspaceRepo + ConversationRepo + MessageRepo + ReadStateRepo + Clone + 'static
+    T: AccountRepo
+        + Credentials
+        + WorkspaceRepo
+        + ConversationRepo
+        + MessageRepo
+        + ReadStateRepo
+        + AssistantRepo
+        + Clone
+        + 'static
 {
 }

@@ -9,6 +9,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use skein_domain::{AuthPolicy, Limits};
 use skein_infra::events::RealtimeConfig;
+use skein_infra::llm::LlmConfig;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -20,6 +21,8 @@ pub struct Config {
     pub limits: Limits,
     /// Event streams, fan-out across instances, typing, presence and retention.
     pub realtime: RealtimeConfig,
+    /// AI providers (OpenAI-compatible) and generation limits.
+    pub llm: LlmConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

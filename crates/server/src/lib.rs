@@ -116,7 +116,7 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
         .map_err(|e| StartError::Config(e.to_string()))?;
     let realtime = Realtime::start(&config.realtime, pool.clone(), database_url, options.clock.clone()).await?;
     let store = Store::new(pool, hasher, realtime.signals.clone());
-    let services = Services::new(store, config.limits.clone(), config.auth.policy());
+    let services = Services::new(store, config.limits.clone(), config.auth.policy()).with_catalog(config.llm.catalog());
     let state = web::Data::new(AppStateInner {
         services,
         realtime: realtime.clone(),

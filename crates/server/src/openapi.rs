@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "auth", description = "Accounts and sessions"),
         (name = "workspaces", description = "Workspaces and their members"),
+        (name = "assistants", description = "AI assistants of a workspace (OpenAI-compatible providers from the configuration)"),
         (name = "conversations", description = "Conversations, members and invites"),
         (name = "threads", description = "Threads (trees of messages) and history"),
         (name = "streams", description = "Realtime events over SSE and WebSocket, with exact resumption by cursor"),

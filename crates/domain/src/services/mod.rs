@@ -1,6 +1,7 @@
 //! Use cases. Each public method authorises the caller, validates input and calls the store.
 
 mod accounts;
+mod assistants;
 mod conversations;
 mod realtime;
 pub use realtime::PRESENCE_MAX_USERS;
@@ -11,6 +12,7 @@ mod workspaces;
 use skein_shared::conversation::ConversationRole;
 use skein_shared::{ConversationId, ErrorCode, UserId};
 
+use crate::catalog::ModelCatalog;
 use crate::entities::ConversationAccess;
 use crate::ports::Ports;
 use crate::{AuthPolicy, DomainError, DomainResult, Limits, roles};
@@ -21,11 +23,18 @@ pub struct Services<P> {
     ports: P,
     limits: Limits,
     auth: AuthPolicy,
+    catalog: ModelCatalog,
 }
 
 impl<P: Ports> Services<P> {
     pub fn new(ports: P, limits: Limits, auth: AuthPolicy) -> Self {
-        Self { ports, limits, auth }
+        Self { ports, limits, auth, catalog: ModelCatalog::default() }
+    }
+
+    /// The providers and models assistants may use.
+    pub fn with_catalog(mut self, catalog: ModelCatalog) -> Self {
+        self.catalog = catalog;
+        self
     }
 
     pub fn ports(&self) -> &P {

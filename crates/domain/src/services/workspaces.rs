@@ -37,7 +37,7 @@ impl<P: Ports> Services<P> {
     }
 
     /// The caller's role; `NotFound` when they are not in the workspace.
-    async fn workspace_role_of(&self, caller: UserId, id: WorkspaceId) -> DomainResult<WorkspaceRole> {
+    pub(super) async fn workspace_role_of(&self, caller: UserId, id: WorkspaceId) -> DomainResult<WorkspaceRole> {
         self.ports.workspace_role(id, caller).await?.ok_or(DomainError::NotFound)
     }
 

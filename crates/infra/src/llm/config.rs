@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use skein_domain::catalog::{CatalogProvider, ModelCatalog};
 
 /// One OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, llama.cpp, LM Studio, OpenRouter…).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -38,16 +39,6 @@ fn default_context_window() -> u32 {
     8192
 }
 
-impl ProviderConfig {
-    pub fn allows(&self, model: &str) -> bool {
-        self.allowed_models.is_empty() || self.allowed_models.iter().any(|m| m == model)
-    }
-
-    pub fn context_window(&self, model: &str) -> u32 {
-        self.context_windows.get(model).copied().unwrap_or(self.default_context_window)
-    }
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmConfig {
@@ -77,7 +68,21 @@ impl Default for LlmConfig {
 }
 
 impl LlmConfig {
-    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
-        self.providers.iter().find(|p| p.name == name)
+    /// What the domain's rules need of the providers.
+    pub fn catalog(&self) -> ModelCatalog {
+        ModelCatalog {
+            providers: self
+                .providers
+                .iter()
+                .map(|p| CatalogProvider {
+                    name: p.name.clone(),
+                    default_model: p.default_model.clone(),
+                    allowed_models: p.allowed_models.clone(),
+                    context_windows: p.context_windows.clone(),
+                    default_context_window: p.default_context_window,
+                })
+                .collect(),
+            default_max_tokens: self.default_max_tokens,
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod append;
+mod assistants;
 mod conversations;
 mod messages;
 pub(crate) mod read_state;

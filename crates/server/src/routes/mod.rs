@@ -1,6 +1,7 @@
 //! HTTP handlers, one file per area. Handlers only extract, call a service and shape the
 //! response; rules live in `skein-domain`.
 
+pub mod assistants;
 pub mod auth;
 pub mod conversations;
 pub mod health;
@@ -20,6 +21,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 pub fn configure(cfg: &mut ServiceConfig) {
     auth::configure(cfg);
     workspaces::configure(cfg);
+    assistants::configure(cfg);
     read_state::configure(cfg);
     conversations::configure(cfg);
     threads::configure(cfg);

@@ -1,0 +1,57 @@
+//! The providers and models this server offers assistants, from its `[llm]` configuration:
+//! the rules of which model may be used and how large its context is.
+
+use std::collections::BTreeMap;
+
+use crate::{DomainError, DomainResult};
+
+/// One configured provider, as far as the rules need it.
+#[derive(Clone, Debug, Default)]
+pub struct CatalogProvider {
+    pub name: String,
+    pub default_model: String,
+    /// Empty allows any model.
+    pub allowed_models: Vec<String>,
+    pub context_windows: BTreeMap<String, u32>,
+    pub default_context_window: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ModelCatalog {
+    pub providers: Vec<CatalogProvider>,
+    /// A reply's tokens when nothing else says.
+    pub default_max_tokens: u32,
+}
+
+/// A usable provider and model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelChoice {
+    pub provider: String,
+    pub model: String,
+    pub context_window: u32,
+}
+
+impl ModelCatalog {
+    /// The provider's model (its default when `model` is `None`); a 422 naming `field`s
+    /// when the provider is not configured or the model not allowed.
+    pub fn choose(&self, provider: &str, model: Option<&str>) -> DomainResult<ModelChoice> {
+        let Some(p) = self.providers.iter().find(|p| p.name == provider) else {
+            let known: Vec<&str> = self.providers.iter().map(|p| p.name.as_str()).collect();
+            return Err(DomainError::field(
+                "provider",
+                "unknown",
+                format!("no provider named {provider:?} is configured (configured: {})", known.join(", ")),
+            ));
+        };
+        let model = model.unwrap_or(&p.default_model);
+        if !p.allowed_models.is_empty() && !p.allowed_models.iter().any(|m| m == model) {
+            return Err(DomainError::field(
+                "model",
+                "not_allowed",
+                format!("{model:?} is not an allowed model of {provider} ({})", p.allowed_models.join(", ")),
+            ));
+        }
+        let context_window = p.context_windows.get(model).copied().unwrap_or(p.default_context_window);
+        Ok(ModelChoice { provider: p.name.clone(), model: model.to_owned(), context_window })
+    }
+}
