@@ -9,6 +9,7 @@ mod authz;
 mod conversations;
 mod health;
 mod history;
+mod providers;
 mod provisioning;
 mod realtime;
 mod threads;

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod client;
+pub mod fake_llm;
 pub mod sse;
 
 use std::sync::Arc;
