@@ -123,4 +123,18 @@ async fn leaving_the_workspace_ends_open_channels_on_every_stream() {
     let events = replayed.take(2).await;
     assert_eq!(events[0].kind(), "workspace.membership.changed");
     assert_eq!(events[1].data["data"]["root"]["content"], "his channel");
+
+    // Removed from the workspace: told on the combined stream, then nothing more from it.
+    app.delete(&member, &r.alice).await.expect(204);
+    let removed = all.take(2).await;
+    assert_eq!(removed[0].kind(), "workspace.membership.changed");
+    assert_eq!(removed[0].data["data"]["change"], "removed");
+    assert_eq!(removed[1].kind(), "membership.changed", "and from his channel");
+    app.root(&r.alice, &r.conv, "after he left").await;
+    let other = app.register("Olga").await;
+    let elsewhere = app.workspace(&other, &[&r.bob]).await;
+    let sentinel = app.channel(&other, &elsewhere, &[&r.bob]).await;
+    app.root(&other, &sentinel, "sentinel").await;
+    let next = all.until("thread.new").await;
+    assert_eq!(next.last().unwrap().data["data"]["root"]["content"], "sentinel", "nothing from the old workspace");
 }

@@ -218,6 +218,35 @@ pub enum SpanOf {
 
 type SpanRow = (Uuid, Uuid, i64, i64, Option<i64>, Option<i64>);
 
+/// The spans of `users` in a span table (`member_spans` or `workspace_spans`), as `SpanRow`s.
+macro_rules! span_rows {
+    ($table:ident, $owner:ident, $users:expr) => {
+        $table::table.filter($table::user_id.eq_any($users)).select((
+            $table::user_id,
+            $table::$owner,
+            $table::from_tx,
+            $table::from_id,
+            $table::until_tx,
+            $table::until_id,
+        ))
+    };
+}
+
+/// Deletes the spans of a span table that ended at or before `boundary`.
+macro_rules! delete_spans_ended_by {
+    ($conn:expr, $table:ident, $boundary:expr) => {
+        diesel::delete(
+            $table::table.filter(
+                $table::until_tx
+                    .lt($boundary.tx)
+                    .or($table::until_tx.eq($boundary.tx).and($table::until_id.le($boundary.id))),
+            ),
+        )
+        .execute($conn)
+        .await
+    };
+}
+
 fn span_of(row: SpanRow, of: fn(Uuid) -> SpanOf) -> (UserId, SpanOf, Span) {
     let (user, owner, from_tx, from_id, until_tx, until_id) = row;
     let until = until_tx.zip(until_id).map(|(tx, id)| EventCursor { tx, id });
@@ -227,30 +256,8 @@ fn span_of(row: SpanRow, of: fn(Uuid) -> SpanOf) -> (UserId, SpanOf, Span) {
 /// The conversation and workspace spans of these users.
 pub async fn spans(conn: &mut AsyncPgConnection, users: &[UserId]) -> QueryResult<Vec<(UserId, SpanOf, Span)>> {
     let users: Vec<Uuid> = users.iter().map(|u| uuid(*u)).collect();
-    let members: Vec<SpanRow> = member_spans::table
-        .filter(member_spans::user_id.eq_any(&users))
-        .select((
-            member_spans::user_id,
-            member_spans::conversation_id,
-            member_spans::from_tx,
-            member_spans::from_id,
-            member_spans::until_tx,
-            member_spans::until_id,
-        ))
-        .load(conn)
-        .await?;
-    let workspaces: Vec<SpanRow> = workspace_spans::table
-        .filter(workspace_spans::user_id.eq_any(&users))
-        .select((
-            workspace_spans::user_id,
-            workspace_spans::workspace_id,
-            workspace_spans::from_tx,
-            workspace_spans::from_id,
-            workspace_spans::until_tx,
-            workspace_spans::until_id,
-        ))
-        .load(conn)
-        .await?;
+    let members: Vec<SpanRow> = span_rows!(member_spans, conversation_id, &users).load(conn).await?;
+    let workspaces: Vec<SpanRow> = span_rows!(workspace_spans, workspace_id, &users).load(conn).await?;
     let conversation = |c| SpanOf::Conversation(ConversationId(ulid(c)));
     let workspace = |w| SpanOf::Workspace(WorkspaceId(ulid(w)));
     Ok(members
@@ -311,24 +318,8 @@ pub async fn prune(
         }
         diesel::delete(events::table.filter(diesel::dsl::not(after_cursor!(boundary)))).execute(conn).await?;
         // Spans that ended before what is kept can no longer match any event.
-        diesel::delete(
-            member_spans::table.filter(
-                member_spans::until_tx
-                    .lt(boundary.tx)
-                    .or(member_spans::until_tx.eq(boundary.tx).and(member_spans::until_id.le(boundary.id))),
-            ),
-        )
-        .execute(conn)
-        .await?;
-        diesel::delete(
-            workspace_spans::table.filter(
-                workspace_spans::until_tx
-                    .lt(boundary.tx)
-                    .or(workspace_spans::until_tx.eq(boundary.tx).and(workspace_spans::until_id.le(boundary.id))),
-            ),
-        )
-        .execute(conn)
-        .await?;
+        delete_spans_ended_by!(conn, member_spans, boundary)?;
+        delete_spans_ended_by!(conn, workspace_spans, boundary)?;
         diesel::update(event_log_state::table)
             .set((event_log_state::pruned_tx.eq(boundary.tx), event_log_state::pruned_id.eq(boundary.id)))
             .execute(conn)

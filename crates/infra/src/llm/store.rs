@@ -195,9 +195,11 @@ pub async fn fail_abandoned(pool: &PgPool, me: Uuid) -> Result<usize, StoreError
             .transaction(async |conn| {
                 // Held by a live instance for its whole life; free once it is gone. (Taken for
                 // this transaction only, so two recovering instances do not both fail them.)
-                let gone: bool = diesel::select(diesel::dsl::sql::<Bool>(&format!(
-                    "pg_try_advisory_xact_lock(hashtextextended('{runner}', 1))"
-                )))
+                let gone: bool = diesel::select(
+                    diesel::dsl::sql::<Bool>("pg_try_advisory_xact_lock(hashtextextended(")
+                        .bind::<SqlUuid, _>(runner)
+                        .sql("::text, 1))"),
+                )
                 .get_result(conn)
                 .await?;
                 if !gone {
@@ -238,8 +240,10 @@ pub async fn fail_abandoned(pool: &PgPool, me: Uuid) -> Result<usize, StoreError
 /// its own for as long as the instance runs.
 pub async fn hold_instance_lock(url: &str, me: Uuid) -> Result<AsyncPgConnection, StoreError> {
     let mut conn = AsyncPgConnection::establish(url).await.map_err(|e| StoreError::Pool(e.to_string()))?;
-    diesel::select(diesel::dsl::sql::<Bool>(&format!("pg_try_advisory_lock(hashtextextended('{me}', 1))")))
-        .get_result::<bool>(&mut conn)
-        .await?;
+    diesel::select(
+        diesel::dsl::sql::<Bool>("pg_try_advisory_lock(hashtextextended(").bind::<SqlUuid, _>(me).sql("::text, 1))"),
+    )
+    .get_result::<bool>(&mut conn)
+    .await?;
     Ok(conn)
 }
