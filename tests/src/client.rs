@@ -90,6 +90,10 @@ impl TestApp {
         self.request(Method::PATCH, path, Some(&user.token), Some(body)).await
     }
 
+    pub async fn put(&self, path: &str, user: &TestUser, body: Value) -> Resp {
+        self.request(Method::PUT, path, Some(&user.token), Some(body)).await
+    }
+
     pub async fn delete(&self, path: &str, user: &TestUser) -> Resp {
         self.request(Method::DELETE, path, Some(&user.token), None).await
     }

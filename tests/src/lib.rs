@@ -48,12 +48,18 @@ struct Instance {
 }
 
 impl Instance {
+    /// An abrupt stop: to running generations it is a crash (no terminal write; the
+    /// instance's liveness lock goes with its connections).
     fn stop(self) {
+        self.stop_with(false);
+    }
+
+    fn stop_with(self, graceful: bool) {
         // The stop command is sent at once; the server thread then winds down its workers
         // and its connection pool.
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let stopper = self.stopper;
-        let _ = std::thread::spawn(move || rt.block_on(stopper.stop(false))).join();
+        let _ = std::thread::spawn(move || rt.block_on(stopper.stop(graceful))).join();
         let _ = self.thread.join();
     }
 }
@@ -208,10 +214,20 @@ impl TestApp {
         }
     }
 
-    /// Stops the server and starts a new one on the same database (a new address).
+    /// Stops the server abruptly (as a kill would) and starts a new one on the same
+    /// database (a new address).
     pub async fn restart(&mut self) {
+        self.restart_with(false).await;
+    }
+
+    /// Stops the server gracefully (SIGTERM's path) and starts a new one.
+    pub async fn restart_gracefully(&mut self) {
+        self.restart_with(true).await;
+    }
+
+    async fn restart_with(&mut self, graceful: bool) {
         if let Some(instance) = self.server.take() {
-            instance.stop();
+            let _ = tokio::task::spawn_blocking(move || instance.stop_with(graceful)).await;
         }
         let (base, instance) = launch(self.config.clone(), self.db_url.clone(), self.clock.clone()).await;
         self.base = base;

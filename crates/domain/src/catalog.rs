@@ -21,6 +21,8 @@ pub struct ModelCatalog {
     pub providers: Vec<CatalogProvider>,
     /// A reply's tokens when nothing else says.
     pub default_max_tokens: u32,
+    /// Generations one user may have running at once (across instances).
+    pub max_running_per_user: u32,
 }
 
 /// A usable provider and model.

@@ -181,6 +181,7 @@ impl MessageRecord {
 pub struct NewThread {
     pub title: Option<String>,
     pub tags: Vec<String>,
+    pub settings: skein_shared::assistant::ThreadSettings,
 }
 
 #[derive(Clone, Debug)]
@@ -227,4 +228,40 @@ impl InviteRecord {
         let inv = &self.invite;
         !self.revoked && inv.expires_at.is_none_or(|at| at > now) && inv.max_uses.is_none_or(|max| inv.uses < max)
     }
+}
+
+/// What decides who answers in a thread: its settings and its conversation's default
+/// assistant.
+#[derive(Clone, Debug, Default)]
+pub struct ThreadAi {
+    pub settings: skein_shared::assistant::ThreadSettings,
+    pub default_assistant: Option<skein_shared::AssistantId>,
+    pub title: Option<String>,
+}
+
+/// An assistant answer to start: its message (a child of `parent`, `status: streaming`, no
+/// author) and what to ask the model.
+#[derive(Clone, Debug)]
+pub struct NewGeneration {
+    pub id: MessageId,
+    pub parent: MessageRecord,
+    /// The conversation's workspace when it is workspace-visible (its members see deltas).
+    pub open_to: Option<WorkspaceId>,
+    pub assistant_id: Option<skein_shared::AssistantId>,
+    pub provider: String,
+    pub model: String,
+    pub requested_by: UserId,
+    pub prompt: Vec<crate::context::PromptMessage>,
+    pub temperature: Option<f32>,
+    pub max_tokens: u32,
+    /// Give the thread a generated title once this answer completes (if it still has none).
+    pub auto_title: bool,
+}
+
+/// `PATCH /api/threads/{root_id}`, validated. `title: Some(None)` removes it.
+#[derive(Clone, Debug, Default)]
+pub struct ThreadPatch {
+    pub title: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    pub settings: Option<skein_shared::assistant::ThreadSettings>,
 }

@@ -23,6 +23,12 @@ pub enum DomainError {
     /// Too many attempts; the caller may retry after this many seconds.
     #[error("too many attempts; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A generation for the same parent message is still running: this one.
+    #[error("an answer to this message is still being generated")]
+    GenerationRunning(skein_shared::MessageId),
+    /// This instance is at capacity; the caller may retry after this many seconds.
+    #[error("busy; retry in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     /// The store could not be reached or timed out.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -48,7 +54,8 @@ impl DomainError {
             Self::Validation(_) => ErrorCode::ValidationFailed,
             Self::Rule { code, .. } => *code,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
-            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::GenerationRunning(_) => ErrorCode::GenerationRunning,
+            Self::Busy { .. } | Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

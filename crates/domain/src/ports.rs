@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use skein_shared::assistant::Assistant;
+use skein_shared::assistant::{Assistant, FeedbackRequest, FeedbackSummary, Generation, MessageChunk};
 use skein_shared::auth::User;
 use skein_shared::conversation::{ConversationMember, ConversationRole, Invite};
 use skein_shared::event::{ConversationUnread, MembershipChange};
@@ -16,6 +16,7 @@ use time::Duration;
 use ulid::Ulid;
 
 use crate::DomainResult;
+use crate::context::BranchMessage;
 use crate::cursor::TimeCursor;
 use crate::entities::*;
 
@@ -270,6 +271,41 @@ pub trait AssistantRepo: Send + Sync {
     fn delete_assistant(&self, id: AssistantId) -> impl Future<Output = DomainResult<()>> + Send;
 }
 
+/// Assistant answers: who answers in a thread, what the model is sent, and the generations
+/// themselves (which run in the background once started).
+pub trait GenerationRepo: Send + Sync {
+    /// The thread's AI settings, title and its conversation's default assistant.
+    fn thread_ai(&self, root: MessageId) -> impl Future<Output = DomainResult<ThreadAi>> + Send;
+    /// The messages on `path` (root first), with their authors' display names.
+    fn branch(&self, path: &[MessageId]) -> impl Future<Output = DomainResult<Vec<BranchMessage>>> + Send;
+    /// Generations the user asked for that are still running, on any instance.
+    fn running_generations(&self, user: UserId) -> impl Future<Output = DomainResult<u32>> + Send;
+    /// Whether this instance may run another generation.
+    fn has_generation_room(&self) -> bool;
+    /// Appends the assistant message (with `message.created` and `thread.activity`) and starts
+    /// generating it. `GenerationRunning` when an answer to the same parent is still running.
+    fn start_generation(&self, new: NewGeneration) -> impl Future<Output = DomainResult<MessageRecord>> + Send;
+    /// Stops the generation if it runs (here, or through the database on another instance)
+    /// and waits a moment for its terminal state. Nothing when it has ended.
+    fn cancel_generation(&self, message: MessageId) -> impl Future<Output = DomainResult<()>> + Send;
+    fn generation(&self, message: MessageId) -> impl Future<Output = DomainResult<Option<Generation>>> + Send;
+    fn message_chunks(&self, message: MessageId) -> impl Future<Output = DomainResult<Vec<MessageChunk>>> + Send;
+    /// Sets (or with `None` removes) the user's feedback; returns the new summary.
+    fn set_feedback(
+        &self,
+        message: MessageId,
+        user: UserId,
+        feedback: Option<FeedbackRequest>,
+    ) -> impl Future<Output = DomainResult<FeedbackSummary>> + Send;
+    fn feedback(&self, message: MessageId, user: UserId) -> impl Future<Output = DomainResult<FeedbackSummary>> + Send;
+    /// Applies the patch and appends `thread.activity` with what changed.
+    fn update_thread(
+        &self,
+        root: MessageId,
+        patch: ThreadPatch,
+    ) -> impl Future<Output = DomainResult<ThreadSummary>> + Send;
+}
+
 /// Everything the services need, in one bound.
 pub trait Ports:
     AccountRepo
@@ -279,6 +315,7 @@ pub trait Ports:
     + MessageRepo
     + ReadStateRepo
     + AssistantRepo
+    + GenerationRepo
     + Clone
     + 'static
 {
@@ -291,6 +328,7 @@ impl<T> Ports for T where
         + MessageRepo
         + ReadStateRepo
         + AssistantRepo
+        + GenerationRepo
         + Clone
         + 'static
 {

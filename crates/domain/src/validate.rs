@@ -37,6 +37,21 @@ impl Check {
         Some(trimmed.to_owned())
     }
 
+    /// A sampling temperature: 0 to 2, as OpenAI-compatible providers accept.
+    pub fn temperature(&mut self, field: &str, value: Option<f32>) {
+        if value.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+            self.fail(field, "out_of_range", "between 0 and 2");
+        }
+    }
+
+    /// A reply's token budget: 1 to 1,000,000.
+    pub fn max_tokens(&mut self, field: &str, value: Option<u32>) {
+        const MAX_TOKENS: u32 = 1_000_000;
+        if value.is_some_and(|n| n == 0 || n > MAX_TOKENS) {
+            self.fail(field, "out_of_range", format!("between 1 and {MAX_TOKENS}"));
+        }
+    }
+
     /// Message content is kept verbatim (Markdown whitespace matters) but may not be blank.
     pub fn content(&mut self, field: &str, value: &str, max: usize) {
         if value.trim().is_empty() {

@@ -15,6 +15,7 @@ use skein_domain::DomainError;
 
 use crate::crypto::PasswordHasher;
 use crate::events::Signals;
+use crate::llm::Llm;
 
 pub type PgPool = Pool<AsyncPgConnection>;
 pub type PgConn = Object<AsyncPgConnection>;
@@ -46,11 +47,19 @@ pub struct Store {
     pub(crate) hasher: Arc<PasswordHasher>,
     /// Told after every commit that appended events.
     pub(crate) signals: Signals,
+    /// Runs assistant answers; without it none can start.
+    pub(crate) llm: Option<Llm>,
 }
 
 impl Store {
     pub fn new(pool: PgPool, hasher: PasswordHasher, signals: Signals) -> Self {
-        Self { pool, hasher: Arc::new(hasher), signals }
+        Self { pool, hasher: Arc::new(hasher), signals, llm: None }
+    }
+
+    /// Assistant answers start on this runner.
+    pub fn with_llm(mut self, llm: Llm) -> Self {
+        self.llm = Some(llm);
+        self
     }
 
     pub fn pool(&self) -> &PgPool {

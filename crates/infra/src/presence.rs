@@ -198,6 +198,7 @@ impl Presence {
         self.signals.publish(Ephemeral {
             open_to: None,
             to_self: false,
+            after_event: None,
             conversation_id: None,
             user_id: user,
             event: Event {

@@ -213,6 +213,7 @@ pub struct ThreadRow {
     pub participant_ids: Vec<Uuid>,
     pub created_at: OffsetDateTime,
     pub last_activity_at: OffsetDateTime,
+    pub settings: serde_json::Value,
 }
 
 impl ThreadRow {
@@ -223,6 +224,8 @@ impl ThreadRow {
             conversation_id: root.conversation_id,
             title: self.title,
             tags: self.tags,
+            // Written only from validated `ThreadSettings`; unknown fields are ignored.
+            settings: serde_json::from_value(self.settings).unwrap_or_default(),
             reply_count: self.reply_count,
             participant_ids: self.participant_ids.into_iter().map(|id| UserId(ulid(id))).collect(),
             last_activity_at: self.last_activity_at,

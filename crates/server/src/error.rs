@@ -8,7 +8,7 @@ use skein_shared::{ErrorCode, Problem};
 pub type ApiResult<T> = Result<T, ApiError>;
 
 #[derive(Debug)]
-pub struct ApiError(pub Problem, Option<u64>);
+pub struct ApiError(pub Box<Problem>, Option<u64>);
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -18,7 +18,7 @@ impl std::fmt::Display for ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, title: impl Into<String>) -> Self {
-        Self(Problem::new(code, title), None)
+        Self(Box::new(Problem::new(code, title)), None)
     }
 
     /// Seconds for the `Retry-After` header.
@@ -40,7 +40,7 @@ impl From<DomainError> for ApiError {
             DomainError::Validation(errors) => {
                 let mut problem = Problem::new(code, "The request has invalid fields");
                 problem.errors = errors;
-                Self(problem, None)
+                Self(Box::new(problem), None)
             }
             DomainError::NotFound => Self::new(code, "Not found"),
             DomainError::Internal(ref detail) => {
@@ -54,6 +54,14 @@ impl From<DomainError> for ApiError {
             }
             DomainError::RateLimited { retry_after_secs } => {
                 Self::new(code, "Too many attempts; retry later").retry_after(retry_after_secs)
+            }
+            DomainError::Busy { retry_after_secs } => {
+                Self::new(code, "The server is at capacity; retry later").retry_after(retry_after_secs)
+            }
+            DomainError::GenerationRunning(running) => {
+                let mut api = Self::new(code, "An answer to this message is still being generated");
+                api.0.message_id = Some(running);
+                api
             }
             other => Self::new(code, other.to_string()),
         }

@@ -20,6 +20,7 @@ use skein_infra::clock::Clock;
 use skein_infra::crypto::PasswordHasher;
 use skein_infra::db::{self, PoolSettings, SetupError};
 use skein_infra::events::Realtime;
+use skein_infra::llm::Llm;
 use utoipa::OpenApi;
 use utoipa_actix_web::{AppExt, scope};
 use utoipa_swagger_ui::SwaggerUi;
@@ -69,12 +70,20 @@ impl RunningServer {
 pub struct Stopper {
     handle: ServerHandle,
     realtime: Realtime,
+    llm: Llm,
+    shutdown_timeout: Duration,
 }
 
 impl Stopper {
-    /// Ends every stream first (they would otherwise hold a graceful stop until its timeout;
-    /// clients reconnect elsewhere with their cursor), then stops the server.
+    /// A graceful stop first cancels running generations and waits (within the shutdown
+    /// timeout) for their terminal writes and events. Then it ends every stream (they would
+    /// otherwise hold a graceful stop until its timeout; clients reconnect elsewhere with
+    /// their cursor) and stops the server. An abrupt stop leaves generations to be failed as
+    /// `interrupted` by the next instance, as a crash would.
     pub async fn stop(&self, graceful: bool) {
+        if graceful {
+            self.llm.shutdown(self.shutdown_timeout).await;
+        }
         self.realtime.shutdown();
         self.handle.stop(graceful).await;
     }
@@ -115,11 +124,13 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
     let hasher = PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_passes)
         .map_err(|e| StartError::Config(e.to_string()))?;
     let realtime = Realtime::start(&config.realtime, pool.clone(), database_url, options.clock.clone()).await?;
-    let store = Store::new(pool, hasher, realtime.signals.clone());
+    let llm = Llm::start(&config.llm, pool.clone(), realtime.signals.clone(), database_url).await?;
+    let store = Store::new(pool, hasher, realtime.signals.clone()).with_llm(llm.clone());
     let services = Services::new(store, config.limits.clone(), config.auth.policy()).with_catalog(config.llm.catalog());
     let state = web::Data::new(AppStateInner {
         services,
         realtime: realtime.clone(),
+        llm: llm.clone(),
         secure_cookies: config.server.secure_cookies,
         expected_migration: db::latest_migration_version(),
     });
@@ -177,7 +188,8 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
     }
     // Signals are ours to handle: streams must end before a graceful stop can finish.
     let server = server.disable_signals().run();
-    let stopper = Stopper { handle: server.handle(), realtime };
+    let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout_secs);
+    let stopper = Stopper { handle: server.handle(), realtime, llm, shutdown_timeout };
     let task = tokio::spawn(server);
     if options.handle_signals {
         let stopper = stopper.clone();

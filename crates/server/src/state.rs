@@ -3,11 +3,14 @@
 use skein_domain::Services;
 use skein_infra::Store;
 use skein_infra::events::Realtime;
+use skein_infra::llm::Llm;
 
 pub struct AppStateInner {
     pub services: Services<Store>,
     /// Streams, typing and presence.
     pub realtime: Realtime,
+    /// Running assistant answers (for following one generation's stream).
+    pub llm: Llm,
     pub secure_cookies: bool,
     /// The newest migration version; `/readyz` checks it is applied.
     pub expected_migration: String,

@@ -252,3 +252,16 @@ pub struct FeedbackSummary {
     pub up: i64,
     pub down: i64,
 }
+
+/// `GET /api/messages/{id}`: the message; for an assistant message also how it was generated
+/// and its feedback (the caller's rating and the totals).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MessageDetail {
+    #[serde(flatten)]
+    pub message: Message,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<Generation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<FeedbackSummary>,
+}

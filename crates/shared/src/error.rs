@@ -163,6 +163,9 @@ pub struct Problem {
     /// Present for `validation_failed`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Present for `generation_running`: the assistant message still streaming.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<crate::MessageId>,
 }
 
 impl Problem {
@@ -174,6 +177,7 @@ impl Problem {
             detail: None,
             code,
             errors: Vec::new(),
+            message_id: None,
         }
     }
 }

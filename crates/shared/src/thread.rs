@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::assistant::ThreadSettings;
 use crate::{ConversationId, MessageId, Page, UserId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -59,6 +60,9 @@ pub struct CreateRootRequest {
     /// A retry with the same id returns the original message (200).
     #[serde(default)]
     pub client_msg_id: Option<String>,
+    /// The thread's AI settings.
+    #[serde(default)]
+    pub settings: Option<ThreadSettings>,
 }
 
 /// `POST /api/messages/{message_id}/reply`.
@@ -69,16 +73,36 @@ pub struct ReplyRequest {
     /// A retry with the same id returns the original message (200).
     #[serde(default)]
     pub client_msg_id: Option<String>,
+    /// Ask the thread's assistant to answer this reply (the thread's `auto_reply` does it
+    /// always). The response then carries `assistant_message`.
+    #[serde(default)]
+    pub generate: bool,
+}
+
+/// `PATCH /api/threads/{root_id}`: absent fields stay; an empty `title` removes it;
+/// `settings` replaces the thread's settings as a whole.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UpdateThreadRequest {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub settings: Option<ThreadSettings>,
 }
 
 /// What a thread list shows about a thread.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ThreadSummary {
     pub root_id: MessageId,
     pub conversation_id: ConversationId,
     pub title: Option<String>,
     pub tags: Vec<String>,
+    /// The thread's AI settings.
+    #[serde(default)]
+    pub settings: ThreadSettings,
     /// Messages in the thread other than the root.
     pub reply_count: i32,
     /// Distinct authors, in order of first message.

@@ -10,11 +10,6 @@ use crate::ports::Ports;
 use crate::validate::Check;
 use crate::{DomainError, DomainResult, roles};
 
-/// Sampling temperature range accepted by OpenAI-compatible servers.
-const TEMPERATURE: std::ops::RangeInclusive<f32> = 0.0..=2.0;
-/// Largest `max_tokens` accepted.
-const MAX_TOKENS: u32 = 1_000_000;
-
 impl<P: Ports> Services<P> {
     pub async fn create_assistant(
         &self,
@@ -105,7 +100,7 @@ impl<P: Ports> Services<P> {
         self.ports.delete_assistant(id).await
     }
 
-    async fn assistant_in(&self, workspace: WorkspaceId, id: AssistantId) -> DomainResult<Assistant> {
+    pub(super) async fn assistant_in(&self, workspace: WorkspaceId, id: AssistantId) -> DomainResult<Assistant> {
         match self.ports.find_assistant(id).await? {
             Some(a) if a.workspace_id == workspace => Ok(a),
             _ => Err(DomainError::NotFound),
@@ -121,12 +116,8 @@ impl<P: Ports> Services<P> {
             check.max_chars("system_prompt", prompt, self.limits.message_max_chars);
         }
         assistant.system_prompt = assistant.system_prompt.take().filter(|p| !p.trim().is_empty());
-        if assistant.temperature.is_some_and(|t| !TEMPERATURE.contains(&t)) {
-            check.fail("temperature", "out_of_range", "between 0 and 2");
-        }
-        if assistant.max_tokens.is_some_and(|n| n == 0 || n > MAX_TOKENS) {
-            check.fail("max_tokens", "out_of_range", format!("between 1 and {MAX_TOKENS}"));
-        }
+        check.temperature("temperature", assistant.temperature);
+        check.max_tokens("max_tokens", assistant.max_tokens);
         check.finish()?;
         let model = (!assistant.model.is_empty()).then_some(assistant.model.as_str());
         let choice = self.catalog.choose(&assistant.provider, model)?;

@@ -3,6 +3,7 @@
 mod accounts;
 mod assistants;
 mod conversations;
+mod generation;
 mod realtime;
 pub use realtime::PRESENCE_MAX_USERS;
 mod threads;

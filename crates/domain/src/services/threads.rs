@@ -1,16 +1,18 @@
 use std::collections::HashSet;
 
+use skein_shared::assistant::{GenerateRequest, ReplyWithAssistant};
 use skein_shared::thread::{
     CreateRootRequest, Message, MessageRole, ReplyRequest, ThreadSummary, ThreadTreeResponse, TreeNode,
+    UpdateThreadRequest,
 };
 use skein_shared::{ConversationId, MessageId, Page, UserId};
 
 use super::{Services, ensure_can_post, split_page};
 use crate::cursor::{TimeCursor, decode_id_cursor};
-use crate::entities::{ConversationAccess, Created, HistoryAnchor, MessageRecord, NewMessage, NewThread};
+use crate::entities::{ConversationAccess, Created, HistoryAnchor, MessageRecord, NewMessage, NewThread, ThreadPatch};
 use crate::ports::Ports;
 use crate::validate::Check;
-use crate::{DomainError, DomainResult};
+use crate::{DomainError, DomainResult, roles};
 use skein_shared::conversation::ConversationRole;
 
 /// Which page of conversation history to read, by message id.
@@ -29,20 +31,13 @@ impl<P: Ports> Services<P> {
         conversation: ConversationId,
         req: CreateRootRequest,
     ) -> DomainResult<Created<Message>> {
-        self.writable_conversation(caller, conversation).await?;
+        let access = self.writable_conversation(caller, conversation).await?;
         let mut check = Check::new();
         check.content("content", &req.content, self.limits.message_max_chars);
         let title = check.optional_text("title", req.title.as_deref(), self.limits.title_max_chars);
-        if req.tags.len() > self.limits.tags_max {
-            check.fail("tags", "too_long", format!("at most {} tags", self.limits.tags_max));
-        }
-        let mut tags = Vec::with_capacity(req.tags.len());
-        for (i, tag) in req.tags.iter().enumerate() {
-            let tag = check.text(&format!("tags[{i}]"), tag, self.limits.tag_max_chars);
-            if !tags.contains(&tag) {
-                tags.push(tag);
-            }
-        }
+        let tags = self.check_tags(&mut check, &req.tags);
+        let mut settings = req.settings.unwrap_or_default();
+        self.check_settings(&mut check, access.conversation.workspace_id, &mut settings).await?;
         let client_msg_id = self.check_client_msg_id(&mut check, req.client_msg_id);
         check.finish()?;
         let new = NewMessage {
@@ -53,27 +48,33 @@ impl<P: Ports> Services<P> {
             role: MessageRole::User,
             content: req.content,
             client_msg_id,
-            thread: Some(NewThread { title, tags }),
+            thread: Some(NewThread { title, tags, settings }),
         };
         Ok(self.ports.insert_message(new).await?.map(|r| r.message))
     }
 
+    /// Stores the reply; with `generate` (or the thread's `auto_reply`) also starts the
+    /// assistant's answer to it. Who answers is settled before anything is stored, so a
+    /// refused answer stores nothing. A retried `client_msg_id` starts nothing new.
     pub async fn reply(
         &self,
         caller: UserId,
         parent_id: MessageId,
         req: ReplyRequest,
-    ) -> DomainResult<Created<Message>> {
+    ) -> DomainResult<Created<ReplyWithAssistant>> {
         let (parent, access, role) = self.visible_message(caller, parent_id).await?;
         ensure_can_post(&access, role)?;
         let conversation = parent.message.conversation_id;
         let mut check = Check::new();
         check.content("content", &req.content, self.limits.message_max_chars);
         let client_msg_id = self.check_client_msg_id(&mut check, req.client_msg_id);
-        if parent.message.depth >= self.limits.max_depth() {
-            check.fail("parent_id", "too_deep", format!("replies nest at most {} deep", self.limits.max_depth()));
-        }
+        self.check_depth(&mut check, &parent);
         check.finish()?;
+        let root = parent.message.root_id;
+        let answerer = match req.generate || self.ports.thread_ai(root).await?.settings.auto_reply {
+            true => Some(self.answerer(caller, root, &access, &GenerateRequest::default()).await?),
+            false => None,
+        };
         let new = NewMessage {
             id: MessageId::generate(),
             conversation_id: conversation,
@@ -84,11 +85,48 @@ impl<P: Ports> Services<P> {
             client_msg_id,
             thread: None,
         };
-        Ok(self.ports.insert_message(new).await?.map(|r| r.message))
+        let stored = self.ports.insert_message(new).await?;
+        let Created::New(record) = stored else {
+            return Ok(stored.map(|r| ReplyWithAssistant { message: r.message, assistant_message: None }));
+        };
+        let assistant_message = match answerer {
+            Some(answerer) => Some(self.start_answer(answerer, &record).await?),
+            None => None,
+        };
+        Ok(Created::New(ReplyWithAssistant { message: record.message, assistant_message }))
     }
 
-    pub async fn get_message(&self, caller: UserId, id: MessageId) -> DomainResult<Message> {
-        Ok(self.visible_message(caller, id).await?.0.message)
+    /// Edits a thread's title, tags and AI settings: its root's author or conversation admins.
+    pub async fn update_thread(
+        &self,
+        caller: UserId,
+        root: MessageId,
+        req: UpdateThreadRequest,
+    ) -> DomainResult<ThreadSummary> {
+        let (record, access, role) = self.visible_message(caller, root).await?;
+        if record.message.root_id != root {
+            return Err(DomainError::NotFound);
+        }
+        ensure_can_post(&access, role)?;
+        if record.message.author_id != Some(caller) && !roles::can_manage_conversation(role) {
+            return Err(DomainError::Forbidden("only the thread's author or conversation admins can edit it"));
+        }
+        let mut check = Check::new();
+        let title = req.title.map(|t| check.optional_text("title", Some(&t), self.limits.title_max_chars));
+        let tags = req.tags.map(|tags| self.check_tags(&mut check, &tags));
+        let settings = match req.settings {
+            Some(mut settings) => {
+                self.check_settings(&mut check, access.conversation.workspace_id, &mut settings).await?;
+                Some(settings)
+            }
+            None => None,
+        };
+        check.finish()?;
+        let patch = ThreadPatch { title, tags, settings };
+        if patch.title.is_none() && patch.tags.is_none() && patch.settings.is_none() {
+            return self.ports.thread_summary(root).await?.ok_or(DomainError::NotFound);
+        }
+        self.ports.update_thread(root, patch).await
     }
 
     /// One page of a thread in depth-first order; with `from`, only that message's subtree.
@@ -200,6 +238,21 @@ impl<P: Ports> Services<P> {
             return Err(DomainError::NotFound);
         }
         Ok((record, access, role))
+    }
+
+    /// Trimmed, deduplicated tags within the limits.
+    fn check_tags(&self, check: &mut Check, raw: &[String]) -> Vec<String> {
+        if raw.len() > self.limits.tags_max {
+            check.fail("tags", "too_long", format!("at most {} tags", self.limits.tags_max));
+        }
+        let mut tags = Vec::with_capacity(raw.len());
+        for (i, tag) in raw.iter().enumerate() {
+            let tag = check.text(&format!("tags[{i}]"), tag, self.limits.tag_max_chars);
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+        tags
     }
 
     fn check_client_msg_id(&self, check: &mut Check, raw: Option<String>) -> Option<String> {

@@ -10,10 +10,10 @@
 //! Each subscriber has a bounded queue. A subscriber whose queue is full is dropped and
 //! flagged as cut off: it never slows the hub, the writers or anyone else.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use skein_domain::cursor::EventCursor;
 use skein_shared::conversation::Visibility;
@@ -63,6 +63,10 @@ pub struct Ephemeral {
     /// `user_id` receives it too (assistant deltas); typing and presence are not echoed.
     #[serde(default)]
     pub to_self: bool,
+    /// Deliver only after the logged event at this cursor (encoded): an assistant's deltas
+    /// come after its `message.created`, and before its `message.done`.
+    #[serde(default)]
+    pub after_event: Option<String>,
     pub event: Event,
 }
 
@@ -117,6 +121,7 @@ pub struct HubStopped;
 #[derive(Clone)]
 pub struct Hub {
     commands: mpsc::UnboundedSender<Command>,
+    ephemerals: mpsc::UnboundedSender<Box<Ephemeral>>,
 }
 
 enum Command {
@@ -127,7 +132,6 @@ enum Command {
         reply: oneshot::Sender<Subscription>,
     },
     Unsubscribe(u64),
-    Ephemeral(Box<Ephemeral>),
     /// A live-only event for one user's connections that follow the conversation.
     ToUser {
         user: UserId,
@@ -155,7 +159,10 @@ impl Hub {
             .readable;
         drop(conn);
         let (commands, rx) = mpsc::unbounded_channel();
+        let (ephemerals, ephemeral_rx) = mpsc::unbounded_channel();
         let actor = Actor {
+            ephemerals: ephemeral_rx,
+            deferred: VecDeque::new(),
             pool,
             config,
             position,
@@ -167,7 +174,7 @@ impl Hub {
             touched,
         };
         tokio::spawn(actor.run(rx, wake));
-        Ok(Self { commands })
+        Ok(Self { commands, ephemerals })
     }
 
     /// Registers a subscriber. Live deliveries skip everything at or before `after`.
@@ -184,7 +191,7 @@ impl Hub {
 
     /// Hands a live-only event to local subscribers.
     pub fn ephemeral(&self, event: Ephemeral) {
-        let _ = self.commands.send(Command::Ephemeral(Box::new(event)));
+        let _ = self.ephemerals.send(Box::new(event));
     }
 
     /// Hands a live-only event to the user's connections that follow the conversation.
@@ -295,7 +302,15 @@ struct Actor {
     by_user: HashMap<UserId, HashSet<u64>>,
     commands: mpsc::UnboundedSender<Command>,
     touched: mpsc::UnboundedSender<Touched>,
+    /// Live-only events, apart from the commands so that the log reader can take those
+    /// sent before a commit it just read (see `take_ephemerals`).
+    ephemerals: mpsc::UnboundedReceiver<Box<Ephemeral>>,
+    /// Live-only events in arrival order, waiting for the logged event they must follow.
+    deferred: VecDeque<(Instant, Option<EventCursor>, Box<Ephemeral>)>,
 }
+
+/// A live-only event waits at most this long for the logged event it must follow.
+const DEFER_AT_MOST: Duration = Duration::from_secs(5);
 
 /// Subscribe requests waiting for their spans.
 type PendingSubscribe = (UserId, Scope, Option<EventCursor>, oneshot::Sender<Subscription>);
@@ -311,6 +326,10 @@ impl Actor {
                     Some(command) => Some(command),
                     None => break,
                 },
+                Some(e) = self.ephemerals.recv() => {
+                    self.defer(e);
+                    None
+                }
                 _ = wake.notified() => None,
                 _ = tokio::time::sleep(idle) => None,
             };
@@ -318,12 +337,10 @@ impl Actor {
             let mut pending = Vec::new();
             let queued = first.into_iter().chain(std::iter::from_fn(|| commands.try_recv().ok()));
             let mut stop = false;
-            let mut ephemerals = Vec::new();
             for command in queued {
                 match command {
                     Command::Subscribe { user, scope, after, reply } => pending.push((user, scope, after, reply)),
                     Command::Unsubscribe(id) => self.remove(id),
-                    Command::Ephemeral(e) => ephemerals.push(*e),
                     Command::ToUser { user, conversation, delivery } => {
                         self.deliver_to_user(user, conversation, &delivery)
                     }
@@ -342,9 +359,8 @@ impl Actor {
             if !pending.is_empty() {
                 self.register(pending).await;
             }
-            for e in ephemerals {
-                self.dispatch_ephemeral(e).await;
-            }
+            self.take_ephemerals();
+            self.dispatch_ready(self.position).await;
             retry = self.tail(retry).await;
         }
         tracing::info!(subscribers = self.subs.len(), "event hub stopped");
@@ -369,10 +385,16 @@ impl Actor {
                 }
             };
             drop(conn);
+            // Live events sent before these commits are queued by now: each goes out right
+            // after the logged event it follows (deltas after their `message.created`, before
+            // their `message.done`).
+            self.take_ephemerals();
             for event in &tail.events {
                 self.dispatch(event);
+                self.dispatch_ready(event.cursor).await;
             }
             self.position = tail.position;
+            self.dispatch_ready(self.position).await;
             if tail.full {
                 continue;
             }
@@ -596,6 +618,30 @@ impl Actor {
         }
         for id in dropped {
             self.remove(id);
+        }
+    }
+
+    fn defer(&mut self, ephemeral: Box<Ephemeral>) {
+        let after = ephemeral.after_event.as_deref().and_then(EventCursor::decode);
+        self.deferred.push_back((Instant::now(), after, ephemeral));
+    }
+
+    fn take_ephemerals(&mut self) {
+        while let Ok(e) = self.ephemerals.try_recv() {
+            self.defer(e);
+        }
+    }
+
+    /// Dispatches waiting live events, in order, up to the first that must follow a logged
+    /// event after `at` (unless it has waited too long).
+    async fn dispatch_ready(&mut self, at: EventCursor) {
+        while let Some((since, after, _)) = self.deferred.front() {
+            if after.is_some_and(|after| after > at) && since.elapsed() < DEFER_AT_MOST {
+                return;
+            }
+            if let Some((_, _, e)) = self.deferred.pop_front() {
+                self.dispatch_ephemeral(*e).await;
+            }
         }
     }
 

@@ -98,6 +98,7 @@ impl Inner {
             conversation_id: Some(conversation),
             open_to,
             to_self: false,
+            after_event: None,
             user_id: user,
             event: Event {
                 body: EventBody::TypingUpdate(TypingUpdate { user_id: user, root_id: root, typing }),

@@ -52,6 +52,9 @@ pub struct LlmConfig {
     /// Running generations per user (across instances) and per instance.
     pub max_running_per_user: u32,
     pub max_running_per_instance: u32,
+    /// How often (seconds) each instance looks for generations left running by instances
+    /// that died, besides at start-up.
+    pub recovery_interval_secs: u64,
 }
 
 impl Default for LlmConfig {
@@ -63,6 +66,7 @@ impl Default for LlmConfig {
             flush_max_chars: 2048,
             max_running_per_user: 4,
             max_running_per_instance: 2000,
+            recovery_interval_secs: 30,
         }
     }
 }
@@ -83,6 +87,7 @@ impl LlmConfig {
                 })
                 .collect(),
             default_max_tokens: self.default_max_tokens,
+            max_running_per_user: self.max_running_per_user,
         }
     }
 }

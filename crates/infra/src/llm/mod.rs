@@ -5,6 +5,7 @@ pub mod config;
 pub mod provider;
 pub mod runner;
 pub mod store;
+pub mod title;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,9 +19,6 @@ use uuid::Uuid;
 
 use crate::db::{PgPool, SetupError};
 use crate::events::Signals;
-
-/// How often each instance looks for generations abandoned by instances that died.
-const RECOVERY_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Providers and running generations of this instance.
 #[derive(Clone)]
@@ -38,7 +36,7 @@ pub struct Llm {
 
 impl Llm {
     /// Sets up the providers, takes this instance's liveness lock, fails what dead instances
-    /// left streaming (now, then every 30 s).
+    /// left streaming (now, then every `recovery_interval_secs`).
     pub async fn start(config: &LlmConfig, pool: PgPool, signals: Signals, url: &str) -> Result<Self, SetupError> {
         let providers = config.providers.iter().map(|p| (p.name.clone(), Arc::new(Provider::new(p.clone())))).collect();
         let instance = Uuid::from(ulid::Ulid::generate());
@@ -55,11 +53,12 @@ impl Llm {
             _alive: Arc::new(tokio::sync::Mutex::new(alive)),
         };
         llm.recover().await;
+        let every = Duration::from_secs(config.recovery_interval_secs.max(1));
         tokio::spawn({
             let llm = llm.clone();
             async move {
                 loop {
-                    tokio::time::sleep(RECOVERY_INTERVAL).await;
+                    tokio::time::sleep(every).await;
                     llm.recover().await;
                 }
             }
@@ -98,6 +97,30 @@ impl Llm {
             max_chars: self.config.flush_max_chars.max(1),
         };
         runner::spawn(self.registry.clone(), self.pool.clone(), self.signals.clone(), provider, policy, job);
+    }
+
+    /// Cancels the generation if it runs here and waits (up to `within`) for its terminal
+    /// write; false when it does not run here.
+    pub async fn cancel_and_wait(&self, message: skein_shared::MessageId, within: Duration) -> bool {
+        let Some(live) = self.registry.live(message) else {
+            return false;
+        };
+        let (_, _, done, mut pieces) = runner::lock_live(&live).follow();
+        // The sender lives in `live`: held here, the channel would never close.
+        drop(live);
+        self.registry.cancel(message);
+        if done.is_none() {
+            let ended = async {
+                loop {
+                    match pieces.recv().await {
+                        Ok(runner::Piece::Done(_)) | Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                        _ => {}
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(within, ended).await;
+        }
+        true
     }
 
     /// Cancels every running generation and waits (up to `within`) for their terminal writes.

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use skein_domain::cursor::EventCursor;
 use skein_shared::assistant::{GenerationError, GenerationErrorCode, MessageDelta, MessageDone, Usage};
 use skein_shared::event::{Event, EventBody};
 use skein_shared::thread::MessageStatus;
@@ -21,6 +22,7 @@ use tokio::sync::{Notify, broadcast};
 
 use super::provider::{ChatRequest, Provider, provider_error, timed_out};
 use super::store::{self, Finish};
+use super::title;
 use crate::db::PgPool;
 use crate::events::Signals;
 use crate::events::hub::Ephemeral;
@@ -35,6 +37,11 @@ pub struct Job {
     pub open_to: Option<WorkspaceId>,
     pub requested_by: UserId,
     pub request: ChatRequest,
+    /// Title the thread once this answer completes (if it still has no title).
+    pub auto_title: bool,
+    /// The last event written with the message (`thread.activity` after `message.created`):
+    /// deltas are delivered after it.
+    pub created: EventCursor,
 }
 
 /// What followers of one generation receive.
@@ -130,8 +137,11 @@ pub fn spawn(
         let id = job.message_id;
         let mut run =
             Run { pool, signals, job, live, policy, pending: String::new(), flushed_chars: 0, chunk_index: 0 };
-        run.run(&provider, &cancel).await;
+        let title_after = run.run(&provider, &cancel).await;
         registry.lock().remove(&id);
+        if let Some(answer) = title_after {
+            title::title_thread(run.pool, run.signals, &provider, &run.job, &answer).await;
+        }
     });
 }
 
@@ -166,7 +176,9 @@ impl Outcome {
 }
 
 impl Run {
-    async fn run(&mut self, provider: &Provider, cancel: &Notify) {
+    /// Runs the generation to its terminal write; returns the answer when the thread is to
+    /// be titled after it.
+    async fn run(&mut self, provider: &Provider, cancel: &Notify) -> Option<String> {
         let started = OffsetDateTime::now_utc();
         let mut first_token_at = None;
         let outcome = tokio::select! {
@@ -196,16 +208,20 @@ impl Run {
         {
             Ok(Some(done)) => done,
             // Someone else (a cancel racing us, or recovery) already ended it.
-            Ok(None) => return,
+            Ok(None) => return None,
             Err(e) => {
                 tracing::error!(message = %self.job.message_id, error = %e, "cannot record the end of a generation");
-                return;
+                return None;
             }
         };
         self.signals.committed();
-        let mut live = lock_live(&self.live);
-        live.done = Some(done.clone());
-        let _ = live.followers.send(Piece::Done(done));
+        let complete = done.status == MessageStatus::Complete;
+        {
+            let mut live = lock_live(&self.live);
+            live.done = Some(done.clone());
+            let _ = live.followers.send(Piece::Done(done));
+        }
+        (complete && self.job.auto_title).then_some(finish.content)
     }
 
     /// Reads the provider's stream to its end, sending and flushing as it goes.
@@ -218,9 +234,12 @@ impl Run {
         let mut ticker = tokio::time::interval(self.policy.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut finish_reason, mut usage) = (None, None);
+        // The provider must send something within `timeout` of the last chunk; a deadline,
+        // not a timeout per poll, since flush ticks interrupt the wait.
+        let mut deadline = tokio::time::Instant::now() + timeout;
         loop {
             let next = tokio::select! {
-                next = tokio::time::timeout(timeout, stream.next()) => next,
+                next = tokio::time::timeout_at(deadline, stream.next()) => next,
                 _ = ticker.tick() => {
                     if let Some(outcome) = self.flush().await {
                         return outcome;
@@ -236,6 +255,7 @@ impl Run {
                 Ok(Some(Err(e))) => return Outcome::failed(provider_error(&e)),
                 Ok(Some(Ok(chunk))) => chunk,
             };
+            deadline = tokio::time::Instant::now() + timeout;
             if let Some(u) = chunk.usage {
                 usage = Some(u.into());
             }
@@ -279,6 +299,7 @@ impl Run {
             open_to: self.job.open_to,
             user_id: self.job.requested_by,
             to_self: true,
+            after_event: Some(self.job.created.encode()),
             event: Event {
                 body: EventBody::MessageDelta(delta),
                 conversation_id: Some(self.job.conversation_id),

@@ -16,7 +16,7 @@
 use diesel::QueryResult;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, Int4, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Int4, Jsonb, Nullable, Text, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use crate::schema::messages;
@@ -29,9 +29,12 @@ pub struct AppendRow {
     pub parent_id: Option<Uuid>,
     pub depth: i32,
     pub path: Vec<Uuid>,
-    pub author_id: Uuid,
+    /// `None` for an assistant's message.
+    pub author_id: Option<Uuid>,
     pub role: String,
     pub content: String,
+    /// `complete`, or `streaming` for an assistant message being generated.
+    pub status: String,
     pub client_msg_id: Option<String>,
 }
 
@@ -41,6 +44,8 @@ pub struct AppendRoot {
     pub row: AppendRow,
     pub title: Option<String>,
     pub tags: Vec<String>,
+    /// `ThreadSettings` as JSON.
+    pub settings: serde_json::Value,
 }
 
 /// A reply: the message, and the thread summary's count, participants and activity.
@@ -69,12 +74,14 @@ impl AppendRow {
         out.push_sql(", ");
         out.push_bind_param::<Array<SqlUuid>, _>(&self.path)?;
         out.push_sql(", conv.last_seq, ");
-        out.push_bind_param::<SqlUuid, _>(&self.author_id)?;
+        out.push_bind_param::<Nullable<SqlUuid>, _>(&self.author_id)?;
         out.push_sql(", ");
         out.push_bind_param::<Text, _>(&self.role)?;
         out.push_sql(", ");
         out.push_bind_param::<Text, _>(&self.content)?;
-        out.push_sql(", 'complete', ");
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.status)?;
+        out.push_sql(", ");
         out.push_bind_param::<Nullable<Text>, _>(&self.client_msg_id)?;
         out.push_sql(", conv.last_activity_at FROM conv RETURNING *)");
         Ok(())
@@ -85,12 +92,14 @@ impl QueryFragment<Pg> for AppendRoot {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         self.row.walk_message(&mut out)?;
         out.push_sql(
-            ", thread AS (INSERT INTO threads (root_id, conversation_id, title, tags, participant_ids, \
+            ", thread AS (INSERT INTO threads (root_id, conversation_id, title, tags, settings, participant_ids, \
              root_seq, created_at, last_activity_at) SELECT msg.id, msg.conversation_id, ",
         );
         out.push_bind_param::<Nullable<Text>, _>(&self.title)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Text>, _>(&self.tags)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Jsonb, _>(&self.settings)?;
         out.push_sql(", ARRAY[msg.author_id], msg.seq, msg.created_at, msg.created_at FROM msg) SELECT * FROM msg");
         Ok(())
     }
@@ -101,7 +110,8 @@ impl QueryFragment<Pg> for AppendReply {
         self.0.walk_message(&mut out)?;
         out.push_sql(
             ", thread AS (UPDATE threads SET reply_count = reply_count + 1, last_activity_at = msg.created_at, \
-             participant_ids = CASE WHEN msg.author_id = ANY(participant_ids) THEN participant_ids \
+             participant_ids = CASE WHEN msg.author_id IS NULL OR msg.author_id = ANY(participant_ids) \
+             THEN participant_ids \
              ELSE array_append(participant_ids, msg.author_id) END \
              FROM msg WHERE threads.root_id = msg.root_id RETURNING reply_count) SELECT msg.*, thread.reply_count \
              FROM msg, thread",

@@ -1,12 +1,12 @@
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use skein_domain::cursor::TimeCursor;
+use skein_domain::cursor::{EventCursor, TimeCursor};
 use skein_domain::entities::{ConversationAccess, Created, HistoryAnchor, HistoryWindow, MessageRecord, NewMessage};
 use skein_domain::ports::MessageRepo;
 use skein_domain::{DomainError, DomainResult};
 use skein_shared::event::{EventBody, ThreadActivity};
-use skein_shared::thread::ThreadSummary;
+use skein_shared::thread::{MessageStatus, ThreadSummary};
 use skein_shared::{ConversationId, MessageId, UserId};
 use uuid::Uuid;
 
@@ -263,15 +263,17 @@ async fn append(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<Messag
         parent_id,
         depth,
         path,
-        author_id: uuid(new.author_id),
+        author_id: Some(uuid(new.author_id)),
         role: enum_to_db(new.role),
         content: new.content.clone(),
+        status: enum_to_db(MessageStatus::Complete),
         client_msg_id: new.client_msg_id.clone(),
     };
     let conversation = new.conversation_id;
     match &new.thread {
         Some(thread) => {
-            let record = AppendRoot { row, title: thread.title.clone(), tags: thread.tags.clone() }
+            let settings = serde_json::to_value(&thread.settings).map_err(|e| DomainError::Internal(e.to_string()))?;
+            let record = AppendRoot { row, title: thread.title.clone(), tags: thread.tags.clone(), settings }
                 .get_result::<MessageRow>(conn)
                 .await?
                 .into_record()?;
@@ -281,28 +283,37 @@ async fn append(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<Messag
                 conversation_id: conversation,
                 title: thread.title.clone(),
                 tags: thread.tags.clone(),
+                settings: thread.settings.clone(),
                 reply_count: 0,
                 participant_ids: m.author_id.into_iter().collect(),
                 last_activity_at: m.created_at,
                 created_at: m.created_at,
                 root: m.clone(),
             };
-            let event = NewEvent::about_message(conversation, m.id, m.id, EventBody::ThreadNew(summary));
+            let event = NewEvent::about_message(conversation, m.id, m.id, EventBody::ThreadNew(Box::new(summary)));
             log::append(conn, &event).await?;
             Ok(record)
         }
-        None => {
-            let (row, reply_count) = AppendReply(row).get_result::<(MessageRow, i32)>(conn).await?;
-            let record = row.into_record()?;
-            let m = &record.message;
-            let created = NewEvent::about_message(conversation, m.root_id, m.id, EventBody::MessageCreated(m.clone()));
-            log::append(conn, &created).await?;
-            let activity = ThreadActivity { root_id: m.root_id, reply_count, last_activity_at: m.created_at };
-            let activity = NewEvent::about_message(conversation, m.root_id, m.id, EventBody::ThreadActivity(activity));
-            log::append(conn, &activity).await?;
-            Ok(record)
-        }
+        None => Ok(append_reply(conn, conversation, row).await?.0),
     }
+}
+
+/// Appends a reply with its `message.created` and `thread.activity`; returns the reply and
+/// the cursor of the last of those events.
+pub(super) async fn append_reply(
+    conn: &mut AsyncPgConnection,
+    conversation: ConversationId,
+    row: AppendRow,
+) -> Result<(MessageRecord, EventCursor), TxError> {
+    let (row, reply_count) = AppendReply(row).get_result::<(MessageRow, i32)>(conn).await?;
+    let record = row.into_record()?;
+    let m = &record.message;
+    let created = NewEvent::about_message(conversation, m.root_id, m.id, EventBody::MessageCreated(m.clone()));
+    log::append(conn, &created).await?;
+    let activity = ThreadActivity::new(m.root_id, reply_count, m.created_at);
+    let activity = NewEvent::about_message(conversation, m.root_id, m.id, EventBody::ThreadActivity(activity));
+    let cursor = log::append(conn, &activity).await?;
+    Ok((record, cursor))
 }
 
 /// The message this author already sent with this `client_msg_id` in the conversation.
@@ -336,7 +347,7 @@ enum PathBound {
     From(Vec<Uuid>),
 }
 
-fn path_of(record: &MessageRecord) -> Vec<Uuid> {
+pub(super) fn path_of(record: &MessageRecord) -> Vec<Uuid> {
     record.path.iter().map(|id| uuid(*id)).collect()
 }
 

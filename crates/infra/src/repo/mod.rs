@@ -4,6 +4,7 @@ mod accounts;
 mod append;
 mod assistants;
 mod conversations;
+mod generations;
 mod messages;
 pub(crate) mod read_state;
 mod standing;

@@ -1,6 +1,7 @@
 //! HTTP handlers, one file per area. Handlers only extract, call a service and shape the
 //! response; rules live in `skein-domain`.
 
+pub mod answers;
 pub mod assistants;
 pub mod auth;
 pub mod conversations;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     read_state::configure(cfg);
     conversations::configure(cfg);
     threads::configure(cfg);
+    answers::configure(cfg);
     streams::configure(cfg);
     presence::configure(cfg);
 }

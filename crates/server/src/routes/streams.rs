@@ -157,7 +157,7 @@ fn resume_cursor(req: &HttpRequest, after: Option<&str>) -> Option<String> {
 }
 
 /// The caller by session (header or cookie), else by stream token.
-async fn stream_user(req: &HttpRequest, state: &AppState, token: Option<&str>) -> ApiResult<UserId> {
+pub(super) async fn stream_user(req: &HttpRequest, state: &AppState, token: Option<&str>) -> ApiResult<UserId> {
     match Caller::extract(req).await {
         Ok(caller) => Ok(caller.id()),
         Err(e) => match token {

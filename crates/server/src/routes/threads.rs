@@ -1,7 +1,10 @@
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 use skein_domain::services::HistoryQuery;
-use skein_shared::thread::{CreateRootRequest, Message, ReplyRequest, ThreadSummary, ThreadTreeResponse};
+use skein_shared::assistant::{MessageDetail, ReplyWithAssistant};
+use skein_shared::thread::{
+    CreateRootRequest, Message, ReplyRequest, ThreadSummary, ThreadTreeResponse, UpdateThreadRequest,
+};
 use skein_shared::{ConversationId, MessageId, Page};
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -12,7 +15,13 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(create_root).service(reply).service(tree).service(list_threads).service(history).service(get_message);
+    cfg.service(create_root)
+        .service(reply)
+        .service(update_thread)
+        .service(tree)
+        .service(list_threads)
+        .service(history)
+        .service(get_message);
 }
 
 /// Start a thread: its root message. A retried `client_msg_id` returns the original (200).
@@ -32,12 +41,16 @@ async fn create_root(
     Ok(created(state.services.create_root(caller.id(), id.into_inner(), body.into_inner()).await?))
 }
 
-/// Reply to any message of a thread, at any depth.
+/// Reply to any message of a thread, at any depth. With `generate: true` (or the thread's
+/// `auto_reply`) the assistant's answer to the reply starts too and comes back as
+/// `assistant_message`; who answers is settled first, so a refused answer stores nothing.
 #[utoipa::path(tag = "threads", params(("message_id" = String, Path, description = "Parent message id")), request_body = ReplyRequest, responses(
-    (status = 201, description = "The reply", body = Message),
-    (status = 200, description = "A retry: the original message", body = Message),
+    (status = 201, description = "The reply (and `assistant_message` when an answer started)", body = ReplyWithAssistant),
+    (status = 200, description = "A retry: the original message", body = ReplyWithAssistant),
     (status = 403, description = "`forbidden` (viewers)", body = skein_shared::Problem, content_type = "application/problem+json"),
-    (status = 409, description = "`conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 409, description = "`conversation_archived`, `no_assistant`", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "`rate_limited`: too many running answers for this user", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 503, description = "`service_unavailable`: this server runs as many answers as it may", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/messages/{message_id}/reply")]
 async fn reply(
@@ -47,6 +60,23 @@ async fn reply(
     body: web::Json<ReplyRequest>,
 ) -> ApiResult<HttpResponse> {
     Ok(created(state.services.reply(caller.id(), id.into_inner(), body.into_inner()).await?))
+}
+
+/// Edit a thread's title, tags and AI settings (its root's author or conversation admins).
+/// Announced with `thread.activity` carrying what changed.
+#[utoipa::path(tag = "threads", params(("root_id" = String, Path, description = "Root message id")), request_body = UpdateThreadRequest, responses(
+    (status = 200, description = "The thread", body = ThreadSummary),
+    (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "`validation_failed`", body = skein_shared::Problem, content_type = "application/problem+json"),
+))]
+#[patch("/threads/{root_id}")]
+async fn update_thread(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<MessageId>,
+    body: web::Json<UpdateThreadRequest>,
+) -> ApiResult<web::Json<ThreadSummary>> {
+    Ok(web::Json(state.services.update_thread(caller.id(), id.into_inner(), body.into_inner()).await?))
 }
 
 #[derive(Debug, Deserialize, Serialize, IntoParams)]
@@ -114,8 +144,10 @@ async fn history(
     Ok(web::Json(state.services.history(caller.id(), id.into_inner(), query).await?))
 }
 
-#[utoipa::path(tag = "threads", params(("id" = String, Path, description = "Message id")), responses((status = 200, description = "The message", body = Message)))]
+/// A message; an assistant message also shows how it was generated (provider, model, usage,
+/// finish reason, timing, error) and its feedback.
+#[utoipa::path(tag = "threads", params(("id" = String, Path, description = "Message id")), responses((status = 200, description = "The message", body = MessageDetail)))]
 #[get("/messages/{id}")]
-async fn get_message(state: AppState, caller: Caller, id: web::Path<MessageId>) -> ApiResult<web::Json<Message>> {
-    Ok(web::Json(state.services.get_message(caller.id(), id.into_inner()).await?))
+async fn get_message(state: AppState, caller: Caller, id: web::Path<MessageId>) -> ApiResult<web::Json<MessageDetail>> {
+    Ok(web::Json(state.services.message_detail(caller.id(), id.into_inner()).await?))
 }

@@ -1,0 +1,249 @@
+//! Assistant answers: asking for one, stopping it, following one generation's stream, its
+//! persisted chunks, and feedback.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, Responder, delete, get, post, put, web};
+use actix_web_lab::sse;
+use serde::{Deserialize, Serialize};
+use skein_infra::llm::runner::{Piece, lock_live};
+use skein_shared::assistant::{
+    FeedbackRequest, FeedbackSummary, GenerateRequest, MessageChunks, MessageDelta, MessageDetail, MessageDone,
+};
+use skein_shared::event::{Event, EventBody};
+use skein_shared::thread::{Message, MessageStatus};
+use skein_shared::{MessageId, UserId};
+use time::OffsetDateTime;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use utoipa::IntoParams;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::streams::stream_user;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiResult;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(generate)
+        .service(cancel)
+        .service(follow)
+        .service(chunks)
+        .service(put_feedback)
+        .service(delete_feedback);
+}
+
+/// Ask for an assistant answer to any message: a new child with `status: streaming`, whose
+/// content arrives as `message.delta` events and ends with `message.done`. Asking again for
+/// the same message regenerates (a new sibling; the old answer stays). The thread's settings
+/// (else the conversation's default assistant) decide who answers; the body overrides.
+#[utoipa::path(tag = "answers", params(("message_id" = String, Path, description = "The message to answer")), request_body = GenerateRequest, responses(
+    (status = 201, description = "The assistant message, `status: streaming`", body = Message),
+    (status = 403, description = "`forbidden` (viewers)", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 409, description = "`generation_running` (with the running `message_id`), `no_assistant`, `conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "`validation_failed`: unknown assistant, model not allowed, out-of-range values", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "`rate_limited`: too many running answers for this user (`Retry-After`)", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 503, description = "`service_unavailable`: this server runs as many answers as it may (`Retry-After`)", body = skein_shared::Problem, content_type = "application/problem+json"),
+))]
+#[post("/messages/{message_id}/generate")]
+async fn generate(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<MessageId>,
+    body: Option<web::Json<GenerateRequest>>,
+) -> ApiResult<HttpResponse> {
+    let req = body.map(web::Json::into_inner).unwrap_or_default();
+    let message = state.services.generate(caller.id(), id.into_inner(), req).await?;
+    Ok(HttpResponse::Created().json(message))
+}
+
+/// Stop an answer being generated (idempotent). The provider request is aborted at once; the
+/// partial content stays with `status: cancelled`. Answers with the message once it has ended
+/// (a cancel racing the natural end may find it `complete`).
+#[utoipa::path(tag = "answers", params(("message_id" = String, Path, description = "Assistant message id")), responses(
+    (status = 200, description = "The message", body = Message),
+    (status = 409, description = "`not_an_assistant_message`", body = skein_shared::Problem, content_type = "application/problem+json"),
+))]
+#[post("/messages/{message_id}/cancel")]
+async fn cancel(state: AppState, caller: Caller, id: web::Path<MessageId>) -> ApiResult<web::Json<Message>> {
+    Ok(web::Json(state.services.cancel_generation(caller.id(), id.into_inner()).await?))
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FollowParams {
+    /// Characters of the content the client already has (as `Last-Event-ID`, which wins).
+    pub offset: Option<u32>,
+    /// A token from `POST /api/stream/token`, for clients that cannot send headers.
+    pub token: Option<String>,
+}
+
+/// One answer as Server-Sent Events: first the content so far (after `offset`) as one
+/// `message.delta`, then each live `message.delta`, then `message.done`, and the stream ends.
+/// A finished answer gets its content and `message.done` at once. Each event's `id:` is the
+/// number of characters the client then has, so a reconnecting `EventSource` resumes with no
+/// gap and no duplicate.
+#[utoipa::path(tag = "answers", params(("message_id" = String, Path, description = "Assistant message id"), FollowParams, ("Last-Event-ID" = Option<String>, Header, description = "Characters already received")),
+    responses(
+        (status = 200, description = "`message.delta` events, then `message.done`", body = Event, content_type = "text/event-stream"),
+        (status = 409, description = "`not_an_assistant_message`", body = skein_shared::Problem, content_type = "application/problem+json"),
+    ))]
+#[get("/messages/{message_id}/stream")]
+async fn follow(
+    req: HttpRequest,
+    state: AppState,
+    id: web::Path<MessageId>,
+    params: web::Query<FollowParams>,
+) -> ApiResult<impl Responder> {
+    let user = stream_user(&req, &state, params.token.as_deref()).await?;
+    let detail = state.services.answer_detail(user, id.into_inner()).await?;
+    let resume = req.headers().get("Last-Event-ID").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+    let offset = resume.or(params.offset).unwrap_or(0);
+    let (tx, rx) = mpsc::channel(64);
+    actix_web::rt::spawn(relay(state.clone(), user, detail, offset, tx));
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        Some((Ok::<_, Infallible>(event), rx))
+    });
+    Ok(sse::Sse::from_stream(events).with_keep_alive(Duration::from_secs(15)))
+}
+
+/// Sends one answer's content from `offset` on, then its end. Stops when the client leaves.
+async fn relay(state: AppState, user: UserId, mut detail: MessageDetail, offset: u32, tx: mpsc::Sender<sse::Event>) {
+    let mut out = Out { tx, message: detail.message.clone(), sent: offset };
+    let poll = Duration::from_millis(state.llm.config.flush_interval_ms.max(50));
+    loop {
+        if let Some(live) = state.llm.registry.live(out.message.id) {
+            let (content, _, done, mut pieces) = lock_live(&live).follow();
+            drop(live);
+            if out.content(&content, 0).await.is_err() {
+                return;
+            }
+            if let Some(done) = done {
+                let _ = out.done(done).await;
+                return;
+            }
+            loop {
+                let sent = match pieces.recv().await {
+                    Ok(Piece::Delta(delta)) => out.content(&delta.delta, delta.offset).await,
+                    Ok(Piece::Done(done)) => {
+                        let _ = out.done(done).await;
+                        return;
+                    }
+                    // Fell behind: start again from the live content.
+                    Err(RecvError::Lagged(_)) => break,
+                    // Ended without telling us (another party wrote its end): read it below.
+                    Err(RecvError::Closed) => break,
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+            if state.llm.registry.live(out.message.id).is_some() {
+                continue;
+            }
+        }
+        // Not running here: what the database has (flushed content; the end once written).
+        match state.services.answer_detail(user, out.message.id).await {
+            Ok(fresh) => detail = fresh,
+            Err(_) => return,
+        }
+        if out.content(&detail.message.content, 0).await.is_err() {
+            return;
+        }
+        if detail.message.status != MessageStatus::Streaming {
+            let generation = detail.generation.as_ref();
+            let done = MessageDone {
+                message_id: detail.message.id,
+                status: detail.message.status,
+                finish_reason: generation.and_then(|g| g.finish_reason.clone()),
+                usage: generation.and_then(|g| g.usage),
+                error: generation.and_then(|g| g.error.clone()),
+            };
+            let _ = out.done(done).await;
+            return;
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// What one follower has been sent.
+struct Out {
+    tx: mpsc::Sender<sse::Event>,
+    message: Message,
+    /// Characters of the content the client has.
+    sent: u32,
+}
+
+impl Out {
+    /// Sends the part of `text` (which starts at character `at`) the client does not have yet.
+    async fn content(&mut self, text: &str, at: u32) -> Result<(), ()> {
+        let end = at + text.chars().count() as u32;
+        if end <= self.sent {
+            return Ok(());
+        }
+        let skip = self.sent.saturating_sub(at) as usize;
+        let rest: String = text.chars().skip(skip).collect();
+        let delta = MessageDelta { message_id: self.message.id, offset: self.sent, delta: rest };
+        self.sent = end;
+        self.send(EventBody::MessageDelta(delta)).await
+    }
+
+    async fn done(&mut self, done: MessageDone) -> Result<(), ()> {
+        self.send(EventBody::MessageDone(done)).await
+    }
+
+    async fn send(&mut self, body: EventBody) -> Result<(), ()> {
+        let kind = body.kind();
+        let event = Event {
+            body,
+            conversation_id: Some(self.message.conversation_id),
+            root_id: Some(self.message.root_id),
+            message_id: Some(self.message.id),
+            cursor: None,
+            occurred_at: OffsetDateTime::now_utc(),
+        };
+        let json = serde_json::to_string(&event).map_err(|_| ())?;
+        let data = sse::Data::new(json).event(kind).id(self.sent.to_string());
+        self.tx.send(sse::Event::Data(data)).await.map_err(|_| ())
+    }
+}
+
+/// The persisted chunks of an assistant message, in order (for clients that rebuild a stream).
+#[utoipa::path(tag = "answers", params(("message_id" = String, Path, description = "Assistant message id")), responses(
+    (status = 200, description = "The chunks and the message's status", body = MessageChunks),
+    (status = 409, description = "`not_an_assistant_message`", body = skein_shared::Problem, content_type = "application/problem+json"),
+))]
+#[get("/messages/{message_id}/chunks")]
+async fn chunks(state: AppState, caller: Caller, id: web::Path<MessageId>) -> ApiResult<web::Json<MessageChunks>> {
+    Ok(web::Json(state.services.message_chunks(caller.id(), id.into_inner()).await?))
+}
+
+/// Rate an assistant message (one rating per user; again replaces it).
+#[utoipa::path(tag = "answers", params(("message_id" = String, Path, description = "Assistant message id")), request_body = FeedbackRequest, responses(
+    (status = 200, description = "The caller's rating and the totals", body = FeedbackSummary),
+    (status = 409, description = "`not_an_assistant_message`", body = skein_shared::Problem, content_type = "application/problem+json"),
+))]
+#[put("/messages/{message_id}/feedback")]
+async fn put_feedback(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<MessageId>,
+    body: web::Json<FeedbackRequest>,
+) -> ApiResult<web::Json<FeedbackSummary>> {
+    Ok(web::Json(state.services.set_feedback(caller.id(), id.into_inner(), Some(body.into_inner())).await?))
+}
+
+/// Remove the caller's rating (idempotent).
+#[utoipa::path(tag = "answers", params(("message_id" = String, Path, description = "Assistant message id")), responses(
+    (status = 200, description = "The totals without the caller's rating", body = FeedbackSummary),
+))]
+#[delete("/messages/{message_id}/feedback")]
+async fn delete_feedback(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<MessageId>,
+) -> ApiResult<web::Json<FeedbackSummary>> {
+    Ok(web::Json(state.services.set_feedback(caller.id(), id.into_inner(), None).await?))
+}
