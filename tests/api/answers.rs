@@ -596,10 +596,12 @@ async fn who_may_ask_and_how_many_answers_may_run() {
     let limited = limited.expect_problem(429, "rate_limited");
     assert!(limited.headers.contains_key("retry-after"));
     // Another user is not limited by Ann's answers.
-    s.app
+    let members = s
+        .app
         .post(&format!("/api/messages/{other}/generate"), &s.member, json!({ "model": "tokens-100-every-10" }))
         .await
-        .expect(201);
+        .expect(201)
+        .str("id");
     // Without an assistant anywhere: a clear refusal, nothing stored.
     let bare = s.app.root(&s.owner, &s.conv, "no settings").await;
     s.app
@@ -613,6 +615,23 @@ async fn who_may_ask_and_how_many_answers_may_run() {
     res.expect_problem(409, "no_assistant");
     let tree = s.app.get(&format!("/api/threads/{bare}/tree"), &s.owner).await.expect(200).body;
     assert_eq!(tree["thread"]["reply_count"], 0, "a refused answer stores nothing");
+    // The conversation's default assistant answers threads whose settings name none.
+    s.app.post(&format!("/api/messages/{members}/cancel"), &s.member, json!({})).await.expect(200);
+    let conv_path = format!("/api/conversations/{}", s.conv);
+    let unknown = json!({ "default_assistant_id": "01J00000000000000000000000" });
+    s.app.patch(&conv_path, &s.owner, unknown).await.expect_problem(422, "validation_failed");
+    let set = s.app.patch(&conv_path, &s.owner, json!({ "default_assistant_id": s.assistant })).await.expect(200);
+    assert_eq!(set.body["default_assistant_id"], s.assistant.as_str());
+    let answered =
+        s.app.post(&format!("/api/messages/{bare}/generate"), &s.member, json!({ "model": "tokens-2" })).await;
+    let answered = answered.expect(201).str("id");
+    assert_eq!(s.ended(&answered).await["generation"]["assistant_id"], s.assistant.as_str());
+    let cleared = s.app.patch(&conv_path, &s.owner, json!({ "default_assistant_id": null })).await.expect(200);
+    assert_eq!(cleared.body["default_assistant_id"], Value::Null);
+    s.app
+        .post(&format!("/api/messages/{bare}/generate"), &s.member, json!({}))
+        .await
+        .expect_problem(409, "no_assistant");
     // Overrides are checked.
     let bad = json!({ "assistant_id": "01J00000000000000000000000", "temperature": 5 });
     s.app

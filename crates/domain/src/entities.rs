@@ -58,6 +58,7 @@ pub struct ConversationRecord {
     pub created_at: OffsetDateTime,
     pub last_activity_at: OffsetDateTime,
     pub last_seq: i64,
+    pub default_assistant_id: Option<skein_shared::AssistantId>,
 }
 
 impl ConversationRecord {
@@ -75,6 +76,7 @@ impl ConversationRecord {
             created_at: self.created_at,
             last_activity_at: self.last_activity_at,
             last_seq: self.last_seq,
+            default_assistant_id: self.default_assistant_id,
             my_role,
         }
     }
@@ -124,6 +126,7 @@ pub struct ConversationPatch {
     pub history_visible_to_new_members: Option<bool>,
     pub kind: Option<ConversationKind>,
     pub archived: Option<bool>,
+    pub default_assistant_id: Option<Option<skein_shared::AssistantId>>,
 }
 
 impl ConversationPatch {
@@ -134,6 +137,7 @@ impl ConversationPatch {
             && self.history_visible_to_new_members.is_none()
             && self.kind.is_none()
             && self.archived.is_none()
+            && self.default_assistant_id.is_none()
     }
 }
 

@@ -96,6 +96,7 @@ pub struct ConversationRow {
     pub created_at: OffsetDateTime,
     pub last_activity_at: OffsetDateTime,
     pub last_seq: i64,
+    pub default_assistant_id: Option<Uuid>,
 }
 
 impl ConversationRow {
@@ -113,6 +114,7 @@ impl ConversationRow {
             created_at: self.created_at,
             last_activity_at: self.last_activity_at,
             last_seq: self.last_seq,
+            default_assistant_id: self.default_assistant_id.map(|id| skein_shared::AssistantId(ulid(id))),
         })
     }
 }

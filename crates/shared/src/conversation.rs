@@ -58,6 +58,9 @@ pub struct Conversation {
     pub last_activity_at: OffsetDateTime,
     /// Sequence number of the latest message (0 when empty).
     pub last_seq: i64,
+    /// The assistant answering in threads whose settings name none.
+    #[serde(default)]
+    pub default_assistant_id: Option<crate::AssistantId>,
     /// The caller's effective role.
     pub my_role: ConversationRole,
 }
@@ -96,6 +99,10 @@ pub struct UpdateConversationRequest {
     pub visibility: Option<Visibility>,
     #[serde(default)]
     pub history_visible_to_new_members: Option<bool>,
+    /// An assistant of the workspace; `null` removes the default.
+    #[serde(default, deserialize_with = "crate::double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub default_assistant_id: Option<Option<crate::AssistantId>>,
 }
 
 /// `POST /api/conversations/{id}/convert`: a group becomes a private channel.

@@ -202,6 +202,8 @@ pub struct ConversationUpdated {
     pub visibility: Visibility,
     pub history_visible_to_new_members: bool,
     pub archived: bool,
+    #[serde(default)]
+    pub default_assistant_id: Option<crate::AssistantId>,
 }
 
 /// Unread counts of one conversation for one user: exact, never capped.

@@ -17,3 +17,13 @@ pub mod workspace;
 pub use error::{ErrorCode, FieldError, Problem};
 pub use ids::{AssistantId, ConversationId, MessageId, UserId, WorkspaceId};
 pub use page::{Page, PageInfo};
+
+/// For PATCH fields where `null` means "remove": absent stays `None`, `null` becomes
+/// `Some(None)`, a value `Some(Some(v))` (use with `#[serde(default)]`).
+pub fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}

@@ -85,6 +85,7 @@ impl<P: Ports> Services<P> {
             created_at: now,
             last_activity_at: now,
             last_seq: 0,
+            default_assistant_id: None,
         };
         let created = self.ports.create_conversation(NewConversation { record, members, direct_key }).await?;
         // Only a direct conversation can already exist, and there the caller is a plain member.
@@ -135,12 +136,18 @@ impl<P: Ports> Services<P> {
         if req.visibility == Some(Visibility::Workspace) && access.conversation.kind != ConversationKind::Channel {
             check.fail("visibility", "invalid", "only channels can be visible to the whole workspace");
         }
+        if let Some(Some(assistant)) = req.default_assistant_id
+            && self.assistant_in(access.conversation.workspace_id, assistant).await.is_err()
+        {
+            check.fail("default_assistant_id", "unknown", "no such assistant in this workspace");
+        }
         check.finish()?;
         let patch = ConversationPatch {
             title,
             description,
             visibility: req.visibility,
             history_visible_to_new_members: req.history_visible_to_new_members,
+            default_assistant_id: req.default_assistant_id,
             ..ConversationPatch::default()
         };
         Ok(self.ports.update_conversation(id, patch).await?.view(role))

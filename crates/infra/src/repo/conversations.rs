@@ -152,6 +152,7 @@ impl ConversationRepo for Store {
             history_visible: Option<bool>,
             kind: Option<String>,
             archived_at: Option<Option<OffsetDateTime>>,
+            default_assistant_id: Option<Option<Uuid>>,
         }
         let unchanged = patch.is_empty();
         let changes = Changes {
@@ -162,6 +163,7 @@ impl ConversationRepo for Store {
             history_visible: patch.history_visible_to_new_members,
             kind: patch.kind.map(enum_to_db),
             archived_at: patch.archived.map(|a| a.then(OffsetDateTime::now_utc)),
+            default_assistant_id: patch.default_assistant_id.map(|a| a.map(uuid)),
         };
         let mut conn = self.conn().await?;
         let target = conversations::table.find(uuid(id));
@@ -186,6 +188,7 @@ impl ConversationRepo for Store {
                     visibility: record.visibility,
                     history_visible_to_new_members: record.history_visible_to_new_members,
                     archived: record.archived,
+                    default_assistant_id: record.default_assistant_id,
                 };
                 // Made private: its implicit readers get this event as their last from it.
                 let event =
