@@ -8,7 +8,9 @@
 //! - `stop-N`: N tokens, then the connection closes without a finish reason or `[DONE]`;
 //! - `status-CODE`: an OpenAI error body with that HTTP status (e.g. 429, 500, 400);
 //! - `hang`: headers, then nothing;
-//! - `malformed-N`: N tokens, then a chunk that is not JSON.
+//! - `malformed-N`: N tokens, then a chunk that is not JSON;
+//! - `clock-N` (optionally `-every-MS`): as `tokens`, each token the time it was sent
+//!   (microseconds since the Unix epoch, then `;`), for latency benchmarks.
 //!
 //! It counts requests, tokens sent and requests the client aborted (the socket closed
 //! before the stream ended), and keeps every request body.
@@ -101,7 +103,7 @@ async fn serve(mut socket: TcpStream, counters: Arc<Mutex<Counters>>) {
                 counters.lock().unwrap_or_else(|e| e.into_inner()).aborted += 1;
             }
         }
-        Some(kind @ ("tokens" | "stop" | "malformed")) => {
+        Some(kind @ ("tokens" | "stop" | "malformed" | "clock")) => {
             let (n, every) = (number(1), if parts.get(2) == Some(&"every") { number(3) } else { 0 });
             let ended = stream_tokens(&mut socket, &counters, n as usize, Duration::from_millis(every), kind).await;
             if !ended {
@@ -143,7 +145,11 @@ async fn stream_tokens(
         if !every.is_zero() {
             tokio::time::sleep(every).await;
         }
-        let frame = chunk(json!({ "content": format!("t{i} ") }), Value::Null, Value::Null);
+        let content = match kind {
+            "clock" => format!("{};", unix_micros()),
+            _ => format!("t{i} "),
+        };
+        let frame = chunk(json!({ "content": content }), Value::Null, Value::Null);
         if socket.write_all(frame.as_bytes()).await.is_err() || socket.flush().await.is_err() {
             return false;
         }
@@ -185,4 +191,9 @@ async fn read_request(socket: &mut TcpStream) -> Option<Value> {
         data.extend_from_slice(&buf[..n]);
     }
     serde_json::from_slice(&data[header_end..header_end + length]).ok()
+}
+
+/// Microseconds since the Unix epoch (comparable across processes on one machine).
+pub fn unix_micros() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros())
 }

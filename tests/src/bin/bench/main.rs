@@ -6,8 +6,9 @@
 //!    on the same database in the same run.
 //! 2. Thread tree fetch latency for trees of 10, 1,000 and 10,000 nodes (whole tree, one request).
 //! 3. Realtime delivery (see `realtime.rs`).
+//! 4. Assistant answers: token relay (see `answers.rs`).
 //!
-//! `cargo xtask bench [posting|realtime]` runs one part; without an argument, all of them.
+//! `cargo xtask bench [posting|realtime|answers]` runs one part; without an argument, all.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
 
@@ -140,18 +141,24 @@ async fn build_tree(app: &TestApp, user: &TestUser, conversation: &str, n: usize
     root
 }
 
+mod answers;
 mod realtime;
 
+/// `skein-bench [posting|realtime|answers]`: one part, or all of them.
 #[tokio::main]
 async fn main() {
     let only = std::env::args().nth(1);
-    if only.as_deref() != Some("realtime") {
+    let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    if wants("posting") {
         posting_and_trees().await;
     }
-    if only.as_deref() != Some("posting") {
-        let binary = std::env::var("BENCH_SERVER_BINARY").unwrap_or_else(|_| "target/release/skein".into());
-        let url = std::env::var("DATABASE_URL").expect("DATABASE_URL (cargo xtask bench sets it)");
+    let binary = std::env::var("BENCH_SERVER_BINARY").unwrap_or_else(|_| "target/release/skein".into());
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL (cargo xtask bench sets it)");
+    if wants("realtime") {
         realtime::run(&binary, &url).await;
+    }
+    if wants("answers") {
+        answers::run(&binary, &url).await;
     }
 }
 

@@ -18,9 +18,9 @@ use serde_json::json;
 use skein_tests::{TestApp, TestUser};
 
 /// A `skein` server process on a fresh schema.
-struct Server {
-    child: Child,
-    app: TestApp,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) app: TestApp,
 }
 
 impl Drop for Server {
@@ -30,8 +30,9 @@ impl Drop for Server {
     }
 }
 
-async fn start_server(binary: &str, database_url: &str) -> Server {
-    let schema = format!("skeinbench_rt_{}", std::process::id());
+/// Starts the binary on a fresh schema named after `name`, with an optional config file.
+pub(crate) async fn start_server(binary: &str, database_url: &str, name: &str, config: Option<&str>) -> Server {
+    let schema = format!("skeinbench_{name}_{}", std::process::id());
     let mut conn =
         <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(database_url).await.unwrap();
     for sql in [format!("DROP SCHEMA IF EXISTS {schema} CASCADE"), format!("CREATE SCHEMA {schema}")] {
@@ -40,7 +41,11 @@ async fn start_server(binary: &str, database_url: &str) -> Server {
     let separator = if database_url.contains('?') { '&' } else { '?' };
     let url = format!("{database_url}{separator}options=-csearch_path%3D{schema}");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(binary)
+    let mut command = Command::new(binary);
+    if let Some(config) = config {
+        command.env("SKEIN_CONFIG", config);
+    }
+    let mut child = command
         .env("DATABASE_URL", &url)
         .env("SKEIN_SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("SKEIN_SERVER__WORKERS", "2")
@@ -130,7 +135,7 @@ async fn subscribe(
     tasks
 }
 
-fn percentile(latencies: &mut [Duration], p: f64) -> f64 {
+pub(crate) fn percentile(latencies: &mut [Duration], p: f64) -> f64 {
     latencies.sort();
     let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len().max(1)) - 1;
     latencies.get(i).map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
@@ -176,7 +181,7 @@ async fn timed_posts(
 }
 
 pub async fn run(binary: &str, database_url: &str) {
-    let server = start_server(binary, database_url).await;
+    let server = start_server(binary, database_url, "rt", None).await;
     let app = &server.app;
     let (alice, bob) = (app.register("Alice").await, app.register("Bob").await);
     let ws = app.workspace(&alice, &[&bob]).await;

@@ -1,0 +1,179 @@
+//! Assistant answers: token relay, against a `skein` release binary in its own process and
+//! the fake OpenAI-compatible provider (in this process) streaming as fast as it can.
+//!
+//! - tokens relayed per second to 1 and to 100 subscribers of the conversation (SSE), and the
+//!   server's CPU time per relayed token (its utime + stime over the run);
+//! - 2,000 concurrent generations at 20 tokens/s each: the delay from the provider writing a
+//!   token (its timestamp is the token) to a subscriber having parsed it, p50 and p99.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use skein_tests::fake_llm::{FakeLlm, unix_micros};
+use skein_tests::{TestApp, TestUser};
+
+use crate::realtime::{percentile, start_server};
+
+/// What the subscribers of one phase saw.
+#[derive(Default)]
+struct Tally {
+    deltas: AtomicU64,
+    done: AtomicU64,
+    first_delta_us: AtomicU64,
+    last_done_us: AtomicU64,
+    latencies: std::sync::Mutex<Vec<Duration>>,
+}
+
+/// Opens `n` SSE connections to the conversation's stream, counting deltas and ends, and
+/// (for `clock-` tokens) recording each delta's delay.
+async fn subscribe(app: &TestApp, user: &TestUser, conv: &str, n: usize, tally: &Arc<Tally>) {
+    let url = format!("{}/api/conversations/{conv}/stream", app.base);
+    for _ in 0..n {
+        let res = app.http.get(&url).bearer_auth(&user.token).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let tally = tally.clone();
+        tokio::spawn(async move {
+            let mut body = res.bytes_stream();
+            let mut pending = String::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                pending.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = pending.find("\n\n") {
+                    let frame: String = pending.drain(..end + 2).collect();
+                    let now = unix_micros();
+                    if frame.starts_with("event: message.delta") {
+                        tally.first_delta_us.compare_exchange(0, now as u64, Ordering::Relaxed, Ordering::Relaxed).ok();
+                        tally.deltas.fetch_add(1, Ordering::Relaxed);
+                        let stamp = frame.split("\"delta\":\"").nth(1).and_then(|s| s.split(';').next());
+                        if let Some(sent) = stamp.and_then(|s| s.parse::<u128>().ok()) {
+                            let delay = Duration::from_micros(now.saturating_sub(sent) as u64);
+                            tally.latencies.lock().unwrap().push(delay);
+                        }
+                    } else if frame.starts_with("event: message.done") {
+                        tally.last_done_us.store(now as u64, Ordering::Relaxed);
+                        tally.done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The process's CPU time so far (user + system).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux.
+}
+
+async fn wait_for(tally: &Tally, done: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    while tally.done.load(Ordering::Relaxed) < done && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(tally.done.load(Ordering::Relaxed), done, "every subscriber saw every answer end");
+}
+
+/// A thread root answered by `assistant`.
+async fn thread(app: &TestApp, user: &TestUser, assistant: &str, conv: &str) -> String {
+    let body = json!({ "content": "go", "settings": { "assistant_id": assistant } });
+    app.post(&format!("/api/threads/{conv}/root"), user, body).await.expect(201).str("id")
+}
+
+pub async fn run(binary: &str, database_url: &str) {
+    let llm = FakeLlm::start().await;
+    let config = std::env::temp_dir().join(format!("skein-bench-answers-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            "[llm]\nmax_running_per_user = 5000\nmax_running_per_instance = 5000\n\n\
+             [[llm.providers]]\nname = \"fake\"\nbase_url = \"{}\"\ndefault_model = \"tokens-1\"\n",
+            llm.base_url
+        ),
+    )
+    .unwrap();
+    let server = start_server(binary, database_url, "answers", config.to_str()).await;
+    let pid = server.child.id();
+    let app = &server.app;
+    let (alice, bob) = (app.register("Alice").await, app.register("Bob").await);
+    let ws = app.workspace(&alice, &[&bob]).await;
+    let assistant = app
+        .post(&format!("/api/workspaces/{ws}/assistants"), &alice, json!({ "name": "Bench", "provider": "fake" }))
+        .await
+        .expect(201)
+        .str("id");
+    println!("\n## Assistant answers: token relay (SSE, server in its own process, fake provider flat out)\n");
+    println!(
+        "| subscribers | tokens | deliveries | tokens/s relayed | deliveries/s | server CPU µs per token | per delivery |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for (subscribers, tokens) in [(1usize, 100_000u64), (100, 10_000)] {
+        let conv = app.channel(&alice, &ws, &[&bob]).await;
+        let root = thread(app, &alice, &assistant, &conv).await;
+        let tally = Arc::new(Tally::default());
+        subscribe(app, &bob, &conv, subscribers, &tally).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let cpu_before = cpu_time(pid);
+        let model = format!("tokens-{tokens}");
+        app.post(&format!("/api/messages/{root}/generate"), &alice, json!({ "model": model })).await.expect(201);
+        wait_for(&tally, subscribers as u64, Duration::from_secs(300)).await;
+        let cpu = cpu_time(pid) - cpu_before;
+        let deliveries = tally.deltas.load(Ordering::Relaxed);
+        assert_eq!(deliveries, tokens * subscribers as u64, "every token reached every subscriber");
+        let span = Duration::from_micros(
+            tally.last_done_us.load(Ordering::Relaxed) - tally.first_delta_us.load(Ordering::Relaxed),
+        );
+        println!(
+            "| {subscribers} | {tokens} | {deliveries} | {:.0} | {:.0} | {:.2} | {:.2} |",
+            tokens as f64 / span.as_secs_f64(),
+            deliveries as f64 / span.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / tokens as f64,
+            cpu.as_secs_f64() * 1e6 / deliveries as f64,
+        );
+    }
+
+    // 2,000 concurrent answers at 20 tokens/s, spread over 40 conversations with one
+    // subscriber each.
+    let (conversations, per_conversation, tokens) = (40, 50, 200);
+    let tally = Arc::new(Tally::default());
+    let mut roots = Vec::new();
+    for _ in 0..conversations {
+        let conv = app.channel(&alice, &ws, &[&bob]).await;
+        subscribe(app, &bob, &conv, 1, &tally).await;
+        for _ in 0..per_conversation {
+            roots.push(thread(app, &alice, &assistant, &conv).await);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let model = format!("clock-{tokens}-every-50");
+    let started = Instant::now();
+    for batch in roots.chunks(100) {
+        futures_util::future::join_all(batch.iter().map(|root| {
+            let (path, body, alice) = (format!("/api/messages/{root}/generate"), json!({ "model": model }), &alice);
+            async move { app.post(&path, alice, body).await }
+        }))
+        .await
+        .into_iter()
+        .for_each(|r| {
+            r.expect(201);
+        });
+    }
+    let ramp = started.elapsed();
+    wait_for(&tally, roots.len() as u64, Duration::from_secs(120)).await;
+    let mut latencies = std::mem::take(&mut *tally.latencies.lock().unwrap());
+    assert_eq!(latencies.len() as u64, roots.len() as u64 * tokens, "every token delivered");
+    println!(
+        "\n{} concurrent answers at 20 tokens/s ({} tokens, started within {:.1} s): provider→subscriber delay p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+        roots.len(),
+        latencies.len(),
+        ramp.as_secs_f64(),
+        percentile(&mut latencies, 0.50),
+        percentile(&mut latencies, 0.99),
+        percentile(&mut latencies, 1.0),
+    );
+    let _ = std::fs::remove_file(config);
+}
