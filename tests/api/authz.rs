@@ -3,6 +3,8 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use skein_infra::llm::ProviderConfig;
+use skein_tests::fake_llm::FakeLlm;
 use skein_tests::{TestApp, TestUser};
 
 /// Conversation roles plus the two outsiders, in matrix column order.
@@ -19,7 +21,10 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let app = TestApp::spawn().await;
+    fixture_on(TestApp::spawn().await).await
+}
+
+async fn fixture_on(app: TestApp) -> Fixture {
     let owner = app.register("Owner").await;
     let non_member = app.register("NonMember").await;
     let viewer = app.register("Viewer").await;
@@ -141,6 +146,67 @@ async fn posting_endpoints() {
     matrix!(fx, "reply", POST, |r| fx
         .call(r, Method::POST, &format!("/api/messages/{root}/reply"), Some(json!({ "content": "hi" })))
         .await);
+}
+
+#[tokio::test]
+async fn answer_endpoints() {
+    let llm = FakeLlm::start().await;
+    let base_url = llm.base_url.clone();
+    let fx = fixture_on(
+        TestApp::spawn_with(|config| {
+            config.llm.providers = vec![ProviderConfig {
+                name: "fake".into(),
+                base_url,
+                api_key_env: None,
+                default_model: "tokens-2".into(),
+                allowed_models: Vec::new(),
+                request_timeout_secs: 5,
+                context_windows: Default::default(),
+                default_context_window: 8192,
+            }];
+        })
+        .await,
+    )
+    .await;
+    let (app, c, owner) = (&fx.app, fx.conversation.clone(), &fx.owner);
+    let assistants = format!("/api/workspaces/{}/assistants", fx.ws);
+    let assistant =
+        app.post(&assistants, owner, json!({ "name": "A", "provider": "fake" })).await.expect(201).str("id");
+    let root = || async {
+        let body = json!({ "content": "q", "settings": { "assistant_id": assistant } });
+        app.post(&format!("/api/threads/{c}/root"), owner, body).await.expect(201).str("id")
+    };
+    let answer = || async {
+        let parent = root().await;
+        let id = app.post(&format!("/api/messages/{parent}/generate"), owner, json!({})).await.expect(201).str("id");
+        for _ in 0..200 {
+            if app.get(&format!("/api/messages/{id}"), owner).await.body["status"] != "streaming" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        id
+    };
+    const READ: [u16; 6] = [401, 404, 200, 200, 200, 200];
+    const ACT: [u16; 6] = [401, 404, 403, 200, 200, 200];
+    matrix!(fx, "generate", [401, 404, 403, 201, 201, 201], |r| {
+        let parent = root().await;
+        fx.call(r, Method::POST, &format!("/api/messages/{parent}/generate"), Some(json!({}))).await
+    });
+    let done = answer().await;
+    for path in [format!("/api/messages/{done}/chunks"), format!("/api/messages/{done}/stream")] {
+        matrix!(fx, path, READ, |r| fx.call(r, Method::GET, &path, None).await);
+    }
+    matrix!(fx, "cancel", ACT, |r| fx.call(r, Method::POST, &format!("/api/messages/{done}/cancel"), None).await);
+    let feedback = format!("/api/messages/{done}/feedback");
+    matrix!(fx, "rate", ACT, |r| fx.call(r, Method::PUT, &feedback, Some(json!({ "rating": "up" }))).await);
+    matrix!(fx, "unrate", ACT, |r| fx.call(r, Method::DELETE, &feedback, None).await);
+    // The root's author (the owner) and conversation admins edit a thread.
+    let thread = root().await;
+    matrix!(fx, "edit thread", [401, 404, 403, 403, 200, 200], |r| fx
+        .call(r, Method::PATCH, &format!("/api/threads/{thread}"), Some(json!({ "tags": ["x"] })))
+        .await);
+    assert!(llm.requests() >= 4);
 }
 
 #[tokio::test]

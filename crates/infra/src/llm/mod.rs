@@ -2,6 +2,7 @@
 //! running on this instance.
 
 pub mod config;
+pub mod flusher;
 pub mod provider;
 pub mod runner;
 pub mod store;
@@ -13,8 +14,9 @@ use std::time::Duration;
 
 pub use config::{LlmConfig, ProviderConfig};
 use diesel_async::AsyncPgConnection;
+use flusher::FlushQueue;
 use provider::Provider;
-use runner::{FlushPolicy, Job, Registry};
+use runner::{Job, Registry};
 use uuid::Uuid;
 
 use crate::db::{PgPool, SetupError};
@@ -26,6 +28,7 @@ pub struct Llm {
     pub config: Arc<LlmConfig>,
     providers: Arc<HashMap<String, Arc<Provider>>>,
     pub registry: Registry,
+    queue: FlushQueue,
     pool: PgPool,
     signals: Signals,
     /// This instance's id as a generation runner.
@@ -47,12 +50,15 @@ impl Llm {
             config: Arc::new(config.clone()),
             providers: Arc::new(providers),
             registry: Registry::default(),
+            queue: FlushQueue::new(config.flush_max_chars),
             pool,
             signals,
             instance,
             _alive: Arc::new(tokio::sync::Mutex::new(alive)),
         };
         llm.recover().await;
+        let interval = Duration::from_millis(config.flush_interval_ms.max(10));
+        flusher::spawn(llm.queue.clone(), llm.pool.clone(), llm.registry.clone(), instance, interval);
         let every = Duration::from_secs(config.recovery_interval_secs.max(1));
         tokio::spawn({
             let llm = llm.clone();
@@ -92,11 +98,14 @@ impl Llm {
             tracing::error!(provider, "launch for an unknown provider");
             return;
         };
-        let policy = FlushPolicy {
-            interval: Duration::from_millis(self.config.flush_interval_ms.max(10)),
-            max_chars: self.config.flush_max_chars.max(1),
-        };
-        runner::spawn(self.registry.clone(), self.pool.clone(), self.signals.clone(), provider, policy, job);
+        runner::spawn(
+            self.registry.clone(),
+            self.pool.clone(),
+            self.signals.clone(),
+            provider,
+            self.queue.clone(),
+            job,
+        );
     }
 
     /// Cancels the generation if it runs here and waits (up to `within`) for its terminal

@@ -1,17 +1,16 @@
 //! Running generations: one task per assistant message, independent of any HTTP request.
 //!
 //! The task reads the provider's stream, sends every delta live (`message.delta` on the
-//! conversation's streams and to `GET /api/messages/{id}/stream` followers), and writes the
-//! content to the database in coalesced chunks: at most every `flush_interval_ms` or
-//! `flush_max_chars`, so the writes per reply grow with its duration, not its token count. It
-//! ends in exactly one terminal state, written with its `message.done` in one transaction.
-//! Cancelling drops the provider stream, which aborts the HTTP request at once.
+//! conversation's streams and to `GET /api/messages/{id}/stream` followers) and hands it to
+//! the instance's flusher (`flusher.rs`), never waiting on the database while tokens arrive.
+//! It ends in exactly one terminal state, written with the last chunk and its `message.done`
+//! in one transaction. Cancelling drops the provider stream, which aborts the HTTP request at
+//! once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use skein_domain::cursor::EventCursor;
 use skein_shared::assistant::{GenerationError, GenerationErrorCode, MessageDelta, MessageDone, Usage};
 use skein_shared::event::{Event, EventBody};
@@ -20,12 +19,16 @@ use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, broadcast};
 
+use super::flusher::FlushQueue;
 use super::provider::{ChatRequest, Provider, provider_error, timed_out};
 use super::store::{self, Finish};
 use super::title;
 use crate::db::PgPool;
 use crate::events::Signals;
 use crate::events::hub::Ephemeral;
+
+/// Most content relayed as one delta when chunks arrive faster than they are relayed.
+const BURST_MAX_BYTES: usize = 4096;
 
 /// A generation to run.
 #[derive(Clone, Debug)]
@@ -113,30 +116,15 @@ pub fn lock_live(live: &Mutex<Live>) -> std::sync::MutexGuard<'_, Live> {
     live.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// How content is written as it streams.
-#[derive(Clone, Copy, Debug)]
-pub struct FlushPolicy {
-    pub interval: Duration,
-    pub max_chars: usize,
-}
-
 /// Starts the job's task.
-pub fn spawn(
-    registry: Registry,
-    pool: PgPool,
-    signals: Signals,
-    provider: Arc<Provider>,
-    policy: FlushPolicy,
-    job: Job,
-) {
+pub fn spawn(registry: Registry, pool: PgPool, signals: Signals, provider: Arc<Provider>, queue: FlushQueue, job: Job) {
     let (followers, _) = broadcast::channel(1024);
     let live = Arc::new(Mutex::new(Live { content: String::new(), chars: 0, done: None, followers }));
     let cancel = Arc::new(Notify::new());
     registry.lock().insert(job.message_id, Running { live: live.clone(), cancel: cancel.clone() });
     tokio::spawn(async move {
         let id = job.message_id;
-        let mut run =
-            Run { pool, signals, job, live, policy, pending: String::new(), flushed_chars: 0, chunk_index: 0 };
+        let mut run = Run { pool, signals, job, live, queue };
         let title_after = run.run(&provider, &cancel).await;
         registry.lock().remove(&id);
         if let Some(answer) = title_after {
@@ -150,11 +138,7 @@ struct Run {
     signals: Signals,
     job: Job,
     live: Arc<Mutex<Live>>,
-    policy: FlushPolicy,
-    /// Received but not yet written.
-    pending: String,
-    flushed_chars: u32,
-    chunk_index: i32,
+    queue: FlushQueue,
 }
 
 /// How a stream ended, before it is written.
@@ -186,7 +170,6 @@ impl Run {
             _ = cancel.notified() => Outcome::cancelled(),
             outcome = self.stream(provider, &mut first_token_at) => outcome,
         };
-        // A flush failure is not worth losing the reply: the final write carries everything.
         let finish = Finish {
             status: outcome.status,
             content: lock_live(&self.live).content.clone(),
@@ -196,16 +179,8 @@ impl Run {
             first_token_at,
             started_at: started,
         };
-        let done = match store::finish(
-            &self.pool,
-            &self.job,
-            &self.pending,
-            self.flushed_chars,
-            self.chunk_index,
-            &finish,
-        )
-        .await
-        {
+        let tail = self.queue.finish(self.job.message_id);
+        let done = match store::finish(&self.pool, &self.job, tail.as_ref(), &finish).await {
             Ok(Some(done)) => done,
             // Someone else (a cancel racing us, or recovery) already ended it.
             Ok(None) => return None,
@@ -224,67 +199,72 @@ impl Run {
         (complete && self.job.auto_title).then_some(finish.content)
     }
 
-    /// Reads the provider's stream to its end, sending and flushing as it goes.
+    /// Reads the provider's stream to its end, relaying as it goes. Chunks that have already
+    /// arrived are relayed together as one delta (up to `BURST_MAX_BYTES`): a provider
+    /// streaming faster than its readers costs fewer events, and a token is never held back
+    /// waiting for the next one.
     async fn stream(&mut self, provider: &Provider, first_token_at: &mut Option<OffsetDateTime>) -> Outcome {
         let mut stream = match provider.stream(&self.job.request).await {
             Ok(stream) => stream,
             Err(e) => return Outcome::failed(e),
         };
         let timeout = provider.timeout();
-        let mut ticker = tokio::time::interval(self.policy.interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut finish_reason, mut usage) = (None, None);
-        // The provider must send something within `timeout` of the last chunk; a deadline,
-        // not a timeout per poll, since flush ticks interrupt the wait.
-        let mut deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let next = tokio::select! {
-                next = tokio::time::timeout_at(deadline, stream.next()) => next,
-                _ = ticker.tick() => {
-                    if let Some(outcome) = self.flush().await {
-                        return outcome;
-                    }
-                    continue;
+        let mut burst = String::new();
+        let mut ready = None;
+        let ended = loop {
+            let next = match ready.take() {
+                Some(item) => Ok(item),
+                None => {
+                    // Nothing more has arrived: send what has before waiting.
+                    self.relay(&mut burst);
+                    // The provider must send something within `timeout` of the last chunk.
+                    tokio::time::timeout(timeout, stream.next()).await
                 }
             };
             let chunk = match next {
-                Err(_) => return Outcome::failed(timed_out(timeout)),
+                Err(_) => break Err(timed_out(timeout)),
                 // async-openai ends the stream at `[DONE]` and at a plain end of the body alike;
                 // a proper end always had a finish reason first.
-                Ok(None) => break,
-                Ok(Some(Err(e))) => return Outcome::failed(provider_error(&e)),
+                Ok(None) => break Ok(()),
+                Ok(Some(Err(e))) => break Err(provider_error(&e)),
                 Ok(Some(Ok(chunk))) => chunk,
             };
-            deadline = tokio::time::Instant::now() + timeout;
             if let Some(u) = chunk.usage {
                 usage = Some(u.into());
             }
             for choice in chunk.choices {
                 if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
                     first_token_at.get_or_insert_with(OffsetDateTime::now_utc);
-                    self.relay(text);
+                    burst.push_str(&text);
                 }
                 if let Some(reason) = choice.finish_reason {
                     finish_reason = Some(reason);
                 }
             }
-            if self.pending.chars().count() >= self.policy.max_chars
-                && let Some(outcome) = self.flush().await
-            {
-                return outcome;
+            if burst.len() < BURST_MAX_BYTES {
+                ready = stream.next().now_or_never();
             }
-        }
-        match finish_reason {
-            Some(reason) => Outcome { status: MessageStatus::Complete, finish_reason: reason, usage, error: None },
-            None => Outcome::failed(GenerationError {
+        };
+        self.relay(&mut burst);
+        match (ended, finish_reason) {
+            (Err(e), _) => Outcome::failed(e),
+            (Ok(()), Some(reason)) => {
+                Outcome { status: MessageStatus::Complete, finish_reason: reason, usage, error: None }
+            }
+            (Ok(()), None) => Outcome::failed(GenerationError {
                 code: GenerationErrorCode::StreamIncomplete,
                 message: "the provider's stream ended before it finished".into(),
             }),
         }
     }
 
-    /// Sends a delta to every follower and queues it for the next flush.
-    fn relay(&mut self, text: String) {
+    /// Sends `burst` (emptying it) as a delta to every follower and queues it for the flusher.
+    fn relay(&mut self, burst: &mut String) {
+        if burst.is_empty() {
+            return;
+        }
+        let text = std::mem::take(burst);
         let delta = {
             let mut live = lock_live(&self.live);
             let delta = MessageDelta { message_id: self.job.message_id, offset: live.chars, delta: text };
@@ -293,7 +273,7 @@ impl Run {
             let _ = live.followers.send(Piece::Delta(delta.clone()));
             delta
         };
-        self.pending.push_str(&delta.delta);
+        self.queue.push(self.job.message_id, &delta.delta);
         self.signals.publish(Ephemeral {
             conversation_id: Some(self.job.conversation_id),
             open_to: self.job.open_to,
@@ -309,27 +289,5 @@ impl Run {
                 occurred_at: OffsetDateTime::now_utc(),
             },
         });
-    }
-
-    /// Writes what is pending as the next chunk. Returns an outcome when the generation must
-    /// stop: a cancel arrived through the database (from another instance).
-    async fn flush(&mut self) -> Option<Outcome> {
-        let written =
-            store::flush(&self.pool, self.job.message_id, self.chunk_index, self.flushed_chars, &self.pending).await;
-        match written {
-            Ok(flushed) => {
-                if flushed.wrote {
-                    self.flushed_chars += self.pending.chars().count() as u32;
-                    self.chunk_index += 1;
-                    self.pending.clear();
-                }
-                flushed.cancel_requested.then(Outcome::cancelled)
-            }
-            Err(e) => {
-                // Kept in `pending`: the next flush or the final write carries it.
-                tracing::warn!(message = %self.job.message_id, error = %e, "cannot flush a generation");
-                None
-            }
-        }
     }
 }

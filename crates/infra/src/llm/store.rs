@@ -1,8 +1,8 @@
-//! The database side of a running generation: coalesced flushes, the single terminal write
-//! with its events, and failing what a dead instance left behind.
+//! The database side of a generation's end: the single terminal write with its events, and
+//! failing what a dead instance left behind. (Streamed content is written by `flusher.rs`.)
 
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Integer, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Bool, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use skein_shared::assistant::{GenerationError, GenerationErrorCode, MessageDone, Usage};
 use skein_shared::event::{EventBody, StreamError};
@@ -11,6 +11,7 @@ use skein_shared::{ConversationId, ErrorCode, MessageId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::flusher::Chunk;
 use super::runner::Job;
 use crate::codec::{enum_to_db, ulid, uuid};
 use crate::db::PgPool;
@@ -29,45 +30,6 @@ async fn conn(pool: &PgPool) -> Result<crate::db::PgConn, StoreError> {
     pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))
 }
 
-pub struct Flushed {
-    pub wrote: bool,
-    pub cancel_requested: bool,
-}
-
-#[derive(QueryableByName)]
-struct FlushRow {
-    #[diesel(sql_type = Bool)]
-    cancel_requested: bool,
-    #[diesel(sql_type = Bool)]
-    wrote: bool,
-}
-
-/// Appends `pending` to the message and as chunk `index` (one statement), and reads whether
-/// a cancel was requested through the database.
-pub async fn flush(
-    pool: &PgPool,
-    message: MessageId,
-    index: i32,
-    offset: u32,
-    pending: &str,
-) -> Result<Flushed, StoreError> {
-    let mut conn = conn(pool).await?;
-    let row: FlushRow = diesel::sql_query(
-        "WITH chunk AS (INSERT INTO message_chunks (message_id, idx, char_offset, content) \
-           SELECT $1, $2, $3, $4 WHERE $4 <> '' RETURNING 1), \
-         msg AS (UPDATE messages SET content = content || $4 WHERE id = $1 AND $4 <> '' RETURNING 1) \
-         SELECT g.cancel_requested, EXISTS (SELECT 1 FROM chunk) AND EXISTS (SELECT 1 FROM msg) AS wrote \
-         FROM generations g WHERE g.message_id = $1",
-    )
-    .bind::<SqlUuid, _>(uuid(message))
-    .bind::<Integer, _>(index)
-    .bind::<Integer, _>(offset as i32)
-    .bind::<Text, _>(pending)
-    .get_result(&mut conn)
-    .await?;
-    Ok(Flushed { wrote: row.wrote, cancel_requested: row.cancel_requested })
-}
-
 /// How a generation ended.
 pub struct Finish {
     pub status: MessageStatus,
@@ -80,42 +42,43 @@ pub struct Finish {
     pub started_at: OffsetDateTime,
 }
 
-/// Records the end: the last chunk, the message's content and status, the generation's
-/// details, then `error` (on failure) and `message.done`, in one transaction. `None` when the
-/// generation had already ended (exactly one terminal state wins).
+/// Records the runner's end: the last chunk, the message's content (the runner's, which is
+/// authoritative) and status, the generation's details, then `error` (on failure) and
+/// `message.done`, in one transaction. `None` when the generation had already ended (exactly
+/// one terminal state wins).
 pub async fn finish(
     pool: &PgPool,
     job: &Job,
-    pending: &str,
-    flushed_chars: u32,
-    index: i32,
+    tail: Option<&Chunk>,
     finish: &Finish,
 ) -> Result<Option<MessageDone>, StoreError> {
     let mut conn = conn(pool).await?;
+    let ending = Ending::Runner { tail };
     let done = conn
         .transaction(async |conn| {
-            finish_in(
-                conn,
-                job.conversation_id,
-                job.root_id,
-                job.message_id,
-                finish,
-                Some((pending, flushed_chars, index)),
-            )
-            .await
+            finish_in(conn, job.conversation_id, job.root_id, job.message_id, finish, ending).await
         })
         .await?;
     Ok(done)
 }
 
-/// The terminal write, inside a transaction. `tail` is the last unflushed chunk, if known.
+/// Who writes an end.
+#[derive(Clone, Copy)]
+enum Ending<'a> {
+    /// The runner: its content is the whole answer; `tail` is what the flusher has not taken.
+    Runner { tail: Option<&'a Chunk> },
+    /// Recovery: what was flushed is all there is.
+    Recovery,
+}
+
+/// The terminal write, inside a transaction.
 async fn finish_in(
     conn: &mut AsyncPgConnection,
     conversation: ConversationId,
     root: MessageId,
     message: MessageId,
     finish: &Finish,
-    tail: Option<(&str, u32, i32)>,
+    ending: Ending<'_>,
 ) -> Result<Option<MessageDone>, diesel::result::Error> {
     log::lock_conversation(conn, uuid(conversation)).await?;
     let now = OffsetDateTime::now_utc();
@@ -135,29 +98,31 @@ async fn finish_in(
     if ended == 0 {
         return Ok(None);
     }
-    if let Some((pending, offset, index)) = tail.filter(|(p, _, _)| !p.is_empty()) {
+    if let Ending::Runner { tail: Some(chunk) } = ending {
         diesel::insert_into(message_chunks::table)
             .values((
                 message_chunks::message_id.eq(uuid(message)),
-                message_chunks::idx.eq(index),
-                message_chunks::char_offset.eq(offset as i32),
-                message_chunks::content.eq(pending),
+                message_chunks::idx.eq(chunk.index),
+                message_chunks::char_offset.eq(chunk.offset as i32),
+                message_chunks::content.eq(&chunk.content),
             ))
             .execute(conn)
             .await?;
     }
-    let content = diesel::update(messages::table.find(uuid(message)))
-        .set(messages::status.eq(enum_to_db(finish.status)))
-        .returning(messages::content)
-        .get_result::<String>(conn)
-        .await?;
-    // The runner's content is authoritative; after a crash, what was flushed is all there is.
-    if tail.is_some() && content != finish.content {
-        diesel::update(messages::table.find(uuid(message)))
-            .set(messages::content.eq(&finish.content))
-            .execute(conn)
-            .await?;
-    }
+    let target = messages::table.find(uuid(message));
+    match ending {
+        // Whatever the flusher has committed or has in flight, the runner's content is whole
+        // (a flush landing after this leaves a terminal message's content alone).
+        Ending::Runner { .. } => {
+            diesel::update(target)
+                .set((messages::status.eq(enum_to_db(finish.status)), messages::content.eq(&finish.content)))
+                .execute(conn)
+                .await?
+        }
+        Ending::Recovery => {
+            diesel::update(target).set(messages::status.eq(enum_to_db(finish.status))).execute(conn).await?
+        }
+    };
     if let Some(error) = &finish.error {
         let body = EventBody::Error(StreamError {
             code: ErrorCode::GenerationFailed,
@@ -227,7 +192,8 @@ pub async fn fail_abandoned(pool: &PgPool, me: Uuid) -> Result<usize, StoreError
                         started_at,
                     };
                     let ids = (ConversationId(ulid(conversation)), MessageId(ulid(root)), MessageId(ulid(message)));
-                    n += usize::from(finish_in(conn, ids.0, ids.1, ids.2, &finish, None).await?.is_some());
+                    let ended = finish_in(conn, ids.0, ids.1, ids.2, &finish, Ending::Recovery).await?;
+                    n += usize::from(ended.is_some());
                 }
                 Ok(n)
             })

@@ -21,6 +21,8 @@ use crate::realtime::{percentile, start_server};
 #[derive(Default)]
 struct Tally {
     deltas: AtomicU64,
+    /// Characters of content received (a delta may carry several tokens).
+    chars: AtomicU64,
     done: AtomicU64,
     first_delta_us: AtomicU64,
     last_done_us: AtomicU64,
@@ -46,8 +48,11 @@ async fn subscribe(app: &TestApp, user: &TestUser, conv: &str, n: usize, tally: 
                     if frame.starts_with("event: message.delta") {
                         tally.first_delta_us.compare_exchange(0, now as u64, Ordering::Relaxed, Ordering::Relaxed).ok();
                         tally.deltas.fetch_add(1, Ordering::Relaxed);
-                        let stamp = frame.split("\"delta\":\"").nth(1).and_then(|s| s.split(';').next());
-                        if let Some(sent) = stamp.and_then(|s| s.parse::<u128>().ok()) {
+                        // Fake tokens need no JSON escapes: the content runs to the next quote.
+                        let content = frame.split("\"delta\":\"").nth(1).and_then(|s| s.split('"').next());
+                        let content = content.unwrap_or_default();
+                        tally.chars.fetch_add(content.len() as u64, Ordering::Relaxed);
+                        for sent in content.split(';').filter_map(|s| s.parse::<u128>().ok()) {
                             let delay = Duration::from_micros(now.saturating_sub(sent) as u64);
                             tally.latencies.lock().unwrap().push(delay);
                         }
@@ -108,9 +113,9 @@ pub async fn run(binary: &str, database_url: &str) {
         .str("id");
     println!("\n## Assistant answers: token relay (SSE, server in its own process, fake provider flat out)\n");
     println!(
-        "| subscribers | tokens | deliveries | tokens/s relayed | deliveries/s | server CPU µs per token | per delivery |"
+        "| subscribers | tokens | token deliveries | delta events | tokens/s relayed | token deliveries/s | server CPU µs per token | per token delivery |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (subscribers, tokens) in [(1usize, 100_000u64), (100, 10_000)] {
         let conv = app.channel(&alice, &ws, &[&bob]).await;
         let root = thread(app, &alice, &assistant, &conv).await;
@@ -122,13 +127,16 @@ pub async fn run(binary: &str, database_url: &str) {
         app.post(&format!("/api/messages/{root}/generate"), &alice, json!({ "model": model })).await.expect(201);
         wait_for(&tally, subscribers as u64, Duration::from_secs(300)).await;
         let cpu = cpu_time(pid) - cpu_before;
-        let deliveries = tally.deltas.load(Ordering::Relaxed);
-        assert_eq!(deliveries, tokens * subscribers as u64, "every token reached every subscriber");
+        let expected: u64 = (0..tokens).map(|i| format!("t{i} ").len() as u64).sum();
+        let chars = tally.chars.load(Ordering::Relaxed);
+        assert_eq!(chars, expected * subscribers as u64, "every token reached every subscriber");
+        let deliveries = tokens * subscribers as u64;
+        let events = tally.deltas.load(Ordering::Relaxed);
         let span = Duration::from_micros(
             tally.last_done_us.load(Ordering::Relaxed) - tally.first_delta_us.load(Ordering::Relaxed),
         );
         println!(
-            "| {subscribers} | {tokens} | {deliveries} | {:.0} | {:.0} | {:.2} | {:.2} |",
+            "| {subscribers} | {tokens} | {deliveries} | {events} | {:.0} | {:.0} | {:.2} | {:.2} |",
             tokens as f64 / span.as_secs_f64(),
             deliveries as f64 / span.as_secs_f64(),
             cpu.as_secs_f64() * 1e6 / tokens as f64,
