@@ -318,20 +318,22 @@ type PendingSubscribe = (UserId, Scope, Option<EventCursor>, oneshot::Sender<Sub
 impl Actor {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, wake: Arc<Notify>) {
         let mut retry: Option<Duration> = None;
+        // When to read the log without a wake-up: a deadline, so that a steady flow of live
+        // events (assistant deltas) neither postpones it nor causes reads of its own.
+        let mut read_at = tokio::time::Instant::now();
         loop {
-            let idle = retry.unwrap_or(self.config.poll_interval);
-            let first = tokio::select! {
+            let (first, read_log) = tokio::select! {
                 biased;
                 command = commands.recv() => match command {
-                    Some(command) => Some(command),
+                    Some(command) => (Some(command), true),
                     None => break,
                 },
                 Some(e) = self.ephemerals.recv() => {
                     self.defer(e);
-                    None
+                    (None, false)
                 }
-                _ = wake.notified() => None,
-                _ = tokio::time::sleep(idle) => None,
+                _ = wake.notified() => (None, true),
+                _ = tokio::time::sleep_until(read_at) => (None, true),
             };
             // Take every queued command at once, so that many subscribers cost one span query.
             let mut pending = Vec::new();
@@ -361,7 +363,10 @@ impl Actor {
             }
             self.take_ephemerals();
             self.dispatch_ready(self.position).await;
-            retry = self.tail(retry).await;
+            if read_log {
+                retry = self.tail(retry).await;
+                read_at = tokio::time::Instant::now() + retry.unwrap_or(self.config.poll_interval);
+            }
         }
         tracing::info!(subscribers = self.subs.len(), "event hub stopped");
     }
