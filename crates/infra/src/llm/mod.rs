@@ -114,7 +114,7 @@ impl Llm {
         let Some(live) = self.registry.live(message) else {
             return false;
         };
-        let (_, _, done, mut pieces) = runner::lock_live(&live).follow();
+        let (_, done, mut pieces) = runner::lock_live(&live).follow();
         // The sender lives in `live`: held here, the channel would never close.
         drop(live);
         self.registry.cancel(message);

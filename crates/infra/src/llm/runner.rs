@@ -65,8 +65,8 @@ pub struct Live {
 
 impl Live {
     /// The content so far, and the pieces after it (or the end, if it has ended).
-    pub fn follow(&self) -> (String, u32, Option<MessageDone>, broadcast::Receiver<Piece>) {
-        (self.content.clone(), self.chars, self.done.clone(), self.followers.subscribe())
+    pub fn follow(&self) -> (String, Option<MessageDone>, broadcast::Receiver<Piece>) {
+        (self.content.clone(), self.done.clone(), self.followers.subscribe())
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use diesel::dsl::count_star;
 use diesel::prelude::*;
+use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use skein_domain::context::BranchMessage;
 use skein_domain::entities::{MessageRecord, NewGeneration, ThreadAi, ThreadPatch};
@@ -317,8 +318,6 @@ impl GenerationRepo for Store {
         Ok(summary)
     }
 }
-
-use diesel::result::Error as DieselError;
 
 /// `PATCH /api/threads/{root_id}`'s columns; `None` leaves a column alone.
 #[derive(AsChangeset)]

@@ -115,7 +115,7 @@ async fn relay(state: AppState, user: UserId, mut detail: MessageDetail, offset:
     let poll = Duration::from_millis(state.llm.config.flush_interval_ms.max(50));
     loop {
         if let Some(live) = state.llm.registry.live(out.message.id) {
-            let (content, _, done, mut pieces) = lock_live(&live).follow();
+            let (content, done, mut pieces) = lock_live(&live).follow();
             drop(live);
             if out.content(&content, 0).await.is_err() {
                 return;

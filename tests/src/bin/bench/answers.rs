@@ -3,8 +3,9 @@
 //!
 //! - tokens relayed per second to 1 and to 100 subscribers of the conversation (SSE), and the
 //!   server's CPU time per relayed token (its utime + stime over the run);
-//! - 2,000 concurrent generations at 20 tokens/s each: the delay from the provider writing a
-//!   token (its timestamp is the token) to a subscriber having parsed it, p50 and p99.
+//! - 2,000 concurrent generations at 20 tokens/s each (200 conversations, one subscriber
+//!   each): the delay from the provider writing a token (its timestamp is the token) to a
+//!   subscriber having parsed it, p50 and p99.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -156,9 +157,10 @@ pub async fn run(binary: &str, database_url: &str) {
         );
     }
 
-    // 2,000 concurrent answers at 20 tokens/s (a minute each), spread over 40 conversations
-    // with one subscriber each; delays are recorded for 20 s once every answer runs.
-    let (conversations, per_conversation, tokens) = (40, 50, 1_200);
+    // 2,000 concurrent answers at 20 tokens/s (a minute each), spread over 200 conversations
+    // with one subscriber each (200 events/s per connection); delays are recorded for 20 s
+    // once every answer runs.
+    let (conversations, per_conversation, tokens) = (200, 10, 1_200);
     let tally = Arc::new(Tally::default());
     let mut roots = Vec::new();
     for _ in 0..conversations {
