@@ -149,7 +149,12 @@ async fn stream_tokens(
             "clock" => format!("{};", unix_micros()),
             _ => format!("t{i} "),
         };
-        let frame = chunk(json!({ "content": content }), Value::Null, Value::Null);
+        // The same bytes `chunk` would make, without building JSON per token (benchmarks
+        // stream tens of thousands of tokens a second from this process).
+        let frame = format!(
+            "data: {{\"id\":\"chatcmpl-fake\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"fake\",\
+             \"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{content}\"}},\"finish_reason\":null}}]}}\n\n"
+        );
         if socket.write_all(frame.as_bytes()).await.is_err() || socket.flush().await.is_err() {
             return false;
         }

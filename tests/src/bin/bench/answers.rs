@@ -88,6 +88,16 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux.
 }
 
+/// The machine's busy and total CPU time so far (all cores), from `/proc/stat`.
+fn machine_cpu() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    let total: u64 = ticks.iter().sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
 async fn wait_for(tally: &Tally, done: u64, within: Duration) {
     let deadline = Instant::now() + within;
     while tally.done.load(Ordering::Relaxed) < done && Instant::now() < deadline {
@@ -188,20 +198,27 @@ pub async fn run(binary: &str, database_url: &str) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let window = Duration::from_secs(20);
     let cpu_before = cpu_time(pid);
+    let (busy_before, total_before) = machine_cpu();
+    let bench_before = cpu_time(std::process::id());
     tally.record.store(true, Ordering::Relaxed);
     tokio::time::sleep(window).await;
     tally.record.store(false, Ordering::Relaxed);
     let cpu = cpu_time(pid) - cpu_before;
+    let bench_cpu = cpu_time(std::process::id()) - bench_before;
+    let (busy_after, total_after) = machine_cpu();
+    let machine_busy = (busy_after - busy_before) as f64 * 100.0 / (total_after - total_before).max(1) as f64;
     wait_for(&tally, roots.len() as u64, Duration::from_secs(180)).await;
     assert_eq!(tally.stamps.load(Ordering::Relaxed), roots.len() as u64 * tokens, "every token delivered");
     let mut latencies = std::mem::take(&mut *tally.latencies.lock().unwrap());
     println!(
-        "\n{} concurrent answers at 20 tokens/s (all started within {:.1} s; {} tokens timed over {} s, server CPU {:.0}% of one core): provider→subscriber delay p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+        "\n{} concurrent answers at 20 tokens/s (all started within {:.1} s; {} tokens timed over {} s; CPU: server {:.0}% of one core, this load generator {:.0}%, machine {:.0}% busy): provider→subscriber delay p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
         roots.len(),
         ramp.as_secs_f64(),
         latencies.len(),
         window.as_secs(),
         cpu.as_secs_f64() * 100.0 / window.as_secs_f64(),
+        bench_cpu.as_secs_f64() * 100.0 / window.as_secs_f64(),
+        machine_busy,
         percentile(&mut latencies, 0.50),
         percentile(&mut latencies, 0.99),
         percentile(&mut latencies, 1.0),
