@@ -215,13 +215,17 @@ async fn a_generation_stream_resumes_without_gap_or_duplicate() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     let mut again = SseClient::open(&s.app, &s.owner, &path, Some(&last_id)).await;
     got.extend(read_follow(&mut again, usize::MAX).await);
-    // A second client (another member) joins mid-stream from nothing.
+    // A second client (another member) joins mid-stream from nothing, and a third on another
+    // instance (which follows what the database has, at the flush interval).
     let mut late = SseClient::open(&s.app, &s.member, &path, None).await;
+    let peer = s.app.peer().await;
+    let mut elsewhere = SseClient::open(&peer, &s.member, &path, None).await;
     let late_events = read_follow(&mut late, usize::MAX).await;
+    let elsewhere_events = read_follow(&mut elsewhere, usize::MAX).await;
 
     let final_content = s.ended(id).await["content"].as_str().unwrap().to_owned();
     assert_eq!(final_content, tokens(60));
-    for events in [&got, &late_events] {
+    for events in [&got, &late_events, &elsewhere_events] {
         let envelopes: Vec<Value> = events.iter().map(|e| e.data.clone()).collect();
         assert_eq!(concatenated(&envelopes), final_content, "no gap, no duplicate");
         assert_eq!(events.last().unwrap().kind(), "message.done");
@@ -372,6 +376,11 @@ async fn a_killed_server_leaves_the_answer_failed_interrupted_with_what_was_flus
     }
     tokio::time::sleep(Duration::from_millis(250)).await;
     drop(sse);
+    // While it streams, the message shows what has been flushed.
+    let streaming = s.message(&id).await;
+    assert_eq!(streaming["status"], "streaming");
+    let so_far = streaming["content"].as_str().unwrap().to_owned();
+    assert!(!so_far.is_empty() && tokens(1000).starts_with(&so_far), "{so_far:?}");
     s.app.restart().await;
 
     let stored = s.ended(&id).await;
@@ -379,7 +388,7 @@ async fn a_killed_server_leaves_the_answer_failed_interrupted_with_what_was_flus
     assert_eq!(stored["generation"]["finish_reason"], "interrupted");
     assert_eq!(stored["generation"]["error"]["code"], "interrupted");
     let content = stored["content"].as_str().unwrap();
-    assert!(!content.is_empty() && tokens(1000).starts_with(content), "the flushed content: {content:?}");
+    assert!(content.starts_with(&so_far) && tokens(1000).starts_with(content), "the flushed content: {content:?}");
     let chunks = s.app.get(&format!("/api/messages/{id}/chunks"), &s.owner).await.expect(200).body;
     let rebuilt: String = chunks["data"].as_array().unwrap().iter().map(|c| c["content"].as_str().unwrap()).collect();
     assert_eq!(rebuilt, content, "the content is exactly what was flushed");

@@ -290,6 +290,9 @@ pub trait GenerationRepo: Send + Sync {
     fn cancel_generation(&self, message: MessageId) -> impl Future<Output = DomainResult<()>> + Send;
     fn generation(&self, message: MessageId) -> impl Future<Output = DomainResult<Option<Generation>>> + Send;
     fn message_chunks(&self, message: MessageId) -> impl Future<Output = DomainResult<Vec<MessageChunk>>> + Send;
+    /// A streaming answer's content so far (what has been flushed): while it streams, the
+    /// message row's content stays empty and is written whole at the end.
+    fn streamed_content(&self, message: MessageId) -> impl Future<Output = DomainResult<String>> + Send;
     /// Sets (or with `None` removes) the user's feedback; returns the new summary.
     fn set_feedback(
         &self,

@@ -6,7 +6,7 @@ use skein_shared::assistant::{
     Assistant, FeedbackRequest, FeedbackSummary, GenerateRequest, MessageChunks, MessageDetail, ThreadSettings,
 };
 use skein_shared::conversation::Visibility;
-use skein_shared::thread::{Message, MessageRole};
+use skein_shared::thread::{Message, MessageRole, MessageStatus};
 use skein_shared::{AssistantId, ErrorCode, MessageId, UserId, WorkspaceId};
 
 use super::{Services, ensure_can_post};
@@ -131,10 +131,14 @@ impl<P: Ports> Services<P> {
     }
 
     /// The message; for an assistant message also how it was generated and its feedback.
+    /// A streaming answer shows what has been flushed so far.
     pub async fn message_detail(&self, caller: UserId, id: MessageId) -> DomainResult<MessageDetail> {
-        let message = self.visible_message(caller, id).await?.0.message;
+        let mut message = self.visible_message(caller, id).await?.0.message;
         if message.role != MessageRole::Assistant {
             return Ok(MessageDetail { message, generation: None, feedback: None });
+        }
+        if message.status == MessageStatus::Streaming {
+            message.content = self.ports.streamed_content(id).await?;
         }
         let generation = self.ports.generation(id).await?;
         let feedback = Some(self.ports.feedback(id, caller).await?);

@@ -2,8 +2,10 @@
 //!
 //! Runners only append to an in-memory slot per generation (never waiting on the database
 //! while tokens arrive). Every `flush_interval_ms`, or sooner when a slot holds
-//! `flush_max_chars`, the flusher writes what every slot holds as one chunk each, all in one
-//! statement: the chunk rows and the messages' content grow together, atomically. The same
+//! `flush_max_chars`, the flusher writes what every slot holds as one chunk row each, all in
+//! one statement. While an answer streams its content lives in its chunks; the message row
+//! gets the whole content once, at the end (rewriting a growing text on every flush would
+//! cost the square of its length). The same
 //! statement reads which of this instance's generations were cancelled through the database
 //! (a cancel that reached another instance), and those are stopped. So the writes per answer
 //! grow with its duration, not its tokens, and the statements per instance with time alone.
@@ -124,14 +126,9 @@ async fn write(pool: &PgPool, runner: Uuid, chunks: &[Chunk]) -> Result<Vec<Mess
     let indexes: Vec<i32> = chunks.iter().map(|c| c.index).collect();
     let offsets: Vec<i32> = chunks.iter().map(|c| c.offset as i32).collect();
     let contents: Vec<&str> = chunks.iter().map(|c| c.content.as_str()).collect();
-    // A message that has ended keeps its final content: a late flush only adds its chunk row.
     let rows: Vec<Cancelled> = diesel::sql_query(
-        "WITH batch AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[]) \
-           AS b (message_id, idx, char_offset, content)), \
-         chunk AS (INSERT INTO message_chunks (message_id, idx, char_offset, content) \
-           SELECT message_id, idx, char_offset, content FROM batch), \
-         msg AS (UPDATE messages m SET content = m.content || b.content FROM batch b \
-           WHERE m.id = b.message_id AND m.status = 'streaming') \
+        "WITH chunk AS (INSERT INTO message_chunks (message_id, idx, char_offset, content) \
+           SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[])) \
          SELECT message_id FROM generations \
          WHERE runner = $5 AND finished_at IS NULL AND cancel_requested",
     )

@@ -2,7 +2,7 @@
 //! failing what a dead instance left behind. (Streamed content is written by `flusher.rs`.)
 
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Uuid as SqlUuid};
+use diesel::sql_types::{Bool, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use skein_shared::assistant::{GenerationError, GenerationErrorCode, MessageDone, Usage};
 use skein_shared::event::{EventBody, StreamError};
@@ -119,8 +119,12 @@ async fn finish_in(
                 .execute(conn)
                 .await?
         }
+        // What was flushed is all there is.
         Ending::Recovery => {
-            diesel::update(target).set(messages::status.eq(enum_to_db(finish.status))).execute(conn).await?
+            diesel::update(target)
+                .set((messages::status.eq(enum_to_db(finish.status)), messages::content.eq(flushed_content())))
+                .execute(conn)
+                .await?
         }
     };
     if let Some(error) = &finish.error {
@@ -141,6 +145,15 @@ async fn finish_in(
     log::append(conn, &NewEvent::about_message(conversation, root, message, EventBody::MessageDone(done.clone())))
         .await?;
     Ok(Some(done))
+}
+
+/// A streaming message's content so far: its flushed chunks in order (an expression over
+/// `messages`).
+pub fn flushed_content() -> diesel::expression::SqlLiteral<Text> {
+    diesel::dsl::sql::<Text>(
+        "(SELECT coalesce(string_agg(c.content, '' ORDER BY c.idx), '') FROM message_chunks c \
+         WHERE c.message_id = messages.id)",
+    )
 }
 
 /// Fails the generations of instances that are gone (their advisory lock is free), keeping

@@ -244,6 +244,18 @@ impl GenerationRepo for Store {
             .collect())
     }
 
+    async fn streamed_content(&self, message: MessageId) -> DomainResult<String> {
+        let mut conn = self.conn().await?;
+        let content: Option<String> = messages::table
+            .find(uuid(message))
+            .select(crate::llm::store::flushed_content())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        Ok(content.unwrap_or_default())
+    }
+
     async fn set_feedback(
         &self,
         message: MessageId,
