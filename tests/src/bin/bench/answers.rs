@@ -3,7 +3,7 @@
 //!
 //! - tokens relayed per second to 1 and to 100 subscribers of the conversation (SSE), and the
 //!   server's CPU time per relayed token (its utime + stime over the run);
-//! - 2,000 concurrent generations at 20 tokens/s each (200 conversations, one subscriber
+//! - 200 and 2,000 concurrent generations at 20 tokens/s each (ten per conversation, one subscriber
 //!   each): the delay from the provider writing a token (its timestamp is the token) to a
 //!   subscriber having parsed it, p50 and p99.
 
@@ -167,17 +167,37 @@ pub async fn run(binary: &str, database_url: &str) {
         );
     }
 
-    // 2,000 concurrent answers at 20 tokens/s (a minute each), spread over 200 conversations
-    // with one subscriber each (200 events/s per connection); delays are recorded for 20 s
-    // once every answer runs.
-    let (conversations, per_conversation, tokens) = (200, 10, 1_200);
+    // Concurrent answers at 20 tokens/s (a minute each), ten per conversation with one
+    // subscriber each (200 events/s per connection): 200 answers, then 2,000.
+    let ctx = Ctx { app, pid, user: &alice, viewer: &bob, ws: &ws, assistant: &assistant };
+    for conversations in [20, 200] {
+        concurrent_answers(&ctx, conversations).await;
+    }
+    let _ = std::fs::remove_file(config);
+}
+
+/// What a concurrent phase needs.
+struct Ctx<'a> {
+    app: &'a TestApp,
+    pid: u32,
+    user: &'a TestUser,
+    viewer: &'a TestUser,
+    ws: &'a str,
+    assistant: &'a str,
+}
+
+/// `conversations` × 10 answers at 20 tokens/s; delays are recorded for 20 s once every
+/// answer runs.
+async fn concurrent_answers(ctx: &Ctx<'_>, conversations: usize) {
+    let Ctx { app, pid, user, viewer, ws, assistant } = *ctx;
+    let (per_conversation, tokens) = (10, 1_200u64);
     let tally = Arc::new(Tally::default());
     let mut roots = Vec::new();
     for _ in 0..conversations {
-        let conv = app.channel(&alice, &ws, &[&bob]).await;
-        subscribe(app, &bob, &conv, 1, &tally).await;
+        let conv = app.channel(user, ws, &[viewer]).await;
+        subscribe(app, viewer, &conv, 1, &tally).await;
         for _ in 0..per_conversation {
-            roots.push(thread(app, &alice, &assistant, &conv).await);
+            roots.push(thread(app, user, assistant, &conv).await);
         }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -185,7 +205,7 @@ pub async fn run(binary: &str, database_url: &str) {
     let started = Instant::now();
     for batch in roots.chunks(100) {
         futures_util::future::join_all(batch.iter().map(|root| {
-            let (path, body, alice) = (format!("/api/messages/{root}/generate"), json!({ "model": model }), &alice);
+            let (path, body, alice) = (format!("/api/messages/{root}/generate"), json!({ "model": model }), user);
             async move { app.post(&path, alice, body).await }
         }))
         .await
@@ -223,5 +243,4 @@ pub async fn run(binary: &str, database_url: &str) {
         percentile(&mut latencies, 0.99),
         percentile(&mut latencies, 1.0),
     );
-    let _ = std::fs::remove_file(config);
 }
