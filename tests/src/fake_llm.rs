@@ -46,6 +46,8 @@ impl FakeLlm {
         let shared = counters.clone();
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
+                // As real providers' servers: each token leaves at once.
+                let _ = socket.set_nodelay(true);
                 tokio::spawn(serve(socket, shared.clone()));
             }
         });

@@ -205,8 +205,8 @@ async fn concurrent_answers(ctx: &Ctx<'_>, conversations: usize) {
     let started = Instant::now();
     for batch in roots.chunks(100) {
         futures_util::future::join_all(batch.iter().map(|root| {
-            let (path, body, alice) = (format!("/api/messages/{root}/generate"), json!({ "model": model }), user);
-            async move { app.post(&path, alice, body).await }
+            let (path, body, user) = (format!("/api/messages/{root}/generate"), json!({ "model": model }), user);
+            async move { app.post(&path, user, body).await }
         }))
         .await
         .into_iter()
