@@ -180,9 +180,6 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
         )
         .default_service(web::to(error::route_not_found))
     })
-    // Streams write many small frames (a delta is a few bytes): Nagle's algorithm would hold
-    // each behind the previous one's delayed ACK, up to 40 ms.
-    .tcp_nodelay(true)
     .listen(listener)
     .map_err(|e| StartError::Bind(bind.clone(), e))?
     .shutdown_timeout(config.server.shutdown_timeout_secs);

@@ -64,30 +64,30 @@ pub struct UpdateAssistantRequest {
 }
 
 /// A thread's AI settings. Unset fields fall back to the assistant (the thread's, else the
-/// conversation's default).
+/// conversation's default). Unset and false fields are left out of responses.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ThreadSettings {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assistant_id: Option<AssistantId>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     /// Sent to the model after the assistant's own system prompt.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persona: Option<String>,
     /// Reserved for retrieval; stored, not yet used.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub use_rag: bool,
     /// Give the thread a short generated title after its first assistant reply, unless it
     /// has one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_title: bool,
     /// Every reply in the thread asks the assistant for an answer.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_reply: bool,
 }
 
