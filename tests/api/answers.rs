@@ -576,7 +576,9 @@ async fn reply_with_generate_auto_reply_and_auto_title() {
 async fn feedback_is_one_rating_per_user_on_assistant_messages() {
     let s = setup().await;
     let root = s.thread("Rate me").await;
-    let answer = s.generate(&root, "tokens-2").await;
+    // No body at all: the thread's assistant with its defaults (its model is `tokens-5`).
+    let generate = format!("/api/messages/{root}/generate");
+    let answer = s.app.request(reqwest::Method::POST, &generate, Some(&s.owner.token), None).await.expect(201).body;
     let id = answer["id"].as_str().unwrap();
     s.ended(id).await;
     let path = format!("/api/messages/{id}/feedback");
@@ -641,7 +643,9 @@ async fn who_may_ask_and_how_many_answers_may_run() {
         .post(&format!("/api/messages/{bare}/generate"), &s.member, json!({}))
         .await
         .expect_problem(409, "no_assistant");
-    // Overrides are checked.
+    // Overrides are checked; a body, when there is one, must be readable.
+    let path = format!("/api/messages/{other}/generate");
+    s.app.post(&path, &s.member, json!({ "temperature": "hot" })).await.expect_problem(400, "malformed_json");
     let bad = json!({ "assistant_id": "01J00000000000000000000000", "temperature": 5 });
     s.app
         .post(&format!("/api/messages/{other}/generate"), &s.member, bad)

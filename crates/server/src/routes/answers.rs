@@ -13,7 +13,7 @@ use skein_shared::assistant::{
 };
 use skein_shared::event::{Event, EventBody};
 use skein_shared::thread::{Message, MessageStatus};
-use skein_shared::{MessageId, UserId};
+use skein_shared::{ErrorCode, MessageId, UserId};
 use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -23,7 +23,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::streams::stream_user;
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(generate)
@@ -51,9 +51,16 @@ async fn generate(
     state: AppState,
     caller: Caller,
     id: web::Path<MessageId>,
-    body: Option<web::Json<GenerateRequest>>,
+    body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let req = body.map(web::Json::into_inner).unwrap_or_default();
+    // The body is optional (no overrides), but a body that is there must be right.
+    let req = match body.is_empty() {
+        true => GenerateRequest::default(),
+        false => serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(ErrorCode::MalformedJson, "The body is not valid JSON of the expected shape")
+                .with_detail(e.to_string())
+        })?,
+    };
     let message = state.services.generate(caller.id(), id.into_inner(), req).await?;
     Ok(HttpResponse::Created().json(message))
 }
