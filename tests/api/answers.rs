@@ -547,6 +547,20 @@ async fn reply_with_generate_auto_reply_and_auto_title() {
     assert_eq!(tree["thread"]["title"], "t0 t1 t2 t3 t4");
     assert_eq!(tree["thread"]["settings"]["auto_title"], true);
 
+    // A retried send returns the original reply and starts no second answer.
+    let retry = json!({ "content": "Hi bot", "generate": true, "client_msg_id": "c-1" });
+    let first = s.app.post(&format!("/api/messages/{root}/reply"), &s.owner, retry.clone()).await.expect(201);
+    let again = s.app.post(&format!("/api/messages/{root}/reply"), &s.owner, retry).await.expect(200);
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert!(again.body.get("assistant_message").is_none());
+    let subtree = s.app.get(&format!("/api/threads/{root}/tree?from={}", first.str("id")), &s.owner).await.expect(200);
+    assert_eq!(subtree.body["data"].as_array().unwrap().len(), 2, "the reply and one answer");
+    // A thread is edited through its root only.
+    let not_root = first.str("id");
+    s.app
+        .patch(&format!("/api/threads/{not_root}"), &s.owner, json!({ "tags": ["x"] }))
+        .await
+        .expect_problem(404, "not_found");
     // No `generate`, no auto_reply: just the reply.
     let plain =
         s.app.post(&format!("/api/messages/{root}/reply"), &s.owner, json!({ "content": "thanks" })).await.expect(201);
@@ -595,6 +609,12 @@ async fn feedback_is_one_rating_per_user_on_assistant_messages() {
         .await
         .expect_problem(409, "not_an_assistant_message");
     s.app.put(&path, &s.owner, json!({ "rating": "meh" })).await.expect_problem(400, "malformed_json");
+    let long = json!({ "rating": "up", "reason": "x".repeat(101) });
+    let refused = s.app.put(&path, &s.owner, long).await.expect_problem(422, "validation_failed");
+    assert_eq!(refused.body["errors"][0]["field"], "reason");
+    // Chunks, like streams, are for assistant messages.
+    let chunks = s.app.get(&format!("/api/messages/{root}/chunks"), &s.owner).await;
+    chunks.expect_problem(409, "not_an_assistant_message");
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use skein_shared::{AssistantId, ErrorCode, MessageId, UserId, WorkspaceId};
 
 use super::{Services, ensure_can_post};
 use crate::context::build_prompt;
-use crate::entities::{ConversationAccess, MessageRecord, NewGeneration};
+use crate::entities::{ConversationAccess, MessageRecord, NewGeneration, ThreadAi};
 use crate::ports::Ports;
 use crate::validate::Check;
 use crate::{DomainError, DomainResult};
@@ -48,7 +48,8 @@ impl<P: Ports> Services<P> {
         check.max_tokens("max_tokens", req.max_tokens);
         self.check_depth(&mut check, &parent);
         check.finish()?;
-        let answerer = self.answerer(caller, parent.message.root_id, &access, &req).await?;
+        let ai = self.ports.thread_ai(parent.message.root_id).await?;
+        let answerer = self.answerer(caller, ai, &access, &req).await?;
         self.start_answer(answerer, &parent).await
     }
 
@@ -57,12 +58,11 @@ impl<P: Ports> Services<P> {
     pub(super) async fn answerer(
         &self,
         caller: UserId,
-        root: MessageId,
+        ai: ThreadAi,
         access: &ConversationAccess,
         req: &GenerateRequest,
     ) -> DomainResult<Answerer> {
         let conversation = &access.conversation;
-        let ai = self.ports.thread_ai(root).await?;
         let assistant = match req.assistant_id {
             Some(id) => self.assistant_in(conversation.workspace_id, id).await.map_err(|_| unknown_assistant())?,
             None => {

@@ -71,8 +71,9 @@ impl<P: Ports> Services<P> {
         self.check_depth(&mut check, &parent);
         check.finish()?;
         let root = parent.message.root_id;
-        let answerer = match req.generate || self.ports.thread_ai(root).await?.settings.auto_reply {
-            true => Some(self.answerer(caller, root, &access, &GenerateRequest::default()).await?),
+        let ai = self.ports.thread_ai(root).await?;
+        let answerer = match req.generate || ai.settings.auto_reply {
+            true => Some(self.answerer(caller, ai, &access, &GenerateRequest::default()).await?),
             false => None,
         };
         let new = NewMessage {

@@ -83,10 +83,6 @@ impl Llm {
         }
     }
 
-    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
-        self.providers.get(name).map(|p| &p.config)
-    }
-
     /// Whether this instance may start another generation.
     pub fn has_room(&self) -> bool {
         self.registry.len() < self.config.max_running_per_instance as usize

@@ -26,7 +26,7 @@ pub enum StoreError {
     Pool(String),
 }
 
-async fn conn(pool: &PgPool) -> Result<crate::db::PgConn, StoreError> {
+pub(super) async fn conn(pool: &PgPool) -> Result<crate::db::PgConn, StoreError> {
     pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))
 }
 

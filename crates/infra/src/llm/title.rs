@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::provider::{ChatRequest, Provider};
 use super::runner::Job;
-use super::store::StoreError;
+use super::store::{self, StoreError};
 use crate::codec::uuid;
 use crate::db::PgPool;
 use crate::events::Signals;
@@ -81,7 +81,7 @@ fn clean(raw: &str) -> Option<String> {
 
 /// Sets the title unless the thread got one meanwhile; true when it did.
 async fn store_title(pool: &PgPool, job: &Job, title: &str) -> Result<bool, StoreError> {
-    let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+    let mut conn = store::conn(pool).await?;
     let stored = conn
         .transaction(async |conn| {
             log::lock_conversation(conn, uuid(job.conversation_id)).await?;

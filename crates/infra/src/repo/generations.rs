@@ -1,6 +1,7 @@
 //! Assistant answers on PostgreSQL: thread AI settings, the branch sent to the model, starting
 //! a generation (its message, its row, its events, then the runner), cancel, chunks, feedback.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use diesel::dsl::count_star;
@@ -64,16 +65,13 @@ impl GenerationRepo for Store {
             .await
             .map_err(db_error)?;
         // In path order (root first), not the database's.
+        let mut by_id: HashMap<Uuid, (String, String, Option<String>)> =
+            rows.into_iter().map(|(id, role, content, name)| (id, (role, content, name))).collect();
         let mut branch = Vec::with_capacity(ids.len());
         for id in &ids {
-            if let Some((_, role, content, author_name)) = rows.iter().find(|r| r.0 == *id) {
-                let role: MessageRole = enum_from_db(role)?;
-                branch.push(BranchMessage {
-                    role,
-                    author_name: author_name.clone(),
-                    content: content.clone(),
-                    deleted: false,
-                });
+            if let Some((role, content, author_name)) = by_id.remove(id) {
+                let role: MessageRole = enum_from_db(&role)?;
+                branch.push(BranchMessage { role, author_name, content, deleted: false });
             }
         }
         Ok(branch)
