@@ -54,6 +54,20 @@ impl EventCursor {
     }
 }
 
+/// In its client form (`"<tx>-<id>"`), as it travels between instances.
+impl serde::Serialize for EventCursor {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.encode())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EventCursor {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::decode(&raw).ok_or_else(|| serde::de::Error::custom("not an event cursor"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

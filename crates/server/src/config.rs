@@ -38,6 +38,10 @@ pub struct ServerConfig {
     pub shutdown_timeout_secs: u64,
     /// Mark session cookies `Secure` (turn on behind HTTPS).
     pub secure_cookies: bool,
+    /// Send small writes at once (TCP_NODELAY) instead of letting Nagle's algorithm join them:
+    /// shortens the tail of assistant token delivery, costs fan-out to thousands of streams
+    /// (see BENCHMARKS.md).
+    pub tcp_nodelay: bool,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +52,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 256 * 1024,
             shutdown_timeout_secs: 10,
             secure_cookies: false,
+            tcp_nodelay: false,
         }
     }
 }

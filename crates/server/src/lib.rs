@@ -180,6 +180,10 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
         )
         .default_service(web::to(error::route_not_found))
     })
+    // A trade-off measured both ways (BENCHMARKS.md): without Nagle's algorithm a token no
+    // longer waits for the previous frame's delayed ACK (up to 40 ms), but every frame is a
+    // packet, which costs fan-out to thousands of streams. Nagle stays on by default.
+    .tcp_nodelay(config.server.tcp_nodelay)
     .listen(listener)
     .map_err(|e| StartError::Bind(bind.clone(), e))?
     .shutdown_timeout(config.server.shutdown_timeout_secs);

@@ -32,6 +32,8 @@ pub struct Feed {
     /// when the replay is done.
     touched: HashSet<ConversationId>,
     subscription: Subscription,
+    /// The rest of the last batch the hub handed over.
+    batch: std::vec::IntoIter<Delivery>,
     phase: Phase,
 }
 
@@ -93,7 +95,16 @@ impl Feed {
             Some(reason) => Phase::Resync(reason, Box::new(replay)),
             None => replay,
         };
-        Ok(Self { pool, user, only, hub: hub.clone(), touched: HashSet::new(), subscription, phase })
+        Ok(Self {
+            pool,
+            user,
+            only,
+            hub: hub.clone(),
+            touched: HashSet::new(),
+            subscription,
+            batch: Vec::new().into_iter(),
+            phase,
+        })
     }
 
     /// The next event, or `None` when the stream is over (the hub stopped, the subscriber
@@ -143,15 +154,21 @@ impl Feed {
                         events.iter().map(|e| std::sync::Arc::new(Delivered::logged(e))).collect();
                     self.phase = Phase::Replay { after: next_after, upto: to, page: deliveries.into_iter() };
                 }
-                Phase::Live => match self.subscription.deliveries.recv().await {
+                Phase::Live => match self.batch.next() {
                     Some(delivery) => return Some(delivery),
-                    None => {
-                        self.phase = Phase::Ended;
-                        if self.subscription.cut_off.load(Ordering::Acquire) {
-                            return Some(resync(ResyncReason::SlowConsumer, None));
+                    None => match self.subscription.deliveries.recv().await {
+                        Some(batch) => {
+                            self.subscription.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+                            self.batch = batch.into_iter();
                         }
-                        return None;
-                    }
+                        None => {
+                            self.phase = Phase::Ended;
+                            if self.subscription.cut_off.load(Ordering::Acquire) {
+                                return Some(resync(ResyncReason::SlowConsumer, None));
+                            }
+                            return None;
+                        }
+                    },
                 },
                 Phase::Ended => return None,
             }

@@ -9,12 +9,18 @@
 //!
 //! Each subscriber has a bounded queue. A subscriber whose queue is full is dropped and
 //! flagged as cut off: it never slows the hub, the writers or anyone else.
+//!
+//! What one pass of the hub has for a subscriber (the events of a commit, the deltas that
+//! arrived together) is handed over as one batch before the hub next waits: its connection
+//! wakes once and writes the batch in one go, so frames need no Nagle's algorithm to share
+//! packets, and no frame waits for a later one.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bytestring::ByteString;
 use skein_domain::cursor::EventCursor;
 use skein_shared::conversation::Visibility;
 use skein_shared::event::{Event, EventBody, MembershipChange};
@@ -25,20 +31,24 @@ use super::read::{self, LoggedEvent, Span, SpanOf};
 use super::unread::{Touched, new_message_by};
 use crate::db::PgPool;
 
-/// One event, serialised once for every subscriber that receives it.
+/// One event, serialised once for every subscriber that receives it: its text and cursor are
+/// shared (cloning them is a reference count), so a delivery costs no copy per subscriber
+/// until its frame is written.
 #[derive(Debug)]
 pub struct Delivered {
     /// `None` for live-only events.
     pub cursor: Option<EventCursor>,
+    /// The cursor as clients see it (the SSE `id:`).
+    pub id: Option<ByteString>,
     pub kind: &'static str,
-    pub json: String,
+    pub json: ByteString,
 }
 
 impl Delivered {
     pub fn new(cursor: Option<EventCursor>, event: &Event) -> Self {
         // Serialising our own types cannot fail; an empty object keeps the stream going if it did.
         let json = serde_json::to_string(event).unwrap_or_else(|_| "{}".into());
-        Self { cursor, kind: event.body.kind(), json }
+        Self { cursor, id: cursor.map(|c| c.encode().into()), kind: event.body.kind(), json: json.into() }
     }
 
     pub fn logged(event: &LoggedEvent) -> Self {
@@ -47,6 +57,9 @@ impl Delivered {
 }
 
 pub type Delivery = Arc<Delivered>;
+
+/// What one pass of the hub has for one subscriber, in order.
+pub type Batch = Vec<Delivery>;
 
 /// A live-only event travelling between instances.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -63,10 +76,10 @@ pub struct Ephemeral {
     /// `user_id` receives it too (assistant deltas); typing and presence are not echoed.
     #[serde(default)]
     pub to_self: bool,
-    /// Deliver only after the logged event at this cursor (encoded): an assistant's deltas
+    /// Deliver only after the logged event at this cursor: an assistant's deltas
     /// come after its `message.created`, and before its `message.done`.
     #[serde(default)]
-    pub after_event: Option<String>,
+    pub after_event: Option<EventCursor>,
     pub event: Event,
 }
 
@@ -93,7 +106,9 @@ pub struct HubConfig {
 
 /// A registered subscriber's end.
 pub struct Subscription {
-    pub deliveries: mpsc::Receiver<Delivery>,
+    pub deliveries: mpsc::Receiver<Batch>,
+    /// Deliveries handed over and not yet taken (the receiver subtracts what it takes).
+    pub queued: Arc<AtomicUsize>,
     /// The hub's position at registration: live deliveries all come after it.
     pub position: EventCursor,
     /// Set when the hub dropped this subscriber for being too slow.
@@ -163,6 +178,7 @@ impl Hub {
         let actor = Actor {
             ephemerals: ephemeral_rx,
             deferred: VecDeque::new(),
+            outbox: HashMap::new(),
             pool,
             config,
             position,
@@ -221,7 +237,8 @@ struct Subscriber {
     spans: Vec<(SpanOf, Span)>,
     /// Deliver only events after this.
     after: EventCursor,
-    tx: mpsc::Sender<Delivery>,
+    tx: mpsc::Sender<Batch>,
+    queued: Arc<AtomicUsize>,
     cut_off: Arc<AtomicBool>,
 }
 
@@ -307,6 +324,8 @@ struct Actor {
     ephemerals: mpsc::UnboundedReceiver<Box<Ephemeral>>,
     /// Live-only events in arrival order, waiting for the logged event they must follow.
     deferred: VecDeque<(Instant, Option<EventCursor>, Box<Ephemeral>)>,
+    /// This pass's deliveries by subscriber, handed over by `flush` before the hub waits.
+    outbox: HashMap<u64, Batch>,
 }
 
 /// A live-only event waits at most this long for the logged event it must follow.
@@ -355,10 +374,12 @@ impl Actor {
                 }
             }
             if stop {
+                self.flush();
                 break;
             }
             // Subscribers are registered before the log is read again: they miss nothing.
             if !pending.is_empty() {
+                self.flush();
                 self.register(pending).await;
             }
             self.take_ephemerals();
@@ -367,6 +388,7 @@ impl Actor {
                 retry = self.tail(retry).await;
                 read_at = tokio::time::Instant::now() + retry.unwrap_or(self.config.poll_interval);
             }
+            self.flush();
         }
         tracing::info!(subscribers = self.subs.len(), "event hub stopped");
     }
@@ -375,6 +397,7 @@ impl Actor {
     /// the poll interval: soon when a running transaction holds later events back.
     async fn tail(&mut self, previous: Option<Duration>) -> Option<Duration> {
         loop {
+            self.flush();
             let mut conn = match self.pool.get().await {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -425,13 +448,15 @@ impl Actor {
             }
         };
         for (user, scope, after, reply) in pending {
-            let (tx, rx) = mpsc::channel(self.config.buffer);
+            // Each batch holds at least one delivery: the count, not the channel, fills first.
+            let (tx, rx) = mpsc::channel(self.config.buffer.max(1));
             let mut sub = Subscriber {
                 user,
                 scope,
                 spans: Vec::new(),
                 after: after.unwrap_or_default().max(self.position),
                 tx,
+                queued: Arc::new(AtomicUsize::new(0)),
                 cut_off: Arc::new(AtomicBool::new(false)),
             };
             let relevant = |of: &SpanOf| match (scope, of) {
@@ -445,6 +470,7 @@ impl Actor {
             self.next_id += 1;
             let subscription = Subscription {
                 deliveries: rx,
+                queued: sub.queued.clone(),
                 position: self.position,
                 cut_off: sub.cut_off.clone(),
                 _registration: Registration { id, commands: self.commands.clone() },
@@ -476,7 +502,11 @@ impl Actor {
         }
     }
 
+    /// Ends a subscriber, after handing over what this pass has for it.
     fn remove(&mut self, id: u64) {
+        if let (Some(batch), Some(sub)) = (self.outbox.remove(&id), self.subs.get(&id)) {
+            hand_over(sub, batch, self.config.buffer);
+        }
         let Some(sub) = self.subs.remove(&id) else { return };
         for of in sub.spans.iter().map(|(of, _)| *of).chain(match sub.scope {
             Scope::Conversation { id, .. } => Some(SpanOf::Conversation(id)),
@@ -533,7 +563,8 @@ impl Actor {
             if at <= sub.after || !sub.may_see(event) {
                 continue;
             }
-            if !send(sub, &delivery) || sub.lost_its_conversation() {
+            self.outbox.entry(id).or_default().push(delivery.clone());
+            if sub.lost_its_conversation() {
                 ended.push(id);
             }
             if let (Some(author), Some(c)) = (author, event.conversation_id)
@@ -614,11 +645,21 @@ impl Actor {
     }
 
     fn deliver_to_user(&mut self, user: UserId, conversation: ConversationId, delivery: &Delivery) {
-        let mut dropped = Vec::new();
         for id in self.by_user.get(&user).into_iter().flatten() {
-            let Some(sub) = self.subs.get(id) else { continue };
-            if sub.wants(conversation) && !send(sub, delivery) {
-                dropped.push(*id);
+            if self.subs.get(id).is_some_and(|sub| sub.wants(conversation)) {
+                self.outbox.entry(*id).or_default().push(delivery.clone());
+            }
+        }
+    }
+
+    /// Hands every subscriber what this pass has for it; ends those gone or too slow.
+    fn flush(&mut self) {
+        let mut dropped = Vec::new();
+        for (id, batch) in self.outbox.drain() {
+            if let Some(sub) = self.subs.get(&id)
+                && !hand_over(sub, batch, self.config.buffer)
+            {
+                dropped.push(id);
             }
         }
         for id in dropped {
@@ -627,7 +668,7 @@ impl Actor {
     }
 
     fn defer(&mut self, ephemeral: Box<Ephemeral>) {
-        let after = ephemeral.after_event.as_deref().and_then(EventCursor::decode);
+        let after = ephemeral.after_event;
         self.deferred.push_back((Instant::now(), after, ephemeral));
     }
 
@@ -654,6 +695,7 @@ impl Actor {
         let conversations = match ephemeral.conversation_id {
             Some(c) => vec![c],
             None => {
+                self.flush();
                 let found = match self.pool.get().await {
                     Ok(mut conn) => read::member_conversations(&mut conn, ephemeral.user_id).await.ok(),
                     Err(_) => None,
@@ -664,7 +706,6 @@ impl Actor {
         let delivery = Arc::new(Delivered::new(None, &ephemeral.event));
         let open_to = ephemeral.open_to;
         let mut seen = HashSet::new();
-        let mut dropped = Vec::new();
         for conversation in conversations {
             let routes = [Some(SpanOf::Conversation(conversation)), open_to.map(SpanOf::Workspace)];
             for id in routes.into_iter().flatten().filter_map(|of| self.by_span.get(&of)).flatten() {
@@ -675,13 +716,8 @@ impl Actor {
                 {
                     continue;
                 }
-                if !send(sub, &delivery) {
-                    dropped.push(*id);
-                }
+                self.outbox.entry(*id).or_default().push(delivery.clone());
             }
-        }
-        for id in dropped {
-            self.remove(id);
         }
     }
 }
@@ -691,9 +727,15 @@ fn closes_to_workspace(body: &EventBody) -> bool {
     matches!(body, EventBody::ConversationUpdated(c) if c.visibility != Visibility::Workspace)
 }
 
-/// Queues the delivery; false when the subscriber is gone or too slow (then flagged).
-fn send(sub: &Subscriber, delivery: &Delivery) -> bool {
-    match sub.tx.try_send(delivery.clone()) {
+/// Queues the batch; false when the subscriber is gone or too slow: more than `buffer`
+/// deliveries waiting (then flagged).
+fn hand_over(sub: &Subscriber, batch: Batch, buffer: usize) -> bool {
+    let n = batch.len();
+    if sub.queued.fetch_add(n, Ordering::AcqRel) + n > buffer {
+        sub.cut_off.store(true, Ordering::Release);
+        return false;
+    }
+    match sub.tx.try_send(batch) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
             sub.cut_off.store(true, Ordering::Release);

@@ -33,6 +33,11 @@ pub struct Llm {
     signals: Signals,
     /// This instance's id as a generation runner.
     pub instance: Uuid,
+    /// Where generations run: the runtime that started the instance (with the event hub and
+    /// the flusher), not the HTTP worker that took the request. A token then reaches the hub
+    /// without crossing threads, generations spread over every core, and none depends on
+    /// the worker that started it.
+    runtime: tokio::runtime::Handle,
     /// Keeps the instance's liveness lock (see `store::hold_instance_lock`).
     _alive: Arc<tokio::sync::Mutex<AsyncPgConnection>>,
 }
@@ -54,6 +59,7 @@ impl Llm {
             pool,
             signals,
             instance,
+            runtime: tokio::runtime::Handle::current(),
             _alive: Arc::new(tokio::sync::Mutex::new(alive)),
         };
         llm.recover().await;
@@ -95,6 +101,7 @@ impl Llm {
             return;
         };
         runner::spawn(
+            &self.runtime,
             self.registry.clone(),
             self.pool.clone(),
             self.signals.clone(),

@@ -117,12 +117,20 @@ pub fn lock_live(live: &Mutex<Live>) -> std::sync::MutexGuard<'_, Live> {
 }
 
 /// Starts the job's task.
-pub fn spawn(registry: Registry, pool: PgPool, signals: Signals, provider: Arc<Provider>, queue: FlushQueue, job: Job) {
+pub fn spawn(
+    runtime: &tokio::runtime::Handle,
+    registry: Registry,
+    pool: PgPool,
+    signals: Signals,
+    provider: Arc<Provider>,
+    queue: FlushQueue,
+    job: Job,
+) {
     let (followers, _) = broadcast::channel(1024);
     let live = Arc::new(Mutex::new(Live { content: String::new(), chars: 0, done: None, followers }));
     let cancel = Arc::new(Notify::new());
     registry.lock().insert(job.message_id, Running { live: live.clone(), cancel: cancel.clone() });
-    tokio::spawn(async move {
+    runtime.spawn(async move {
         let id = job.message_id;
         let mut run = Run { pool, signals, job, live, queue };
         let title_after = run.run(&provider, &cancel).await;
@@ -270,7 +278,10 @@ impl Run {
             let delta = MessageDelta { message_id: self.job.message_id, offset: live.chars, delta: text };
             live.content.push_str(&delta.delta);
             live.chars += delta.delta.chars().count() as u32;
-            let _ = live.followers.send(Piece::Delta(delta.clone()));
+            // Most answers have no `/stream` follower: no copy for nobody.
+            if live.followers.receiver_count() > 0 {
+                let _ = live.followers.send(Piece::Delta(delta.clone()));
+            }
             delta
         };
         self.queue.push(self.job.message_id, &delta.delta);
@@ -279,7 +290,7 @@ impl Run {
             open_to: self.job.open_to,
             user_id: self.job.requested_by,
             to_self: true,
-            after_event: Some(self.job.created.encode()),
+            after_event: Some(self.job.created),
             event: Event {
                 body: EventBody::MessageDelta(delta),
                 conversation_id: Some(self.job.conversation_id),

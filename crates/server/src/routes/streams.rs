@@ -126,8 +126,8 @@ async fn sse_response(
 
 fn sse_event(delivery: &Delivery) -> sse::Event {
     let data = sse::Data::new(delivery.json.clone()).event(delivery.kind);
-    sse::Event::Data(match delivery.cursor {
-        Some(cursor) => data.id(cursor.encode()),
+    sse::Event::Data(match &delivery.id {
+        Some(id) => data.id(id.clone()),
         None => data,
     })
 }

@@ -40,43 +40,47 @@ async fn subscribe(app: &TestApp, user: &TestUser, conv: &str, n: usize, tally: 
     let url = format!("{}/api/conversations/{conv}/stream", app.base);
     for _ in 0..n {
         let res = app.http.get(&url).bearer_auth(&user.token).send().await.unwrap();
-        assert_eq!(res.status(), 200);
-        let tally = tally.clone();
-        tokio::spawn(async move {
-            let mut body = res.bytes_stream();
-            let mut pending = String::new();
-            while let Some(Ok(chunk)) = body.next().await {
-                pending.push_str(&String::from_utf8_lossy(&chunk));
-                // Every complete frame, in one pass (then one drain): linear in what arrived.
-                let mut start = 0;
-                while let Some(end) = pending[start..].find("\n\n") {
-                    let frame = &pending[start..start + end];
-                    start += end + 2;
-                    let now = unix_micros();
-                    if frame.contains("event: message.delta") {
-                        tally.first_delta_us.compare_exchange(0, now as u64, Ordering::Relaxed, Ordering::Relaxed).ok();
-                        tally.deltas.fetch_add(1, Ordering::Relaxed);
-                        // Fake tokens need no JSON escapes: the content runs to the next quote.
-                        let content = frame.split("\"delta\":\"").nth(1).and_then(|s| s.split('"').next());
-                        let content = content.unwrap_or_default();
-                        tally.chars.fetch_add(content.len() as u64, Ordering::Relaxed);
-                        let stamps: Vec<u128> = content.split(';').filter_map(|s| s.parse().ok()).collect();
-                        tally.stamps.fetch_add(stamps.len() as u64, Ordering::Relaxed);
-                        for sent in stamps.into_iter().filter(|_| tally.record.load(Ordering::Relaxed)) {
-                            let delay = Duration::from_micros(now.saturating_sub(sent) as u64);
-                            tally.latencies.lock().unwrap().push(delay);
-                        }
-                    } else if frame.contains("event: message.done") {
-                        tally.last_done_us.store(now as u64, Ordering::Relaxed);
-                        tally.done.fetch_add(1, Ordering::Relaxed);
-                    } else if frame.contains("event: resync") {
-                        eprintln!("a subscriber was cut off: {frame}");
-                    }
-                }
-                pending.drain(..start);
-            }
-        });
+        read_frames(res, tally.clone());
     }
+}
+
+/// Reads a subscriber's SSE stream in a task of its own, tallying what it receives.
+fn read_frames(res: reqwest::Response, tally: Arc<Tally>) {
+    assert_eq!(res.status(), 200);
+    tokio::spawn(async move {
+        let mut body = res.bytes_stream();
+        let mut pending = String::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            pending.push_str(&String::from_utf8_lossy(&chunk));
+            // Every complete frame, in one pass (then one drain): linear in what arrived.
+            let mut start = 0;
+            while let Some(end) = pending[start..].find("\n\n") {
+                let frame = &pending[start..start + end];
+                start += end + 2;
+                let now = unix_micros();
+                if frame.contains("event: message.delta") {
+                    tally.first_delta_us.compare_exchange(0, now as u64, Ordering::Relaxed, Ordering::Relaxed).ok();
+                    tally.deltas.fetch_add(1, Ordering::Relaxed);
+                    // Fake tokens need no JSON escapes: the content runs to the next quote.
+                    let content = frame.split("\"delta\":\"").nth(1).and_then(|s| s.split('"').next());
+                    let content = content.unwrap_or_default();
+                    tally.chars.fetch_add(content.len() as u64, Ordering::Relaxed);
+                    let stamps: Vec<u128> = content.split(';').filter_map(|s| s.parse().ok()).collect();
+                    tally.stamps.fetch_add(stamps.len() as u64, Ordering::Relaxed);
+                    for sent in stamps.into_iter().filter(|_| tally.record.load(Ordering::Relaxed)) {
+                        let delay = Duration::from_micros(now.saturating_sub(sent) as u64);
+                        tally.latencies.lock().unwrap().push(delay);
+                    }
+                } else if frame.contains("event: message.done") {
+                    tally.last_done_us.store(now as u64, Ordering::Relaxed);
+                    tally.done.fetch_add(1, Ordering::Relaxed);
+                } else if frame.contains("event: resync") {
+                    eprintln!("a subscriber was cut off: {frame}");
+                }
+            }
+            pending.drain(..start);
+        }
+    });
 }
 
 /// The process's CPU time so far (user + system).
@@ -139,7 +143,8 @@ pub async fn run(binary: &str, database_url: &str) {
         "| subscribers | tokens | token deliveries | delta events | tokens/s relayed | token deliveries/s | server CPU µs per token | per token delivery |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (subscribers, tokens) in [(1usize, 100_000u64), (100, 10_000)] {
+    let only: Option<usize> = std::env::var("BENCH_ANSWERS").ok().and_then(|v| v.parse().ok());
+    for (subscribers, tokens) in [(1usize, 100_000u64), (100, 10_000)].into_iter().filter(|_| only.is_none()) {
         let conv = app.channel(&alice, &ws, &[&bob]).await;
         let root = thread(app, &alice, &assistant, &conv).await;
         let tally = Arc::new(Tally::default());
@@ -170,7 +175,8 @@ pub async fn run(binary: &str, database_url: &str) {
     // Concurrent answers at 20 tokens/s (a minute each), ten per conversation with one
     // subscriber each (200 events/s per connection): 200 answers, then 2,000.
     let ctx = Ctx { app, pid, user: &alice, viewer: &bob, ws: &ws, assistant: &assistant };
-    for conversations in [20, 200] {
+    for conversations in [20, 200].into_iter().filter(|c| only.is_none_or(|o| o == c * PER_CONVERSATION)) {
+        floor_answers(&llm, conversations).await;
         concurrent_answers(&ctx, conversations).await;
     }
     let _ = std::fs::remove_file(config);
@@ -186,22 +192,25 @@ struct Ctx<'a> {
     assistant: &'a str,
 }
 
+/// Answers per conversation and tokens per answer in the concurrent phases.
+const PER_CONVERSATION: usize = 10;
+const CLOCK_TOKENS: u64 = 1_200;
+
 /// `conversations` × 10 answers at 20 tokens/s; delays are recorded for 20 s once every
 /// answer runs.
 async fn concurrent_answers(ctx: &Ctx<'_>, conversations: usize) {
     let Ctx { app, pid, user, viewer, ws, assistant } = *ctx;
-    let (per_conversation, tokens) = (10, 1_200u64);
     let tally = Arc::new(Tally::default());
     let mut roots = Vec::new();
     for _ in 0..conversations {
         let conv = app.channel(user, ws, &[viewer]).await;
         subscribe(app, viewer, &conv, 1, &tally).await;
-        for _ in 0..per_conversation {
+        for _ in 0..PER_CONVERSATION {
             roots.push(thread(app, user, assistant, &conv).await);
         }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let model = format!("clock-{tokens}-every-50");
+    let model = format!("clock-{CLOCK_TOKENS}-every-50");
     let started = Instant::now();
     for batch in roots.chunks(100) {
         futures_util::future::join_all(batch.iter().map(|root| {
@@ -214,7 +223,53 @@ async fn concurrent_answers(ctx: &Ctx<'_>, conversations: usize) {
             r.expect(201);
         });
     }
-    let ramp = started.elapsed();
+    steady_state("Skein", pid, &tally, roots.len(), started.elapsed()).await;
+}
+
+/// The same load through the bare relay of `floor.rs`, in its own process.
+async fn floor_answers(llm: &FakeLlm, conversations: usize) {
+    use std::io::BufRead;
+    let exe = std::env::current_exe().unwrap();
+    let mut relay = Relay(
+        std::process::Command::new(exe)
+            .args(["floor-relay", &llm.base_url])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut port = String::new();
+    std::io::BufReader::new(relay.0.stdout.take().unwrap()).read_line(&mut port).unwrap();
+    let base = format!("http://127.0.0.1:{}", port.trim());
+    let http = reqwest::Client::new();
+    let tally = Arc::new(Tally::default());
+    for c in 0..conversations {
+        read_frames(http.get(format!("{base}/subscribe/c{c}")).send().await.unwrap(), tally.clone());
+    }
+    let started = Instant::now();
+    let starts: Vec<String> = (0..conversations * PER_CONVERSATION)
+        .map(|i| format!("{base}/start/c{}/clock-{CLOCK_TOKENS}-every-50", i / PER_CONVERSATION))
+        .collect();
+    for batch in starts.chunks(100) {
+        for res in futures_util::future::join_all(batch.iter().map(|url| http.post(url).send())).await {
+            assert_eq!(res.unwrap().status(), 202);
+        }
+    }
+    steady_state("bare relay (floor)", relay.0.id(), &tally, starts.len(), started.elapsed()).await;
+}
+
+/// The bare relay's process, stopped when the phase ends (or fails).
+struct Relay(std::process::Child);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Times `answers` running answers for 20 s once all run, waits for their ends and prints the
+/// delays, with the relay's (process `pid`) CPU, this process's and the machine's.
+async fn steady_state(relay: &str, pid: u32, tally: &Tally, answers: usize, ramp: Duration) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let window = Duration::from_secs(20);
     let cpu_before = cpu_time(pid);
@@ -227,12 +282,11 @@ async fn concurrent_answers(ctx: &Ctx<'_>, conversations: usize) {
     let bench_cpu = cpu_time(std::process::id()) - bench_before;
     let (busy_after, total_after) = machine_cpu();
     let machine_busy = (busy_after - busy_before) as f64 * 100.0 / (total_after - total_before).max(1) as f64;
-    wait_for(&tally, roots.len() as u64, Duration::from_secs(180)).await;
-    assert_eq!(tally.stamps.load(Ordering::Relaxed), roots.len() as u64 * tokens, "every token delivered");
+    wait_for(tally, answers as u64, Duration::from_secs(180)).await;
+    assert_eq!(tally.stamps.load(Ordering::Relaxed), answers as u64 * CLOCK_TOKENS, "every token delivered");
     let mut latencies = std::mem::take(&mut *tally.latencies.lock().unwrap());
     println!(
-        "\n{} concurrent answers at 20 tokens/s (all started within {:.1} s; {} tokens timed over {} s; CPU: server {:.0}% of one core, this load generator {:.0}%, machine {:.0}% busy): provider→subscriber delay p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
-        roots.len(),
+        "\n{relay}: {answers} concurrent answers at 20 tokens/s (all started within {:.1} s; {} tokens timed over {} s; CPU: relay {:.0}% of one core, this load generator {:.0}%, machine {:.0}% busy): provider→subscriber delay p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
         ramp.as_secs_f64(),
         latencies.len(),
         window.as_secs(),

@@ -142,12 +142,18 @@ async fn build_tree(app: &TestApp, user: &TestUser, conversation: &str, n: usize
 }
 
 mod answers;
+mod floor;
 mod realtime;
 
 /// `skein-bench [posting|realtime|answers]`: one part, or all of them.
 #[tokio::main]
 async fn main() {
     let only = std::env::args().nth(1);
+    if only.as_deref() == Some("floor-relay") {
+        // The bare relay's own process (see floor.rs), started by the answers part.
+        floor::serve(&std::env::args().nth(2).unwrap_or_default()).await;
+        return;
+    }
     let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
     if wants("posting") {
         posting_and_trees().await;
