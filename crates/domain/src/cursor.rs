@@ -93,6 +93,16 @@ mod tests {
     }
 
     #[test]
+    fn event_cursor_travels_in_its_client_form() {
+        let c = EventCursor { tx: 10, id: 99 };
+        assert_eq!(serde_json::to_string(&c).ok().as_deref(), Some("\"10-99\""));
+        assert_eq!(serde_json::from_str::<EventCursor>("\"10-99\"").ok(), Some(c));
+        for bad in ["\"10\"", "\"x-1\"", "10"] {
+            assert!(serde_json::from_str::<EventCursor>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn garbage_cursor_is_a_validation_error() {
         assert!(matches!(TimeCursor::decode("nope"), Err(DomainError::Validation(_))));
         assert!(matches!(TimeCursor::decode("12.notaulid"), Err(DomainError::Validation(_))));

@@ -36,9 +36,7 @@ use crate::db::PgPool;
 /// until its frame is written.
 #[derive(Debug)]
 pub struct Delivered {
-    /// `None` for live-only events.
-    pub cursor: Option<EventCursor>,
-    /// The cursor as clients see it (the SSE `id:`).
+    /// The cursor as clients see it (the SSE `id:`); `None` for live-only events.
     pub id: Option<ByteString>,
     pub kind: &'static str,
     pub json: ByteString,
@@ -48,7 +46,7 @@ impl Delivered {
     pub fn new(cursor: Option<EventCursor>, event: &Event) -> Self {
         // Serialising our own types cannot fail; an empty object keeps the stream going if it did.
         let json = serde_json::to_string(event).unwrap_or_else(|_| "{}".into());
-        Self { cursor, id: cursor.map(|c| c.encode().into()), kind: event.body.kind(), json: json.into() }
+        Self { id: cursor.map(|c| c.encode().into()), kind: event.body.kind(), json: json.into() }
     }
 
     pub fn logged(event: &LoggedEvent) -> Self {
@@ -178,7 +176,7 @@ impl Hub {
         let actor = Actor {
             ephemerals: ephemeral_rx,
             deferred: VecDeque::new(),
-            outbox: HashMap::new(),
+            outbox: Outbox::default(),
             pool,
             config,
             position,
@@ -325,7 +323,7 @@ struct Actor {
     /// Live-only events in arrival order, waiting for the logged event they must follow.
     deferred: VecDeque<(Instant, Option<EventCursor>, Box<Ephemeral>)>,
     /// This pass's deliveries by subscriber, handed over by `flush` before the hub waits.
-    outbox: HashMap<u64, Batch>,
+    outbox: Outbox,
 }
 
 /// A live-only event waits at most this long for the logged event it must follow.
@@ -504,7 +502,7 @@ impl Actor {
 
     /// Ends a subscriber, after handing over what this pass has for it.
     fn remove(&mut self, id: u64) {
-        if let (Some(batch), Some(sub)) = (self.outbox.remove(&id), self.subs.get(&id)) {
+        if let (Some(batch), Some(sub)) = (self.outbox.0.remove(&id), self.subs.get(&id)) {
             hand_over(sub, batch, self.config.buffer);
         }
         let Some(sub) = self.subs.remove(&id) else { return };
@@ -563,7 +561,7 @@ impl Actor {
             if at <= sub.after || !sub.may_see(event) {
                 continue;
             }
-            self.outbox.entry(id).or_default().push(delivery.clone());
+            self.outbox.push(id, &delivery);
             if sub.lost_its_conversation() {
                 ended.push(id);
             }
@@ -647,7 +645,7 @@ impl Actor {
     fn deliver_to_user(&mut self, user: UserId, conversation: ConversationId, delivery: &Delivery) {
         for id in self.by_user.get(&user).into_iter().flatten() {
             if self.subs.get(id).is_some_and(|sub| sub.wants(conversation)) {
-                self.outbox.entry(*id).or_default().push(delivery.clone());
+                self.outbox.push(*id, delivery);
             }
         }
     }
@@ -655,7 +653,7 @@ impl Actor {
     /// Hands every subscriber what this pass has for it; ends those gone or too slow.
     fn flush(&mut self) {
         let mut dropped = Vec::new();
-        for (id, batch) in self.outbox.drain() {
+        for (id, batch) in self.outbox.0.drain() {
             if let Some(sub) = self.subs.get(&id)
                 && !hand_over(sub, batch, self.config.buffer)
             {
@@ -716,7 +714,7 @@ impl Actor {
                 {
                     continue;
                 }
-                self.outbox.entry(*id).or_default().push(delivery.clone());
+                self.outbox.push(*id, &delivery);
             }
         }
     }
@@ -725,6 +723,16 @@ impl Actor {
 /// The event that makes a workspace-visible conversation private.
 fn closes_to_workspace(body: &EventBody) -> bool {
     matches!(body, EventBody::ConversationUpdated(c) if c.visibility != Visibility::Workspace)
+}
+
+/// Deliveries gathered during one pass, by subscriber.
+#[derive(Default)]
+struct Outbox(HashMap<u64, Batch>);
+
+impl Outbox {
+    fn push(&mut self, subscriber: u64, delivery: &Delivery) {
+        self.0.entry(subscriber).or_default().push(delivery.clone());
+    }
 }
 
 /// Queues the batch; false when the subscriber is gone or too slow: more than `buffer`

@@ -10,6 +10,7 @@
 //! any server logic; what Skein shows above it is what Skein adds.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,8 +50,8 @@ async fn read_head(socket: &mut TcpStream) -> Option<(String, Vec<u8>)> {
 
 async fn handle(mut socket: TcpStream, subscribers: Subscribers, provider: String) {
     let Some((line, _)) = read_head(&mut socket).await else { return };
-    let path: Vec<String> = line.split(' ').nth(1).unwrap_or_default().split('/').map(str::to_owned).collect();
-    match path.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let path: Vec<&str> = line.split(' ').nth(1).unwrap_or_default().split('/').collect();
+    match path.as_slice() {
         ["", "subscribe", conversation] => {
             let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
             let (mut read, mut write) = socket.into_split();
@@ -102,7 +103,7 @@ async fn relay(provider: &str, model: &str, subscriber: &tokio::sync::Mutex<Owne
             start += end + 2;
             let content = frame.split("\"content\":\"").nth(1).and_then(|s| s.split('"').next());
             if let Some(content) = content.filter(|c| !c.is_empty()) {
-                out.push_str(&format!("event: message.delta\ndata: {{\"delta\":\"{content}\"}}\n\n"));
+                let _ = write!(out, "event: message.delta\ndata: {{\"delta\":\"{content}\"}}\n\n");
             }
         }
         pending.drain(..start);
