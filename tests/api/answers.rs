@@ -10,6 +10,8 @@ use skein_tests::fake_llm::FakeLlm;
 use skein_tests::sse::{Received, SseClient, WsClient};
 use skein_tests::{TestApp, TestUser};
 
+mod faults;
+
 /// A server whose provider `fake` is the fake, and a workspace with an assistant on it.
 struct Setup {
     app: TestApp,

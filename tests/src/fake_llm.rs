@@ -9,6 +9,8 @@
 //! - `status-CODE`: an OpenAI error body with that HTTP status (e.g. 429, 500, 400);
 //! - `hang`: headers, then nothing;
 //! - `malformed-N`: N tokens, then a chunk that is not JSON;
+//! - `nul-N` (optionally `-every-MS`): as `tokens`, each token with a U+0000 in it (`t0\0 `),
+//!   which PostgreSQL's `text` refuses;
 //! - `clock-N` (optionally `-every-MS`): as `tokens`, each token the time it was sent
 //!   (microseconds since the Unix epoch, then `;`), for latency benchmarks.
 //!
@@ -105,7 +107,7 @@ async fn serve(mut socket: TcpStream, counters: Arc<Mutex<Counters>>) {
                 counters.lock().unwrap_or_else(|e| e.into_inner()).aborted += 1;
             }
         }
-        Some(kind @ ("tokens" | "stop" | "malformed" | "clock")) => {
+        Some(kind @ ("tokens" | "stop" | "malformed" | "clock" | "nul")) => {
             let (n, every) = (number(1), if parts.get(2) == Some(&"every") { number(3) } else { 0 });
             let ended = stream_tokens(&mut socket, &counters, n as usize, Duration::from_millis(every), kind).await;
             if !ended {
@@ -149,6 +151,8 @@ async fn stream_tokens(
         }
         let content = match kind {
             "clock" => format!("{};", unix_micros()),
+            // JSON's escape for U+0000.
+            "nul" => format!("t{i}\\u0000 "),
             _ => format!("t{i} "),
         };
         // The same bytes `chunk` would make, without building JSON per token (benchmarks

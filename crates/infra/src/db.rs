@@ -28,6 +28,8 @@ pub enum SetupError {
     Connect { url: String, reason: String },
     #[error("migrations failed: {0}")]
     Migrate(String),
+    #[error("cannot start {0}")]
+    Start(String),
     #[error("{0}")]
     Provision(String),
 }

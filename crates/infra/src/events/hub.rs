@@ -165,10 +165,10 @@ impl Hub {
         config: HubConfig,
         touched: mpsc::UnboundedSender<Touched>,
     ) -> Result<Self, crate::db::SetupError> {
-        let mut conn = pool.get().await.map_err(|e| crate::db::SetupError::Migrate(format!("event hub: {e}")))?;
+        let mut conn = pool.get().await.map_err(|e| crate::db::SetupError::Start(format!("the event hub: {e}")))?;
         let position = read::bounds(&mut conn)
             .await
-            .map_err(|e| crate::db::SetupError::Migrate(format!("event hub: {e}")))?
+            .map_err(|e| crate::db::SetupError::Start(format!("the event hub: {e}")))?
             .readable;
         drop(conn);
         let (commands, rx) = mpsc::unbounded_channel();

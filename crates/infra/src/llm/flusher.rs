@@ -7,7 +7,9 @@
 //! gets the whole content once, at the end (rewriting a growing text on every flush would
 //! cost the square of its length). The same
 //! statement reads which of this instance's generations were cancelled through the database
-//! (a cancel that reached another instance), and those are stopped. So the writes per answer
+//! (a cancel that reached another instance) or ended by another instance's recovery, and
+//! those are stopped. A batch that fails is written again chunk by chunk, so one chunk
+//! PostgreSQL refuses holds back only its own answer. So the writes per answer
 //! grow with its duration, not its tokens, and the statements per instance with time alone.
 
 use std::collections::HashMap;
@@ -113,34 +115,67 @@ impl FlushQueue {
 }
 
 #[derive(diesel::QueryableByName)]
-struct Cancelled {
+struct Stopped {
     #[diesel(sql_type = SqlUuid)]
     message_id: Uuid,
 }
 
-/// Writes the chunks (one statement) and returns this runner's generations that were
-/// cancelled through the database.
-async fn write(pool: &PgPool, runner: Uuid, chunks: &[Chunk]) -> Result<Vec<MessageId>, String> {
+/// Writes the chunks (one statement) and returns which of `running` must stop: cancelled
+/// through the database (a cancel that reached another instance) or already ended by someone
+/// else (recovery on another instance that thought this one gone).
+async fn write(pool: &PgPool, runner: Uuid, chunks: &[Chunk], running: &[MessageId]) -> Result<Vec<MessageId>, String> {
     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
     let ids: Vec<Uuid> = chunks.iter().map(|c| uuid(c.message_id)).collect();
     let indexes: Vec<i32> = chunks.iter().map(|c| c.index).collect();
     let offsets: Vec<i32> = chunks.iter().map(|c| c.offset as i32).collect();
     let contents: Vec<&str> = chunks.iter().map(|c| c.content.as_str()).collect();
-    let rows: Vec<Cancelled> = diesel::sql_query(
+    let running: Vec<Uuid> = running.iter().map(|id| uuid(*id)).collect();
+    let rows: Vec<Stopped> = diesel::sql_query(
         "WITH chunk AS (INSERT INTO message_chunks (message_id, idx, char_offset, content) \
            SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[])) \
          SELECT message_id FROM generations \
-         WHERE runner = $5 AND finished_at IS NULL AND cancel_requested",
+         WHERE runner = $5 AND message_id = ANY($6) AND (cancel_requested OR finished_at IS NOT NULL)",
     )
     .bind::<Array<SqlUuid>, _>(ids)
     .bind::<Array<Integer>, _>(indexes)
     .bind::<Array<Integer>, _>(offsets)
     .bind::<Array<Text>, _>(contents)
     .bind::<SqlUuid, _>(runner)
+    .bind::<Array<SqlUuid>, _>(running)
     .load(&mut conn)
     .await
     .map_err(|e| e.to_string())?;
     Ok(rows.into_iter().map(|r| MessageId(ulid(r.message_id))).collect())
+}
+
+/// Writes what was taken: all in one statement, or, when that fails, each answer's chunk on
+/// its own, so that a chunk PostgreSQL refuses holds back only its own answer. Returns the
+/// answers to stop; what could not be written goes back to the queue.
+async fn flush(queue: &FlushQueue, pool: &PgPool, runner: Uuid, running: &[MessageId]) -> Vec<MessageId> {
+    let chunks = queue.take();
+    let error = match write(pool, runner, &chunks, running).await {
+        Ok(stop) => return stop,
+        Err(e) => e,
+    };
+    if chunks.len() < 2 {
+        tracing::warn!(error = %error, "cannot flush streamed content");
+        queue.restore(chunks);
+        return Vec::new();
+    }
+    let mut stop = Vec::new();
+    let mut failed = Vec::new();
+    for chunk in chunks {
+        match write(pool, runner, std::slice::from_ref(&chunk), running).await {
+            Ok(more) => stop.extend(more),
+            Err(e) => {
+                tracing::warn!(message = %chunk.message_id, error = %e, "cannot flush an answer's content");
+                failed.push(chunk);
+            }
+        }
+    }
+    // Kept: the answer's next flush or its terminal write carries it.
+    queue.restore(failed);
+    stop
 }
 
 /// Runs the flusher until the process ends.
@@ -156,18 +191,8 @@ pub fn spawn(queue: FlushQueue, pool: PgPool, registry: Registry, runner: Uuid, 
             if registry.is_empty() {
                 continue;
             }
-            let chunks = queue.take();
-            match write(&pool, runner, &chunks).await {
-                Ok(cancelled) => {
-                    for id in cancelled {
-                        registry.cancel(id);
-                    }
-                }
-                Err(e) => {
-                    // Kept: the next flush or the terminal write carries it.
-                    tracing::warn!(error = %e, chunks = chunks.len(), "cannot flush streamed content");
-                    queue.restore(chunks);
-                }
+            for id in flush(&queue, &pool, runner, &registry.ids()).await {
+                registry.cancel(id);
             }
         }
     });

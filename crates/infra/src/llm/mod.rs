@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{LlmConfig, ProviderConfig};
-use diesel_async::AsyncPgConnection;
 use flusher::FlushQueue;
 use provider::Provider;
 use runner::{Job, Registry};
@@ -38,8 +37,6 @@ pub struct Llm {
     /// without crossing threads, generations spread over every core, and none depends on
     /// the worker that started it.
     runtime: tokio::runtime::Handle,
-    /// Keeps the instance's liveness lock (see `store::hold_instance_lock`).
-    _alive: Arc<tokio::sync::Mutex<AsyncPgConnection>>,
 }
 
 impl Llm {
@@ -50,7 +47,8 @@ impl Llm {
         let instance = Uuid::from(ulid::Ulid::generate());
         let alive = store::hold_instance_lock(url, instance)
             .await
-            .map_err(|e| SetupError::Migrate(format!("generation runner: {e}")))?;
+            .map_err(|e| SetupError::Start(format!("generation runner: {e}")))?;
+        tokio::spawn(store::keep_instance_lock(url.to_owned(), instance, alive));
         let llm = Self {
             config: Arc::new(config.clone()),
             providers: Arc::new(providers),
@@ -60,7 +58,6 @@ impl Llm {
             signals,
             instance,
             runtime: tokio::runtime::Handle::current(),
-            _alive: Arc::new(tokio::sync::Mutex::new(alive)),
         };
         llm.recover().await;
         let interval = Duration::from_millis(config.flush_interval_ms.max(10));
@@ -78,7 +75,22 @@ impl Llm {
         Ok(llm)
     }
 
+    /// Writes the ends this instance's runners could not, then fails what dead instances left.
     async fn recover(&self) {
+        let mut waiting = Vec::new();
+        for end in self.registry.take_unsaved() {
+            match store::finish(&self.pool, &end.job, None, &end.finish).await {
+                Ok(written) => {
+                    tracing::info!(message = %end.job.message_id, ended = written.is_some(), "wrote an unsaved end");
+                    self.signals.committed();
+                }
+                Err(e) => {
+                    tracing::warn!(message = %end.job.message_id, error = %e, "cannot write an unsaved end yet");
+                    waiting.push(end);
+                }
+            }
+        }
+        self.registry.hand_back(waiting);
         match store::fail_abandoned(&self.pool, self.instance).await {
             Ok(0) => {}
             Ok(n) => {

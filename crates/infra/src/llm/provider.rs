@@ -71,6 +71,17 @@ pub struct ChunkDelta {
     pub content: Option<String>,
 }
 
+/// Appends a provider's text as Skein can store it: PostgreSQL's `text` refuses U+0000 (and
+/// nothing else a Rust string can hold), so NUL is dropped before the text is relayed or
+/// stored. A provider that sends one must not stop the answer, or every flush with it.
+pub fn push_storable(into: &mut String, text: &str) {
+    if text.contains('\0') {
+        into.extend(text.chars().filter(|c| *c != '\0'));
+    } else {
+        into.push_str(text);
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ChunkUsage {
     #[serde(default)]
@@ -182,4 +193,17 @@ pub fn provider_error(e: &OpenAIError) -> GenerationError {
         other => (GenerationErrorCode::ProviderError, other.to_string()),
     };
     GenerationError { code, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_storable;
+
+    #[test]
+    fn nul_is_dropped_and_everything_else_kept() {
+        let mut text = String::from("a");
+        push_storable(&mut text, "b\0c\u{0}\u{1}é");
+        push_storable(&mut text, "\0");
+        assert_eq!(text, "abc\u{1}é");
+    }
 }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 use skein_domain::cursor::EventCursor;
@@ -19,9 +20,9 @@ use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, broadcast};
 
-use super::flusher::FlushQueue;
-use super::provider::{ChatRequest, Provider, provider_error, timed_out};
-use super::store::{self, Finish};
+use super::flusher::{Chunk, FlushQueue};
+use super::provider::{ChatRequest, Provider, provider_error, push_storable, timed_out};
+use super::store::{self, Finish, StoreError};
 use super::title;
 use crate::db::PgPool;
 use crate::events::Signals;
@@ -29,6 +30,11 @@ use crate::events::hub::Ephemeral;
 
 /// Most content relayed as one delta when chunks arrive faster than they are relayed.
 const BURST_MAX_BYTES: usize = 4096;
+
+/// Pauses between attempts at the terminal write (a pool timeout under load must not leave
+/// an answer streaming). After the last, the end is handed to the instance's recovery.
+const END_RETRY_PAUSES: [Duration; 4] =
+    [Duration::from_millis(50), Duration::from_millis(200), Duration::from_millis(500), Duration::from_secs(1)];
 
 /// A generation to run.
 #[derive(Clone, Debug)]
@@ -79,6 +85,15 @@ pub struct Running {
 #[derive(Clone, Default)]
 pub struct Registry {
     running: Arc<Mutex<HashMap<MessageId, Running>>>,
+    /// Ends whose runner could not write them: the instance's recovery writes them (see
+    /// `Llm::recover`), so no answer stays `streaming` with nobody left to end it.
+    unsaved: Arc<Mutex<Vec<Unsaved>>>,
+}
+
+/// An end its runner could not write.
+pub struct Unsaved {
+    pub job: Job,
+    pub finish: Finish,
 }
 
 impl Registry {
@@ -110,6 +125,25 @@ impl Registry {
             running.cancel.notify_one();
         }
     }
+
+    /// The generations running here.
+    pub fn ids(&self) -> Vec<MessageId> {
+        self.lock().keys().copied().collect()
+    }
+
+    fn hand_to_recovery(&self, end: Unsaved) {
+        self.unsaved.lock().unwrap_or_else(|e| e.into_inner()).push(end);
+    }
+
+    /// Takes the ends waiting for recovery (what cannot be written yet goes back with
+    /// [`Registry::hand_back`]).
+    pub fn take_unsaved(&self) -> Vec<Unsaved> {
+        std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn hand_back(&self, ends: Vec<Unsaved>) {
+        self.unsaved.lock().unwrap_or_else(|e| e.into_inner()).extend(ends);
+    }
 }
 
 pub fn lock_live(live: &Mutex<Live>) -> std::sync::MutexGuard<'_, Live> {
@@ -132,7 +166,7 @@ pub fn spawn(
     registry.lock().insert(job.message_id, Running { live: live.clone(), cancel: cancel.clone() });
     runtime.spawn(async move {
         let id = job.message_id;
-        let mut run = Run { pool, signals, job, live, queue };
+        let mut run = Run { pool, signals, job, live, queue, registry: registry.clone() };
         let title_after = run.run(&provider, &cancel).await;
         registry.lock().remove(&id);
         if let Some(answer) = title_after {
@@ -147,6 +181,7 @@ struct Run {
     job: Job,
     live: Arc<Mutex<Live>>,
     queue: FlushQueue,
+    registry: Registry,
 }
 
 /// How a stream ended, before it is written.
@@ -188,12 +223,14 @@ impl Run {
             started_at: started,
         };
         let tail = self.queue.finish(self.job.message_id);
-        let done = match store::finish(&self.pool, &self.job, tail.as_ref(), &finish).await {
+        let done = match self.write_end(tail.as_ref(), &finish).await {
             Ok(Some(done)) => done,
             // Someone else (a cancel racing us, or recovery) already ended it.
             Ok(None) => return None,
             Err(e) => {
-                tracing::error!(message = %self.job.message_id, error = %e, "cannot record the end of a generation");
+                // The followers here read the end from the database once recovery writes it.
+                tracing::error!(message = %self.job.message_id, error = %e, "cannot record the end of a generation; recovery will");
+                self.registry.hand_to_recovery(Unsaved { job: self.job.clone(), finish: finish.unsaved() });
                 return None;
             }
         };
@@ -205,6 +242,23 @@ impl Run {
             let _ = live.followers.send(Piece::Done(done));
         }
         (complete && self.job.auto_title).then_some(finish.content)
+    }
+
+    /// The terminal write, tried again after a failure (`END_RETRY_PAUSES`).
+    async fn write_end(&self, tail: Option<&Chunk>, finish: &Finish) -> Result<Option<MessageDone>, StoreError> {
+        let mut pauses = END_RETRY_PAUSES.iter();
+        loop {
+            match store::finish(&self.pool, &self.job, tail, finish).await {
+                Err(e) => match pauses.next() {
+                    Some(pause) => {
+                        tracing::warn!(message = %self.job.message_id, error = %e, "the end of a generation was not written; retrying");
+                        tokio::time::sleep(*pause).await;
+                    }
+                    None => return Err(e),
+                },
+                written => return written,
+            }
+        }
     }
 
     /// Reads the provider's stream to its end, relaying as it goes. Chunks that have already
@@ -244,7 +298,7 @@ impl Run {
             for choice in chunk.choices {
                 if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
                     first_token_at.get_or_insert_with(OffsetDateTime::now_utc);
-                    burst.push_str(&text);
+                    push_storable(&mut burst, &text);
                 }
                 if let Some(reason) = choice.finish_reason {
                     finish_reason = Some(reason);

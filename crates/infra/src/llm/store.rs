@@ -42,6 +42,25 @@ pub struct Finish {
     pub started_at: OffsetDateTime,
 }
 
+impl Finish {
+    /// The end recovery writes for an answer whose runner could not write its own: failed
+    /// (`interrupted`), with the runner's whole content and timing.
+    pub fn unsaved(&self) -> Finish {
+        Finish {
+            status: MessageStatus::Failed,
+            content: self.content.clone(),
+            finish_reason: "interrupted".into(),
+            usage: self.usage,
+            error: Some(GenerationError {
+                code: GenerationErrorCode::Interrupted,
+                message: "the end of this reply could not be saved in time".into(),
+            }),
+            first_token_at: self.first_token_at,
+            started_at: self.started_at,
+        }
+    }
+}
+
 /// Records the runner's end: the last chunk, the message's content (the runner's, which is
 /// authoritative) and status, the generation's details, then `error` (on failure) and
 /// `message.done`, in one transaction. `None` when the generation had already ended (exactly
@@ -216,13 +235,43 @@ pub async fn fail_abandoned(pool: &PgPool, me: Uuid) -> Result<usize, StoreError
 }
 
 /// The instance's liveness lock: a session advisory lock on its id, held by a connection of
-/// its own for as long as the instance runs.
+/// its own for as long as the instance runs (see [`keep_instance_lock`]).
 pub async fn hold_instance_lock(url: &str, me: Uuid) -> Result<AsyncPgConnection, StoreError> {
     let mut conn = AsyncPgConnection::establish(url).await.map_err(|e| StoreError::Pool(e.to_string()))?;
-    diesel::select(
+    let held: bool = diesel::select(
         diesel::dsl::sql::<Bool>("pg_try_advisory_lock(hashtextextended(").bind::<SqlUuid, _>(me).sql("::text, 1))"),
     )
-    .get_result::<bool>(&mut conn)
+    .get_result(&mut conn)
     .await?;
+    if !held {
+        return Err(StoreError::Pool(format!("the liveness lock of runner {me} is held by another session")));
+    }
     Ok(conn)
+}
+
+/// How often the liveness lock's connection is checked.
+const LOCK_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keeps the liveness lock for the life of the process: checks its connection every
+/// [`LOCK_CHECK_EVERY`] and, when the connection is gone (a PostgreSQL restart, a dropped or
+/// terminated session), takes the lock again on a new one. Other instances may fail this
+/// instance's answers in the gap; their runners then stop (the flusher sees them ended).
+pub async fn keep_instance_lock(url: String, me: Uuid, mut conn: AsyncPgConnection) {
+    loop {
+        tokio::time::sleep(LOCK_CHECK_EVERY).await;
+        if diesel::sql_query("SELECT 1").execute(&mut conn).await.is_ok() {
+            continue;
+        }
+        tracing::warn!(runner = %me, "the liveness lock's connection was lost; taking the lock again");
+        conn = loop {
+            match hold_instance_lock(&url, me).await {
+                Ok(fresh) => break fresh,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the liveness lock again");
+                    tokio::time::sleep(LOCK_CHECK_EVERY).await;
+                }
+            }
+        };
+        tracing::info!(runner = %me, "liveness lock held again");
+    }
 }

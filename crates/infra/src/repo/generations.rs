@@ -181,25 +181,25 @@ impl GenerationRepo for Store {
             return Ok(());
         }
         // Not running here: ask the instance running it, which sees this at its next flush.
-        let mut conn = self.conn().await?;
+        // Each look takes a connection for its query only: a waiting cancel holds none.
         let asked = diesel::update(generations::table.find(uuid(message)).filter(generations::finished_at.is_null()))
             .set(generations::cancel_requested.eq(true))
-            .execute(&mut conn)
+            .execute(&mut self.conn().await?)
             .await
             .map_err(db_error)?;
         let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
         while asked > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
             let finished: Option<Option<OffsetDateTime>> = generations::table
                 .find(uuid(message))
                 .select(generations::finished_at)
-                .first(&mut conn)
+                .first(&mut self.conn().await?)
                 .await
                 .optional()
                 .map_err(db_error)?;
             if !matches!(finished, Some(None)) {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(())
     }

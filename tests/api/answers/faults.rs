@@ -1,0 +1,176 @@
+//! Answers under faults: a terminal write that fails, text PostgreSQL refuses, a lost
+//! liveness lock, a generation ended by someone else. Faults are real: a trigger in the
+//! test's schema refuses writes, PostgreSQL terminates a session, another party writes.
+
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::*;
+
+/// Makes the next `times` terminal writes of generations fail inside PostgreSQL (as a pool
+/// timeout or a dropped connection would make them fail), then lets them through.
+async fn refuse_terminal_writes(app: &TestApp, times: u32) {
+    let mut db = app.db().await;
+    for statement in [
+        "CREATE SEQUENCE end_faults".to_owned(),
+        format!(
+            "CREATE FUNCTION refuse_end() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+               IF nextval('end_faults') <= {times} THEN RAISE EXCEPTION 'injected fault: end refused'; END IF; \
+               RETURN NEW; END $$"
+        ),
+        "CREATE TRIGGER refuse_end BEFORE UPDATE OF finished_at ON generations FOR EACH ROW \
+           WHEN (OLD.finished_at IS NULL AND NEW.finished_at IS NOT NULL) EXECUTE FUNCTION refuse_end()"
+            .to_owned(),
+    ] {
+        diesel::sql_query(statement).execute(&mut db).await.unwrap();
+    }
+}
+
+async fn faults_fired(app: &TestApp) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Fired {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        last_value: i64,
+    }
+    let mut db = app.db().await;
+    let fired: Fired = diesel::sql_query("SELECT last_value FROM end_faults").get_result(&mut db).await.unwrap();
+    fired.last_value
+}
+
+#[tokio::test]
+async fn a_terminal_write_that_fails_once_is_retried() {
+    let s = setup().await;
+    let root = s.thread("Retry the end").await;
+    let mut sse = s.conversation_stream().await;
+    refuse_terminal_writes(&s.app, 1).await;
+    let id = s.generate(&root, "tokens-5").await["id"].as_str().unwrap().to_owned();
+    let events = events_of(&mut sse, &id).await;
+    assert_eq!(events.iter().filter(|e| e["type"] == "message.done").count(), 1);
+    assert_eq!(events.last().unwrap()["data"]["status"], "complete");
+    let stored = s.ended(&id).await;
+    assert_eq!((stored["status"].as_str(), stored["content"].as_str()), (Some("complete"), Some(tokens(5).as_str())));
+    assert_eq!(faults_fired(&s.app).await, 2, "refused once, written by the second attempt");
+}
+
+#[tokio::test]
+async fn an_end_that_cannot_be_written_is_ended_by_recovery_with_its_content() {
+    let s = setup().await;
+    let root = s.thread("Lose the end").await;
+    let mut sse = s.conversation_stream().await;
+    // Every attempt the runner makes fails; recovery's write goes through.
+    refuse_terminal_writes(&s.app, 5).await;
+    let id = s.generate(&root, "tokens-5").await["id"].as_str().unwrap().to_owned();
+    let events = events_of(&mut sse, &id).await;
+    let done = &events.last().unwrap()["data"];
+    assert_eq!((done["status"].as_str(), done["finish_reason"].as_str()), (Some("failed"), Some("interrupted")));
+    let stored = s.ended(&id).await;
+    assert_eq!(stored["status"], "failed");
+    assert_eq!(stored["content"], tokens(5), "the runner's whole content is kept");
+    assert_eq!(stored["generation"]["error"]["code"], "interrupted");
+    assert_eq!(faults_fired(&s.app).await, 6);
+    // Exactly one end, and the running count is released: the same message can be answered
+    // again, and the user is not held at the limit.
+    let after = sse.next_within(Duration::from_millis(300)).await;
+    assert!(!matches!(after, Ok(Some(ref e)) if e.data["message_id"] == id.as_str()), "{after:?}");
+    let again = s.generate(&root, "tokens-2").await["id"].as_str().unwrap().to_owned();
+    assert_eq!(s.ended(&again).await["status"], "complete");
+}
+
+#[tokio::test]
+async fn text_postgresql_refuses_is_dropped_and_never_stops_other_answers() {
+    let s = setup_with(|config| config.llm.flush_interval_ms = 20).await;
+    let root = s.thread("NUL").await;
+    let other = s.thread("Plain").await;
+    let mut sse = s.conversation_stream().await;
+    let nul = s.generate(&root, "nul-20-every-10").await["id"].as_str().unwrap().to_owned();
+    let plain = s.generate(&other, "tokens-20-every-10").await["id"].as_str().unwrap().to_owned();
+    let relayed = concatenated(&events_of(&mut sse, &nul).await);
+    assert_eq!(relayed, tokens(20), "NUL is dropped before it is relayed");
+    for (id, expected) in [(&nul, tokens(20)), (&plain, tokens(20))] {
+        let stored = s.ended(id).await;
+        assert_eq!(
+            (stored["status"].as_str(), stored["content"].as_str()),
+            (Some("complete"), Some(expected.as_str()))
+        );
+        let chunks = s.app.get(&format!("/api/messages/{id}/chunks"), &s.owner).await.expect(200).body;
+        let chunks = chunks["data"].as_array().unwrap();
+        assert!(chunks.len() > 1, "flushed while it streamed: {chunks:?}");
+        let rebuilt: String = chunks.iter().map(|c| c["content"].as_str().unwrap()).collect();
+        assert_eq!(rebuilt, expected);
+    }
+}
+
+/// The backend holding the liveness lock of the runner of `message`, if any.
+async fn lock_holder(db: &mut AsyncPgConnection, message: &str) -> Option<i32> {
+    #[derive(diesel::QueryableByName)]
+    struct Holder {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let id = uuid::Uuid::from(message.parse::<ulid::Ulid>().unwrap());
+    let holder: Option<Holder> = diesel::sql_query(
+        "SELECT l.pid FROM pg_locks l, generations g \
+         WHERE g.message_id = $1 AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+           AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(g.runner::text, 1)",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .get_result(db)
+    .await
+    .ok();
+    holder.map(|h| h.pid)
+}
+
+#[tokio::test]
+async fn a_lost_liveness_lock_is_taken_again_and_the_answer_completes() {
+    let s = setup().await;
+    let root = s.thread("Keep the lock").await;
+    let id = s.generate(&root, "tokens-60-every-50").await["id"].as_str().unwrap().to_owned();
+    let mut db = s.app.db().await;
+    let first = lock_holder(&mut db, &id).await.expect("the runner's instance holds its lock");
+    diesel::sql_query(format!("SELECT pg_terminate_backend({first})")).execute(&mut db).await.unwrap();
+    let mut again = None;
+    for _ in 0..100 {
+        again = lock_holder(&mut db, &id).await.filter(|pid| *pid != first);
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(again.is_some(), "the instance takes its liveness lock again on a new connection");
+    let stored = s.ended(&id).await;
+    assert_eq!((stored["status"].as_str(), stored["content"].as_str()), (Some("complete"), Some(tokens(60).as_str())));
+}
+
+#[tokio::test]
+async fn a_runner_whose_answer_was_ended_elsewhere_stops() {
+    let s = setup().await;
+    let root = s.thread("Ended elsewhere").await;
+    let mut sse = s.conversation_stream().await;
+    let id = s.generate(&root, "tokens-200-every-20").await["id"].as_str().unwrap().to_owned();
+    loop {
+        let e = sse.next().await;
+        if e.kind() == "message.delta" && e.data["data"]["offset"].as_u64().unwrap() > 20 {
+            break;
+        }
+    }
+    // What another instance's recovery writes when it believes this one gone.
+    let mut db = s.app.db().await;
+    let ulid_id = uuid::Uuid::from(id.parse::<ulid::Ulid>().unwrap());
+    diesel::sql_query(
+        "UPDATE generations SET finished_at = now(), finish_reason = 'interrupted' WHERE message_id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(ulid_id)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    // The runner notices at its next flush and drops the provider's stream.
+    for _ in 0..100 {
+        if s.llm.aborted() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.llm.aborted(), 1, "the provider request is aborted");
+    assert!(s.llm.tokens_sent() < 200);
+    let stored = s.message(&id).await;
+    assert_eq!(stored["generation"]["finish_reason"], "interrupted", "the other party's end stands");
+}
