@@ -174,3 +174,42 @@ async fn a_runner_whose_answer_was_ended_elsewhere_stops() {
     let stored = s.message(&id).await;
     assert_eq!(stored["generation"]["finish_reason"], "interrupted", "the other party's end stands");
 }
+
+#[tokio::test]
+async fn a_cancel_waiting_for_another_instance_holds_no_connection() {
+    // Two connections per instance, and a short wait for one: a cancel that held a
+    // connection while it waits would starve every other request.
+    let s = setup_with(|config| {
+        config.database.max_connections = 2;
+        config.database.acquire_timeout_ms = 300;
+        config.llm.recovery_interval_secs = 3600;
+    })
+    .await;
+    let peer = s.app.peer().await;
+    let root = s.thread("Cancel from afar").await;
+    let id = s.generate(&root, "tokens-400-every-20").await["id"].as_str().unwrap().to_owned();
+    // The running instance no longer recognises the generation as its own, so the cancel
+    // request is never taken up and the peer's cancel waits its whole wait.
+    let mut db = s.app.db().await;
+    let message = uuid::Uuid::from(id.parse::<ulid::Ulid>().unwrap());
+    diesel::sql_query("UPDATE generations SET runner = gen_random_uuid() WHERE message_id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(message)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let cancels: Vec<_> = (0..2)
+        .map(|_| {
+            let (client, owner, path) =
+                (TestApp::client_for(&peer.base), s.owner.clone(), format!("/api/messages/{id}/cancel"));
+            tokio::spawn(async move { client.post(&path, &owner, json!({})).await.status })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..5 {
+        peer.get(&format!("/api/messages/{id}"), &s.owner).await.expect(200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for cancel in cancels {
+        assert_eq!(cancel.await.unwrap(), 200);
+    }
+}

@@ -81,6 +81,15 @@ impl Signals {
     }
 }
 
+#[cfg(test)]
+impl Signals {
+    /// Signals whose live-only events are captured (for unit tests of what publishes them).
+    pub(crate) fn capture() -> (Self, mpsc::UnboundedReceiver<Ephemeral>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self { hub_wake: Arc::new(Notify::new()), remote_wake: None, ephemeral: EphemeralSink::Remote(tx) }, rx)
+    }
+}
+
 /// Connects the hub to the other instances as configured.
 pub async fn start(
     config: &FanoutConfig,

@@ -1,17 +1,18 @@
 //! Typing indicators: live-only, expired by the server, bursts coalesced.
 //!
 //! A `typing: true` publishes `typing.update` only when the user was not already typing
-//! there; repeats just push the expiry back. The indicator ends with `typing: false` or when
+//! there; repeats just push the expiry back, and one timer per indicator follows it. The indicator ends with `typing: false` or when
 //! the expiry passes without a repeat, whichever comes first; either way one `typing.update`
 //! with `typing: false` goes out. Nothing is persisted.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use skein_shared::event::{Event, EventBody, TypingUpdate};
 use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
+use time::OffsetDateTime;
 
 use super::bus::Signals;
 use super::hub::Ephemeral;
@@ -33,10 +34,17 @@ pub struct Typing {
     inner: Arc<Inner>,
 }
 
+/// One indicator: which timer owns it and when it expires.
+struct Active {
+    timer: u64,
+    expires: OffsetDateTime,
+}
+
 struct Inner {
-    /// Who is typing where, with the generation of their latest `typing: true`.
-    active: Mutex<HashMap<Key, u64>>,
-    generation: AtomicU64,
+    active: Mutex<HashMap<Key, Active>>,
+    next_timer: AtomicU64,
+    /// Timers waiting (one per indicator, however often it is repeated).
+    armed: AtomicUsize,
     signals: Signals,
     clock: Clock,
     ttl: Duration,
@@ -47,7 +55,8 @@ impl Typing {
         Self {
             inner: Arc::new(Inner {
                 active: Mutex::new(HashMap::new()),
-                generation: AtomicU64::new(0),
+                next_timer: AtomicU64::new(0),
+                armed: AtomicUsize::new(0),
                 signals,
                 clock,
                 ttl,
@@ -64,33 +73,61 @@ impl Typing {
             }
             return;
         }
-        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
-        if self.inner.lock().insert(key, generation).is_none() {
-            self.inner.publish(key, open_to, true);
-        }
-        // The deadline is fixed now, not when the task first runs.
-        let deadline = self.inner.clock.now() + self.inner.ttl;
-        let inner = self.inner.clone();
-        tokio::spawn(async move {
-            inner.clock.sleep_until(deadline).await;
-            let expired = {
-                let mut active = inner.lock();
-                let current = active.get(&key) == Some(&generation);
-                if current {
-                    active.remove(&key);
-                }
-                current
-            };
-            if expired {
-                inner.publish(key, open_to, false);
+        // The deadline is fixed now, not when a timer next looks.
+        let expires = self.inner.clock.now() + self.inner.ttl;
+        let timer = {
+            let mut active = self.inner.lock();
+            if let Some(indicator) = active.get_mut(&key) {
+                // A repeat moves the expiry; the indicator's one timer sees it when it wakes.
+                indicator.expires = expires;
+                return;
             }
-        });
+            let timer = self.inner.next_timer.fetch_add(1, Ordering::Relaxed);
+            active.insert(key, Active { timer, expires });
+            timer
+        };
+        self.inner.publish(key, open_to, true);
+        self.inner.armed.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(self.inner.clone().expire(key, timer, open_to));
+    }
+
+    /// Timers waiting: one per indicator showing.
+    pub fn timers(&self) -> usize {
+        self.inner.armed.load(Ordering::Relaxed)
     }
 }
 
 impl Inner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, u64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Active>> {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The indicator's timer: sleeps until its expiry (again, if a repeat moved it), then
+    /// ends it; stops early if `typing: false` ended it first.
+    async fn expire(self: Arc<Self>, key: Key, timer: u64, open_to: Option<WorkspaceId>) {
+        loop {
+            let expires = match self.lock().get(&key) {
+                Some(indicator) if indicator.timer == timer => indicator.expires,
+                _ => break,
+            };
+            self.clock.sleep_until(expires).await;
+            let expired = {
+                let mut active = self.lock();
+                match active.get(&key) {
+                    Some(indicator) if indicator.timer == timer && indicator.expires <= self.clock.now() => {
+                        active.remove(&key);
+                        true
+                    }
+                    Some(indicator) if indicator.timer == timer => continue,
+                    _ => false,
+                }
+            };
+            if expired {
+                self.publish(key, open_to, false);
+            }
+            break;
+        }
+        self.armed.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn publish(&self, (conversation, root, user): Key, open_to: Option<WorkspaceId>, typing: bool) {
@@ -109,5 +146,61 @@ impl Inner {
                 occurred_at: self.clock.now(),
             },
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn typing_of(event: &Ephemeral) -> bool {
+        match &event.event.body {
+            EventBody::TypingUpdate(update) => update.typing,
+            other => panic!("not typing: {other:?}"),
+        }
+    }
+
+    async fn settled(typing: &Typing, timers: usize) {
+        for _ in 0..200 {
+            if typing.timers() == timers {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(typing.timers(), timers);
+    }
+
+    #[tokio::test]
+    async fn repeats_move_one_timer_and_the_indicator_ends_once() {
+        let (signals, mut published) = Signals::capture();
+        let clock = ManualClock::new(OffsetDateTime::now_utc());
+        let typing = Typing::new(signals, Clock::Manual(clock.clone()), Duration::from_secs(6));
+        let place = TypingIn { conversation: ConversationId::generate(), root: None, open_to: None };
+        let user = UserId::generate();
+        for _ in 0..100 {
+            typing.set(place, user, true);
+        }
+        assert_eq!(typing.timers(), 1, "a hundred repeats, one timer");
+        assert!(typing_of(&published.try_recv().unwrap()));
+        assert!(published.try_recv().is_err(), "repeats send nothing");
+        // A repeat 4 s in moves the expiry to 10 s: nothing at 6 s.
+        clock.advance(Duration::from_secs(4));
+        typing.set(place, user, true);
+        clock.advance(Duration::from_secs(3));
+        settled(&typing, 1).await;
+        assert!(published.try_recv().is_err(), "still typing at 7 s");
+        clock.advance(Duration::from_secs(3));
+        settled(&typing, 0).await;
+        assert!(!typing_of(&published.try_recv().unwrap()));
+        assert!(published.try_recv().is_err());
+        // `typing: false` ends it at once, and its timer with it.
+        typing.set(place, user, true);
+        typing.set(place, user, false);
+        assert!(typing_of(&published.try_recv().unwrap()));
+        assert!(!typing_of(&published.try_recv().unwrap()));
+        clock.advance(Duration::from_secs(60));
+        settled(&typing, 0).await;
+        assert!(published.try_recv().is_err());
     }
 }
