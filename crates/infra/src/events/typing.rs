@@ -150,6 +150,7 @@ impl Inner {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
