@@ -90,3 +90,35 @@ async fn presence_goes_away_then_offline_on_the_servers_clock() {
     assert_eq!(hidden.body["users"], json!([]));
     app.get("/api/presence?user_ids=nope", &r.bob).await.expect_problem(422, "validation_failed");
 }
+
+#[tokio::test]
+async fn a_presence_change_never_holds_back_other_deliveries() {
+    use diesel_async::RunQueryDsl;
+    let app = TestApp::spawn().await;
+    let r = room(&app).await;
+    let mut stream = SseClient::open(&app, &r.bob, "/api/stream", None).await;
+    // The stream's replay (which reads the spans too) is over once a live event has come.
+    app.root(&r.alice, &r.conv, "before").await;
+    assert_eq!(stream.next().await.kind(), "thread.new");
+    // Who receives Alice's presence is read from the membership spans. Here that read
+    // waits for a lock the test holds: the spans are put behind a view whose rows pass a
+    // gate, an advisory lock (which, unlike a table lock, gives the holder no transaction id
+    // that would hold back the log for every reader). Messages must not wait with it.
+    let mut blocker = app.db().await;
+    for statement in [
+        "ALTER TABLE member_spans RENAME TO member_spans_rows",
+        "CREATE FUNCTION span_gate() RETURNS boolean LANGUAGE sql VOLATILE AS \
+           'SELECT pg_advisory_lock_shared(4242) IS NOT NULL AND pg_advisory_unlock_shared(4242)'",
+        "CREATE VIEW member_spans AS SELECT * FROM member_spans_rows WHERE span_gate()",
+        "SELECT pg_advisory_lock(4242)",
+    ] {
+        diesel::sql_query(statement).execute(&mut blocker).await.unwrap();
+    }
+    app.post("/api/presence/heartbeat", &r.alice, json!({})).await.expect(200);
+    app.root(&r.alice, &r.conv, "delivered while presence waits").await;
+    let first = stream.next_within(Duration::from_secs(5)).await.ok().flatten().expect("the message arrives");
+    assert_eq!(first.kind(), "thread.new");
+    diesel::sql_query("SELECT pg_advisory_unlock(4242)").execute(&mut blocker).await.unwrap();
+    let presence = stream.next().await;
+    assert_eq!((presence.kind(), presence.data["data"]["state"].as_str()), ("presence.update", Some("online")));
+}

@@ -81,6 +81,13 @@ pub struct Ephemeral {
     pub event: Event,
 }
 
+/// A live-only event with the conversations it is about: its own, or, for a presence
+/// change, every conversation its user is a member of (looked up by `recipients.rs`).
+pub struct Routed {
+    pub event: Box<Ephemeral>,
+    pub conversations: Vec<ConversationId>,
+}
+
 /// What a subscriber follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
@@ -134,7 +141,9 @@ pub struct HubStopped;
 #[derive(Clone)]
 pub struct Hub {
     commands: mpsc::UnboundedSender<Command>,
-    ephemerals: mpsc::UnboundedSender<Box<Ephemeral>>,
+    ephemerals: mpsc::UnboundedSender<Routed>,
+    /// Presence changes, to be routed off the hub's task.
+    presence: mpsc::UnboundedSender<Box<Ephemeral>>,
 }
 
 enum Command {
@@ -173,6 +182,8 @@ impl Hub {
         drop(conn);
         let (commands, rx) = mpsc::unbounded_channel();
         let (ephemerals, ephemeral_rx) = mpsc::unbounded_channel();
+        let (presence, presence_rx) = mpsc::unbounded_channel();
+        tokio::spawn(super::recipients::run(pool.clone(), presence_rx, ephemerals.clone()));
         let actor = Actor {
             ephemerals: ephemeral_rx,
             deferred: VecDeque::new(),
@@ -188,7 +199,7 @@ impl Hub {
             touched,
         };
         tokio::spawn(actor.run(rx, wake));
-        Ok(Self { commands, ephemerals })
+        Ok(Self { commands, ephemerals, presence })
     }
 
     /// Registers a subscriber. Live deliveries skip everything at or before `after`.
@@ -205,7 +216,15 @@ impl Hub {
 
     /// Hands a live-only event to local subscribers.
     pub fn ephemeral(&self, event: Ephemeral) {
-        let _ = self.ephemerals.send(Box::new(event));
+        let event = Box::new(event);
+        match event.conversation_id {
+            Some(conversation) => {
+                let _ = self.ephemerals.send(Routed { event, conversations: vec![conversation] });
+            }
+            None => {
+                let _ = self.presence.send(event);
+            }
+        }
     }
 
     /// Hands a live-only event to the user's connections that follow the conversation.
@@ -319,9 +338,9 @@ struct Actor {
     touched: mpsc::UnboundedSender<Touched>,
     /// Live-only events, apart from the commands so that the log reader can take those
     /// sent before a commit it just read (see `take_ephemerals`).
-    ephemerals: mpsc::UnboundedReceiver<Box<Ephemeral>>,
+    ephemerals: mpsc::UnboundedReceiver<Routed>,
     /// Live-only events in arrival order, waiting for the logged event they must follow.
-    deferred: VecDeque<(Instant, Option<EventCursor>, Box<Ephemeral>)>,
+    deferred: VecDeque<(Instant, Option<EventCursor>, Routed)>,
     /// This pass's deliveries by subscriber, handed over by `flush` before the hub waits.
     outbox: Outbox,
 }
@@ -381,7 +400,7 @@ impl Actor {
                 self.register(pending).await;
             }
             self.take_ephemerals();
-            self.dispatch_ready(self.position).await;
+            self.dispatch_ready(self.position);
             if read_log {
                 retry = self.tail(retry).await;
                 read_at = tokio::time::Instant::now() + retry.unwrap_or(self.config.poll_interval);
@@ -417,10 +436,10 @@ impl Actor {
             self.take_ephemerals();
             for event in &tail.events {
                 self.dispatch(event);
-                self.dispatch_ready(event.cursor).await;
+                self.dispatch_ready(event.cursor);
             }
             self.position = tail.position;
-            self.dispatch_ready(self.position).await;
+            self.dispatch_ready(self.position);
             if tail.full {
                 continue;
             }
@@ -665,9 +684,9 @@ impl Actor {
         }
     }
 
-    fn defer(&mut self, ephemeral: Box<Ephemeral>) {
-        let after = ephemeral.after_event;
-        self.deferred.push_back((Instant::now(), after, ephemeral));
+    fn defer(&mut self, routed: Routed) {
+        let after = routed.event.after_event;
+        self.deferred.push_back((Instant::now(), after, routed));
     }
 
     fn take_ephemerals(&mut self) {
@@ -678,29 +697,18 @@ impl Actor {
 
     /// Dispatches waiting live events, in order, up to the first that must follow a logged
     /// event after `at` (unless it has waited too long).
-    async fn dispatch_ready(&mut self, at: EventCursor) {
+    fn dispatch_ready(&mut self, at: EventCursor) {
         while let Some((since, after, _)) = self.deferred.front() {
             if after.is_some_and(|after| after > at) && since.elapsed() < DEFER_AT_MOST {
                 return;
             }
-            if let Some((_, _, e)) = self.deferred.pop_front() {
-                self.dispatch_ephemeral(*e).await;
+            if let Some((_, _, routed)) = self.deferred.pop_front() {
+                self.dispatch_ephemeral(routed);
             }
         }
     }
 
-    async fn dispatch_ephemeral(&mut self, ephemeral: Ephemeral) {
-        let conversations = match ephemeral.conversation_id {
-            Some(c) => vec![c],
-            None => {
-                self.flush();
-                let found = match self.pool.get().await {
-                    Ok(mut conn) => read::member_conversations(&mut conn, ephemeral.user_id).await.ok(),
-                    Err(_) => None,
-                };
-                found.unwrap_or_default()
-            }
-        };
+    fn dispatch_ephemeral(&mut self, Routed { event: ephemeral, conversations }: Routed) {
         let delivery = Arc::new(Delivered::new(None, &ephemeral.event));
         let open_to = ephemeral.open_to;
         let mut seen = HashSet::new();

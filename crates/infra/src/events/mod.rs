@@ -5,13 +5,15 @@
 //! - [`hub`]: one task per instance tails the log and fans events out to local subscribers;
 //! - [`feed`]: one client's stream, replay then live, with exact resumption;
 //! - [`bus`]: wake-ups and live-only events between instances (local, postgres, nats);
-//! - [`typing`]: typing indicators with server-side expiry.
+//! - [`typing`]: typing indicators with server-side expiry;
+//! - `recipients`: who receives a presence change, looked up off the hub's task.
 
 pub mod bus;
 pub mod feed;
 pub mod hub;
 pub(crate) mod log;
 pub mod read;
+mod recipients;
 pub mod typing;
 pub mod unread;
 

@@ -267,15 +267,19 @@ pub async fn spans(conn: &mut AsyncPgConnection, users: &[UserId]) -> QueryResul
         .collect())
 }
 
-/// The conversations a user is a member of now.
-pub async fn member_conversations(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<Vec<ConversationId>> {
-    let ids: Vec<Uuid> = member_spans::table
-        .filter(member_spans::user_id.eq(uuid(user)))
+/// The conversations each of `users` is a member of now, as (user, conversation) pairs.
+pub async fn member_conversations(
+    conn: &mut AsyncPgConnection,
+    users: &[UserId],
+) -> QueryResult<Vec<(UserId, ConversationId)>> {
+    let ids: Vec<Uuid> = users.iter().map(|u| uuid(*u)).collect();
+    let rows: Vec<(Uuid, Uuid)> = member_spans::table
+        .filter(member_spans::user_id.eq_any(ids))
         .filter(member_spans::until_tx.is_null())
-        .select(member_spans::conversation_id)
+        .select((member_spans::user_id, member_spans::conversation_id))
         .load(conn)
         .await?;
-    Ok(ids.into_iter().map(|c| ConversationId(ulid(c))).collect())
+    Ok(rows.into_iter().map(|(u, c)| (UserId(ulid(u)), ConversationId(ulid(c)))).collect())
 }
 
 /// Removes events older than `max_age` and beyond the newest `max_events`, as a prefix of
