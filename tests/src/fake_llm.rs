@@ -11,6 +11,7 @@
 //! - `malformed-N`: N tokens, then a chunk that is not JSON;
 //! - `nul-N` (optionally `-every-MS`): as `tokens`, each token with a U+0000 in it (`t0\0 `),
 //!   which PostgreSQL's `text` refuses;
+//! - `wide-N` (optionally `-every-MS`): as `tokens`, each token 3,000 `é` (6,000 bytes);
 //! - `clock-N` (optionally `-every-MS`): as `tokens`, each token the time it was sent
 //!   (microseconds since the Unix epoch, then `;`), for latency benchmarks.
 //!
@@ -107,7 +108,7 @@ async fn serve(mut socket: TcpStream, counters: Arc<Mutex<Counters>>) {
                 counters.lock().unwrap_or_else(|e| e.into_inner()).aborted += 1;
             }
         }
-        Some(kind @ ("tokens" | "stop" | "malformed" | "clock" | "nul")) => {
+        Some(kind @ ("tokens" | "stop" | "malformed" | "clock" | "nul" | "wide")) => {
             let (n, every) = (number(1), if parts.get(2) == Some(&"every") { number(3) } else { 0 });
             let ended = stream_tokens(&mut socket, &counters, n as usize, Duration::from_millis(every), kind).await;
             if !ended {
@@ -153,6 +154,7 @@ async fn stream_tokens(
             "clock" => format!("{};", unix_micros()),
             // JSON's escape for U+0000.
             "nul" => format!("t{i}\\u0000 "),
+            "wide" => "é".repeat(3000),
             _ => format!("t{i} "),
         };
         // The same bytes `chunk` would make, without building JSON per token (benchmarks

@@ -222,6 +222,10 @@ pub struct MessageDone {
     pub usage: Option<Usage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<GenerationError>,
+    /// Characters (Unicode scalar values) in the final content: where the answer's deltas
+    /// end. A client whose deltas stop short of it refetches the message.
+    #[serde(default)]
+    pub length: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -213,3 +213,58 @@ async fn a_cancel_waiting_for_another_instance_holds_no_connection() {
         assert_eq!(cancel.await.unwrap(), 200);
     }
 }
+
+/// Each answer's events on a stream, until every one of `ids` has ended.
+async fn transcripts(stream: &mut SseClient, ids: &[String]) -> std::collections::HashMap<String, Vec<Value>> {
+    let mut by_answer: std::collections::HashMap<String, Vec<Value>> = Default::default();
+    let mut ended = 0;
+    while ended < ids.len() {
+        let event = stream.next().await.data;
+        let Some(id) = event["message_id"].as_str().filter(|id| ids.iter().any(|i| i == id)) else { continue };
+        if !matches!(event["type"].as_str(), Some("message.delta" | "message.done")) {
+            continue;
+        }
+        ended += usize::from(event["type"] == "message.done");
+        by_answer.entry(id.to_owned()).or_default().push(event);
+    }
+    by_answer
+}
+
+#[tokio::test]
+async fn across_instances_an_answers_deltas_all_come_before_its_end() {
+    let s = setup_with(|config| {
+        config.realtime.fanout.mode = skein_infra::events::FanoutMode::Postgres;
+        // The hub reads the log very often: a `message.done` read from the log races the
+        // deltas crossing by NOTIFY.
+        config.realtime.poll_interval_ms = 5;
+    })
+    .await;
+    let peer = s.app.peer().await;
+    let path = format!("/api/conversations/{}/stream", s.conv);
+    let mut elsewhere = SseClient::open(&peer, &s.owner, &path, None).await;
+    let mut here = SseClient::open(&s.app, &s.owner, &path, None).await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let root = s.thread(&format!("question {i}")).await;
+        ids.push(s.generate(&root, "tokens-40-every-1").await["id"].as_str().unwrap().to_owned());
+    }
+    // Deltas longer than one NOTIFY payload cross too.
+    let root = s.thread("wide").await;
+    ids.push(s.generate(&root, "wide-3").await["id"].as_str().unwrap().to_owned());
+    for stream in [&mut elsewhere, &mut here] {
+        let by_answer = transcripts(stream, &ids).await;
+        for id in &ids {
+            let events = &by_answer[id];
+            let stored = s.ended(id).await["content"].as_str().unwrap().to_owned();
+            let (last, deltas) = events.split_last().unwrap();
+            assert_eq!(last["type"], "message.done", "the end comes last");
+            assert!(deltas.iter().all(|e| e["type"] == "message.delta"), "one end, after every delta");
+            assert_eq!(concatenated(deltas), stored, "every delta, in order, before the end");
+            assert_eq!(last["data"]["length"].as_u64(), Some(stored.chars().count() as u64));
+        }
+        // Nothing of theirs after their ends.
+        while let Ok(Some(e)) = stream.next_within(Duration::from_millis(300)).await {
+            assert!(!ids.iter().any(|id| e.data["message_id"] == id.as_str()), "{:?}", e.data);
+        }
+    }
+}

@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
 use skein_domain::cursor::EventCursor;
+use skein_shared::assistant::{MessageDelta, MessageDone};
 use skein_shared::conversation::Visibility;
 use skein_shared::event::{Event, EventBody, MembershipChange};
-use skein_shared::{ConversationId, UserId, WorkspaceId};
+use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::read::{self, LoggedEvent, Span, SpanOf};
@@ -188,6 +189,7 @@ impl Hub {
             ephemerals: ephemeral_rx,
             deferred: VecDeque::new(),
             outbox: Outbox::default(),
+            answers: AnswerStreams::default(),
             pool,
             config,
             position,
@@ -343,6 +345,69 @@ struct Actor {
     deferred: VecDeque<(Instant, Option<EventCursor>, Routed)>,
     /// This pass's deliveries by subscriber, handed over by `flush` before the hub waits.
     outbox: Outbox,
+    /// Answers streaming: where their deltas dispatched so far end, and those that ended.
+    answers: AnswerStreams,
+}
+
+/// A `message.done` waits at most this long for the deltas it follows (they cross instances
+/// by the bus, the done by the log) before it goes out without them.
+const DONE_WAITS_AT_MOST: Duration = Duration::from_millis(500);
+/// How soon the log is read again while a `message.done` waits for its deltas.
+const DONE_RECHECK: Duration = Duration::from_millis(2);
+/// Ended answers remembered, so that a delta arriving after its answer's end is dropped.
+const ENDED_REMEMBERED: usize = 16_384;
+
+/// What the hub knows of streaming answers' deltas, so that every subscriber gets an
+/// answer's deltas before its `message.done` and none after.
+#[derive(Default)]
+struct AnswerStreams {
+    /// Where each streaming answer's dispatched deltas end (characters).
+    relayed: HashMap<MessageId, u32>,
+    ended: HashSet<MessageId>,
+    ended_order: VecDeque<MessageId>,
+    /// The `message.done` being held, and since when.
+    holding: Option<(MessageId, Instant)>,
+}
+
+impl AnswerStreams {
+    /// Records a delta about to be dispatched; false if its answer has already ended.
+    fn delta(&mut self, delta: &MessageDelta) -> bool {
+        if self.ended.contains(&delta.message_id) {
+            return false;
+        }
+        let end = delta.offset + delta.delta.chars().count() as u32;
+        let relayed = self.relayed.entry(delta.message_id).or_default();
+        *relayed = (*relayed).max(end);
+        true
+    }
+
+    /// Whether the `message.done` must wait for deltas still on their way: this hub has seen
+    /// the answer's deltas, they stop short of its length, and it has not waited too long.
+    fn must_wait(&mut self, done: &MessageDone) -> bool {
+        let short = self.relayed.get(&done.message_id).is_some_and(|end| *end < done.length);
+        if !short {
+            return false;
+        }
+        let since = match self.holding {
+            Some((id, since)) if id == done.message_id => since,
+            _ => self.holding.insert((done.message_id, Instant::now())).1,
+        };
+        since.elapsed() < DONE_WAITS_AT_MOST
+    }
+
+    /// The answer's `message.done` is being dispatched.
+    fn ended(&mut self, message: MessageId) {
+        self.relayed.remove(&message);
+        self.holding = None;
+        if self.ended.insert(message) {
+            self.ended_order.push_back(message);
+            if self.ended_order.len() > ENDED_REMEMBERED
+                && let Some(oldest) = self.ended_order.pop_front()
+            {
+                self.ended.remove(&oldest);
+            }
+        }
+    }
 }
 
 /// A live-only event waits at most this long for the logged event it must follow.
@@ -435,7 +500,15 @@ impl Actor {
             // their `message.done`).
             self.take_ephemerals();
             for event in &tail.events {
+                if let EventBody::MessageDone(done) = &event.event.body {
+                    if self.answers.must_wait(done) {
+                        // Read again from just before it, soon: its deltas arrive meanwhile.
+                        return Some(DONE_RECHECK);
+                    }
+                    self.answers.ended(done.message_id);
+                }
                 self.dispatch(event);
+                self.position = event.cursor;
                 self.dispatch_ready(event.cursor);
             }
             self.position = tail.position;
@@ -709,6 +782,11 @@ impl Actor {
     }
 
     fn dispatch_ephemeral(&mut self, Routed { event: ephemeral, conversations }: Routed) {
+        if let EventBody::MessageDelta(delta) = &ephemeral.event.body
+            && !self.answers.delta(delta)
+        {
+            return;
+        }
         let delivery = Arc::new(Delivered::new(None, &ephemeral.event));
         let open_to = ephemeral.open_to;
         let mut seen = HashSet::new();

@@ -129,20 +129,23 @@ async fn finish_in(
             .await?;
     }
     let target = messages::table.find(uuid(message));
-    match ending {
+    let length = diesel::dsl::sql::<diesel::sql_types::Integer>("char_length(content)");
+    let length: i32 = match ending {
         // Whatever the flusher has committed or has in flight, the runner's content is whole
         // (a flush landing after this leaves a terminal message's content alone).
         Ending::Runner { .. } => {
             diesel::update(target)
                 .set((messages::status.eq(enum_to_db(finish.status)), messages::content.eq(&finish.content)))
-                .execute(conn)
+                .returning(length)
+                .get_result(conn)
                 .await?
         }
         // What was flushed is all there is.
         Ending::Recovery => {
             diesel::update(target)
                 .set((messages::status.eq(enum_to_db(finish.status)), messages::content.eq(flushed_content())))
-                .execute(conn)
+                .returning(length)
+                .get_result(conn)
                 .await?
         }
     };
@@ -160,6 +163,7 @@ async fn finish_in(
         finish_reason: Some(finish.finish_reason.clone()),
         usage: finish.usage,
         error: finish.error.clone(),
+        length: length as u32,
     };
     log::append(conn, &NewEvent::about_message(conversation, root, message, EventBody::MessageDone(done.clone())))
         .await?;

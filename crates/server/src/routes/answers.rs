@@ -167,6 +167,7 @@ async fn relay(state: AppState, user: UserId, mut detail: MessageDetail, offset:
                 finish_reason: generation.and_then(|g| g.finish_reason.clone()),
                 usage: generation.and_then(|g| g.usage),
                 error: generation.and_then(|g| g.error.clone()),
+                length: detail.message.content.chars().count() as u32,
             };
             let _ = out.done(done).await;
             return;
