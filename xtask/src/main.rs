@@ -4,9 +4,13 @@
 //! - `test [ARGS…]`       run every test, provisioning PostgreSQL like the server does (and
 //!   starting a NATS server when none listens on 127.0.0.1:4222)
 //! - `deps`               prove `skein-shared` stays light (no actix, diesel or tokio)
+//! - `modules`            prove `skein-infra`'s modules import in no circle and only down
+//!   its floors (see `modules.rs`)
 //! - `bench`              run the benchmarks against a release build
 
 #![allow(clippy::print_stdout)]
+
+mod modules;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -19,7 +23,8 @@ fn main() -> ExitCode {
         Some("test") => with_database(&root, "skein_test", |url| with_nats(&root, || test(&root, url, &args[1..]))),
         Some("bench") => with_database(&root, "skein_bench", |url| bench(&root, url, &args[1..])),
         Some("deps") => deps(&root),
-        _ => Err("usage: cargo xtask <openapi [--check] | test [ARGS…] | deps | bench>".to_owned()),
+        Some("modules") => modules::check(&root),
+        _ => Err("usage: cargo xtask <openapi [--check] | test [ARGS…] | deps | modules | bench>".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

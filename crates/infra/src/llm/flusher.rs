@@ -22,7 +22,8 @@ use skein_shared::MessageId;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::runner::Registry;
+use super::registry::Registry;
+pub use super::store::Chunk;
 use crate::codec::{ulid, uuid};
 use crate::db::PgPool;
 
@@ -33,15 +34,6 @@ struct Slot {
     /// The next chunk's index and character offset.
     next_index: i32,
     next_offset: u32,
-}
-
-/// A chunk taken for writing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk {
-    pub message_id: MessageId,
-    pub index: i32,
-    pub offset: u32,
-    pub content: String,
 }
 
 /// The pending content of this instance's generations.

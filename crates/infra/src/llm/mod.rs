@@ -3,7 +3,9 @@
 
 pub mod config;
 pub mod flusher;
+pub mod job;
 pub mod provider;
+pub mod registry;
 pub mod runner;
 pub mod store;
 pub mod title;
@@ -14,8 +16,9 @@ use std::time::Duration;
 
 pub use config::{LlmConfig, ProviderConfig};
 use flusher::FlushQueue;
+use job::Job;
 use provider::Provider;
-use runner::{Job, Registry};
+use registry::Registry;
 use uuid::Uuid;
 
 use crate::db::{PgPool, SetupError};
@@ -129,7 +132,7 @@ impl Llm {
         let Some(live) = self.registry.live(message) else {
             return false;
         };
-        let (_, done, mut pieces) = runner::lock_live(&live).follow();
+        let (_, done, mut pieces) = registry::lock_live(&live).follow();
         // The sender lives in `live`: held here, the channel would never close.
         drop(live);
         self.registry.cancel(message);
@@ -137,7 +140,7 @@ impl Llm {
             let ended = async {
                 loop {
                     match pieces.recv().await {
-                        Ok(runner::Piece::Done(_)) | Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                        Ok(registry::Piece::Done(_)) | Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                         _ => {}
                     }
                 }

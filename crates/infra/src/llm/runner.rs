@@ -7,21 +7,20 @@
 //! in one transaction. Cancelling drops the provider stream, which aborts the HTTP request at
 //! once.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
-use skein_domain::cursor::EventCursor;
 use skein_shared::assistant::{GenerationError, GenerationErrorCode, MessageDelta, MessageDone, Usage};
 use skein_shared::event::{Event, EventBody};
 use skein_shared::thread::MessageStatus;
-use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, broadcast};
 
 use super::flusher::{Chunk, FlushQueue};
-use super::provider::{ChatRequest, Provider, provider_error, push_storable, timed_out};
+use super::job::Job;
+use super::provider::{Provider, provider_error, push_storable, timed_out};
+use super::registry::{Live, Piece, Registry, Running, Unsaved, lock_live};
 use super::store::{self, Finish, StoreError};
 use super::title;
 use crate::db::PgPool;
@@ -36,120 +35,6 @@ const BURST_MAX_BYTES: usize = 4096;
 const END_RETRY_PAUSES: [Duration; 4] =
     [Duration::from_millis(50), Duration::from_millis(200), Duration::from_millis(500), Duration::from_secs(1)];
 
-/// A generation to run.
-#[derive(Clone, Debug)]
-pub struct Job {
-    pub message_id: MessageId,
-    pub conversation_id: ConversationId,
-    pub root_id: MessageId,
-    /// The conversation's workspace when it is workspace-visible (its members see deltas).
-    pub open_to: Option<WorkspaceId>,
-    pub requested_by: UserId,
-    pub request: ChatRequest,
-    /// Title the thread once this answer completes (if it still has no title).
-    pub auto_title: bool,
-    /// The last event written with the message (`thread.activity` after `message.created`):
-    /// deltas are delivered after it.
-    pub created: EventCursor,
-}
-
-/// What followers of one generation receive.
-#[derive(Clone, Debug)]
-pub enum Piece {
-    Delta(MessageDelta),
-    Done(MessageDone),
-}
-
-/// A running generation's shared state: the content so far and its followers, under one lock
-/// so that a new follower gets the content and every later piece, nothing twice.
-pub struct Live {
-    pub content: String,
-    pub chars: u32,
-    pub done: Option<MessageDone>,
-    followers: broadcast::Sender<Piece>,
-}
-
-impl Live {
-    /// The content so far, and the pieces after it (or the end, if it has ended).
-    pub fn follow(&self) -> (String, Option<MessageDone>, broadcast::Receiver<Piece>) {
-        (self.content.clone(), self.done.clone(), self.followers.subscribe())
-    }
-}
-
-pub struct Running {
-    pub live: Arc<Mutex<Live>>,
-    cancel: Arc<Notify>,
-}
-
-/// The generations running on this instance.
-#[derive(Clone, Default)]
-pub struct Registry {
-    running: Arc<Mutex<HashMap<MessageId, Running>>>,
-    /// Ends whose runner could not write them: the instance's recovery writes them (see
-    /// `Llm::recover`), so no answer stays `streaming` with nobody left to end it.
-    unsaved: Arc<Mutex<Vec<Unsaved>>>,
-}
-
-/// An end its runner could not write.
-pub struct Unsaved {
-    pub job: Job,
-    pub finish: Finish,
-}
-
-impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, Running>> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The live state of a generation running here.
-    pub fn live(&self, message: MessageId) -> Option<Arc<Mutex<Live>>> {
-        self.lock().get(&message).map(|r| r.live.clone())
-    }
-
-    /// Stops a generation running here; false if it does not run here.
-    pub fn cancel(&self, message: MessageId) -> bool {
-        self.lock().get(&message).map(|r| r.cancel.notify_one()).is_some()
-    }
-
-    /// Stops every generation running here.
-    pub fn cancel_all(&self) {
-        for running in self.lock().values() {
-            running.cancel.notify_one();
-        }
-    }
-
-    /// The generations running here.
-    pub fn ids(&self) -> Vec<MessageId> {
-        self.lock().keys().copied().collect()
-    }
-
-    fn hand_to_recovery(&self, end: Unsaved) {
-        self.unsaved.lock().unwrap_or_else(|e| e.into_inner()).push(end);
-    }
-
-    /// Takes the ends waiting for recovery (what cannot be written yet goes back with
-    /// [`Registry::hand_back`]).
-    pub fn take_unsaved(&self) -> Vec<Unsaved> {
-        std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    pub fn hand_back(&self, ends: Vec<Unsaved>) {
-        self.unsaved.lock().unwrap_or_else(|e| e.into_inner()).extend(ends);
-    }
-}
-
-pub fn lock_live(live: &Mutex<Live>) -> std::sync::MutexGuard<'_, Live> {
-    live.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Starts the job's task.
 pub fn spawn(
     runtime: &tokio::runtime::Handle,
@@ -163,12 +48,12 @@ pub fn spawn(
     let (followers, _) = broadcast::channel(1024);
     let live = Arc::new(Mutex::new(Live { content: String::new(), chars: 0, done: None, followers }));
     let cancel = Arc::new(Notify::new());
-    registry.lock().insert(job.message_id, Running { live: live.clone(), cancel: cancel.clone() });
+    registry.insert(job.message_id, Running { live: live.clone(), cancel: cancel.clone() });
     runtime.spawn(async move {
         let id = job.message_id;
         let mut run = Run { pool, signals, job, live, queue, registry: registry.clone() };
         let title_after = run.run(&provider, &cancel).await;
-        registry.lock().remove(&id);
+        registry.remove(id);
         if let Some(answer) = title_after {
             title::title_thread(run.pool, run.signals, &provider, &run.job, &answer).await;
         }

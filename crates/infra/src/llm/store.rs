@@ -11,8 +11,7 @@ use skein_shared::{ConversationId, ErrorCode, MessageId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::flusher::Chunk;
-use super::runner::Job;
+use super::job::Job;
 use crate::codec::{enum_to_db, ulid, uuid};
 use crate::db::PgPool;
 use crate::events::log::{self, NewEvent};
@@ -28,6 +27,15 @@ pub enum StoreError {
 
 pub(super) async fn conn(pool: &PgPool) -> Result<crate::db::PgConn, StoreError> {
     pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))
+}
+
+/// A piece of an answer's content taken for writing (by the flusher, or with the end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub message_id: MessageId,
+    pub index: i32,
+    pub offset: u32,
+    pub content: String,
 }
 
 /// How a generation ended.

@@ -12,8 +12,8 @@ use skein_shared::event::{EventBody, ThreadActivity};
 use skein_shared::thread::MessageRole;
 use time::OffsetDateTime;
 
+use super::job::Job;
 use super::provider::{ChatRequest, Provider};
-use super::runner::Job;
 use super::store::{self, StoreError};
 use crate::codec::uuid;
 use crate::db::PgPool;

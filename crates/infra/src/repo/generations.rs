@@ -27,8 +27,8 @@ use super::messages::{append_reply, path_of};
 use crate::codec::{enum_from_db, enum_to_db, ulid, unique_violation, uuid};
 use crate::db::{Store, db_error};
 use crate::events::log::{self, NewEvent};
+use crate::llm::job::Job;
 use crate::llm::provider::ChatRequest;
-use crate::llm::runner::Job;
 use crate::rows::{MessageRow, ThreadRow};
 use crate::schema::{conversations, generations, message_chunks, message_feedback, messages, threads, users};
 
