@@ -13,9 +13,10 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use skein_domain::DomainError;
 
+use skein_shared::MessageId;
+
 use crate::crypto::PasswordHasher;
-use crate::events::Signals;
-use crate::llm::Llm;
+use crate::llm::job::Job;
 
 pub type PgPool = Pool<AsyncPgConnection>;
 pub type PgConn = Object<AsyncPgConnection>;
@@ -42,25 +43,47 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
 }
 
+/// What the store tells after every commit that appended events (the realtime runtime's
+/// wake-up). Persistence defines it and knows nothing of who listens.
+pub trait AfterCommit: Send + Sync {
+    fn committed(&self);
+}
+
+/// What runs assistant answers on this instance (the answer runtime), as the store needs it
+/// to start and stop them. Persistence defines it and knows nothing of how answers run.
+pub trait AnswerRunner: Send + Sync {
+    /// This instance's id as a runner (recorded on the answers it runs).
+    fn instance(&self) -> uuid::Uuid;
+    /// Whether this instance may start another answer.
+    fn has_room(&self) -> bool;
+    /// Runs the job (its rows are committed) with the named provider.
+    fn launch(&self, job: Job, provider: &str);
+    /// Cancels the answer if it runs here and waits (up to `within`) for its end; false when
+    /// it does not run here.
+    fn cancel_here(&self, message: MessageId, within: Duration) -> BoxFuture<'_, bool>;
+}
+
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// The PostgreSQL implementation of every domain port.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: PgPool,
     pub(crate) hasher: Arc<PasswordHasher>,
     /// Told after every commit that appended events.
-    pub(crate) signals: Signals,
+    pub(crate) signals: Arc<dyn AfterCommit>,
     /// Runs assistant answers; without it none can start.
-    pub(crate) llm: Option<Llm>,
+    pub(crate) llm: Option<Arc<dyn AnswerRunner>>,
 }
 
 impl Store {
-    pub fn new(pool: PgPool, hasher: PasswordHasher, signals: Signals) -> Self {
-        Self { pool, hasher: Arc::new(hasher), signals, llm: None }
+    pub fn new(pool: PgPool, hasher: PasswordHasher, after_commit: Arc<dyn AfterCommit>) -> Self {
+        Self { pool, hasher: Arc::new(hasher), signals: after_commit, llm: None }
     }
 
     /// Assistant answers start on this runner.
-    pub fn with_llm(mut self, llm: Llm) -> Self {
-        self.llm = Some(llm);
+    pub fn with_answers(mut self, runner: Arc<dyn AnswerRunner>) -> Self {
+        self.llm = Some(runner);
         self
     }
 

@@ -8,6 +8,7 @@ pub mod routes;
 pub mod state;
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{ServerHandle, Service};
@@ -125,7 +126,7 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
         .map_err(|e| StartError::Config(e.to_string()))?;
     let realtime = Realtime::start(&config.realtime, pool.clone(), database_url, options.clock.clone()).await?;
     let llm = Llm::start(&config.llm, pool.clone(), realtime.signals.clone(), database_url).await?;
-    let store = Store::new(pool, hasher, realtime.signals.clone()).with_llm(llm.clone());
+    let store = Store::new(pool, hasher, Arc::new(realtime.signals.clone())).with_answers(Arc::new(llm.clone()));
     let services = Services::new(store, config.limits.clone(), config.auth.policy()).with_catalog(config.llm.catalog());
     let state = web::Data::new(AppStateInner {
         services,

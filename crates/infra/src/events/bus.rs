@@ -116,6 +116,12 @@ impl Signals {
     }
 }
 
+impl crate::db::AfterCommit for Signals {
+    fn committed(&self) {
+        Signals::committed(self);
+    }
+}
+
 /// Connects the hub to the other instances as configured.
 pub async fn start(
     config: &FanoutConfig,

@@ -15,8 +15,8 @@ use skein_shared::{ConversationId, UserId};
 use time::OffsetDateTime;
 
 use super::hub::{Delivered, Delivery, Hub, HubStopped, Scope, Subscription};
+use super::live::new_message_by;
 use super::read;
-use super::unread::new_message_by;
 use crate::db::PgPool;
 
 /// Events per replay query.

@@ -20,74 +20,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytestring::ByteString;
 use skein_domain::cursor::EventCursor;
 use skein_shared::assistant::{MessageDelta, MessageDone};
 use skein_shared::conversation::Visibility;
-use skein_shared::event::{Event, EventBody, MembershipChange};
+use skein_shared::event::{EventBody, MembershipChange};
 use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::live::{Touched, new_message_by};
 use super::read::{self, LoggedEvent, Span, SpanOf};
-use super::unread::{Touched, new_message_by};
 use crate::db::PgPool;
 
-/// One event, serialised once for every subscriber that receives it: its text and cursor are
-/// shared (cloning them is a reference count), so a delivery costs no copy per subscriber
-/// until its frame is written.
-#[derive(Debug)]
-pub struct Delivered {
-    /// The cursor as clients see it (the SSE `id:`); `None` for live-only events.
-    pub id: Option<ByteString>,
-    pub kind: &'static str,
-    pub json: ByteString,
-}
-
-impl Delivered {
-    pub fn new(cursor: Option<EventCursor>, event: &Event) -> Self {
-        // Serialising our own types cannot fail; an empty object keeps the stream going if it did.
-        let json = serde_json::to_string(event).unwrap_or_else(|_| "{}".into());
-        Self { id: cursor.map(|c| c.encode().into()), kind: event.body.kind(), json: json.into() }
-    }
-
-    pub fn logged(event: &LoggedEvent) -> Self {
-        Self::new(Some(event.cursor), &event.event)
-    }
-}
-
-pub type Delivery = Arc<Delivered>;
-
-/// What one pass of the hub has for one subscriber, in order.
-pub type Batch = Vec<Delivery>;
-
-/// A live-only event travelling between instances.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Ephemeral {
-    /// `typing.update`: the conversation; `presence.update`: `None` (everyone sharing a
-    /// conversation with `user_id` receives it).
-    pub conversation_id: Option<ConversationId>,
-    /// The conversation's workspace when the conversation is workspace-visible: the
-    /// workspace's members receive it too.
-    #[serde(default)]
-    pub open_to: Option<WorkspaceId>,
-    /// Whose typing or presence it is (or who asked for the assistant reply a delta is of).
-    pub user_id: UserId,
-    /// `user_id` receives it too (assistant deltas); typing and presence are not echoed.
-    #[serde(default)]
-    pub to_self: bool,
-    /// Deliver only after the logged event at this cursor: an assistant's deltas
-    /// come after its `message.created`, and before its `message.done`.
-    #[serde(default)]
-    pub after_event: Option<EventCursor>,
-    pub event: Event,
-}
-
-/// A live-only event with the conversations it is about: its own, or, for a presence
-/// change, every conversation its user is a member of (looked up by `recipients.rs`).
-pub struct Routed {
-    pub event: Box<Ephemeral>,
-    pub conversations: Vec<ConversationId>,
-}
+pub use super::live::{Batch, Delivered, Delivery, Ephemeral, Routed};
 
 /// What a subscriber follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,6 +11,7 @@
 pub mod bus;
 pub mod feed;
 pub mod hub;
+pub mod live;
 pub(crate) mod log;
 pub mod read;
 mod recipients;

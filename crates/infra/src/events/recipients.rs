@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use skein_shared::{ConversationId, UserId};
 use tokio::sync::mpsc;
 
-use super::hub::{Ephemeral, Routed};
+use super::live::{Ephemeral, Routed};
 use super::read;
 use crate::db::PgPool;
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skein_shared::event::{Event, EventBody};
-use skein_shared::{ConversationId, UserId};
+
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -27,18 +27,7 @@ use crate::repo::read_state::counts_for;
 /// Pairs per counting query.
 const PAIRS_PER_QUERY: usize = 1000;
 
-/// A member whose counts in a conversation may have changed.
-pub type Touched = (UserId, ConversationId);
-
-/// The author of a new message (`None` for one without a user author), when the event is
-/// one: new messages by others raise unread counts.
-pub fn new_message_by(body: &EventBody) -> Option<Option<UserId>> {
-    match body {
-        EventBody::ThreadNew(summary) => Some(summary.root.author_id),
-        EventBody::MessageCreated(message) => Some(message.author_id),
-        _ => None,
-    }
-}
+pub use super::live::Touched;
 
 /// Gathers touched pairs for `window`, then counts and delivers them, until the hub stops.
 pub async fn run(pool: PgPool, hub: Hub, mut touched: mpsc::UnboundedReceiver<Touched>, window: Duration) {

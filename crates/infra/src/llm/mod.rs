@@ -125,7 +125,27 @@ impl Llm {
             job,
         );
     }
+}
 
+impl crate::db::AnswerRunner for Llm {
+    fn instance(&self) -> Uuid {
+        self.instance
+    }
+
+    fn has_room(&self) -> bool {
+        Llm::has_room(self)
+    }
+
+    fn launch(&self, job: Job, provider: &str) {
+        Llm::launch(self, job, provider);
+    }
+
+    fn cancel_here(&self, message: skein_shared::MessageId, within: Duration) -> crate::db::BoxFuture<'_, bool> {
+        Box::pin(self.cancel_and_wait(message, within))
+    }
+}
+
+impl Llm {
     /// Cancels the generation if it runs here and waits (up to `within`) for its terminal
     /// write; false when it does not run here.
     pub async fn cancel_and_wait(&self, message: skein_shared::MessageId, within: Duration) -> bool {

@@ -127,7 +127,7 @@ impl GenerationRepo for Store {
                         generations::provider.eq(&new.provider),
                         generations::model.eq(&new.model),
                         generations::requested_by.eq(uuid(new.requested_by)),
-                        generations::runner.eq(llm.instance),
+                        generations::runner.eq(llm.instance()),
                     ))
                     .execute(conn)
                     .await?;
@@ -176,7 +176,7 @@ impl GenerationRepo for Store {
 
     async fn cancel_generation(&self, message: MessageId) -> DomainResult<()> {
         if let Some(llm) = &self.llm
-            && llm.cancel_and_wait(message, CANCEL_WAIT).await
+            && llm.cancel_here(message, CANCEL_WAIT).await
         {
             return Ok(());
         }
