@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use skein_infra::llm::ProviderConfig;
+use skein_infra::answers::ProviderConfig;
 use skein_server::config::Config;
 use skein_tests::fake_llm::FakeLlm;
 use skein_tests::sse::{Received, SseClient, WsClient};

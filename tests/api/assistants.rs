@@ -2,7 +2,7 @@
 //! providers and models are checked against the server's configuration.
 
 use serde_json::json;
-use skein_infra::llm::ProviderConfig;
+use skein_infra::answers::ProviderConfig;
 use skein_tests::TestApp;
 
 /// A server with two configured providers (nothing is called: no generation here).

@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use skein_infra::llm::ProviderConfig;
+use skein_infra::answers::ProviderConfig;
 use skein_tests::fake_llm::FakeLlm;
 use skein_tests::{TestApp, TestUser};
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use skein_domain::context::PromptMessage;
-use skein_infra::llm::ProviderConfig;
-use skein_infra::llm::provider::{ChatRequest, Provider, provider_error};
+use skein_infra::answers::ProviderConfig;
+use skein_infra::answers::provider::{ChatRequest, Provider, provider_error};
 use skein_shared::assistant::GenerationErrorCode;
 use skein_shared::thread::MessageRole;
 use skein_tests::fake_llm::FakeLlm;

@@ -16,7 +16,7 @@ async fn a_private_cluster_starts_serves_and_stops() {
     let mut db =
         skein_infra::provision::start_private_cluster(&dir, "skein_provisioned").await.expect("private cluster");
     assert!(db.url.ends_with("/skein_provisioned"), "{}", db.url);
-    let applied = skein_infra::db::migrate(&db.url).await.expect("migrations run on it");
+    let applied = skein_infra::store::migrate(&db.url).await.expect("migrations run on it");
     assert!(applied >= 1);
     let mut conn = AsyncPgConnection::establish(&db.url).await.expect("connect over its socket");
     diesel::sql_query("SELECT 1 FROM users").execute(&mut conn).await.expect("schema is there");

@@ -13,7 +13,7 @@ use std::time::Duration;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::process::Command;
 
-use crate::db::{SetupError, redact};
+use crate::store::{SetupError, redact};
 
 const INSTALL_HINT: &str = "No PostgreSQL found: set DATABASE_URL, start a server on the default port, \
 or install PostgreSQL so a private one can be started (Debian/Ubuntu: `apt-get install postgresql`; \

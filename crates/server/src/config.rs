@@ -8,8 +8,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use skein_domain::{AuthPolicy, Limits};
-use skein_infra::events::RealtimeConfig;
-use skein_infra::llm::LlmConfig;
+use skein_infra::answers::LlmConfig;
+use skein_infra::realtime::RealtimeConfig;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -17,11 +17,11 @@ use actix_web::middleware::Logger;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use skein_domain::Services;
 use skein_infra::Store;
+use skein_infra::answers::Llm;
 use skein_infra::clock::Clock;
 use skein_infra::crypto::PasswordHasher;
-use skein_infra::db::{self, PoolSettings, SetupError};
-use skein_infra::events::Realtime;
-use skein_infra::llm::Llm;
+use skein_infra::realtime::Realtime;
+use skein_infra::store::{self, PoolSettings, SetupError};
 use utoipa::OpenApi;
 use utoipa_actix_web::{AppExt, scope};
 use utoipa_swagger_ui::SwaggerUi;
@@ -111,11 +111,11 @@ pub enum StartError {
 
 /// Migrates the database and starts serving.
 pub async fn start(config: &Config, database_url: &str, options: StartOptions) -> Result<RunningServer, StartError> {
-    let applied = db::migrate(database_url).await?;
+    let applied = store::migrate(database_url).await?;
     if applied > 0 {
         tracing::info!(applied, "migrations applied");
     }
-    let pool = db::connect_pool(
+    let pool = store::connect_pool(
         database_url,
         &PoolSettings {
             max_connections: config.database.max_connections,
@@ -133,7 +133,7 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
         realtime: realtime.clone(),
         llm: llm.clone(),
         secure_cookies: config.server.secure_cookies,
-        expected_migration: db::latest_migration_version(),
+        expected_migration: store::latest_migration_version(),
     });
 
     let bind = config.server.bind.clone();

@@ -60,7 +60,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let mut database = provision(Some(&db.url), &db.name, &db.data_dir).await.map_err(|e| e.to_string())?;
     tracing::info!(source = %database.source, "using PostgreSQL");
     let result = match command {
-        Command::Migrate => skein_infra::db::migrate(&database.url)
+        Command::Migrate => skein_infra::store::migrate(&database.url)
             .await
             .map(|applied| tracing::info!(applied, "migrations applied"))
             .map_err(|e| e.to_string()),

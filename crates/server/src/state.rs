@@ -2,8 +2,8 @@
 
 use skein_domain::Services;
 use skein_infra::Store;
-use skein_infra::events::Realtime;
-use skein_infra::llm::Llm;
+use skein_infra::answers::Llm;
+use skein_infra::realtime::Realtime;
 
 pub struct AppStateInner {
     pub services: Services<Store>,

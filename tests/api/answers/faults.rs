@@ -233,7 +233,7 @@ async fn transcripts(stream: &mut SseClient, ids: &[String]) -> std::collections
 #[tokio::test]
 async fn across_instances_an_answers_deltas_all_come_before_its_end() {
     let s = setup_with(|config| {
-        config.realtime.fanout.mode = skein_infra::events::FanoutMode::Postgres;
+        config.realtime.fanout.mode = skein_infra::realtime::FanoutMode::Postgres;
         // The hub reads the log very often: a `message.done` read from the log races the
         // deltas crossing by NOTIFY.
         config.realtime.poll_interval_ms = 5;

@@ -1,7 +1,7 @@
 //! Two server processes sharing one PostgreSQL behave as one service, with either fan-out.
 
 use serde_json::json;
-use skein_infra::events::FanoutMode;
+use skein_infra::realtime::FanoutMode;
 use skein_tests::TestApp;
 use skein_tests::sse::SseClient;
 

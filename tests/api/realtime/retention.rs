@@ -1,6 +1,6 @@
 //! Retention: pruned history is never a silent gap.
 
-use skein_infra::events::read;
+use skein_infra::store::read;
 use skein_tests::TestApp;
 use skein_tests::sse::SseClient;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, Responder, delete, get, post, put, web};
 use actix_web_lab::sse;
 use serde::{Deserialize, Serialize};
-use skein_infra::llm::registry::{Piece, lock_live};
+use skein_infra::answers::registry::{Piece, lock_live};
 use skein_shared::assistant::{
     FeedbackRequest, FeedbackSummary, GenerateRequest, MessageChunks, MessageDelta, MessageDetail, MessageDone,
 };

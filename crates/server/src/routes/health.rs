@@ -22,7 +22,7 @@ async fn healthz() -> HttpResponse {
 ))]
 #[get("/readyz")]
 async fn readyz(state: AppState) -> HttpResponse {
-    match skein_infra::db::is_ready(state.services.ports().pool(), &state.expected_migration).await {
+    match skein_infra::store::is_ready(state.services.ports().pool(), &state.expected_migration).await {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready" })),
         Err(reason) => HttpResponse::ServiceUnavailable().json(json!({ "status": "not_ready", "reason": reason })),
     }

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
-use skein_infra::events::TypingIn;
+use skein_infra::realtime::TypingIn;
 use skein_shared::event::{HeartbeatRequest, PresenceInfo, PresenceResponse, TypingRequest};
 use skein_shared::{ConversationId, UserId};
 use utoipa::IntoParams;

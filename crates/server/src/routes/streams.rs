@@ -8,8 +8,8 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, get, post, we
 use actix_web_lab::sse;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use skein_infra::events::hub::Delivery;
-use skein_infra::events::{Feed, FeedError, Scope, TypingIn};
+use skein_infra::realtime::hub::Delivery;
+use skein_infra::realtime::{Feed, FeedError, Scope, TypingIn};
 use skein_shared::conversation::Visibility;
 use skein_shared::event::{ClientFrame, Event, EventBody, StreamError, StreamTokenResponse};
 use skein_shared::{ConversationId, ErrorCode, UserId};

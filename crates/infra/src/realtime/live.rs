@@ -1,0 +1,82 @@
+//! What the hub hands out and takes in: events serialised once for every subscriber, live-only
+//! events as they travel between instances, and which deliveries change unread counts.
+//! (A leaf: the hub, the bus, the presence router and the unread notifier all use it.)
+
+use std::sync::Arc;
+
+use bytestring::ByteString;
+use skein_domain::cursor::EventCursor;
+use skein_shared::event::{Event, EventBody};
+use skein_shared::{ConversationId, UserId, WorkspaceId};
+
+use crate::store::read::LoggedEvent;
+
+/// One event, serialised once for every subscriber that receives it: its text and cursor are
+/// shared (cloning them is a reference count), so a delivery costs no copy per subscriber
+/// until its frame is written.
+#[derive(Debug)]
+pub struct Delivered {
+    /// The cursor as clients see it (the SSE `id:`); `None` for live-only events.
+    pub id: Option<ByteString>,
+    pub kind: &'static str,
+    pub json: ByteString,
+}
+
+impl Delivered {
+    pub fn new(cursor: Option<EventCursor>, event: &Event) -> Self {
+        // Serialising our own types cannot fail; an empty object keeps the stream going if it did.
+        let json = serde_json::to_string(event).unwrap_or_else(|_| "{}".into());
+        Self { id: cursor.map(|c| c.encode().into()), kind: event.body.kind(), json: json.into() }
+    }
+
+    pub fn logged(event: &LoggedEvent) -> Self {
+        Self::new(Some(event.cursor), &event.event)
+    }
+}
+
+pub type Delivery = Arc<Delivered>;
+
+/// What one pass of the hub has for one subscriber, in order.
+pub type Batch = Vec<Delivery>;
+
+/// A live-only event travelling between instances.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Ephemeral {
+    /// `typing.update`: the conversation; `presence.update`: `None` (everyone sharing a
+    /// conversation with `user_id` receives it).
+    pub conversation_id: Option<ConversationId>,
+    /// The conversation's workspace when the conversation is workspace-visible: the
+    /// workspace's members receive it too.
+    #[serde(default)]
+    pub open_to: Option<WorkspaceId>,
+    /// Whose typing or presence it is (or who asked for the assistant reply a delta is of).
+    pub user_id: UserId,
+    /// `user_id` receives it too (assistant deltas); typing and presence are not echoed.
+    #[serde(default)]
+    pub to_self: bool,
+    /// Deliver only after the logged event at this cursor: an assistant's deltas
+    /// come after its `message.created`, and before its `message.done`.
+    #[serde(default)]
+    pub after_event: Option<EventCursor>,
+    pub event: Event,
+}
+
+/// A live-only event with the conversations it is about: its own, or, for a presence
+/// change, every conversation its user is a member of (looked up by `recipients.rs`).
+pub struct Routed {
+    pub event: Box<Ephemeral>,
+    pub conversations: Vec<ConversationId>,
+}
+
+/// A member whose counts in a conversation may have changed.
+pub type Touched = (UserId, ConversationId);
+
+/// The author of a new message (`None` for one without a user author), when the event is
+/// one: new messages by others raise unread counts.
+pub fn new_message_by(body: &EventBody) -> Option<Option<UserId>> {
+    match body {
+        EventBody::ThreadNew(summary) => Some(summary.root.author_id),
+        EventBody::MessageCreated(message) => Some(message.author_id),
+        _ => None,
+    }
+}

@@ -1,0 +1,221 @@
+use diesel::prelude::*;
+use diesel::sql_types::Bool;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use skein_domain::entities::{Credential, NewSession, NewUser, Session};
+use skein_domain::ports::AccountRepo;
+use skein_domain::{DomainError, DomainResult};
+use skein_shared::ErrorCode;
+use skein_shared::auth::User;
+use time::{Duration, OffsetDateTime};
+use ulid::Ulid;
+
+use super::TxError;
+use crate::store::codec::{unique_violation, uuid};
+use crate::store::rows::UserRow;
+use crate::store::schema::{login_failures, sessions, stream_tokens, users};
+use crate::store::{Store, db_error};
+
+/// Sessions are marked used at most this often, so that authenticating is a read.
+const TOUCH_EVERY: Duration = Duration::minutes(1);
+
+impl AccountRepo for Store {
+    async fn login_failures_since(
+        &self,
+        email: &str,
+        since: OffsetDateTime,
+    ) -> DomainResult<(u32, Option<OffsetDateTime>)> {
+        use diesel::dsl::{count_star, min};
+        let mut conn = self.conn().await?;
+        let (count, oldest): (i64, Option<OffsetDateTime>) = login_failures::table
+            .filter(login_failures::email.eq(email))
+            .filter(login_failures::failed_at.gt(since))
+            .select((count_star(), min(login_failures::failed_at)))
+            .first(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok((u32::try_from(count).unwrap_or(u32::MAX), oldest))
+    }
+
+    async fn record_login_failure(&self, email: &str, forget_before: OffsetDateTime) -> DomainResult<()> {
+        let mut conn = self.conn().await?;
+        diesel::delete(
+            login_failures::table
+                .filter(login_failures::email.eq(email))
+                .filter(login_failures::failed_at.le(forget_before)),
+        )
+        .execute(&mut conn)
+        .await
+        .map_err(db_error)?;
+        diesel::insert_into(login_failures::table)
+            .values(login_failures::email.eq(email))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, email: &str) -> DomainResult<()> {
+        let mut conn = self.conn().await?;
+        diesel::delete(login_failures::table.filter(login_failures::email.eq(email)))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn create_user(&self, new: NewUser) -> DomainResult<User> {
+        let mut conn = self.conn().await?;
+        let result = conn
+            .transaction(async |conn| {
+                // Serialise registrations so exactly one account can be the first.
+                diesel::sql_query("SELECT pg_advisory_xact_lock(7355608)").execute(conn).await?;
+                let first = !diesel::select(diesel::dsl::exists(users::table.select(users::id)))
+                    .get_result::<bool>(conn)
+                    .await?;
+                let row = diesel::insert_into(users::table)
+                    .values((
+                        users::id.eq(uuid(new.id)),
+                        users::email.eq(&new.email),
+                        users::display_name.eq(&new.display_name),
+                        users::password_hash.eq(&new.password_hash),
+                        users::is_instance_admin.eq(first.into_sql::<Bool>()),
+                    ))
+                    .returning(UserRow::as_returning())
+                    .get_result(conn)
+                    .await?;
+                Ok::<_, TxError>(row)
+            })
+            .await;
+        match result {
+            Ok(row) => Ok(row.into_user()),
+            Err(TxError::Db(e)) if unique_violation(&e).is_some() => {
+                Err(DomainError::rule(ErrorCode::EmailTaken, "an account with this email already exists"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn any_user_exists(&self) -> DomainResult<bool> {
+        let mut conn = self.conn().await?;
+        diesel::select(diesel::dsl::exists(users::table.select(users::id)))
+            .get_result(&mut conn)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn find_credential(&self, email: &str) -> DomainResult<Option<Credential>> {
+        Ok(self.user_by_email(email).await?.map(UserRow::into_credential))
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> DomainResult<Option<User>> {
+        Ok(self.user_by_email(email).await?.map(UserRow::into_user))
+    }
+
+    async fn create_session(&self, new: NewSession) -> DomainResult<()> {
+        let mut conn = self.conn().await?;
+        diesel::insert_into(sessions::table)
+            .values((
+                sessions::id.eq(uuid(new.id)),
+                sessions::user_id.eq(uuid(new.user_id)),
+                sessions::token_digest.eq(&new.token_digest),
+                sessions::csrf_token.eq(&new.csrf_token),
+                sessions::expires_at.eq(new.expires_at),
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn find_session(&self, token_digest: &[u8], idle: Duration) -> DomainResult<Option<Session>> {
+        let mut conn = self.conn().await?;
+        let now = OffsetDateTime::now_utc();
+        let found = sessions::table
+            .inner_join(users::table.on(users::id.eq(sessions::user_id)))
+            .filter(sessions::token_digest.eq(token_digest))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now))
+            .filter(sessions::last_used_at.gt(now - idle))
+            .select((sessions::id, sessions::csrf_token, sessions::last_used_at, UserRow::as_select()))
+            .first::<(uuid::Uuid, String, OffsetDateTime, UserRow)>(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        let Some((id, csrf_token, last_used_at, user)) = found else {
+            return Ok(None);
+        };
+        if last_used_at < now - TOUCH_EVERY {
+            diesel::update(sessions::table.find(id))
+                .set(sessions::last_used_at.eq(now))
+                .execute(&mut conn)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(Some(Session { id: Ulid::from(id), user: user.into_user(), csrf_token }))
+    }
+
+    async fn create_stream_token(
+        &self,
+        session: Ulid,
+        token_digest: Vec<u8>,
+        expires_at: OffsetDateTime,
+    ) -> DomainResult<()> {
+        let mut conn = self.conn().await?;
+        // Expired tokens of any session go whenever a new one is made.
+        diesel::delete(stream_tokens::table.filter(stream_tokens::expires_at.le(OffsetDateTime::now_utc())))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        diesel::insert_into(stream_tokens::table)
+            .values((
+                stream_tokens::token_digest.eq(token_digest),
+                stream_tokens::session_id.eq(uuid(session)),
+                stream_tokens::expires_at.eq(expires_at),
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn find_stream_token(&self, token_digest: &[u8]) -> DomainResult<Option<User>> {
+        let mut conn = self.conn().await?;
+        let now = OffsetDateTime::now_utc();
+        let user = stream_tokens::table
+            .inner_join(sessions::table.on(sessions::id.eq(stream_tokens::session_id)))
+            .inner_join(users::table.on(users::id.eq(sessions::user_id)))
+            .filter(stream_tokens::token_digest.eq(token_digest))
+            .filter(stream_tokens::expires_at.gt(now))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now))
+            .select(UserRow::as_select())
+            .first::<UserRow>(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        Ok(user.map(UserRow::into_user))
+    }
+
+    async fn revoke_session(&self, id: Ulid) -> DomainResult<()> {
+        let mut conn = self.conn().await?;
+        diesel::update(sessions::table.find(uuid(id)))
+            .set(sessions::revoked_at.eq(OffsetDateTime::now_utc()))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+impl Store {
+    async fn user_by_email(&self, email: &str) -> DomainResult<Option<UserRow>> {
+        let mut conn = self.conn().await?;
+        users::table
+            .filter(diesel::dsl::sql::<diesel::sql_types::Text>("lower(email)").eq(email.to_lowercase()))
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)
+    }
+}

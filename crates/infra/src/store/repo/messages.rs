@@ -1,0 +1,376 @@
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use skein_domain::cursor::{EventCursor, TimeCursor};
+use skein_domain::entities::{ConversationAccess, Created, HistoryAnchor, HistoryWindow, MessageRecord, NewMessage};
+use skein_domain::ports::MessageRepo;
+use skein_domain::{DomainError, DomainResult};
+use skein_shared::event::{EventBody, ThreadActivity};
+use skein_shared::thread::{MessageStatus, ThreadSummary};
+use skein_shared::{ConversationId, MessageId, UserId};
+use uuid::Uuid;
+
+use super::TxError;
+use super::append::{AppendReply, AppendRoot, AppendRow};
+use super::standing::{in_conversation, in_workspace, standing};
+use crate::store::codec::{enum_to_db, unique_violation, uuid};
+use crate::store::log::{self, NewEvent};
+use crate::store::rows::{AccessRow, ConversationRow, MessageRow, ThreadRow, access};
+use crate::store::schema::{conversation_members, conversations, messages, threads, workspace_members};
+use crate::store::{Store, db_error};
+
+impl MessageRepo for Store {
+    async fn insert_message(&self, new: NewMessage) -> DomainResult<Created<MessageRecord>> {
+        let (conv, author) = (uuid(new.conversation_id), uuid(new.author_id));
+        let mut conn = self.conn().await?;
+        // A retry of a send that already landed: answer with the original.
+        if let Some(existing) = by_client_msg_id(&mut conn, conv, author, new.client_msg_id.as_deref()).await? {
+            return Ok(Created::Existing(existing));
+        }
+        let appended = conn
+            .transaction(async |conn| {
+                log::lock_conversation(conn, conv).await?;
+                let record = append(conn, &new).await?;
+                Ok::<_, TxError>(record)
+            })
+            .await;
+        match appended {
+            Ok(record) => {
+                self.signals.committed();
+                Ok(Created::New(record))
+            }
+            // No row: the conversation was archived since the caller's access was checked.
+            Err(TxError::Db(DieselError::NotFound)) => Err(DomainError::archived()),
+            // Two identical sends raced and the other one committed first.
+            Err(TxError::Db(e)) if unique_violation(&e) == Some("messages_client_msg_id_key") => {
+                let existing = by_client_msg_id(&mut conn, conv, author, new.client_msg_id.as_deref()).await?;
+                existing.map(Created::Existing).ok_or(DomainError::Internal("idempotent send vanished".into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_message(&self, id: MessageId) -> DomainResult<Option<MessageRecord>> {
+        let mut conn = self.conn().await?;
+        let row = messages::table
+            .find(uuid(id))
+            .select(MessageRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        row.map(MessageRow::into_record).transpose()
+    }
+
+    async fn message_access(
+        &self,
+        id: MessageId,
+        user: UserId,
+    ) -> DomainResult<Option<(MessageRecord, ConversationAccess)>> {
+        let mut conn = self.conn().await?;
+        let user = uuid(user);
+        let row: Option<(MessageRow, AccessRow)> = messages::table
+            .inner_join(conversations::table.on(conversations::id.eq(messages::conversation_id)))
+            .inner_join(workspace_members::table.on(in_workspace(user)))
+            .left_join(conversation_members::table.on(in_conversation(user)))
+            .filter(messages::id.eq(uuid(id)))
+            .select((MessageRow::as_select(), (ConversationRow::as_select(), standing())))
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        row.map(|(message, standing)| Ok((message.into_record()?, access(standing)?))).transpose()
+    }
+
+    async fn thread_summary(&self, root: MessageId) -> DomainResult<Option<ThreadSummary>> {
+        let mut conn = self.conn().await?;
+        let row: Option<(ThreadRow, MessageRow)> = threads::table
+            .inner_join(messages::table.on(messages::id.eq(threads::root_id)))
+            .filter(threads::root_id.eq(uuid(root)))
+            .select((ThreadRow::as_select(), MessageRow::as_select()))
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        row.map(|(t, m)| t.with_root(m)).transpose()
+    }
+
+    async fn tree_page(
+        &self,
+        root: MessageId,
+        subtree: Option<&MessageRecord>,
+        after: Option<&MessageRecord>,
+        visible_after_seq: i64,
+        limit: u32,
+    ) -> DomainResult<Vec<MessageRecord>> {
+        // Depth-first order is path order, and a subtree is the contiguous range
+        // [its path, its path with the last id incremented): both are index range scans.
+        let mut lower = match (after, subtree) {
+            (Some(after), _) => Some(PathBound::After(path_of(after))),
+            (None, Some(top)) => Some(PathBound::From(path_of(top))),
+            (None, None) => None,
+        };
+        let end = subtree.and_then(|top| subtree_end(&path_of(top)));
+        let mut conn = self.conn().await?;
+        let mut nodes = Vec::with_capacity(limit.min(TREE_CHUNK) as usize);
+        // Read in chunks: asked for a whole large tree at once, PostgreSQL's default costs
+        // favour a sequential scan and an on-disk sort of the paths (4x slower than walking
+        // the index); a chunk of this size keeps it on the index, in order.
+        while nodes.len() < limit as usize {
+            let want = (limit as usize - nodes.len()).min(TREE_CHUNK as usize);
+            let mut query = messages::table
+                .filter(messages::root_id.eq(uuid(root)))
+                .select(MessageRow::as_select())
+                .order(messages::path)
+                .limit(want as i64)
+                .into_boxed();
+            query = match &lower {
+                Some(PathBound::After(path)) => query.filter(messages::path.gt(path.clone())),
+                Some(PathBound::From(path)) => query.filter(messages::path.ge(path.clone())),
+                None => query,
+            };
+            if let Some(end) = &end {
+                query = query.filter(messages::path.lt(end.clone()));
+            }
+            if visible_after_seq > 0 {
+                query = query.filter(messages::seq.gt(visible_after_seq));
+            }
+            let rows: Vec<MessageRow> = query.load(&mut conn).await.map_err(db_error)?;
+            let done = rows.len() < want;
+            lower = rows.last().map(|r| PathBound::After(r.path.clone()));
+            for row in rows {
+                nodes.push(row.into_record()?);
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(nodes)
+    }
+
+    async fn list_threads(
+        &self,
+        conversation: ConversationId,
+        after: Option<TimeCursor>,
+        visible_after_seq: i64,
+        limit: u32,
+    ) -> DomainResult<Vec<ThreadSummary>> {
+        let mut query = threads::table
+            .inner_join(messages::table.on(messages::id.eq(threads::root_id)))
+            .filter(threads::conversation_id.eq(uuid(conversation)))
+            .select((ThreadRow::as_select(), MessageRow::as_select()))
+            .order((threads::last_activity_at.desc(), threads::root_id.desc()))
+            .limit(i64::from(limit))
+            .into_boxed();
+        if let Some(c) = after {
+            query = query.filter(
+                threads::last_activity_at
+                    .lt(c.at)
+                    .or(threads::last_activity_at.eq(c.at).and(threads::root_id.lt(uuid(c.id)))),
+            );
+        }
+        if visible_after_seq > 0 {
+            query = query.filter(threads::root_seq.gt(visible_after_seq));
+        }
+        let mut conn = self.conn().await?;
+        let rows: Vec<(ThreadRow, MessageRow)> = query.load(&mut conn).await.map_err(db_error)?;
+        rows.into_iter().map(|(t, m)| t.with_root(m)).collect()
+    }
+
+    async fn history(
+        &self,
+        conversation: ConversationId,
+        anchor: HistoryAnchor,
+        visible_after_seq: i64,
+        limit: u32,
+    ) -> DomainResult<HistoryWindow> {
+        let mut conn = self.conn().await?;
+        let conv = uuid(conversation);
+        let c = &mut conn;
+        let mut page = async |range| seq_page(c, conv, visible_after_seq, range, limit).await.map_err(db_error);
+        let (mut before, after, before_take, after_take) = match anchor {
+            HistoryAnchor::Latest => (page(SeqRange::Below(None)).await?, Vec::new(), limit, 0),
+            HistoryAnchor::Before(seq) => (page(SeqRange::Below(Some(seq))).await?, Vec::new(), limit, 0),
+            HistoryAnchor::After(seq) => (Vec::new(), page(SeqRange::From(seq + 1)).await?, 0, limit),
+            HistoryAnchor::Around(seq) => {
+                // Centre on the anchor, but fill the page from the other side near either end.
+                let older = page(SeqRange::Below(Some(seq))).await?;
+                let newer = page(SeqRange::From(seq)).await?;
+                let before_take = (older.len() as u32).min((limit / 2).max(limit.saturating_sub(newer.len() as u32)));
+                (older, newer, before_take, limit - before_take)
+            }
+        };
+        // Each side was fetched with one extra row to learn whether more lies beyond.
+        let more_before = before.len() > before_take as usize || matches!(anchor, HistoryAnchor::After(_));
+        let more_after = after.len() > after_take as usize || matches!(anchor, HistoryAnchor::Before(_));
+        before.truncate(before_take as usize);
+        before.reverse();
+        let messages = before
+            .into_iter()
+            .chain(after.into_iter().take(after_take as usize))
+            .map(|row| row.into_record().map(|r| r.message))
+            .collect::<Result<_, _>>()?;
+        Ok(HistoryWindow { messages, more_before, more_after })
+    }
+}
+
+enum SeqRange {
+    /// Below this sequence (or from the newest), newest first.
+    Below(Option<i64>),
+    /// From this sequence on, oldest first.
+    From(i64),
+}
+
+/// Up to `n + 1` visible messages of a conversation in `range`: the extra row tells whether
+/// the page is the last one.
+async fn seq_page(
+    conn: &mut AsyncPgConnection,
+    conv: Uuid,
+    visible_after_seq: i64,
+    range: SeqRange,
+    n: u32,
+) -> QueryResult<Vec<MessageRow>> {
+    let query = messages::table
+        .filter(messages::conversation_id.eq(conv))
+        .filter(messages::seq.gt(visible_after_seq))
+        .select(MessageRow::as_select())
+        .limit(i64::from(n) + 1)
+        .into_boxed();
+    let query = match range {
+        SeqRange::From(from) => query.filter(messages::seq.ge(from)).order(messages::seq.asc()),
+        SeqRange::Below(Some(below)) => query.filter(messages::seq.lt(below)).order(messages::seq.desc()),
+        SeqRange::Below(None) => query.order(messages::seq.desc()),
+    };
+    query.load(conn).await
+}
+
+/// Inserts the message with its thread bookkeeping, and its events: `thread.new` for a root;
+/// `message.created` and `thread.activity` for a reply.
+async fn append(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<MessageRecord, TxError> {
+    let id = uuid(new.id);
+    let (root_id, parent_id, depth, path) = match &new.parent {
+        Some(parent) => {
+            let mut path = path_of(parent);
+            path.push(id);
+            (uuid(parent.message.root_id), Some(uuid(parent.message.id)), parent.message.depth + 1, path)
+        }
+        None => (id, None, 0, vec![id]),
+    };
+    let row = AppendRow {
+        conversation_id: uuid(new.conversation_id),
+        id,
+        root_id,
+        parent_id,
+        depth,
+        path,
+        author_id: Some(uuid(new.author_id)),
+        role: enum_to_db(new.role),
+        content: new.content.clone(),
+        status: enum_to_db(MessageStatus::Complete),
+        client_msg_id: new.client_msg_id.clone(),
+    };
+    let conversation = new.conversation_id;
+    match &new.thread {
+        Some(thread) => {
+            let settings = serde_json::to_value(&thread.settings).map_err(|e| DomainError::Internal(e.to_string()))?;
+            let record = AppendRoot { row, title: thread.title.clone(), tags: thread.tags.clone(), settings }
+                .get_result::<MessageRow>(conn)
+                .await?
+                .into_record()?;
+            let m = &record.message;
+            let summary = ThreadSummary {
+                root_id: m.id,
+                conversation_id: conversation,
+                title: thread.title.clone(),
+                tags: thread.tags.clone(),
+                settings: thread.settings.clone(),
+                reply_count: 0,
+                participant_ids: m.author_id.into_iter().collect(),
+                last_activity_at: m.created_at,
+                created_at: m.created_at,
+                root: m.clone(),
+            };
+            let event = NewEvent::about_message(conversation, m.id, m.id, EventBody::ThreadNew(Box::new(summary)));
+            log::append(conn, &event).await?;
+            Ok(record)
+        }
+        None => Ok(append_reply(conn, conversation, row).await?.0),
+    }
+}
+
+/// Appends a reply with its `message.created` and `thread.activity`; returns the reply and
+/// the cursor of the last of those events.
+pub(super) async fn append_reply(
+    conn: &mut AsyncPgConnection,
+    conversation: ConversationId,
+    row: AppendRow,
+) -> Result<(MessageRecord, EventCursor), TxError> {
+    let (row, reply_count) = AppendReply(row).get_result::<(MessageRow, i32)>(conn).await?;
+    let record = row.into_record()?;
+    let m = &record.message;
+    let created = NewEvent::about_message(conversation, m.root_id, m.id, EventBody::MessageCreated(m.clone()));
+    log::append(conn, &created).await?;
+    let activity = ThreadActivity::new(m.root_id, reply_count, m.created_at);
+    let activity = NewEvent::about_message(conversation, m.root_id, m.id, EventBody::ThreadActivity(activity));
+    let cursor = log::append(conn, &activity).await?;
+    Ok((record, cursor))
+}
+
+/// The message this author already sent with this `client_msg_id` in the conversation.
+async fn by_client_msg_id(
+    conn: &mut AsyncPgConnection,
+    conv: Uuid,
+    author: Uuid,
+    client_msg_id: Option<&str>,
+) -> DomainResult<Option<MessageRecord>> {
+    let Some(client_msg_id) = client_msg_id else {
+        return Ok(None);
+    };
+    let row = messages::table
+        .filter(messages::conversation_id.eq(conv))
+        .filter(messages::author_id.eq(author))
+        .filter(messages::client_msg_id.eq(client_msg_id))
+        .select(MessageRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+        .map_err(db_error)?;
+    row.map(MessageRow::into_record).transpose()
+}
+
+/// Rows per statement when reading a tree (see `tree_page`).
+const TREE_CHUNK: u32 = 1000;
+
+/// Where a tree read starts: strictly after a path, or at it.
+enum PathBound {
+    After(Vec<Uuid>),
+    From(Vec<Uuid>),
+}
+
+pub(super) fn path_of(record: &MessageRecord) -> Vec<Uuid> {
+    record.path.iter().map(|id| uuid(*id)).collect()
+}
+
+/// The first path after every path in the subtree at `path`: its last id plus one.
+/// `None` only for the largest possible id, whose subtree then runs to the end.
+fn subtree_end(path: &[Uuid]) -> Option<Vec<Uuid>> {
+    let (last, prefix) = path.split_last()?;
+    let next = last.as_u128().checked_add(1)?;
+    let mut end = prefix.to_vec();
+    end.push(Uuid::from_u128(next));
+    Some(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtree_end_increments_the_last_id_only() {
+        let a = Uuid::from_u128(5);
+        let b = Uuid::from_u128(0xff);
+        assert_eq!(subtree_end(&[a, b]), Some(vec![a, Uuid::from_u128(0x100)]));
+        assert_eq!(subtree_end(&[a, Uuid::from_u128(u128::MAX)]), None);
+        assert_eq!(subtree_end(&[]), None);
+    }
+}

@@ -1,0 +1,68 @@
+//! The domain's ports implemented on PostgreSQL, one file per concern.
+
+mod accounts;
+mod append;
+mod assistants;
+mod conversations;
+mod generations;
+mod messages;
+pub(crate) mod read_state;
+mod standing;
+mod workspaces;
+
+use diesel::result::Error as DieselError;
+use skein_domain::DomainError;
+use skein_domain::ports::Credentials;
+
+use crate::crypto;
+use crate::store::{Store, db_error};
+
+/// What a transaction body can fail with: a database error (which rolls back and may be
+/// inspected, e.g. for unique violations) or a domain rule.
+pub(crate) enum TxError {
+    Db(DieselError),
+    Domain(DomainError),
+}
+
+impl From<DieselError> for TxError {
+    fn from(e: DieselError) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<DomainError> for TxError {
+    fn from(e: DomainError) -> Self {
+        Self::Domain(e)
+    }
+}
+
+impl From<TxError> for DomainError {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Db(e) => db_error(e),
+            TxError::Domain(e) => e,
+        }
+    }
+}
+
+impl Credentials for Store {
+    async fn hash_password(&self, password: String) -> Result<String, DomainError> {
+        let hasher = self.hasher.clone();
+        tokio::task::spawn_blocking(move || hasher.hash_blocking(&password))
+            .await
+            .map_err(|e| DomainError::Internal(e.to_string()))?
+    }
+
+    async fn verify_password(&self, password: String, hash: Option<String>) -> bool {
+        let hasher = self.hasher.clone();
+        tokio::task::spawn_blocking(move || hasher.verify_blocking(&password, hash.as_deref())).await.unwrap_or(false)
+    }
+
+    fn new_secret(&self) -> String {
+        crypto::new_secret()
+    }
+
+    fn digest(&self, secret: &str) -> Vec<u8> {
+        crypto::digest(secret)
+    }
+}

@@ -1,0 +1,26 @@
+//! The join that gives a user's standing in a conversation: their workspace role (inner join:
+//! outside the workspace there is no access at all) and their explicit membership, if any.
+//! Shared by every query that authorises against a conversation.
+
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::store::schema::{conversation_members, conversations, workspace_members};
+
+/// `ON` for `workspace_members`: the user's row in the conversation's workspace.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn in_workspace(user: Uuid) -> _ {
+    workspace_members::workspace_id.eq(conversations::workspace_id).and(workspace_members::user_id.eq(user))
+}
+
+/// `ON` for `conversation_members`: the user's explicit membership, if any.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn in_conversation(user: Uuid) -> _ {
+    conversation_members::conversation_id.eq(conversations::id).and(conversation_members::user_id.eq(user))
+}
+
+/// The standing columns after the conversation row, as read into an `AccessRow`.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn standing() -> _ {
+    (conversation_members::role.nullable(), conversation_members::joined_seq.nullable(), workspace_members::role)
+}

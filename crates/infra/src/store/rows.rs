@@ -1,0 +1,238 @@
+//! Row types as read from PostgreSQL, and their conversion into domain and wire types.
+
+use diesel::prelude::*;
+use skein_domain::DomainError;
+use skein_domain::entities::{ConversationAccess, ConversationRecord, Credential, InviteRecord, MessageRecord};
+use skein_shared::auth::User;
+use skein_shared::conversation::{ConversationMember, Invite};
+use skein_shared::thread::{Message, ThreadSummary};
+use skein_shared::workspace::{Workspace, WorkspaceMember};
+use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::store::codec::{enum_from_db, ulid};
+use crate::store::schema::*;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub is_instance_admin: bool,
+    pub created_at: OffsetDateTime,
+}
+
+impl UserRow {
+    pub fn into_credential(self) -> Credential {
+        let password_hash = self.password_hash.clone();
+        Credential { user: self.into_user(), password_hash }
+    }
+
+    pub fn into_user(self) -> User {
+        User {
+            id: UserId(ulid(self.id)),
+            email: self.email,
+            display_name: self.display_name,
+            is_instance_admin: self.is_instance_admin,
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = workspaces)]
+pub struct WorkspaceRow {
+    pub id: Uuid,
+    pub name: String,
+    pub created_by: Uuid,
+    pub created_at: OffsetDateTime,
+}
+
+impl WorkspaceRow {
+    pub fn with_role(self, role: &str) -> Result<Workspace, DomainError> {
+        Ok(Workspace {
+            id: WorkspaceId(ulid(self.id)),
+            name: self.name,
+            created_by: UserId(ulid(self.created_by)),
+            created_at: self.created_at,
+            my_role: enum_from_db(role)?,
+        })
+    }
+}
+
+/// `(user_id, display_name, email, role, joined_at)` of a workspace member.
+pub type WorkspaceMemberRow = (Uuid, String, String, String, OffsetDateTime);
+
+pub fn workspace_member(
+    (user_id, display_name, email, role, joined_at): WorkspaceMemberRow,
+) -> Result<WorkspaceMember, DomainError> {
+    Ok(WorkspaceMember { user_id: UserId(ulid(user_id)), display_name, email, role: enum_from_db(&role)?, joined_at })
+}
+
+/// `(user_id, display_name, role, joined_at)` of a conversation member.
+pub type ConversationMemberRow = (Uuid, String, String, OffsetDateTime);
+
+pub fn conversation_member(
+    (user_id, display_name, role, joined_at): ConversationMemberRow,
+) -> Result<ConversationMember, DomainError> {
+    Ok(ConversationMember { user_id: UserId(ulid(user_id)), display_name, role: enum_from_db(&role)?, joined_at })
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = conversations)]
+pub struct ConversationRow {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub kind: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub visibility: String,
+    pub history_visible: bool,
+    pub archived_at: Option<OffsetDateTime>,
+    pub created_by: Uuid,
+    pub created_at: OffsetDateTime,
+    pub last_activity_at: OffsetDateTime,
+    pub last_seq: i64,
+    pub default_assistant_id: Option<Uuid>,
+}
+
+impl ConversationRow {
+    pub fn into_record(self) -> Result<ConversationRecord, DomainError> {
+        Ok(ConversationRecord {
+            id: ConversationId(ulid(self.id)),
+            workspace_id: WorkspaceId(ulid(self.workspace_id)),
+            kind: enum_from_db(&self.kind)?,
+            title: self.title,
+            description: self.description,
+            visibility: enum_from_db(&self.visibility)?,
+            history_visible_to_new_members: self.history_visible,
+            archived: self.archived_at.is_some(),
+            created_by: UserId(ulid(self.created_by)),
+            created_at: self.created_at,
+            last_activity_at: self.last_activity_at,
+            last_seq: self.last_seq,
+            default_assistant_id: self.default_assistant_id.map(|id| skein_shared::AssistantId(ulid(id))),
+        })
+    }
+}
+
+/// A conversation with one user's explicit role, joined_seq and workspace role.
+pub type AccessRow = (ConversationRow, (Option<String>, Option<i64>, String));
+
+pub fn access(
+    (conversation, (explicit_role, joined_seq, workspace_role)): AccessRow,
+) -> Result<ConversationAccess, DomainError> {
+    Ok(ConversationAccess {
+        conversation: conversation.into_record()?,
+        explicit_role: explicit_role.as_deref().map(enum_from_db).transpose()?,
+        joined_seq,
+        workspace_role: enum_from_db(&workspace_role)?,
+    })
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = invites)]
+pub struct InviteRow {
+    pub code: String,
+    pub conversation_id: Uuid,
+    pub role: String,
+    pub max_uses: Option<i32>,
+    pub uses: i32,
+    pub expires_at: Option<OffsetDateTime>,
+    pub created_by: Uuid,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl InviteRow {
+    pub fn into_record(self) -> Result<InviteRecord, DomainError> {
+        Ok(InviteRecord {
+            revoked: self.revoked_at.is_some(),
+            invite: Invite {
+                code: self.code,
+                conversation_id: ConversationId(ulid(self.conversation_id)),
+                role: enum_from_db(&self.role)?,
+                max_uses: self.max_uses,
+                uses: self.uses,
+                expires_at: self.expires_at,
+                created_by: UserId(ulid(self.created_by)),
+                created_at: self.created_at,
+            },
+        })
+    }
+}
+
+#[derive(Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = messages)]
+pub struct MessageRow {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub root_id: Uuid,
+    pub parent_id: Option<Uuid>,
+    pub depth: i32,
+    pub path: Vec<Uuid>,
+    pub seq: i64,
+    pub author_id: Option<Uuid>,
+    pub role: String,
+    pub content: String,
+    pub status: String,
+    pub client_msg_id: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+impl MessageRow {
+    pub fn into_record(self) -> Result<MessageRecord, DomainError> {
+        let path = self.path.iter().map(|id| MessageId(ulid(*id))).collect();
+        Ok(MessageRecord {
+            path,
+            message: Message {
+                id: MessageId(ulid(self.id)),
+                conversation_id: ConversationId(ulid(self.conversation_id)),
+                root_id: MessageId(ulid(self.root_id)),
+                parent_id: self.parent_id.map(|p| MessageId(ulid(p))),
+                depth: self.depth,
+                seq: self.seq,
+                author_id: self.author_id.map(|a| UserId(ulid(a))),
+                role: enum_from_db(&self.role)?,
+                content: self.content,
+                status: enum_from_db(&self.status)?,
+                client_msg_id: self.client_msg_id,
+                created_at: self.created_at,
+            },
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = threads)]
+pub struct ThreadRow {
+    pub title: Option<String>,
+    pub tags: Vec<String>,
+    pub reply_count: i32,
+    pub participant_ids: Vec<Uuid>,
+    pub created_at: OffsetDateTime,
+    pub last_activity_at: OffsetDateTime,
+    pub settings: serde_json::Value,
+}
+
+impl ThreadRow {
+    pub fn with_root(self, root: MessageRow) -> Result<ThreadSummary, DomainError> {
+        let root = root.into_record()?.message;
+        Ok(ThreadSummary {
+            root_id: root.id,
+            conversation_id: root.conversation_id,
+            title: self.title,
+            tags: self.tags,
+            // Written only from validated `ThreadSettings`; unknown fields are ignored.
+            settings: serde_json::from_value(self.settings).unwrap_or_default(),
+            reply_count: self.reply_count,
+            participant_ids: self.participant_ids.into_iter().map(|id| UserId(ulid(id))).collect(),
+            last_activity_at: self.last_activity_at,
+            created_at: self.created_at,
+            root,
+        })
+    }
+}
