@@ -355,6 +355,28 @@ pub enum ClientFrame {
     Ack { cursor: String },
 }
 
+impl Event {
+    /// A live-only event (no cursor) about nothing in particular yet; say what it is about
+    /// with [`Event::in_conversation`] or [`Event::about_message`].
+    pub fn live(body: EventBody, occurred_at: OffsetDateTime) -> Self {
+        Self { body, conversation_id: None, root_id: None, message_id: None, cursor: None, occurred_at }
+    }
+
+    /// About a conversation (and a thread of it).
+    pub fn in_conversation(mut self, conversation: ConversationId, root: Option<MessageId>) -> Self {
+        self.conversation_id = Some(conversation);
+        self.root_id = root;
+        self
+    }
+
+    /// About one message of a thread.
+    pub fn about_message(self, conversation: ConversationId, root: MessageId, message: MessageId) -> Self {
+        let mut event = self.in_conversation(conversation, Some(root));
+        event.message_id = Some(message);
+        event
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

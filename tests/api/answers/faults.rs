@@ -268,3 +268,15 @@ async fn across_instances_an_answers_deltas_all_come_before_its_end() {
         }
     }
 }
+
+#[tokio::test]
+async fn corrupt_thread_settings_are_an_error_not_no_assistant() {
+    let s = setup().await;
+    let root = s.thread("Settings").await;
+    let mut db = s.app.db().await;
+    diesel::sql_query("UPDATE threads SET settings = '{\"temperature\": \"hot\"}'").execute(&mut db).await.unwrap();
+    let refused = s.app.post(&format!("/api/messages/{root}/generate"), &s.owner, json!({})).await;
+    refused.expect_problem(500, "internal");
+    let tree = s.app.get(&format!("/api/threads/{root}/tree"), &s.owner).await;
+    tree.expect_problem(500, "internal");
+}

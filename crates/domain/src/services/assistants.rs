@@ -4,7 +4,7 @@ use skein_shared::assistant::{Assistant, CreateAssistantRequest, UpdateAssistant
 use skein_shared::{AssistantId, Page, UserId, WorkspaceId};
 use time::OffsetDateTime;
 
-use super::{Services, split_page};
+use super::{Services, keyset_page};
 use crate::cursor::decode_id_cursor;
 use crate::ports::Ports;
 use crate::validate::Check;
@@ -45,8 +45,7 @@ impl<P: Ports> Services<P> {
         let limit = self.limits.page_size(limit);
         let after = cursor.map(decode_id_cursor).transpose()?;
         let rows = self.ports.list_assistants(workspace, after, limit + 1).await?;
-        let (data, more) = split_page(rows, limit);
-        let next = more.then(|| data.last().map(|a| a.id.to_string())).flatten();
+        let (data, next) = keyset_page(rows, limit, |a| a.id.to_string());
         Ok(Page::new(data, next, None))
     }
 

@@ -7,7 +7,7 @@ use skein_shared::event::MembershipChange;
 use skein_shared::{ConversationId, ErrorCode, Page, UserId, WorkspaceId};
 use time::{Duration, OffsetDateTime};
 
-use super::{Services, fixed_membership, split_page};
+use super::{Services, fixed_membership, keyset_page};
 use crate::cursor::{TimeCursor, decode_id_cursor};
 use crate::entities::{ConversationPatch, ConversationRecord, Created, NewConversation};
 use crate::ports::Ports;
@@ -104,11 +104,12 @@ impl<P: Ports> Services<P> {
         let limit = self.limits.page_size(limit);
         let after = cursor.map(TimeCursor::decode).transpose()?;
         let rows = self.ports.list_conversations(workspace, caller, archived, after, limit + 1).await?;
-        let (rows, more) = split_page(rows, limit);
+        // The cursor is the last row read, shown or not, so that the next page starts after it.
+        let (rows, next) = keyset_page(rows, limit, |access| {
+            TimeCursor { at: access.conversation.last_activity_at, id: access.conversation.id.0 }.encode()
+        });
         let data: Vec<Conversation> =
             rows.into_iter().filter_map(|access| access.role().map(|role| access.conversation.view(role))).collect();
-        let next =
-            more.then(|| data.last().map(|c| TimeCursor { at: c.last_activity_at, id: c.id.0 }.encode())).flatten();
         Ok(Page::new(data, next, None))
     }
 
@@ -199,8 +200,7 @@ impl<P: Ports> Services<P> {
         let limit = self.limits.page_size(limit);
         let after = cursor.map(decode_id_cursor).transpose()?;
         let rows = self.ports.list_conversation_members(id, after, limit + 1).await?;
-        let (data, more) = split_page(rows, limit);
-        let next = more.then(|| data.last().map(|m| m.user_id.to_string())).flatten();
+        let (data, next) = keyset_page(rows, limit, |m| m.user_id.to_string());
         Ok(Page::new(data, next, None))
     }
 

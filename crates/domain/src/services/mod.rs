@@ -89,9 +89,11 @@ fn fixed_membership() -> DomainError {
     DomainError::rule(ErrorCode::DirectConversationFixed, "a direct conversation has exactly its two members")
 }
 
-/// Splits a page fetched with `limit + 1` rows into the page and whether more follows.
-fn split_page<T>(mut rows: Vec<T>, limit: u32) -> (Vec<T>, bool) {
+/// One page of rows fetched with `limit + 1`: the first `limit`, and, when more follow, the
+/// cursor of the last of them (what the next page starts after).
+fn keyset_page<T>(mut rows: Vec<T>, limit: u32, cursor: impl FnOnce(&T) -> String) -> (Vec<T>, Option<String>) {
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    (rows, more)
+    let next = if more { rows.last().map(cursor) } else { None };
+    (rows, next)
 }

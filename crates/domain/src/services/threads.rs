@@ -7,7 +7,7 @@ use skein_shared::thread::{
 };
 use skein_shared::{ConversationId, MessageId, Page, UserId};
 
-use super::{Services, ensure_can_post, split_page};
+use super::{Services, ensure_can_post, keyset_page};
 use crate::cursor::{TimeCursor, decode_id_cursor};
 use crate::entities::{ConversationAccess, Created, HistoryAnchor, MessageRecord, NewMessage, NewThread, ThreadPatch};
 use crate::ports::Ports;
@@ -164,8 +164,7 @@ impl<P: Ports> Services<P> {
         };
         let limit = self.limits.tree_page_size(limit);
         let rows = self.ports.tree_page(root, subtree.as_ref(), after.as_ref(), visible_after, limit + 1).await?;
-        let (rows, more) = split_page(rows, limit);
-        let next = more.then(|| rows.last().map(|n| n.message.id.to_string())).flatten();
+        let (rows, next) = keyset_page(rows, limit, |n| n.message.id.to_string());
         Ok(ThreadTreeResponse::new(thread, Page::new(tree_nodes(rows), next, None)))
     }
 
@@ -180,10 +179,8 @@ impl<P: Ports> Services<P> {
         let limit = self.limits.page_size(limit);
         let after = cursor.map(TimeCursor::decode).transpose()?;
         let rows = self.ports.list_threads(conversation, after, access.visible_after_seq(), limit + 1).await?;
-        let (data, more) = split_page(rows, limit);
-        let next = more
-            .then(|| data.last().map(|t| TimeCursor { at: t.last_activity_at, id: t.root_id.0 }.encode()))
-            .flatten();
+        let (data, next) =
+            keyset_page(rows, limit, |t| TimeCursor { at: t.last_activity_at, id: t.root_id.0 }.encode());
         Ok(Page::new(data, next, None))
     }
 

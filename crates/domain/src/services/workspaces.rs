@@ -3,7 +3,7 @@ use skein_shared::workspace::{
 };
 use skein_shared::{Page, UserId, WorkspaceId};
 
-use super::{Services, split_page};
+use super::{Services, keyset_page};
 use crate::cursor::decode_id_cursor;
 use crate::entities::Created;
 use crate::ports::Ports;
@@ -27,8 +27,7 @@ impl<P: Ports> Services<P> {
         let limit = self.limits.page_size(limit);
         let after = cursor.map(decode_id_cursor).transpose()?;
         let rows = self.ports.list_workspaces(caller, after, limit + 1).await?;
-        let (data, more) = split_page(rows, limit);
-        let next = more.then(|| data.last().map(|w| w.id.to_string())).flatten();
+        let (data, next) = keyset_page(rows, limit, |w| w.id.to_string());
         Ok(Page::new(data, next, None))
     }
 
@@ -52,8 +51,7 @@ impl<P: Ports> Services<P> {
         let limit = self.limits.page_size(limit);
         let after = cursor.map(decode_id_cursor).transpose()?;
         let rows = self.ports.list_workspace_members(id, after, limit + 1).await?;
-        let (data, more) = split_page(rows, limit);
-        let next = more.then(|| data.last().map(|m| m.user_id.to_string())).flatten();
+        let (data, next) = keyset_page(rows, limit, |m| m.user_id.to_string());
         Ok(Page::new(data, next, None))
     }
 

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, broadcast};
 
 use super::flusher::{Chunk, FlushQueue};
-use super::provider::{Provider, provider_error, push_storable, timed_out};
+use super::provider::{Provider, provider_error, push_storable, storable, timed_out};
 use super::registry::{Live, Piece, Registry, Running, Unsaved, lock_live};
 use super::title;
 use crate::realtime::Signals;
@@ -101,9 +101,10 @@ impl Run {
         let finish = Finish {
             status: outcome.status,
             content: lock_live(&self.live).content.clone(),
-            finish_reason: outcome.finish_reason,
+            // What the provider said goes into `text` and `jsonb`, which refuse U+0000 too.
+            finish_reason: storable(&outcome.finish_reason),
             usage: outcome.usage,
-            error: outcome.error,
+            error: outcome.error.map(|e| GenerationError { code: e.code, message: storable(&e.message) }),
             first_token_at,
             started_at: started,
         };
@@ -230,14 +231,11 @@ impl Run {
             user_id: self.job.requested_by,
             to_self: true,
             after_event: Some(self.job.created),
-            event: Event {
-                body: EventBody::MessageDelta(delta),
-                conversation_id: Some(self.job.conversation_id),
-                root_id: Some(self.job.root_id),
-                message_id: Some(self.job.message_id),
-                cursor: None,
-                occurred_at: OffsetDateTime::now_utc(),
-            },
+            event: Event::live(EventBody::MessageDelta(delta), OffsetDateTime::now_utc()).about_message(
+                self.job.conversation_id,
+                self.job.root_id,
+                self.job.message_id,
+            ),
         });
     }
 }

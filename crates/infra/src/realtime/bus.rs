@@ -348,14 +348,10 @@ mod tests {
             user_id: UserId::generate(),
             to_self: true,
             after_event: None,
-            event: Event {
-                body: EventBody::MessageDelta(MessageDelta { message_id, offset: 7, delta: text.to_owned() }),
-                conversation_id: None,
-                root_id: None,
-                message_id: Some(message_id),
-                cursor: None,
-                occurred_at: time::OffsetDateTime::UNIX_EPOCH,
-            },
+            event: Event::live(
+                EventBody::MessageDelta(MessageDelta { message_id, offset: 7, delta: text.to_owned() }),
+                time::OffsetDateTime::UNIX_EPOCH,
+            ),
         }
     }
 

@@ -177,13 +177,7 @@ impl Feed {
 }
 
 fn resync(reason: ResyncReason, from: Option<EventCursor>) -> Delivery {
-    let event = Event {
-        body: EventBody::Resync(Resync { reason, cursor: from.map(|c| c.encode()) }),
-        conversation_id: None,
-        root_id: None,
-        message_id: None,
-        cursor: None,
-        occurred_at: OffsetDateTime::now_utc(),
-    };
+    let event =
+        Event::live(EventBody::Resync(Resync { reason, cursor: from.map(|c| c.encode()) }), OffsetDateTime::now_utc());
     std::sync::Arc::new(Delivered::new(None, &event))
 }

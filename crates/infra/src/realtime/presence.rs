@@ -201,18 +201,10 @@ impl Presence {
             after_event: None,
             conversation_id: None,
             user_id: user,
-            event: Event {
-                body: EventBody::PresenceUpdate(PresenceInfo {
-                    user_id: user,
-                    state,
-                    last_seen_at: Some(c.last_seen_at),
-                }),
-                conversation_id: None,
-                root_id: None,
-                message_id: None,
-                cursor: None,
-                occurred_at: self.clock.now(),
-            },
+            event: Event::live(
+                EventBody::PresenceUpdate(PresenceInfo { user_id: user, state, last_seen_at: Some(c.last_seen_at) }),
+                self.clock.now(),
+            ),
         });
         Ok(())
     }

@@ -137,14 +137,11 @@ impl Inner {
             to_self: false,
             after_event: None,
             user_id: user,
-            event: Event {
-                body: EventBody::TypingUpdate(TypingUpdate { user_id: user, root_id: root, typing }),
-                conversation_id: Some(conversation),
-                root_id: root,
-                message_id: None,
-                cursor: None,
-                occurred_at: self.clock.now(),
-            },
+            event: Event::live(
+                EventBody::TypingUpdate(TypingUpdate { user_id: user, root_id: root, typing }),
+                self.clock.now(),
+            )
+            .in_conversation(conversation, root),
         });
     }
 }
@@ -162,7 +159,12 @@ mod tests {
         }
     }
 
+    /// Lets the timers run up to their next wait (the test's runtime has one thread), then
+    /// checks how many are armed.
     async fn settled(typing: &Typing, timers: usize) {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
         for _ in 0..200 {
             if typing.timers() == timers {
                 return;

@@ -59,14 +59,8 @@ pub async fn run(pool: PgPool, hub: Hub, mut touched: mpsc::UnboundedReceiver<To
             };
             for (user, counts) in counted {
                 let conversation = counts.conversation_id;
-                let event = Event {
-                    body: EventBody::UnreadUpdate(counts),
-                    conversation_id: Some(conversation),
-                    root_id: None,
-                    message_id: None,
-                    cursor: None,
-                    occurred_at: OffsetDateTime::now_utc(),
-                };
+                let event = Event::live(EventBody::UnreadUpdate(counts), OffsetDateTime::now_utc())
+                    .in_conversation(conversation, None);
                 hub.send_to_user(user, conversation, Arc::new(Delivered::new(None, &event)));
             }
         }

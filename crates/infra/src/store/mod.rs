@@ -12,7 +12,7 @@ pub mod job;
 pub mod log;
 pub mod read;
 pub(crate) mod repo;
-mod rows;
+pub(crate) mod rows;
 pub mod schema;
 
 use std::sync::Arc;

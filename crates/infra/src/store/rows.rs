@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use skein_domain::DomainError;
 use skein_domain::entities::{ConversationAccess, ConversationRecord, Credential, InviteRecord, MessageRecord};
+use skein_shared::assistant::ThreadSettings;
 use skein_shared::auth::User;
 use skein_shared::conversation::{ConversationMember, Invite};
 use skein_shared::thread::{Message, ThreadSummary};
@@ -218,6 +219,13 @@ pub struct ThreadRow {
     pub settings: serde_json::Value,
 }
 
+/// A thread's stored AI settings. Written only from validated `ThreadSettings` (unknown
+/// fields are ignored); a column that does not read as them is an error, not "no settings"
+/// (which would silently answer with another assistant, or none).
+pub fn thread_settings(stored: serde_json::Value) -> Result<ThreadSettings, DomainError> {
+    serde_json::from_value(stored).map_err(|e| DomainError::Internal(format!("corrupt thread settings: {e}")))
+}
+
 impl ThreadRow {
     pub fn with_root(self, root: MessageRow) -> Result<ThreadSummary, DomainError> {
         let root = root.into_record()?.message;
@@ -226,8 +234,7 @@ impl ThreadRow {
             conversation_id: root.conversation_id,
             title: self.title,
             tags: self.tags,
-            // Written only from validated `ThreadSettings`; unknown fields are ignored.
-            settings: serde_json::from_value(self.settings).unwrap_or_default(),
+            settings: thread_settings(self.settings)?,
             reply_count: self.reply_count,
             participant_ids: self.participant_ids.into_iter().map(|id| UserId(ulid(id))).collect(),
             last_activity_at: self.last_activity_at,

@@ -204,14 +204,11 @@ impl Out {
 
     async fn send(&mut self, body: EventBody) -> Result<(), ()> {
         let kind = body.kind();
-        let event = Event {
-            body,
-            conversation_id: Some(self.message.conversation_id),
-            root_id: Some(self.message.root_id),
-            message_id: Some(self.message.id),
-            cursor: None,
-            occurred_at: OffsetDateTime::now_utc(),
-        };
+        let event = Event::live(body, OffsetDateTime::now_utc()).about_message(
+            self.message.conversation_id,
+            self.message.root_id,
+            self.message.id,
+        );
         let json = serde_json::to_string(&event).map_err(|_| ())?;
         let data = sse::Data::new(json).event(kind).id(self.sent.to_string());
         self.tx.send(sse::Event::Data(data)).await.map_err(|_| ())

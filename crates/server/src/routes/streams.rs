@@ -234,14 +234,8 @@ async fn websocket_session(
 /// `error` event to send before closing.
 async fn client_frame(state: &AppState, user: UserId, text: &str) -> Result<Option<String>, String> {
     let fail = |code: ErrorCode, message: String| {
-        let event = Event {
-            body: EventBody::Error(StreamError { code, message, reason: None }),
-            conversation_id: None,
-            root_id: None,
-            message_id: None,
-            cursor: None,
-            occurred_at: time::OffsetDateTime::now_utc(),
-        };
+        let event =
+            Event::live(EventBody::Error(StreamError { code, message, reason: None }), time::OffsetDateTime::now_utc());
         serde_json::to_string(&event).unwrap_or_default()
     };
     let frame: ClientFrame =

@@ -48,7 +48,7 @@ impl GenerationRepo for Store {
             .map_err(db_error)?;
         let (settings, title, default_assistant) = row.ok_or(DomainError::NotFound)?;
         Ok(ThreadAi {
-            settings: serde_json::from_value(settings).unwrap_or_default(),
+            settings: crate::store::rows::thread_settings(settings)?,
             default_assistant: default_assistant.map(|id| AssistantId(ulid(id))),
             title,
         })
@@ -190,13 +190,18 @@ impl GenerationRepo for Store {
         let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
         while asked > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let finished: Option<Option<OffsetDateTime>> = generations::table
+            // The request is recorded: a look that fails only ends the wait.
+            let Ok(mut conn) = self.conn().await else { break };
+            let finished: Option<Option<OffsetDateTime>> = match generations::table
                 .find(uuid(message))
                 .select(generations::finished_at)
-                .first(&mut self.conn().await?)
+                .first(&mut conn)
                 .await
                 .optional()
-                .map_err(db_error)?;
+            {
+                Ok(finished) => finished,
+                Err(_) => break,
+            };
             if !matches!(finished, Some(None)) {
                 break;
             }
