@@ -26,7 +26,7 @@ pub fn check(root: &Path) -> Result<(), String> {
     let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
     for (module, text) in &files {
         let targets = edges.entry(module.clone()).or_default();
-        for path in references(module, text) {
+        for path in references(module, text, &names) {
             if let Some(target) = (1..=path.len()).rev().map(|n| path[..n].to_vec()).find(|p| names.contains(p))
                 && &target != module
             {
@@ -85,7 +85,7 @@ fn modules(src: &Path) -> Result<BTreeMap<Vec<String>, String>, String> {
                 other => module.push(other.trim_end_matches(".rs").to_owned()),
             }
             let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let text = match text.find("#[cfg(test)]") {
+            let text = match test_module(&text) {
                 Some(at) => text[..at].to_owned(),
                 None => text,
             };
@@ -95,8 +95,22 @@ fn modules(src: &Path) -> Result<BTreeMap<Vec<String>, String>, String> {
     Ok(out)
 }
 
-/// The absolute module paths `text` (the source of `module`) refers to.
-fn references(module: &[String], text: &str) -> Vec<Vec<String>> {
+/// Where the file's test module starts (`#[cfg(test)]`, maybe more attributes, then `mod`),
+/// by convention last in the file.
+fn test_module(text: &str) -> Option<usize> {
+    text.match_indices("#[cfg(test)]").map(|(at, _)| at).find(|at| {
+        let mut rest = text[at + "#[cfg(test)]".len()..].trim_start();
+        while rest.starts_with("#[") {
+            rest = rest.find(']').map_or("", |end| rest[end + 1..].trim_start());
+        }
+        rest.starts_with("mod ")
+    })
+}
+
+/// The absolute module paths `text` (the source of `module`) refers to: `crate::…`,
+/// `super::…`, and paths that start with one of the module's own child modules
+/// (`use flusher::FlushQueue;` in `answers/mod.rs`).
+fn references(module: &[String], text: &str, names: &BTreeSet<Vec<String>>) -> Vec<Vec<String>> {
     let code: String = text
         .lines()
         .map(|line| match line.find("//") {
@@ -110,7 +124,8 @@ fn references(module: &[String], text: &str) -> Vec<Vec<String>> {
     let mut i = 0;
     while i < code.len() {
         let rest = &code[i..];
-        let preceded_by_ident = i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        let preceded_by_ident =
+            i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_' || bytes[i - 1] == b':');
         let base = if preceded_by_ident {
             None
         } else if rest.starts_with("crate::") {
@@ -124,7 +139,7 @@ fn references(module: &[String], text: &str) -> Vec<Vec<String>> {
             }
             Some(parent)
         } else {
-            None
+            child_path(module, rest, names)
         };
         match base {
             Some(base) => i = use_tree(&code, i, base, &mut out),
@@ -132,6 +147,18 @@ fn references(module: &[String], text: &str) -> Vec<Vec<String>> {
         }
     }
     out
+}
+
+/// `rest` starts with `child::` where `child` is a module below `module`: the base to read
+/// the rest of the path from (the child's name is read as its first segment).
+fn child_path(module: &[String], rest: &str, names: &BTreeSet<Vec<String>>) -> Option<Vec<String>> {
+    let ident: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    if ident.is_empty() || !rest[ident.len()..].starts_with("::") {
+        return None;
+    }
+    let mut child = module.to_vec();
+    child.push(ident);
+    names.contains(&child).then(|| module.to_vec())
 }
 
 /// Reads a path or `use` tree at `at` below `base`; pushes the full paths; returns where it ends.
@@ -163,6 +190,12 @@ fn use_tree(code: &str, mut at: usize, mut base: Vec<String>, out: &mut Vec<Vec<
         at += ident.len();
         if ident != "self" {
             base.push(ident);
+        }
+        // `x as y`: the alias names nothing new.
+        if let Some(alias) = code[at..].strip_prefix(" as ") {
+            let alias_len: usize =
+                alias.chars().take_while(|c| c.is_alphanumeric() || *c == '_').map(char::len_utf8).sum();
+            at += " as ".len() + alias_len;
         }
         if code[at..].starts_with("::") {
             at += 2;
@@ -238,7 +271,18 @@ mod tests {
 
     fn paths(module: &[&str], text: &str) -> Vec<String> {
         let module: Vec<String> = module.iter().map(|s| s.to_string()).collect();
-        references(&module, text).iter().map(|p| p.join("::")).collect()
+        let names = BTreeSet::from([vec!["answers".to_owned(), "flusher".to_owned()]]);
+        references(&module, text, &names).iter().map(|p| p.join("::")).collect()
+    }
+
+    #[test]
+    fn child_paths_and_aliases_are_read() {
+        let text =
+            "use flusher::FlushQueue;\nuse crate::store::answers::{self as store, Finish};\nfn f() { other::x(); }";
+        assert_eq!(
+            paths(&["answers"], text),
+            ["answers::flusher::FlushQueue", "store::answers", "store::answers::Finish"]
+        );
     }
 
     #[test]

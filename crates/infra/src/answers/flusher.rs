@@ -124,7 +124,7 @@ async fn write(pool: &PgPool, runner: Uuid, chunks: &[Chunk], running: &[Message
     let running: Vec<Uuid> = running.iter().map(|id| uuid(*id)).collect();
     let rows: Vec<Stopped> = diesel::sql_query(
         "WITH chunk AS (INSERT INTO message_chunks (message_id, idx, char_offset, content) \
-           SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[])) \
+           SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[]) ON CONFLICT DO NOTHING) \
          SELECT message_id FROM generations \
          WHERE runner = $5 AND message_id = ANY($6) AND (cancel_requested OR finished_at IS NOT NULL)",
     )

@@ -69,7 +69,11 @@ impl Llm {
             let llm = llm.clone();
             async move {
                 loop {
-                    tokio::time::sleep(every).await;
+                    // At the interval, and at once when a runner hands over an end.
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = llm.registry.unsaved_waiting.notified() => {}
+                    }
                     llm.recover().await;
                 }
             }

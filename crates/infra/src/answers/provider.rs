@@ -74,6 +74,13 @@ pub fn push_storable(into: &mut String, text: &str) {
     }
 }
 
+/// The text as Skein can store it (see [`push_storable`]).
+pub fn storable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_storable(&mut out, text);
+    out
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ChunkUsage {
     #[serde(default)]

@@ -46,6 +46,8 @@ pub struct Registry {
     /// Ends whose runner could not write them: the instance's recovery writes them (see
     /// `Llm::recover`), so no answer stays `streaming` with nobody left to end it.
     unsaved: Arc<Mutex<Vec<Unsaved>>>,
+    /// Wakes recovery when an end is handed to it.
+    pub unsaved_waiting: Arc<Notify>,
 }
 
 /// An end its runner could not write.
@@ -101,6 +103,7 @@ impl Registry {
     /// Hands an end its runner could not write to the instance's recovery.
     pub fn hand_to_recovery(&self, end: Unsaved) {
         self.unsaved.lock().unwrap_or_else(|e| e.into_inner()).push(end);
+        self.unsaved_waiting.notify_one();
     }
 
     /// Takes the ends waiting for recovery (what cannot be written yet goes back with

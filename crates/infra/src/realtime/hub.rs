@@ -712,16 +712,21 @@ impl Actor {
         }
     }
 
-    /// Dispatches waiting live events, in order, up to the first that must follow a logged
-    /// event after `at` (unless it has waited too long).
+    /// Dispatches, in arrival order, the waiting live events that may go now: those that
+    /// follow no logged event after `at` (or have waited too long). The others stay, in
+    /// order; an answer's deltas all follow the same event, so they stay or go together and
+    /// one answer waiting for its `message.created` never holds back another's deltas.
     fn dispatch_ready(&mut self, at: EventCursor) {
-        while let Some((since, after, _)) = self.deferred.front() {
-            if after.is_some_and(|after| after > at) && since.elapsed() < DEFER_AT_MOST {
-                return;
-            }
-            if let Some((_, _, routed)) = self.deferred.pop_front() {
-                self.dispatch_ephemeral(routed);
-            }
+        let ready = |(since, after, _): &(Instant, Option<EventCursor>, Routed)| {
+            after.is_none_or(|after| after <= at) || since.elapsed() >= DEFER_AT_MOST
+        };
+        if !self.deferred.iter().any(ready) {
+            return;
+        }
+        let (go, stay): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.deferred).into_iter().partition(ready);
+        self.deferred = stay;
+        for (_, _, routed) in go {
+            self.dispatch_ephemeral(routed);
         }
     }
 

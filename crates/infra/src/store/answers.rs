@@ -133,6 +133,8 @@ async fn finish_in(
                 message_chunks::char_offset.eq(chunk.offset as i32),
                 message_chunks::content.eq(&chunk.content),
             ))
+            // A flush whose reply was lost may have written it already.
+            .on_conflict_do_nothing()
             .execute(conn)
             .await?;
     }
@@ -271,7 +273,9 @@ const LOCK_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 pub async fn keep_instance_lock(url: String, me: Uuid, mut conn: AsyncPgConnection) {
     loop {
         tokio::time::sleep(LOCK_CHECK_EVERY).await;
-        if diesel::sql_query("SELECT 1").execute(&mut conn).await.is_ok() {
+        // A half-open connection could hang the check while the server has freed the lock.
+        let check = tokio::time::timeout(LOCK_CHECK_EVERY * 2, diesel::sql_query("SELECT 1").execute(&mut conn));
+        if matches!(check.await, Ok(Ok(_))) {
             continue;
         }
         tracing::warn!(runner = %me, "the liveness lock's connection was lost; taking the lock again");
