@@ -33,6 +33,33 @@ async fn register_login_me_logout() {
     app.request(Method::GET, "/api/me", Some(&res.str("token")), None).await.expect(200);
 }
 
+/// Sessions are cached in each instance for a few seconds; a logout on one instance must end
+/// the session on the others at once, not when their cached copy ages out.
+#[tokio::test]
+async fn a_logout_ends_the_session_on_every_instance_at_once() {
+    for fanout in [skein_infra::realtime::FanoutMode::Postgres, skein_infra::realtime::FanoutMode::Nats] {
+        let app = TestApp::spawn_with(|config| config.realtime.fanout.mode = fanout).await;
+        let peer = app.peer().await;
+        let ann = app.register("Ann").await;
+        // Both instances have looked the session up (and cached it).
+        app.request(Method::GET, "/api/me", Some(&ann.token), None).await.expect(200);
+        peer.request(Method::GET, "/api/me", Some(&ann.token), None).await.expect(200);
+
+        app.request(Method::POST, "/api/auth/logout", Some(&ann.token), None).await.expect(204);
+        app.request(Method::GET, "/api/me", Some(&ann.token), None).await.expect_problem(401, "unauthenticated");
+        // The other instance hears of it over the bus: well within the cache's lifetime.
+        let deadline = std::time::Instant::now() + skein_infra::store::sessions::FRESH_FOR / 4;
+        loop {
+            let res = peer.request(Method::GET, "/api/me", Some(&ann.token), None).await;
+            if res.status == 401 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{fanout:?}: the peer still accepts the ended session");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn wrong_password_and_unknown_email_look_the_same() {
     let app = TestApp::spawn().await;

@@ -198,13 +198,14 @@ pub trait MessageRepo: Send + Sync {
     /// `ConversationArchived` when the conversation was archived meanwhile.
     fn insert_message(&self, new: NewMessage) -> impl Future<Output = DomainResult<Created<MessageRecord>>> + Send;
     fn get_message(&self, id: MessageId) -> impl Future<Output = DomainResult<Option<MessageRecord>>> + Send;
-    /// The message with its conversation and the user's standing there, in one read; `None`
-    /// when the message does not exist or the user is not in the conversation's workspace.
+    /// The message with its conversation, the user's standing there and its thread's AI
+    /// settings, in one read; `None` when the message does not exist or the user is not in the
+    /// conversation's workspace.
     fn message_access(
         &self,
         id: MessageId,
         user: UserId,
-    ) -> impl Future<Output = DomainResult<Option<(MessageRecord, ConversationAccess)>>> + Send;
+    ) -> impl Future<Output = DomainResult<Option<(MessageRecord, ConversationAccess, ThreadAi)>>> + Send;
     fn thread_summary(&self, root: MessageId) -> impl Future<Output = DomainResult<Option<ThreadSummary>>> + Send;
     /// Nodes of the thread in depth-first order (siblings oldest first): those under
     /// `subtree` (its root first) or the whole thread, strictly after `after` in that order,
@@ -274,8 +275,6 @@ pub trait AssistantRepo: Send + Sync {
 /// Assistant answers: who answers in a thread, what the model is sent, and the generations
 /// themselves (which run in the background once started).
 pub trait GenerationRepo: Send + Sync {
-    /// The thread's AI settings, title and its conversation's default assistant.
-    fn thread_ai(&self, root: MessageId) -> impl Future<Output = DomainResult<ThreadAi>> + Send;
     /// The messages on `path` (root first), with their authors' display names.
     fn branch(&self, path: &[MessageId]) -> impl Future<Output = DomainResult<Vec<BranchMessage>>> + Send;
     /// Generations the user asked for that are still running, on any instance.

@@ -21,6 +21,7 @@ use skein_infra::answers::Llm;
 use skein_infra::clock::Clock;
 use skein_infra::crypto::PasswordHasher;
 use skein_infra::realtime::Realtime;
+use skein_infra::store::sessions::SessionCache;
 use skein_infra::store::{self, PoolSettings, SetupError};
 use utoipa::OpenApi;
 use utoipa_actix_web::{AppExt, scope};
@@ -124,9 +125,12 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
     )?;
     let hasher = PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_passes)
         .map_err(|e| StartError::Config(e.to_string()))?;
-    let realtime = Realtime::start(&config.realtime, pool.clone(), database_url, options.clock.clone()).await?;
+    let sessions = Arc::new(SessionCache::default());
+    let realtime =
+        Realtime::start(&config.realtime, pool.clone(), database_url, options.clock.clone(), sessions.clone()).await?;
     let llm = Llm::start(&config.llm, pool.clone(), realtime.signals.clone(), database_url).await?;
-    let store = Store::new(pool, hasher, Arc::new(realtime.signals.clone())).with_answers(Arc::new(llm.clone()));
+    let store =
+        Store::new(pool, hasher, Arc::new(realtime.signals.clone()), sessions).with_answers(Arc::new(llm.clone()));
     let services = Services::new(store, config.limits.clone(), config.auth.policy()).with_catalog(config.llm.catalog());
     let state = web::Data::new(AppStateInner {
         services,

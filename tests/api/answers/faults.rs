@@ -237,6 +237,8 @@ async fn across_instances_an_answers_deltas_all_come_before_its_end() {
         // The hub reads the log very often: a `message.done` read from the log races the
         // deltas crossing by NOTIFY.
         config.realtime.poll_interval_ms = 5;
+        // Thirteen answers start back to back; the test is not about the per-user cap.
+        config.llm.max_running_per_user = 32;
     })
     .await;
     let peer = s.app.peer().await;

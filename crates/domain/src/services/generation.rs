@@ -41,14 +41,13 @@ impl<P: Ports> Services<P> {
     /// Starts an assistant answer to any visible message: a new child with `status:
     /// streaming`. Asking again for the same message is a regenerate (a new sibling).
     pub async fn generate(&self, caller: UserId, parent_id: MessageId, req: GenerateRequest) -> DomainResult<Message> {
-        let (parent, access, role) = self.visible_message(caller, parent_id).await?;
+        let (parent, access, role, ai) = self.visible_message(caller, parent_id).await?;
         ensure_can_post(&access, role)?;
         let mut check = Check::new();
         check.temperature("temperature", req.temperature);
         check.max_tokens("max_tokens", req.max_tokens);
         self.check_depth(&mut check, &parent);
         check.finish()?;
-        let ai = self.ports.thread_ai(parent.message.root_id).await?;
         let answerer = self.answerer(caller, ai, &access, &req).await?;
         self.start_answer(answerer, &parent).await
     }
@@ -121,7 +120,7 @@ impl<P: Ports> Services<P> {
     /// Stops an answer being generated (idempotent): its partial content is kept with
     /// `status: cancelled`. Returns the message as it is then.
     pub async fn cancel_generation(&self, caller: UserId, id: MessageId) -> DomainResult<Message> {
-        let (record, _, role) = self.visible_message(caller, id).await?;
+        let (record, _, role, _) = self.visible_message(caller, id).await?;
         ensure_assistant(&record.message)?;
         if !crate::roles::can_post(role) {
             return Err(DomainError::Forbidden("viewers cannot stop answers"));
@@ -166,7 +165,7 @@ impl<P: Ports> Services<P> {
         id: MessageId,
         feedback: Option<FeedbackRequest>,
     ) -> DomainResult<FeedbackSummary> {
-        let (record, access, role) = self.visible_message(caller, id).await?;
+        let (record, access, role, _) = self.visible_message(caller, id).await?;
         ensure_assistant(&record.message)?;
         ensure_can_post(&access, role)?;
         let feedback = match feedback {

@@ -45,7 +45,7 @@ impl<P: Ports> Services<P> {
         id: ConversationId,
         req: MarkReadRequest,
     ) -> DomainResult<ConversationUnread> {
-        let (record, access, _) = self.visible_message(caller, req.message_id).await?;
+        let (record, access, _, _) = self.visible_message(caller, req.message_id).await?;
         if record.message.conversation_id != id {
             return Err(DomainError::field("message_id", "not_in_conversation", "not a message of this conversation"));
         }
@@ -84,7 +84,7 @@ impl<P: Ports> Services<P> {
         let conversation = &access.conversation;
         let open_to = (conversation.visibility == Visibility::Workspace).then_some(conversation.workspace_id);
         if let Some(root) = root {
-            let (record, _, _) = self.visible_message(caller, root).await?;
+            let (record, _, _, _) = self.visible_message(caller, root).await?;
             if record.message.conversation_id != id || record.message.parent_id.is_some() {
                 return Err(DomainError::field("root_id", "not_a_thread", "not a thread root of this conversation"));
             }

@@ -9,7 +9,9 @@ use skein_shared::{ConversationId, MessageId, Page, UserId};
 
 use super::{Services, ensure_can_post, keyset_page};
 use crate::cursor::{TimeCursor, decode_id_cursor};
-use crate::entities::{ConversationAccess, Created, HistoryAnchor, MessageRecord, NewMessage, NewThread, ThreadPatch};
+use crate::entities::{
+    ConversationAccess, Created, HistoryAnchor, MessageRecord, NewMessage, NewThread, ThreadAi, ThreadPatch,
+};
 use crate::ports::Ports;
 use crate::validate::Check;
 use crate::{DomainError, DomainResult, roles};
@@ -62,7 +64,7 @@ impl<P: Ports> Services<P> {
         parent_id: MessageId,
         req: ReplyRequest,
     ) -> DomainResult<Created<ReplyWithAssistant>> {
-        let (parent, access, role) = self.visible_message(caller, parent_id).await?;
+        let (parent, access, role, ai) = self.visible_message(caller, parent_id).await?;
         ensure_can_post(&access, role)?;
         let conversation = parent.message.conversation_id;
         let mut check = Check::new();
@@ -70,8 +72,6 @@ impl<P: Ports> Services<P> {
         let client_msg_id = self.check_client_msg_id(&mut check, req.client_msg_id);
         self.check_depth(&mut check, &parent);
         check.finish()?;
-        let root = parent.message.root_id;
-        let ai = self.ports.thread_ai(root).await?;
         let answerer = match req.generate || ai.settings.auto_reply {
             true => Some(self.answerer(caller, ai, &access, &GenerateRequest::default()).await?),
             false => None,
@@ -104,7 +104,7 @@ impl<P: Ports> Services<P> {
         root: MessageId,
         req: UpdateThreadRequest,
     ) -> DomainResult<ThreadSummary> {
-        let (record, access, role) = self.visible_message(caller, root).await?;
+        let (record, access, role, _) = self.visible_message(caller, root).await?;
         if record.message.root_id != root {
             return Err(DomainError::NotFound);
         }
@@ -139,7 +139,7 @@ impl<P: Ports> Services<P> {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> DomainResult<ThreadTreeResponse> {
-        let (root_record, access, _) = self.visible_message(caller, root).await?;
+        let (root_record, access, _, _) = self.visible_message(caller, root).await?;
         if root_record.message.root_id != root {
             return Err(DomainError::NotFound);
         }
@@ -223,19 +223,19 @@ impl<P: Ports> Services<P> {
         Ok(Page::new(window.messages, next, prev))
     }
 
-    /// The message with its ancestry, the caller's access and role, if the caller may see it
-    /// (membership and history policy).
+    /// The message with its ancestry, the caller's access and role, and its thread's AI
+    /// settings, if the caller may see it (membership and history policy).
     pub(super) async fn visible_message(
         &self,
         caller: UserId,
         id: MessageId,
-    ) -> DomainResult<(MessageRecord, ConversationAccess, ConversationRole)> {
-        let (record, access) = self.ports.message_access(id, caller).await?.ok_or(DomainError::NotFound)?;
+    ) -> DomainResult<(MessageRecord, ConversationAccess, ConversationRole, ThreadAi)> {
+        let (record, access, thread) = self.ports.message_access(id, caller).await?.ok_or(DomainError::NotFound)?;
         let role = access.role().ok_or(DomainError::NotFound)?;
         if record.message.seq <= access.visible_after_seq() {
             return Err(DomainError::NotFound);
         }
-        Ok((record, access, role))
+        Ok((record, access, role, thread))
     }
 
     /// Trimmed, deduplicated tags within the limits.

@@ -5,7 +5,9 @@
 //! delivery until the hub's next poll. What crosses instances is
 //! - a wake-up pointer after a commit (an empty message), coalesced while one is in flight;
 //! - live-only events (typing, presence, assistant deltas) as JSON, received by every
-//!   instance including the sender's, which delivers them locally only on receipt.
+//!   instance including the sender's, which delivers them locally only on receipt;
+//! - ended sessions (a line `-` and the session id), which every instance drops from its
+//!   session cache.
 //!
 //! Live events wait in a bounded queue (a stalled bus drops them, with a warning, rather
 //! than grow without limit) and leave in batches: what has queued up goes as few messages as
@@ -31,6 +33,7 @@ use skein_shared::event::EventBody;
 use tokio::sync::{Notify, mpsc};
 
 use super::hub::{Ephemeral, Hub};
+use crate::store::sessions::SessionCache;
 use crate::store::{PgPool, SetupError};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,8 +74,19 @@ pub struct Signals {
 #[derive(Clone)]
 enum EphemeralSink {
     Local(Hub),
-    Remote(mpsc::Sender<Ephemeral>, Arc<AtomicU64>),
+    Remote(mpsc::Sender<Outgoing>, Arc<AtomicU64>),
 }
+
+/// What waits for the bus. Live events are by far the most (deltas): they stay unboxed, as
+/// they were before session ends shared the queue, so that none costs an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Outgoing {
+    Live(Ephemeral),
+    SessionEnded(ulid::Ulid),
+}
+
+/// Starts a bus line that names an ended session (no JSON line starts with it).
+const SESSION_ENDED: u8 = b'-';
 
 /// Live events waiting for the bus at most; more are dropped.
 const OUTBOUND_QUEUE: usize = 65_536;
@@ -94,14 +108,23 @@ impl Signals {
     pub fn publish(&self, event: Ephemeral) {
         match &self.ephemeral {
             EphemeralSink::Local(hub) => hub.ephemeral(event),
-            EphemeralSink::Remote(tx, dropped) => {
-                if tx.try_send(event).is_err() {
-                    let n = dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                    if n.is_power_of_two() {
-                        tracing::warn!(dropped = n, "the event bus is not keeping up; live events dropped");
-                    }
-                }
-            }
+            EphemeralSink::Remote(tx, dropped) => send(tx, dropped, Outgoing::Live(event)),
+        }
+    }
+
+    /// Other instances forget the session (this one's store already has).
+    pub fn session_ended(&self, session: ulid::Ulid) {
+        if let EphemeralSink::Remote(tx, dropped) = &self.ephemeral {
+            send(tx, dropped, Outgoing::SessionEnded(session));
+        }
+    }
+}
+
+fn send(tx: &mpsc::Sender<Outgoing>, dropped: &AtomicU64, out: Outgoing) {
+    if tx.try_send(out).is_err() {
+        let n = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::warn!(dropped = n, "the event bus is not keeping up; live events dropped");
         }
     }
 }
@@ -109,7 +132,7 @@ impl Signals {
 #[cfg(test)]
 impl Signals {
     /// Signals whose live-only events are captured (for unit tests of what publishes them).
-    pub(crate) fn capture() -> (Self, mpsc::Receiver<Ephemeral>) {
+    pub(crate) fn capture() -> (Self, mpsc::Receiver<Outgoing>) {
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let sink = EphemeralSink::Remote(tx, Arc::default());
         (Self { hub_wake: Arc::new(Notify::new()), remote_wake: None, ephemeral: sink }, rx)
@@ -120,6 +143,10 @@ impl crate::store::AfterCommit for Signals {
     fn committed(&self) {
         Signals::committed(self);
     }
+
+    fn session_ended(&self, session: ulid::Ulid) {
+        Signals::session_ended(self, session);
+    }
 }
 
 /// Connects the hub to the other instances as configured.
@@ -129,13 +156,14 @@ pub async fn start(
     database_url: &str,
     hub: Hub,
     hub_wake: Arc<Notify>,
+    sessions: Arc<SessionCache>,
 ) -> Result<Signals, SetupError> {
     if config.mode == FanoutMode::Local {
         return Ok(Signals { hub_wake, remote_wake: None, ephemeral: EphemeralSink::Local(hub) });
     }
     let remote_wake = Arc::new(Notify::new());
     let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let inbound = Inbound { hub, hub_wake: hub_wake.clone() };
+    let inbound = Inbound { hub, hub_wake: hub_wake.clone(), sessions };
     match config.mode {
         FanoutMode::Postgres => {
             let channel = config.namespace.clone();
@@ -167,6 +195,7 @@ pub async fn start(
 struct Inbound {
     hub: Hub,
     hub_wake: Arc<Notify>,
+    sessions: Arc<SessionCache>,
 }
 
 impl Inbound {
@@ -176,6 +205,13 @@ impl Inbound {
             return;
         }
         for line in payload.split(|b| *b == b'\n') {
+            if let Some(id) = line.strip_prefix(&[SESSION_ENDED]) {
+                match std::str::from_utf8(id).ok().and_then(|id| id.parse().ok()) {
+                    Some(id) => self.sessions.forget(id),
+                    None => tracing::warn!("unreadable session id on the event bus"),
+                }
+                continue;
+            }
             match serde_json::from_slice::<Ephemeral>(line) {
                 Ok(event) => self.hub.ephemeral(event),
                 Err(e) => tracing::warn!(error = %e, "unreadable message on the event bus"),
@@ -190,7 +226,7 @@ enum Outbound {
     Payloads(Vec<String>),
 }
 
-async fn next_outbound(wake: &Notify, rx: &mut mpsc::Receiver<Ephemeral>) -> Option<Outbound> {
+async fn next_outbound(wake: &Notify, rx: &mut mpsc::Receiver<Outgoing>) -> Option<Outbound> {
     let mut batch = Vec::new();
     tokio::select! {
         // Live events first: a wake-up must not overtake the deltas queued before it.
@@ -200,12 +236,15 @@ async fn next_outbound(wake: &Notify, rx: &mut mpsc::Receiver<Ephemeral>) -> Opt
     }
 }
 
-/// Lines of JSON, as few bus messages as fit under [`PAYLOAD_MAX`].
-fn pack(batch: Vec<Ephemeral>) -> Vec<String> {
+/// Lines, as few bus messages as fit under [`PAYLOAD_MAX`].
+fn pack(batch: Vec<Outgoing>) -> Vec<String> {
     let mut payloads: Vec<String> = Vec::new();
     let mut lines = Vec::new();
-    for event in batch {
-        fitting_lines(event, &mut lines);
+    for out in batch {
+        match out {
+            Outgoing::Live(event) => fitting_lines(event, &mut lines),
+            Outgoing::SessionEnded(id) => lines.push(format!("{}{id}", SESSION_ENDED as char)),
+        }
     }
     for line in lines {
         match payloads.last_mut() {
@@ -283,7 +322,7 @@ async fn pg_listener(mut conn: AsyncPgConnection, url: String, channel: String, 
     }
 }
 
-async fn pg_publisher(pool: PgPool, channel: String, wake: Arc<Notify>, mut rx: mpsc::Receiver<Ephemeral>) {
+async fn pg_publisher(pool: PgPool, channel: String, wake: Arc<Notify>, mut rx: mpsc::Receiver<Outgoing>) {
     while let Some(out) = next_outbound(&wake, &mut rx).await {
         let payloads = match out {
             Outbound::Wake => vec![String::new()],
@@ -318,7 +357,7 @@ async fn nats_publisher(
     client: async_nats::Client,
     subject: String,
     wake: Arc<Notify>,
-    mut rx: mpsc::Receiver<Ephemeral>,
+    mut rx: mpsc::Receiver<Outgoing>,
 ) {
     while let Some(out) = next_outbound(&wake, &mut rx).await {
         let payloads = match out {
@@ -369,13 +408,13 @@ mod tests {
     #[test]
     fn small_events_share_a_payload_and_long_deltas_are_split_in_order_under_the_limit() {
         let small: Vec<Ephemeral> = (0..10).map(|i| delta(&format!("t{i} "))).collect();
-        let payloads = pack(small);
+        let payloads = pack(small.into_iter().map(Outgoing::Live).collect());
         assert_eq!(payloads.len(), 1, "ten small deltas, one NOTIFY");
         assert_eq!(deltas(&payloads).len(), 10);
 
         // 9,000 two-byte characters with quotes to escape: far over one payload.
         let long: String = "é\"".repeat(3_000);
-        let payloads = pack(vec![delta(&long)]);
+        let payloads = pack(vec![Outgoing::Live(delta(&long))]);
         assert!(payloads.len() > 1);
         assert!(payloads.iter().all(|p| p.len() <= PAYLOAD_MAX), "every payload fits");
         let parts = deltas(&payloads);

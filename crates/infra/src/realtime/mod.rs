@@ -26,6 +26,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::clock::Clock;
 use crate::realtime::presence::{Presence, PresencePolicy};
 use crate::store::read;
+use crate::store::sessions::SessionCache;
 use crate::store::{PgPool, SetupError};
 pub use bus::{FanoutConfig, FanoutMode, Signals};
 pub use feed::{Feed, FeedError};
@@ -99,6 +100,7 @@ impl Realtime {
         pool: PgPool,
         database_url: &str,
         clock: Clock,
+        sessions: Arc<SessionCache>,
     ) -> Result<Self, SetupError> {
         let wake = Arc::new(Notify::new());
         let (touched, touched_rx) = mpsc::unbounded_channel();
@@ -115,7 +117,7 @@ impl Realtime {
         .await?;
         let window = Duration::from_millis(config.unread_window_ms);
         tokio::spawn(unread::run(pool.clone(), hub.clone(), touched_rx, window));
-        let signals = bus::start(&config.fanout, pool.clone(), database_url, hub.clone(), wake).await?;
+        let signals = bus::start(&config.fanout, pool.clone(), database_url, hub.clone(), wake, sessions).await?;
         let typing = Typing::new(signals.clone(), clock.clone(), Duration::from_secs(config.typing_ttl_secs.max(1)));
         let presence = Presence::new(pool.clone(), clock.clone(), config.presence, signals.clone());
         tokio::spawn(presence.clone().run_sweeper());

@@ -151,8 +151,10 @@ impl Inner {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::realtime::bus::Outgoing;
 
-    fn typing_of(event: &Ephemeral) -> bool {
+    fn typing_of(out: &Outgoing) -> bool {
+        let Outgoing::Live(event) = out else { panic!("not a live event") };
         match &event.event.body {
             EventBody::TypingUpdate(update) => update.typing,
             other => panic!("not typing: {other:?}"),

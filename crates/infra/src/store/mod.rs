@@ -14,6 +14,7 @@ pub mod read;
 pub(crate) mod repo;
 pub(crate) mod rows;
 pub mod schema;
+pub mod sessions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use skein_shared::MessageId;
 
 use crate::crypto::PasswordHasher;
 use crate::store::job::Job;
+use crate::store::sessions::SessionCache;
 
 pub type PgPool = Pool<AsyncPgConnection>;
 pub type PgConn = Object<AsyncPgConnection>;
@@ -58,10 +60,12 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
 }
 
-/// What the store tells after every commit that appended events (the realtime runtime's
-/// wake-up). Persistence defines it and knows nothing of who listens.
+/// What the store tells after commits: that events were appended (the realtime runtime's
+/// wake-up), and that a session ended (every instance forgets it). Persistence defines it and
+/// knows nothing of who listens.
 pub trait AfterCommit: Send + Sync {
     fn committed(&self);
+    fn session_ended(&self, session: ulid::Ulid);
 }
 
 /// What runs assistant answers on this instance (the answer runtime), as the store needs it
@@ -89,11 +93,18 @@ pub struct Store {
     pub(crate) signals: Arc<dyn AfterCommit>,
     /// Runs assistant answers; without it none can start.
     pub(crate) llm: Option<Arc<dyn AnswerRunner>>,
+    /// Sessions looked up recently (shared with the bus, which clears other instances' logouts).
+    pub(crate) sessions: Arc<SessionCache>,
 }
 
 impl Store {
-    pub fn new(pool: PgPool, hasher: PasswordHasher, after_commit: Arc<dyn AfterCommit>) -> Self {
-        Self { pool, hasher: Arc::new(hasher), signals: after_commit, llm: None }
+    pub fn new(
+        pool: PgPool,
+        hasher: PasswordHasher,
+        after_commit: Arc<dyn AfterCommit>,
+        sessions: Arc<SessionCache>,
+    ) -> Self {
+        Self { pool, hasher: Arc::new(hasher), signals: after_commit, llm: None, sessions }
     }
 
     /// Assistant answers start on this runner.

@@ -128,20 +128,29 @@ impl AccountRepo for Store {
     }
 
     async fn find_session(&self, token_digest: &[u8], idle: Duration) -> DomainResult<Option<Session>> {
-        let mut conn = self.conn().await?;
         let now = OffsetDateTime::now_utc();
+        if let Some(session) = self.sessions.get(token_digest, now) {
+            return Ok(Some(session));
+        }
+        let mut conn = self.conn().await?;
         let found = sessions::table
             .inner_join(users::table.on(users::id.eq(sessions::user_id)))
             .filter(sessions::token_digest.eq(token_digest))
             .filter(sessions::revoked_at.is_null())
             .filter(sessions::expires_at.gt(now))
             .filter(sessions::last_used_at.gt(now - idle))
-            .select((sessions::id, sessions::csrf_token, sessions::last_used_at, UserRow::as_select()))
-            .first::<(uuid::Uuid, String, OffsetDateTime, UserRow)>(&mut conn)
+            .select((
+                sessions::id,
+                sessions::csrf_token,
+                sessions::last_used_at,
+                sessions::expires_at,
+                UserRow::as_select(),
+            ))
+            .first::<(uuid::Uuid, String, OffsetDateTime, OffsetDateTime, UserRow)>(&mut conn)
             .await
             .optional()
             .map_err(db_error)?;
-        let Some((id, csrf_token, last_used_at, user)) = found else {
+        let Some((id, csrf_token, last_used_at, expires_at, user)) = found else {
             return Ok(None);
         };
         if last_used_at < now - TOUCH_EVERY {
@@ -151,7 +160,11 @@ impl AccountRepo for Store {
                 .await
                 .map_err(db_error)?;
         }
-        Ok(Some(Session { id: Ulid::from(id), user: user.into_user(), csrf_token }))
+        let session = Session { id: Ulid::from(id), user: user.into_user(), csrf_token };
+        // Believed for a few seconds at most: idle expiry is minutes away at the least.
+        let expires_at = expires_at.min(now + idle);
+        self.sessions.put(token_digest.to_vec(), session.clone(), expires_at);
+        Ok(Some(session))
     }
 
     async fn create_stream_token(
@@ -203,6 +216,8 @@ impl AccountRepo for Store {
             .execute(&mut conn)
             .await
             .map_err(db_error)?;
+        self.sessions.forget(id);
+        self.signals.session_ended(id);
         Ok(())
     }
 }

@@ -9,51 +9,33 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use skein_domain::context::BranchMessage;
-use skein_domain::entities::{MessageRecord, NewGeneration, ThreadAi, ThreadPatch};
+use skein_domain::entities::{MessageRecord, NewGeneration, ThreadPatch};
 use skein_domain::ports::GenerationRepo;
 use skein_domain::{DomainError, DomainResult};
 use skein_shared::assistant::{
     FeedbackRequest, FeedbackSummary, Generation, GenerationError, MessageChunk, Rating, Usage,
 };
 use skein_shared::event::{EventBody, ThreadActivity};
-use skein_shared::thread::{MessageRole, MessageStatus, ThreadSummary};
+use skein_shared::thread::{Message, MessageRole, MessageStatus, ThreadSummary};
 use skein_shared::{AssistantId, MessageId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::TxError;
-use super::append::AppendRow;
-use super::messages::{append_reply, path_of};
+use super::append::stored_time;
+use super::messages::{append_reply, under};
 use crate::store::codec::{enum_from_db, enum_to_db, ulid, unique_violation, uuid};
 use crate::store::job::ChatRequest;
 use crate::store::job::Job;
 use crate::store::log::{self, NewEvent};
 use crate::store::rows::{MessageRow, ThreadRow};
-use crate::store::schema::{conversations, generations, message_chunks, message_feedback, messages, threads, users};
+use crate::store::schema::{generations, message_chunks, message_feedback, messages, threads, users};
 use crate::store::{Store, db_error};
 
 /// How long a cancel waits for the generation's terminal state before answering.
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
 
 impl GenerationRepo for Store {
-    async fn thread_ai(&self, root: MessageId) -> DomainResult<ThreadAi> {
-        let mut conn = self.conn().await?;
-        let row: Option<(serde_json::Value, Option<String>, Option<Uuid>)> = threads::table
-            .inner_join(conversations::table.on(conversations::id.eq(threads::conversation_id)))
-            .filter(threads::root_id.eq(uuid(root)))
-            .select((threads::settings, threads::title, conversations::default_assistant_id))
-            .first(&mut conn)
-            .await
-            .optional()
-            .map_err(db_error)?;
-        let (settings, title, default_assistant) = row.ok_or(DomainError::NotFound)?;
-        Ok(ThreadAi {
-            settings: crate::store::rows::thread_settings(settings)?,
-            default_assistant: default_assistant.map(|id| AssistantId(ulid(id))),
-            title,
-        })
-    }
-
     async fn branch(&self, path: &[MessageId]) -> DomainResult<Vec<BranchMessage>> {
         let mut conn = self.conn().await?;
         let ids: Vec<Uuid> = path.iter().map(|id| uuid(*id)).collect();
@@ -98,26 +80,26 @@ impl GenerationRepo for Store {
         let parent = &new.parent.message;
         let conversation = parent.conversation_id;
         let id = uuid(new.id);
-        let mut path = path_of(&new.parent);
-        path.push(id);
-        let row = AppendRow {
-            conversation_id: uuid(conversation),
-            id,
-            root_id: uuid(parent.root_id),
-            parent_id: Some(uuid(parent.id)),
-            depth: parent.depth + 1,
-            path,
+        let mut answer = Message {
+            id: new.id,
+            conversation_id: conversation,
+            root_id: parent.root_id,
+            parent_id: None,
+            depth: 0,
+            seq: 0,
             author_id: None,
-            role: enum_to_db(MessageRole::Assistant),
+            role: MessageRole::Assistant,
             content: String::new(),
-            status: enum_to_db(MessageStatus::Streaming),
+            status: MessageStatus::Streaming,
             client_msg_id: None,
+            created_at: stored_time(OffsetDateTime::now_utc()),
         };
+        let path = under(&new.parent, &mut answer);
         let mut conn = self.conn().await?;
         let started = conn
             .transaction(async |conn| {
-                log::lock_conversation(conn, uuid(conversation)).await?;
-                let record = append_reply(conn, conversation, row).await?;
+                // First in the transaction: it takes the conversation's lock.
+                let record = append_reply(conn, answer, path).await?;
                 diesel::insert_into(generations::table)
                     .values((
                         generations::message_id.eq(id),

@@ -1,21 +1,22 @@
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use skein_domain::cursor::{EventCursor, TimeCursor};
-use skein_domain::entities::{ConversationAccess, Created, HistoryAnchor, HistoryWindow, MessageRecord, NewMessage};
+use skein_domain::entities::{
+    ConversationAccess, Created, HistoryAnchor, HistoryWindow, MessageRecord, NewMessage, ThreadAi,
+};
 use skein_domain::ports::MessageRepo;
 use skein_domain::{DomainError, DomainResult};
-use skein_shared::event::{EventBody, ThreadActivity};
-use skein_shared::thread::{MessageStatus, ThreadSummary};
+use skein_shared::thread::{Message, MessageStatus, ThreadSummary};
 use skein_shared::{ConversationId, MessageId, UserId};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::TxError;
-use super::append::{AppendReply, AppendRoot, AppendRow};
+use super::append::{AppendReply, AppendRoot, stored_time};
 use super::standing::{in_conversation, in_workspace, standing};
-use crate::store::codec::{enum_to_db, unique_violation, uuid};
-use crate::store::log::{self, NewEvent};
-use crate::store::rows::{AccessRow, ConversationRow, MessageRow, ThreadRow, access};
+use crate::store::codec::{unique_violation, uuid};
+use crate::store::rows::{AccessRow, ConversationRow, MessageRow, ThreadRow, access, thread_settings};
 use crate::store::schema::{conversation_members, conversations, messages, threads, workspace_members};
 use crate::store::{Store, db_error};
 
@@ -27,14 +28,8 @@ impl MessageRepo for Store {
         if let Some(existing) = by_client_msg_id(&mut conn, conv, author, new.client_msg_id.as_deref()).await? {
             return Ok(Created::Existing(existing));
         }
-        let appended = conn
-            .transaction(async |conn| {
-                log::lock_conversation(conn, conv).await?;
-                let record = append(conn, &new).await?;
-                Ok::<_, TxError>(record)
-            })
-            .await;
-        match appended {
+        // One statement, committed on its own.
+        match append(&mut conn, &new).await {
             Ok(record) => {
                 self.signals.committed();
                 Ok(Created::New(record))
@@ -66,20 +61,33 @@ impl MessageRepo for Store {
         &self,
         id: MessageId,
         user: UserId,
-    ) -> DomainResult<Option<(MessageRecord, ConversationAccess)>> {
-        let mut conn = self.conn().await?;
-        let user = uuid(user);
-        let row: Option<(MessageRow, AccessRow)> = messages::table
+    ) -> DomainResult<Option<(MessageRecord, ConversationAccess, ThreadAi)>> {
+        let conn = self.conn().await?;
+        let (message, user) = (uuid(id), uuid(user));
+        let access_read = messages::table
             .inner_join(conversations::table.on(conversations::id.eq(messages::conversation_id)))
             .inner_join(workspace_members::table.on(in_workspace(user)))
             .left_join(conversation_members::table.on(in_conversation(user)))
-            .filter(messages::id.eq(uuid(id)))
+            .filter(messages::id.eq(message))
             .select((MessageRow::as_select(), (ConversationRow::as_select(), standing())))
-            .first(&mut conn)
-            .await
-            .optional()
-            .map_err(db_error)?;
-        row.map(|(message, standing)| Ok((message.into_record()?, access(standing)?))).transpose()
+            .first::<(MessageRow, AccessRow)>(&mut &*conn);
+        let roots = messages::table.filter(messages::id.eq(message)).select(messages::root_id);
+        let thread_read = threads::table
+            .filter(threads::root_id.eq_any(roots))
+            .select((threads::settings, threads::title))
+            .first::<(serde_json::Value, Option<String>)>(&mut &*conn);
+        // Pipelined on the one connection: both reads in one round trip.
+        let read = futures_util::future::try_join(access_read, thread_read).await.optional().map_err(db_error)?;
+        let Some(((message, standing), (settings, title))) = read else {
+            return Ok(None);
+        };
+        let access = access(standing)?;
+        let thread = ThreadAi {
+            settings: thread_settings(settings)?,
+            default_assistant: access.conversation.default_assistant_id,
+            title,
+        };
+        Ok(Some((message.into_record()?, access, thread)))
     }
 
     async fn thread_summary(&self, root: MessageId) -> DomainResult<Option<ThreadSummary>> {
@@ -244,76 +252,59 @@ async fn seq_page(
     query.load(conn).await
 }
 
-/// Inserts the message with its thread bookkeeping, and its events: `thread.new` for a root;
-/// `message.created` and `thread.activity` for a reply.
+/// Inserts the message with its thread bookkeeping and its events (`thread.new` for a root;
+/// `message.created` and `thread.activity` for a reply) in one statement.
 async fn append(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<MessageRecord, TxError> {
-    let id = uuid(new.id);
-    let (root_id, parent_id, depth, path) = match &new.parent {
-        Some(parent) => {
-            let mut path = path_of(parent);
-            path.push(id);
-            (uuid(parent.message.root_id), Some(uuid(parent.message.id)), parent.message.depth + 1, path)
-        }
-        None => (id, None, 0, vec![id]),
-    };
-    let row = AppendRow {
-        conversation_id: uuid(new.conversation_id),
-        id,
-        root_id,
-        parent_id,
-        depth,
-        path,
-        author_id: Some(uuid(new.author_id)),
-        role: enum_to_db(new.role),
+    let created_at = stored_time(OffsetDateTime::now_utc());
+    let mut message = Message {
+        id: new.id,
+        conversation_id: new.conversation_id,
+        root_id: new.id,
+        parent_id: None,
+        depth: 0,
+        seq: 0,
+        author_id: Some(new.author_id),
+        role: new.role,
         content: new.content.clone(),
-        status: enum_to_db(MessageStatus::Complete),
+        status: MessageStatus::Complete,
         client_msg_id: new.client_msg_id.clone(),
+        created_at,
     };
-    let conversation = new.conversation_id;
-    match &new.thread {
-        Some(thread) => {
-            let settings = serde_json::to_value(&thread.settings).map_err(|e| DomainError::Internal(e.to_string()))?;
-            let record = AppendRoot { row, title: thread.title.clone(), tags: thread.tags.clone(), settings }
-                .get_result::<MessageRow>(conn)
-                .await?
-                .into_record()?;
-            let m = &record.message;
-            let summary = ThreadSummary {
-                root_id: m.id,
-                conversation_id: conversation,
-                title: thread.title.clone(),
-                tags: thread.tags.clone(),
-                settings: thread.settings.clone(),
-                reply_count: 0,
-                participant_ids: m.author_id.into_iter().collect(),
-                last_activity_at: m.created_at,
-                created_at: m.created_at,
-                root: m.clone(),
-            };
-            let event = NewEvent::about_message(conversation, m.id, m.id, EventBody::ThreadNew(Box::new(summary)));
-            log::append(conn, &event).await?;
-            Ok(record)
+    match (&new.parent, &new.thread) {
+        (Some(parent), _) => {
+            let path = under(parent, &mut message);
+            Ok(append_reply(conn, message, path).await?.0)
         }
-        None => Ok(append_reply(conn, conversation, row).await?.0),
+        (None, Some(thread)) => {
+            let root = AppendRoot::new(message, thread.title.clone(), thread.tags.clone(), thread.settings.clone())?;
+            Ok(appended(root.get_result(conn).await?)?.0)
+        }
+        (None, None) => Err(DomainError::Internal("a root without its thread".into()).into()),
     }
 }
 
+/// Places `message` under `parent`: its root, parent and depth; returns its path.
+pub(super) fn under(parent: &MessageRecord, message: &mut Message) -> Vec<Uuid> {
+    message.root_id = parent.message.root_id;
+    message.parent_id = Some(parent.message.id);
+    message.depth = parent.message.depth + 1;
+    let mut path = path_of(parent);
+    path.push(uuid(message.id));
+    path
+}
+
 /// Appends a reply with its `message.created` and `thread.activity`; returns the reply and
-/// the cursor of the last of those events.
+/// the cursor of the last of those events. Inside a transaction, it must come first.
 pub(super) async fn append_reply(
     conn: &mut AsyncPgConnection,
-    conversation: ConversationId,
-    row: AppendRow,
+    reply: Message,
+    path: Vec<Uuid>,
 ) -> Result<(MessageRecord, EventCursor), TxError> {
-    let (row, reply_count) = AppendReply(row).get_result::<(MessageRow, i32)>(conn).await?;
-    let record = row.into_record()?;
-    let m = &record.message;
-    let created = NewEvent::about_message(conversation, m.root_id, m.id, EventBody::MessageCreated(m.clone()));
-    log::append(conn, &created).await?;
-    let activity = ThreadActivity::new(m.root_id, reply_count, m.created_at);
-    let activity = NewEvent::about_message(conversation, m.root_id, m.id, EventBody::ThreadActivity(activity));
-    let cursor = log::append(conn, &activity).await?;
-    Ok((record, cursor))
+    appended(AppendReply::new(reply, path)?.get_result(conn).await?)
+}
+
+fn appended((row, _, tx, id): (MessageRow, i32, i64, i64)) -> Result<(MessageRecord, EventCursor), TxError> {
+    Ok((row.into_record()?, EventCursor { tx, id }))
 }
 
 /// The message this author already sent with this `client_msg_id` in the conversation.
