@@ -118,3 +118,97 @@ async fn relay(provider: &str, model: &str, subscriber: &tokio::sync::Mutex<Owne
     // The answer's end, as Skein's subscribers see it.
     let _ = subscriber.lock().await.write_all(b"event: message.done\ndata: {}\n\n").await;
 }
+
+/// The floor under the realtime numbers: `skein-bench floor-broadcast` runs a bare SSE
+/// broadcaster in its own process. `GET /api/conversations/{id}/stream` subscribes a
+/// connection; `POST /api/threads/{id}/root` answers 201 and hands its body, as one
+/// `thread.new` frame, to every subscriber of the conversation through a broadcast channel
+/// (each subscriber's task writes its own socket, as Skein's connections do). No framework, no
+/// JSON, no database, no log; sockets keep the OS defaults (Nagle on), like Skein's. The
+/// realtime bench drives it with the same subscribers, rates and clock as Skein.
+pub async fn serve_broadcast() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("{}", listener.local_addr().unwrap().port());
+    let channels = Channels::default();
+    while let Ok((socket, _)) = listener.accept().await {
+        tokio::spawn(broadcast_connection(socket, channels.clone()));
+    }
+}
+
+type Channels = Arc<Mutex<HashMap<String, tokio::sync::broadcast::Sender<Arc<[u8]>>>>>;
+
+/// Frames a subscriber may fall behind by before it skips (Skein's connection buffer).
+const SUBSCRIBER_BUFFER: usize = 1024;
+
+fn channel(channels: &Channels, conversation: &str) -> tokio::sync::broadcast::Sender<Arc<[u8]>> {
+    let mut channels = channels.lock().unwrap();
+    channels
+        .entry(conversation.to_owned())
+        .or_insert_with(|| tokio::sync::broadcast::channel(SUBSCRIBER_BUFFER).0)
+        .clone()
+}
+
+/// Serves requests on one kept-alive connection until a stream takes it over or it closes.
+async fn broadcast_connection(mut socket: TcpStream, channels: Channels) {
+    let mut pending = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let head_end = loop {
+            if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end;
+            }
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&pending[..head_end]).into_owned();
+        pending.drain(..head_end + 4);
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0);
+        while pending.len() < length {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+            }
+        }
+        let body: Vec<u8> = pending.drain(..length).collect();
+        let path: Vec<&str> = head.split(' ').nth(1).unwrap_or_default().split('/').collect();
+        match path.as_slice() {
+            ["", "api", "conversations", conversation, "stream"] => {
+                let mut frames = channel(&channels, conversation).subscribe();
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                loop {
+                    match frames.recv().await {
+                        Ok(frame) => {
+                            if socket.write_all(&frame).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            }
+            ["", "api", "threads", conversation, "root"] => {
+                let mut frame = b"event: thread.new\ndata: ".to_vec();
+                frame.extend_from_slice(&body);
+                frame.extend_from_slice(b"\n\n");
+                let _ = channel(&channels, conversation).send(frame.into());
+                let reply = "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                if socket.write_all(reply.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            _ => {
+                let _ = socket.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await;
+            }
+        }
+    }
+}

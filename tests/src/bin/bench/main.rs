@@ -154,6 +154,11 @@ async fn main() {
         floor::serve(&std::env::args().nth(2).unwrap_or_default()).await;
         return;
     }
+    if only.as_deref() == Some("floor-broadcast") {
+        // The bare broadcaster's own process (see floor.rs), started by the realtime part.
+        floor::serve_broadcast().await;
+        return;
+    }
     let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
     if wants("posting") {
         posting_and_trees().await;

@@ -5,6 +5,8 @@
 //!   20 messages/s, and with 10,000 subscribers at 5 messages/s. Time runs from just before
 //!   the sender's POST to the moment a subscriber has parsed the event.
 //! - deliveries per second at saturation: 1,000 subscribers, 8 senders posting flat out.
+//! - both of those through a bare SSE broadcaster in its own process too (`floor.rs`), in the
+//!   same run: the floor of what this machine can do, against which Skein is compared.
 //! - server memory per idle SSE connection: the server's RSS before and after 10,000 idle
 //!   connections.
 
@@ -180,48 +182,97 @@ async fn timed_posts(
     (percentile(&mut latencies, 0.50), percentile(&mut latencies, 0.99))
 }
 
+/// Where the phases run: Skein (its conversations made over its API) or the bare
+/// broadcaster of `floor.rs` (any name is a conversation; credentials are ignored).
+struct Target<'a> {
+    name: &'static str,
+    app: &'a TestApp,
+    sender: &'a TestUser,
+    subscriber: &'a TestUser,
+    /// Skein's process, for its memory; none for the floor.
+    pid: Option<u32>,
+    skein: Option<(&'a str, &'a TestUser)>,
+}
+
+impl Target<'_> {
+    async fn conversation(&self, n: usize) -> String {
+        match self.skein {
+            Some((ws, member)) => self.app.channel(self.sender, ws, &[member]).await,
+            None => format!("c{n}"),
+        }
+    }
+}
+
 pub async fn run(binary: &str, database_url: &str) {
     let server = start_server(binary, database_url, "rt", None).await;
     let app = &server.app;
     let (alice, bob) = (app.register("Alice").await, app.register("Bob").await);
     let ws = app.workspace(&alice, &[&bob]).await;
     let epoch = Instant::now();
+    let floor = Floor::start();
+    let skein = Target {
+        name: "Skein",
+        app,
+        sender: &alice,
+        subscriber: &bob,
+        pid: Some(server.child.id()),
+        skein: Some((&ws, &bob)),
+    };
+    let bare = Target { name: "bare broadcaster (floor)", pid: None, skein: None, app: &floor.app, ..skein };
 
-    println!("\n## Realtime: send→deliver latency on one conversation (SSE, server in its own process)\n");
-    println!("| subscribers | messages/s | messages | deliveries | p50 ms | p99 ms |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("\n## Realtime: send→deliver latency on one conversation (SSE, each server in its own process)\n");
+    println!("| server | subscribers | messages/s | messages | deliveries | p50 ms | p99 ms |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let mut n = 0;
     for (subscribers, rate, count) in [(1, 20.0, 200), (100, 20.0, 100), (1_000, 20.0, 60), (10_000, 5.0, 30)] {
-        let phase = Phase { subscribers, rate, count };
-        let conv = app.channel(&alice, &ws, &[&bob]).await;
-        let tally = Arc::new(Tally::default());
-        let before = rss_kib(server.child.id());
-        let tasks = subscribe(app, &bob, &conv, subscribers, epoch, &tally).await;
-        if subscribers == 10_000 {
-            // Idle connections settle before measuring.
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            let after = rss_kib(server.child.id());
-            let per = (after.saturating_sub(before)) as f64 * 1024.0 / subscribers as f64;
+        for target in [&bare, &skein] {
+            n += 1;
+            let phase = Phase { subscribers, rate, count };
+            let conv = target.conversation(n).await;
+            let tally = Arc::new(Tally::default());
+            let before = target.pid.map(rss_kib);
+            let tasks = subscribe(target.app, target.subscriber, &conv, subscribers, epoch, &tally).await;
+            if subscribers == 10_000 {
+                // Idle connections settle before measuring.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if let (Some(pid), Some(before)) = (target.pid, before) {
+                    let after = rss_kib(pid);
+                    let per = (after.saturating_sub(before)) as f64 / subscribers as f64;
+                    println!(
+                        "\n(server RSS {before} KiB before and {after} KiB with {subscribers} idle SSE connections: {per:.1} KiB per connection)\n",
+                    );
+                }
+            }
+            let (p50, p99) = timed_posts(target.app, target.sender, &conv, &phase, epoch, &tally).await;
             println!(
-                "\n(server RSS {before} KiB before and {after} KiB with {subscribers} idle SSE connections: {:.1} KiB per connection)\n",
-                per / 1024.0
+                "| {} | {subscribers} | {rate} | {count} | {} | {p50:.2} | {p99:.2} |",
+                target.name,
+                count * subscribers
             );
-        }
-        let (p50, p99) = timed_posts(app, &alice, &conv, &phase, epoch, &tally).await;
-        println!("| {subscribers} | {rate} | {count} | {} | {p50:.2} | {p99:.2} |", count * subscribers);
-        for t in tasks {
-            t.abort();
+            for t in tasks {
+                t.abort();
+            }
         }
     }
 
     println!("\n## Realtime: deliveries per second at saturation (1,000 subscribers, 8 senders, 10 s)\n");
-    let conv = app.channel(&alice, &ws, &[&bob]).await;
+    println!("| server | messages | deliveries | seconds (until the last delivery) | deliveries/s |");
+    println!("|---|---:|---:|---:|---:|");
+    for target in [&bare, &skein] {
+        n += 1;
+        saturation(target, &target.conversation(n).await, epoch).await;
+    }
+}
+
+async fn saturation(target: &Target<'_>, conv: &str, epoch: Instant) {
     let tally = Arc::new(Tally::default());
-    let tasks = subscribe(app, &bob, &conv, 1_000, epoch, &tally).await;
+    let tasks = subscribe(target.app, target.subscriber, conv, 1_000, epoch, &tally).await;
     let start = Instant::now();
     let posted = AtomicU64::new(0);
     let senders = (0..8).map(|_| async {
         while start.elapsed() < Duration::from_secs(10) {
-            app.post(&format!("/api/threads/{conv}/root"), &alice, json!({ "content": "load" })).await.expect(201);
+            let path = format!("/api/threads/{conv}/root");
+            target.app.post(&path, target.sender, json!({ "content": "load" })).await.expect(201);
             posted.fetch_add(1, Ordering::Relaxed);
         }
     });
@@ -233,10 +284,37 @@ pub async fn run(binary: &str, database_url: &str) {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let delivered = tally.deliveries.load(Ordering::Relaxed);
-    println!("| messages | deliveries | seconds (until the last delivery) | deliveries/s |");
-    println!("|---:|---:|---:|---:|");
-    println!("| {} | {delivered} | {elapsed:.1} | {:.0} |", posted.load(Ordering::Relaxed), delivered as f64 / elapsed);
+    let posted = posted.load(Ordering::Relaxed);
+    println!("| {} | {posted} | {delivered} | {elapsed:.1} | {:.0} |", target.name, delivered as f64 / elapsed);
     for t in tasks {
         t.abort();
+    }
+}
+
+/// The bare broadcaster's process, stopped when the bench ends (or fails).
+struct Floor {
+    child: Child,
+    app: TestApp,
+}
+
+impl Floor {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .arg("floor-broadcast")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut port = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut port).unwrap();
+        let app = TestApp::client_for(&format!("http://127.0.0.1:{}", port.trim()));
+        Self { child, app }
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
