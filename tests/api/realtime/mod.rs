@@ -6,6 +6,7 @@ mod instances;
 mod membership;
 mod replay;
 mod retention;
+mod rule_vs_replay;
 mod slow_consumer;
 mod typing_presence;
 mod unread;

@@ -1,19 +1,5 @@
-//! The per-instance fan-out: one task tails the event log in order and hands each event to
-//! the local subscribers allowed to see it.
-//!
-//! The hub is an actor: it alone owns the subscriber tables, so registering a subscriber,
-//! dispatching an event and applying a membership change never interleave. A subscriber is
-//! registered at the hub's current position and its membership spans are loaded at that
-//! moment, so every later event is judged against complete spans; spans are keyed by event
-//! position, so applying a membership event the load had already seen changes nothing.
-//!
-//! Each subscriber has a bounded queue. A subscriber whose queue is full is dropped and
-//! flagged as cut off: it never slows the hub, the writers or anyone else.
-//!
-//! What one pass of the hub has for a subscriber (the events of a commit, the deltas that
-//! arrived together) is handed over as one batch before the hub next waits: its connection
-//! wakes once and writes the batch in one go, so frames need no Nagle's algorithm to share
-//! packets, and no frame waits for a later one.
+//! The hub's task: it alone owns the subscriber tables, reads the log, applies membership
+//! changes to subscribers' spans and hands each event to those the rule (`rule.rs`) lets see it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -21,183 +7,20 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use skein_domain::cursor::EventCursor;
-use skein_shared::assistant::{MessageDelta, MessageDone};
-use skein_shared::conversation::Visibility;
 use skein_shared::event::{EventBody, MembershipChange};
-use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
+use skein_shared::{ConversationId, UserId};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::live::{Touched, new_message_by};
+use super::answers::{AnswerStreams, DONE_RECHECK};
+use super::rule::{Viewer, closes_to_workspace, covers, relevant};
+use super::{Command, HubConfig, Registration, Scope, Subscription};
+use crate::realtime::live::{Batch, Delivered, Delivery, Routed, Touched, new_message_by};
 use crate::store::PgPool;
-use crate::store::read::{self, LoggedEvent, Span, SpanOf};
+use crate::store::read::{self, LoggedEvent, SpanOf};
 
-pub use super::live::{Batch, Delivered, Delivery, Ephemeral, Routed};
-
-/// What a subscriber follows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
-    /// Every conversation the user can see: as a member, or as a (non-guest) member of the
-    /// workspace of a workspace-visible conversation.
-    Member,
-    /// One conversation, with its workspace and whether it is workspace-visible as the
-    /// stream opens (later events of the conversation update that).
-    Conversation { id: ConversationId, workspace: WorkspaceId, open: bool },
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct HubConfig {
-    /// Deliveries a subscriber may have queued before it is cut off.
-    pub buffer: usize,
-    /// Read the log at least this often even without a wake-up.
-    pub poll_interval: Duration,
-    /// Events per log read.
-    pub batch: i64,
-}
-
-/// A registered subscriber's end.
-pub struct Subscription {
-    pub deliveries: mpsc::Receiver<Batch>,
-    /// Deliveries handed over and not yet taken (the receiver subtracts what it takes).
-    pub queued: Arc<AtomicUsize>,
-    /// The hub's position at registration: live deliveries all come after it.
-    pub position: EventCursor,
-    /// Set when the hub dropped this subscriber for being too slow.
-    pub cut_off: Arc<AtomicBool>,
-    _registration: Registration,
-}
-
-/// Unregisters the subscriber when its connection goes away.
-struct Registration {
-    id: u64,
-    commands: mpsc::UnboundedSender<Command>,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        let _ = self.commands.send(Command::Unsubscribe(self.id));
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("the event hub has stopped")]
-pub struct HubStopped;
-
-/// A handle to the hub task.
-#[derive(Clone)]
-pub struct Hub {
-    commands: mpsc::UnboundedSender<Command>,
-    ephemerals: mpsc::UnboundedSender<Routed>,
-    /// Presence changes, to be routed off the hub's task.
-    presence: mpsc::UnboundedSender<Box<Ephemeral>>,
-}
-
-enum Command {
-    Subscribe {
-        user: UserId,
-        scope: Scope,
-        after: Option<EventCursor>,
-        reply: oneshot::Sender<Subscription>,
-    },
-    Unsubscribe(u64),
-    /// A live-only event for one user's connections that follow the conversation.
-    ToUser {
-        user: UserId,
-        conversation: ConversationId,
-        delivery: Delivery,
-    },
-    /// Counts that a replay may have changed: for the unread notifier.
-    Touched(Vec<Touched>),
-    Shutdown,
-}
-
-impl Hub {
-    /// Starts the hub at the log's newest readable event; `wake` is signalled after commits.
-    /// New messages delivered to members are reported to `touched` (the unread notifier).
-    pub async fn start(
-        pool: PgPool,
-        wake: Arc<Notify>,
-        config: HubConfig,
-        touched: mpsc::UnboundedSender<Touched>,
-    ) -> Result<Self, crate::store::SetupError> {
-        let mut conn = pool.get().await.map_err(|e| crate::store::SetupError::Start(format!("the event hub: {e}")))?;
-        let position = read::bounds(&mut conn)
-            .await
-            .map_err(|e| crate::store::SetupError::Start(format!("the event hub: {e}")))?
-            .readable;
-        drop(conn);
-        let (commands, rx) = mpsc::unbounded_channel();
-        let (ephemerals, ephemeral_rx) = mpsc::unbounded_channel();
-        let (presence, presence_rx) = mpsc::unbounded_channel();
-        tokio::spawn(super::recipients::run(pool.clone(), presence_rx, ephemerals.clone()));
-        let actor = Actor {
-            ephemerals: ephemeral_rx,
-            deferred: VecDeque::new(),
-            outbox: Outbox::default(),
-            answers: AnswerStreams::default(),
-            pool,
-            config,
-            position,
-            next_id: 0,
-            subs: HashMap::new(),
-            by_span: HashMap::new(),
-            by_user: HashMap::new(),
-            commands: commands.clone(),
-            touched,
-        };
-        tokio::spawn(actor.run(rx, wake));
-        Ok(Self { commands, ephemerals, presence })
-    }
-
-    /// Registers a subscriber. Live deliveries skip everything at or before `after`.
-    pub async fn subscribe(
-        &self,
-        user: UserId,
-        scope: Scope,
-        after: Option<EventCursor>,
-    ) -> Result<Subscription, HubStopped> {
-        let (reply, rx) = oneshot::channel();
-        self.commands.send(Command::Subscribe { user, scope, after, reply }).map_err(|_| HubStopped)?;
-        rx.await.map_err(|_| HubStopped)
-    }
-
-    /// Hands a live-only event to local subscribers.
-    pub fn ephemeral(&self, event: Ephemeral) {
-        let event = Box::new(event);
-        match event.conversation_id {
-            Some(conversation) => {
-                let _ = self.ephemerals.send(Routed { event, conversations: vec![conversation] });
-            }
-            None => {
-                let _ = self.presence.send(event);
-            }
-        }
-    }
-
-    /// Hands a live-only event to the user's connections that follow the conversation.
-    pub fn send_to_user(&self, user: UserId, conversation: ConversationId, delivery: Delivery) {
-        let _ = self.commands.send(Command::ToUser { user, conversation, delivery });
-    }
-
-    /// Reports members whose unread counts a replay may have changed.
-    pub fn touched(&self, pairs: Vec<Touched>) {
-        if !pairs.is_empty() {
-            let _ = self.commands.send(Command::Touched(pairs));
-        }
-    }
-
-    /// Ends every subscription (their streams finish) and stops the hub.
-    pub fn shutdown(&self) {
-        let _ = self.commands.send(Command::Shutdown);
-    }
-}
-
+/// A registered subscriber: who it is and what it may see, and its queue.
 struct Subscriber {
-    user: UserId,
-    scope: Scope,
-    /// Membership spans by conversation, and non-guest workspace membership spans, sorted
-    /// by what they are of. (A sorted vector rather than a map: a few entries per
-    /// connection, and ten thousand idle connections must stay small.)
-    spans: Vec<(SpanOf, Span)>,
+    viewer: Viewer,
     /// Deliver only events after this.
     after: EventCursor,
     tx: mpsc::Sender<Batch>,
@@ -205,71 +28,7 @@ struct Subscriber {
     cut_off: Arc<AtomicBool>,
 }
 
-/// The spans of one thing, in a sorted span list.
-fn spans_of(spans: &[(SpanOf, Span)], of: SpanOf) -> impl Iterator<Item = &Span> {
-    let start = spans.partition_point(|(o, _)| *o < of);
-    spans[start..].iter().take_while(move |(o, _)| *o == of).map(|(_, span)| span)
-}
-
-fn covers(spans: &[(SpanOf, Span)], of: SpanOf, at: EventCursor) -> bool {
-    spans_of(spans, of).any(|s| s.contains(at))
-}
-
-fn open_now(spans: &[(SpanOf, Span)], of: SpanOf) -> bool {
-    spans_of(spans, of).any(|s| s.until.is_none())
-}
-
-impl Subscriber {
-    fn wants(&self, conversation: ConversationId) -> bool {
-        match self.scope {
-            Scope::Member => true,
-            Scope::Conversation { id, .. } => id == conversation,
-        }
-    }
-
-    fn may_see(&self, event: &LoggedEvent) -> bool {
-        if event.audience.is_some_and(|a| a != self.user) {
-            return false;
-        }
-        let Some(conversation) = event.conversation_id else {
-            // The user's own workspace-level events: on the all-conversations stream.
-            return self.scope == Scope::Member;
-        };
-        self.wants(conversation)
-            && (covers(&self.spans, SpanOf::Conversation(conversation), event.cursor)
-                || event.open && covers(&self.spans, SpanOf::Workspace(event.workspace_id), event.cursor))
-    }
-
-    /// Sees the conversation now (for live-only events); `open_to` is its workspace when it
-    /// is workspace-visible.
-    fn present_in(&self, conversation: ConversationId, open_to: Option<WorkspaceId>) -> bool {
-        self.wants(conversation)
-            && (open_now(&self.spans, SpanOf::Conversation(conversation))
-                || open_to.is_some_and(|w| open_now(&self.spans, SpanOf::Workspace(w))))
-    }
-
-    /// A per-conversation stream that can no longer see its conversation: it ends.
-    fn lost_its_conversation(&self) -> bool {
-        match self.scope {
-            Scope::Member => false,
-            Scope::Conversation { id, workspace, open } => !self.present_in(id, open.then_some(workspace)),
-        }
-    }
-
-    /// Registers a span change at `at` (an event just read): opened when `open`, else closed.
-    fn reconcile(&mut self, of: SpanOf, at: EventCursor, open: bool) {
-        if !open {
-            for (_, span) in self.spans.iter_mut().filter(|(o, s)| *o == of && s.until.is_none() && s.from <= at) {
-                span.until = Some(at);
-            }
-        } else if !covers(&self.spans, of, at) {
-            let at_end = self.spans.partition_point(|(o, _)| *o <= of);
-            self.spans.insert(at_end, (of, Span { from: at, until: None }));
-        }
-    }
-}
-
-struct Actor {
+pub(super) struct Actor {
     pool: PgPool,
     config: HubConfig,
     /// The last event dispatched.
@@ -293,67 +52,6 @@ struct Actor {
     answers: AnswerStreams,
 }
 
-/// A `message.done` waits at most this long for the deltas it follows (they cross instances
-/// by the bus, the done by the log) before it goes out without them.
-const DONE_WAITS_AT_MOST: Duration = Duration::from_millis(500);
-/// How soon the log is read again while a `message.done` waits for its deltas.
-const DONE_RECHECK: Duration = Duration::from_millis(2);
-/// Ended answers remembered, so that a delta arriving after its answer's end is dropped.
-const ENDED_REMEMBERED: usize = 16_384;
-
-/// What the hub knows of streaming answers' deltas, so that every subscriber gets an
-/// answer's deltas before its `message.done` and none after.
-#[derive(Default)]
-struct AnswerStreams {
-    /// Where each streaming answer's dispatched deltas end (characters).
-    relayed: HashMap<MessageId, u32>,
-    ended: HashSet<MessageId>,
-    ended_order: VecDeque<MessageId>,
-    /// The `message.done` being held, and since when.
-    holding: Option<(MessageId, Instant)>,
-}
-
-impl AnswerStreams {
-    /// Records a delta about to be dispatched; false if its answer has already ended.
-    fn delta(&mut self, delta: &MessageDelta) -> bool {
-        if self.ended.contains(&delta.message_id) {
-            return false;
-        }
-        let end = delta.offset + delta.delta.chars().count() as u32;
-        let relayed = self.relayed.entry(delta.message_id).or_default();
-        *relayed = (*relayed).max(end);
-        true
-    }
-
-    /// Whether the `message.done` must wait for deltas still on their way: this hub has seen
-    /// the answer's deltas, they stop short of its length, and it has not waited too long.
-    fn must_wait(&mut self, done: &MessageDone) -> bool {
-        let short = self.relayed.get(&done.message_id).is_some_and(|end| *end < done.length);
-        if !short {
-            return false;
-        }
-        let since = match self.holding {
-            Some((id, since)) if id == done.message_id => since,
-            _ => self.holding.insert((done.message_id, Instant::now())).1,
-        };
-        since.elapsed() < DONE_WAITS_AT_MOST
-    }
-
-    /// The answer's `message.done` is being dispatched.
-    fn ended(&mut self, message: MessageId) {
-        self.relayed.remove(&message);
-        self.holding = None;
-        if self.ended.insert(message) {
-            self.ended_order.push_back(message);
-            if self.ended_order.len() > ENDED_REMEMBERED
-                && let Some(oldest) = self.ended_order.pop_front()
-            {
-                self.ended.remove(&oldest);
-            }
-        }
-    }
-}
-
 /// A live-only event waits at most this long for the logged event it must follow.
 const DEFER_AT_MOST: Duration = Duration::from_secs(5);
 
@@ -361,7 +59,32 @@ const DEFER_AT_MOST: Duration = Duration::from_secs(5);
 type PendingSubscribe = (UserId, Scope, Option<EventCursor>, oneshot::Sender<Subscription>);
 
 impl Actor {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, wake: Arc<Notify>) {
+    pub(super) fn new(
+        pool: PgPool,
+        config: HubConfig,
+        position: EventCursor,
+        commands: mpsc::UnboundedSender<Command>,
+        ephemerals: mpsc::UnboundedReceiver<Routed>,
+        touched: mpsc::UnboundedSender<Touched>,
+    ) -> Self {
+        Self {
+            ephemerals,
+            deferred: VecDeque::new(),
+            outbox: Outbox::default(),
+            answers: AnswerStreams::default(),
+            pool,
+            config,
+            position,
+            next_id: 0,
+            subs: HashMap::new(),
+            by_span: HashMap::new(),
+            by_user: HashMap::new(),
+            commands,
+            touched,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, wake: Arc<Notify>) {
         let mut retry: Option<Duration> = None;
         // When to read the log without a wake-up: a deadline, so that a steady flow of live
         // events (assistant deltas) neither postpones it nor causes reads of its own.
@@ -484,22 +207,14 @@ impl Actor {
         for (user, scope, after, reply) in pending {
             // Each batch holds at least one delivery: the count, not the channel, fills first.
             let (tx, rx) = mpsc::channel(self.config.buffer.max(1));
-            let mut sub = Subscriber {
-                user,
-                scope,
-                spans: Vec::new(),
+            let spans = spans.iter().filter(|(u, _, _)| *u == user).map(|(_, of, s)| (*of, *s)).collect();
+            let sub = Subscriber {
+                viewer: Viewer::new(user, scope, spans),
                 after: after.unwrap_or_default().max(self.position),
                 tx,
                 queued: Arc::new(AtomicUsize::new(0)),
                 cut_off: Arc::new(AtomicBool::new(false)),
             };
-            let relevant = |of: &SpanOf| match (scope, of) {
-                (Scope::Member, _) => true,
-                (Scope::Conversation { id, .. }, SpanOf::Conversation(c)) => *c == id,
-                (Scope::Conversation { workspace, .. }, SpanOf::Workspace(w)) => *w == workspace,
-            };
-            sub.spans.extend(spans.iter().filter(|(u, of, _)| *u == user && relevant(of)).map(|(_, of, s)| (*of, *s)));
-            sub.spans.sort_by_key(|(of, span)| (*of, span.from));
             let id = self.next_id;
             self.next_id += 1;
             let subscription = Subscription {
@@ -513,7 +228,7 @@ impl Actor {
                 continue;
             }
             // Routed by what may still have events for them.
-            for (of, span) in &sub.spans {
+            for (of, span) in &sub.viewer.spans {
                 if matches!(scope, Scope::Member) && span.until.is_none_or(|u| u > self.position) {
                     self.by_span.entry(*of).or_default().insert(id);
                 }
@@ -542,16 +257,16 @@ impl Actor {
             hand_over(sub, batch, self.config.buffer);
         }
         let Some(sub) = self.subs.remove(&id) else { return };
-        for of in sub.spans.iter().map(|(of, _)| *of).chain(match sub.scope {
+        for of in sub.viewer.spans.iter().map(|(of, _)| *of).chain(match sub.viewer.scope {
             Scope::Conversation { id, .. } => Some(SpanOf::Conversation(id)),
             Scope::Member => None,
         }) {
             self.unroute(of, id);
         }
-        if let Some(set) = self.by_user.get_mut(&sub.user) {
+        if let Some(set) = self.by_user.get_mut(&sub.viewer.user) {
             set.remove(&id);
             if set.is_empty() {
-                self.by_user.remove(&sub.user);
+                self.by_user.remove(&sub.viewer.user);
             }
         }
     }
@@ -590,23 +305,23 @@ impl Actor {
         let mut touched = HashSet::new();
         for id in candidates {
             let Some(sub) = self.subs.get_mut(&id) else { continue };
-            if let (Scope::Conversation { open, .. }, Some(_)) = (&mut sub.scope, event.conversation_id) {
+            if let (Scope::Conversation { open, .. }, Some(_)) = (&mut sub.viewer.scope, event.conversation_id) {
                 // Per-conversation streams track their conversation's visibility.
                 *open = event.open && !closes;
             }
-            if at <= sub.after || !sub.may_see(event) {
+            if at <= sub.after || !sub.viewer.may_see(event) {
                 continue;
             }
             self.outbox.push(id, &delivery);
-            if sub.lost_its_conversation() {
+            if sub.viewer.lost_its_conversation() {
                 ended.push(id);
             }
             if let (Some(author), Some(c)) = (author, event.conversation_id)
-                && author != Some(sub.user)
-                && covers(&sub.spans, SpanOf::Conversation(c), at)
-                && touched.insert(sub.user)
+                && author != Some(sub.viewer.user)
+                && covers(&sub.viewer.spans, SpanOf::Conversation(c), at)
+                && touched.insert(sub.viewer.user)
             {
-                let _ = self.touched.send((sub.user, c));
+                let _ = self.touched.send((sub.viewer.user, c));
             }
         }
         for id in ended {
@@ -642,20 +357,17 @@ impl Actor {
         let mut ended = Vec::new();
         for id in ids {
             let Some(sub) = self.subs.get_mut(id) else { continue };
-            let relevant = match (sub.scope, of) {
-                (Scope::Member, _) => true,
-                (Scope::Conversation { id, .. }, SpanOf::Conversation(c)) => c == id,
-                (Scope::Conversation { workspace, .. }, SpanOf::Workspace(w)) => w == workspace,
-            };
-            if !relevant {
+            if !relevant(sub.viewer.scope, of) {
                 continue;
             }
-            sub.reconcile(of, event.cursor, open);
-            match sub.scope {
+            sub.viewer.reconcile(of, event.cursor, open);
+            match sub.viewer.scope {
                 Scope::Member => route.push((*id, open)),
                 // Its conversation's events are still delivered up to the membership event;
                 // a workspace-level event is not on this stream, so the stream ends now.
-                Scope::Conversation { .. } if matches!(of, SpanOf::Workspace(_)) && sub.lost_its_conversation() => {
+                Scope::Conversation { .. }
+                    if matches!(of, SpanOf::Workspace(_)) && sub.viewer.lost_its_conversation() =>
+                {
                     ended.push(*id)
                 }
                 Scope::Conversation { .. } => {}
@@ -680,7 +392,7 @@ impl Actor {
 
     fn deliver_to_user(&mut self, user: UserId, conversation: ConversationId, delivery: &Delivery) {
         for id in self.by_user.get(&user).into_iter().flatten() {
-            if self.subs.get(id).is_some_and(|sub| sub.wants(conversation)) {
+            if self.subs.get(id).is_some_and(|sub| sub.viewer.wants(conversation)) {
                 self.outbox.push(*id, delivery);
             }
         }
@@ -743,8 +455,8 @@ impl Actor {
             let routes = [Some(SpanOf::Conversation(conversation)), open_to.map(SpanOf::Workspace)];
             for id in routes.into_iter().flatten().filter_map(|of| self.by_span.get(&of)).flatten() {
                 let Some(sub) = self.subs.get(id) else { continue };
-                if (sub.user == ephemeral.user_id && !ephemeral.to_self)
-                    || !sub.present_in(conversation, open_to)
+                if (sub.viewer.user == ephemeral.user_id && !ephemeral.to_self)
+                    || !sub.viewer.present_in(conversation, open_to)
                     || !seen.insert(*id)
                 {
                     continue;
@@ -753,11 +465,6 @@ impl Actor {
             }
         }
     }
-}
-
-/// The event that makes a workspace-visible conversation private.
-fn closes_to_workspace(body: &EventBody) -> bool {
-    matches!(body, EventBody::ConversationUpdated(c) if c.visibility != Visibility::Workspace)
 }
 
 /// Deliveries gathered during one pass, by subscriber.
