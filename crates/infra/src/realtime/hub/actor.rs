@@ -12,8 +12,8 @@ use skein_shared::{ConversationId, UserId};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::answers::{AnswerStreams, DONE_RECHECK};
+use super::protocol::{Command, HubConfig, Registration, Scope, Subscription};
 use super::rule::{Viewer, closes_to_workspace, covers, relevant};
-use super::{Command, HubConfig, Registration, Scope, Subscription};
 use crate::realtime::live::{Batch, Delivered, Delivery, Routed, Touched, new_message_by};
 use crate::store::PgPool;
 use crate::store::read::{self, LoggedEvent, SpanOf};

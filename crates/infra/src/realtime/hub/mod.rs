@@ -1,7 +1,8 @@
 //! The per-instance fan-out: one task tails the event log in order and hands each event to
 //! the local subscribers allowed to see it.
 //!
-//! - this file: the handle (subscribe, live events, shutdown) and what a subscription gets;
+//! - this file: the handle (subscribe, live events, shutdown);
+//! - `protocol`: what a subscription gets and the commands the handle sends the task;
 //! - `actor`: the task that owns the subscriber tables, reads the log and dispatches;
 //! - `rule`: who may see an event (pure, unit-tested; the replay side is `store/read.rs`);
 //! - `answers`: deltas before their answer's `message.done`, none after.
@@ -22,14 +23,13 @@
 
 mod actor;
 mod answers;
+mod protocol;
 mod rule;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::time::Duration;
 
 use skein_domain::cursor::EventCursor;
-use skein_shared::{ConversationId, UserId, WorkspaceId};
+use skein_shared::{ConversationId, UserId};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::live::Touched;
@@ -37,51 +37,8 @@ use crate::store::PgPool;
 use crate::store::read;
 
 pub use super::live::{Batch, Delivered, Delivery, Ephemeral, Routed};
-
-/// What a subscriber follows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
-    /// Every conversation the user can see: as a member, or as a (non-guest) member of the
-    /// workspace of a workspace-visible conversation.
-    Member,
-    /// One conversation, with its workspace and whether it is workspace-visible as the
-    /// stream opens (later events of the conversation update that).
-    Conversation { id: ConversationId, workspace: WorkspaceId, open: bool },
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct HubConfig {
-    /// Deliveries a subscriber may have queued before it is cut off.
-    pub buffer: usize,
-    /// Read the log at least this often even without a wake-up.
-    pub poll_interval: Duration,
-    /// Events per log read.
-    pub batch: i64,
-}
-
-/// A registered subscriber's end.
-pub struct Subscription {
-    pub deliveries: mpsc::Receiver<Batch>,
-    /// Deliveries handed over and not yet taken (the receiver subtracts what it takes).
-    pub queued: Arc<AtomicUsize>,
-    /// The hub's position at registration: live deliveries all come after it.
-    pub position: EventCursor,
-    /// Set when the hub dropped this subscriber for being too slow.
-    pub cut_off: Arc<AtomicBool>,
-    _registration: Registration,
-}
-
-/// Unregisters the subscriber when its connection goes away.
-struct Registration {
-    id: u64,
-    commands: mpsc::UnboundedSender<Command>,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        let _ = self.commands.send(Command::Unsubscribe(self.id));
-    }
-}
+use protocol::Command;
+pub use protocol::{HubConfig, Scope, Subscription};
 
 #[derive(Debug, thiserror::Error)]
 #[error("the event hub has stopped")]
@@ -94,25 +51,6 @@ pub struct Hub {
     ephemerals: mpsc::UnboundedSender<Routed>,
     /// Presence changes, to be routed off the hub's task.
     presence: mpsc::UnboundedSender<Box<Ephemeral>>,
-}
-
-enum Command {
-    Subscribe {
-        user: UserId,
-        scope: Scope,
-        after: Option<EventCursor>,
-        reply: oneshot::Sender<Subscription>,
-    },
-    Unsubscribe(u64),
-    /// A live-only event for one user's connections that follow the conversation.
-    ToUser {
-        user: UserId,
-        conversation: ConversationId,
-        delivery: Delivery,
-    },
-    /// Counts that a replay may have changed: for the unread notifier.
-    Touched(Vec<Touched>),
-    Shutdown,
 }
 
 impl Hub {

@@ -16,7 +16,7 @@ use skein_shared::conversation::Visibility;
 use skein_shared::event::EventBody;
 use skein_shared::{ConversationId, UserId, WorkspaceId};
 
-use super::Scope;
+use super::protocol::Scope;
 use crate::store::read::{LoggedEvent, Span, SpanOf};
 
 /// A subscriber as the rule sees it.
