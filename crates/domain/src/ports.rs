@@ -8,7 +8,7 @@ use std::future::Future;
 use skein_shared::assistant::{Assistant, FeedbackRequest, FeedbackSummary, Generation, MessageChunk};
 use skein_shared::auth::User;
 use skein_shared::conversation::{ConversationMember, ConversationRole, Invite};
-use skein_shared::event::{ConversationUnread, MembershipChange};
+use skein_shared::event::{ConversationUnread, MembershipChange, PresenceInfo};
 use skein_shared::thread::ThreadSummary;
 use skein_shared::workspace::{Workspace, WorkspaceMember, WorkspaceRole};
 use skein_shared::{AssistantId, ConversationId, MessageId, UserId, WorkspaceId};
@@ -308,6 +308,29 @@ pub trait GenerationRepo: Send + Sync {
     ) -> impl Future<Output = DomainResult<ThreadSummary>> + Send;
 }
 
+/// Live-only signals of the realtime runtime: typing indicators and presence. Never
+/// persisted as events; the services decide who may send and see them.
+pub trait LiveSignals: Send + Sync {
+    /// Starts or stops the user's typing indicator in a conversation (or one of its threads);
+    /// `open_to` is its workspace when the conversation is workspace-visible.
+    fn set_typing(
+        &self,
+        conversation: ConversationId,
+        root: Option<MessageId>,
+        open_to: Option<WorkspaceId>,
+        user: UserId,
+        typing: bool,
+    );
+    /// The user is here (or idle, with `away`); returns their presence now.
+    fn heartbeat(&self, user: UserId, away: bool) -> impl Future<Output = DomainResult<PresenceInfo>> + Send;
+    /// The presence of those of `users` who share a workspace with `viewer`.
+    fn presence(
+        &self,
+        viewer: UserId,
+        users: &[UserId],
+    ) -> impl Future<Output = DomainResult<Vec<PresenceInfo>>> + Send;
+}
+
 /// Everything the services need, in one bound.
 pub trait Ports:
     AccountRepo
@@ -318,6 +341,7 @@ pub trait Ports:
     + ReadStateRepo
     + AssistantRepo
     + GenerationRepo
+    + LiveSignals
     + Clone
     + 'static
 {
@@ -331,6 +355,7 @@ impl<T> Ports for T where
         + ReadStateRepo
         + AssistantRepo
         + GenerationRepo
+        + LiveSignals
         + Clone
         + 'static
 {

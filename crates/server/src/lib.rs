@@ -129,8 +129,9 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
     let realtime =
         Realtime::start(&config.realtime, pool.clone(), database_url, options.clock.clone(), sessions.clone()).await?;
     let llm = Llm::start(&config.llm, pool.clone(), realtime.signals.clone(), database_url).await?;
-    let store =
-        Store::new(pool, hasher, Arc::new(realtime.signals.clone()), sessions).with_answers(Arc::new(llm.clone()));
+    let store = Store::new(pool, hasher, Arc::new(realtime.signals.clone()), sessions)
+        .with_answers(Arc::new(llm.clone()))
+        .with_live(Arc::new(realtime.clone()));
     let services = Services::new(store, config.limits.clone(), config.auth.policy()).with_catalog(config.llm.catalog());
     let state = web::Data::new(AppStateInner {
         services,

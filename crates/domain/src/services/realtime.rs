@@ -1,9 +1,9 @@
-//! Streams, read state and typing: who may follow, mark and signal what.
+//! Streams, read state, typing and presence: who may follow, mark and signal what.
 
 use skein_shared::auth::User;
 use skein_shared::conversation::Visibility;
-use skein_shared::event::{ConversationUnread, MarkReadRequest, StreamTokenResponse, UnreadResponse};
-use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
+use skein_shared::event::{ConversationUnread, MarkReadRequest, PresenceInfo, StreamTokenResponse, UnreadResponse};
+use skein_shared::{ConversationId, MessageId, UserId};
 use time::{Duration, OffsetDateTime};
 
 use super::Services;
@@ -71,15 +71,16 @@ impl<P: Ports> Services<P> {
         Ok(UnreadResponse { conversations: self.ports.unread_counts(caller, None).await? })
     }
 
-    /// The caller may signal typing here: they can post, and `root` is a thread of it.
-    /// Returns the conversation's workspace when the conversation is workspace-visible (its
-    /// members see the indicator too).
-    pub async fn authorize_typing(
+    /// Starts or stops the caller's typing indicator: they can post here, and `root` is a
+    /// thread of the conversation. Workspace-visible conversations' indicators reach the
+    /// workspace's members too.
+    pub async fn typing(
         &self,
         caller: UserId,
         id: ConversationId,
         root: Option<MessageId>,
-    ) -> DomainResult<Option<WorkspaceId>> {
+        typing: bool,
+    ) -> DomainResult<()> {
         let access = self.writable_conversation(caller, id).await?;
         let conversation = &access.conversation;
         let open_to = (conversation.visibility == Visibility::Workspace).then_some(conversation.workspace_id);
@@ -89,11 +90,23 @@ impl<P: Ports> Services<P> {
                 return Err(DomainError::field("root_id", "not_a_thread", "not a thread root of this conversation"));
             }
         }
-        Ok(open_to)
+        self.ports.set_typing(id, root, open_to, caller, typing);
+        Ok(())
+    }
+
+    /// The caller is here (or idle, with `away`).
+    pub async fn heartbeat(&self, caller: UserId, away: bool) -> DomainResult<PresenceInfo> {
+        self.ports.heartbeat(caller, away).await
+    }
+
+    /// The presence of those of `users` who share a workspace with the caller.
+    pub async fn presence(&self, caller: UserId, users: &[UserId]) -> DomainResult<Vec<PresenceInfo>> {
+        self.check_presence_request(users)?;
+        self.ports.presence(caller, users).await
     }
 
     /// Checks a presence snapshot request.
-    pub fn check_presence_request(&self, users: &[UserId]) -> DomainResult<()> {
+    fn check_presence_request(&self, users: &[UserId]) -> DomainResult<()> {
         if users.is_empty() || users.len() > PRESENCE_MAX_USERS {
             return Err(DomainError::field(
                 "user_ids",

@@ -27,10 +27,13 @@ use crate::clock::Clock;
 use crate::realtime::presence::{Presence, PresencePolicy};
 use crate::store::read;
 use crate::store::sessions::SessionCache;
-use crate::store::{PgPool, SetupError};
+use crate::store::{BoxFuture, LiveRuntime, PgPool, SetupError};
 pub use bus::{FanoutConfig, FanoutMode, Signals};
 pub use feed::{Feed, FeedError};
 pub use hub::{Hub, HubConfig, Scope};
+use skein_domain::DomainError;
+use skein_shared::event::PresenceInfo;
+use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 pub use typing::{Typing, TypingIn};
 
 /// The `[realtime]` configuration.
@@ -128,6 +131,31 @@ impl Realtime {
     /// Ends every stream on this instance (clients reconnect elsewhere).
     pub fn shutdown(&self) {
         self.hub.shutdown();
+    }
+}
+
+impl LiveRuntime for Realtime {
+    fn set_typing(
+        &self,
+        conversation: ConversationId,
+        root: Option<MessageId>,
+        open_to: Option<WorkspaceId>,
+        user: UserId,
+        typing: bool,
+    ) {
+        self.typing.set(TypingIn { conversation, root, open_to }, user, typing);
+    }
+
+    fn heartbeat(&self, user: UserId, away: bool) -> BoxFuture<'_, Result<PresenceInfo, DomainError>> {
+        Box::pin(self.presence.heartbeat(user, away))
+    }
+
+    fn presence<'a>(
+        &'a self,
+        viewer: UserId,
+        users: &'a [UserId],
+    ) -> BoxFuture<'a, Result<Vec<PresenceInfo>, DomainError>> {
+        Box::pin(self.presence.snapshot(viewer, users))
     }
 }
 

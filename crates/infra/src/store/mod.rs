@@ -29,7 +29,8 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use skein_domain::DomainError;
 
-use skein_shared::MessageId;
+use skein_shared::event::PresenceInfo;
+use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 
 use crate::crypto::PasswordHasher;
 use crate::store::job::Job;
@@ -82,6 +83,26 @@ pub trait AnswerRunner: Send + Sync {
     fn cancel_here(&self, message: MessageId, within: Duration) -> BoxFuture<'_, bool>;
 }
 
+/// The realtime runtime's live-only signals (typing, presence), as the store needs them to
+/// implement the domain's `LiveSignals`. Persistence defines it and knows nothing of how they
+/// travel.
+pub trait LiveRuntime: Send + Sync {
+    fn set_typing(
+        &self,
+        conversation: ConversationId,
+        root: Option<MessageId>,
+        open_to: Option<WorkspaceId>,
+        user: UserId,
+        typing: bool,
+    );
+    fn heartbeat(&self, user: UserId, away: bool) -> BoxFuture<'_, Result<PresenceInfo, DomainError>>;
+    fn presence<'a>(
+        &'a self,
+        viewer: UserId,
+        users: &'a [UserId],
+    ) -> BoxFuture<'a, Result<Vec<PresenceInfo>, DomainError>>;
+}
+
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// The PostgreSQL implementation of every domain port.
@@ -93,6 +114,8 @@ pub struct Store {
     pub(crate) signals: Arc<dyn AfterCommit>,
     /// Runs assistant answers; without it none can start.
     pub(crate) llm: Option<Arc<dyn AnswerRunner>>,
+    /// Carries typing and presence; without it they are unavailable.
+    pub(crate) live: Option<Arc<dyn LiveRuntime>>,
     /// Sessions looked up recently (shared with the bus, which clears other instances' logouts).
     pub(crate) sessions: Arc<SessionCache>,
 }
@@ -104,12 +127,18 @@ impl Store {
         after_commit: Arc<dyn AfterCommit>,
         sessions: Arc<SessionCache>,
     ) -> Self {
-        Self { pool, hasher: Arc::new(hasher), signals: after_commit, llm: None, sessions }
+        Self { pool, hasher: Arc::new(hasher), signals: after_commit, llm: None, live: None, sessions }
     }
 
     /// Assistant answers start on this runner.
     pub fn with_answers(mut self, runner: Arc<dyn AnswerRunner>) -> Self {
         self.llm = Some(runner);
+        self
+    }
+
+    /// Typing and presence go through this runtime.
+    pub fn with_live(mut self, runtime: Arc<dyn LiveRuntime>) -> Self {
+        self.live = Some(runtime);
         self
     }
 

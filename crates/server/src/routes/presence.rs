@@ -2,7 +2,6 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
-use skein_infra::realtime::TypingIn;
 use skein_shared::event::{HeartbeatRequest, PresenceInfo, PresenceResponse, TypingRequest};
 use skein_shared::{ConversationId, UserId};
 use utoipa::IntoParams;
@@ -26,9 +25,7 @@ async fn typing(
     id: web::Path<ConversationId>,
     body: web::Json<TypingRequest>,
 ) -> ApiResult<HttpResponse> {
-    let id = id.into_inner();
-    let open_to = state.services.authorize_typing(caller.id(), id, body.root_id).await?;
-    state.realtime.typing.set(TypingIn { conversation: id, root: body.root_id, open_to }, caller.id(), body.typing);
+    state.services.typing(caller.id(), id.into_inner(), body.root_id, body.typing).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -42,7 +39,7 @@ async fn heartbeat(
     body: Option<web::Json<HeartbeatRequest>>,
 ) -> ApiResult<web::Json<PresenceInfo>> {
     let away = body.is_some_and(|b| b.away);
-    let info = state.realtime.presence.heartbeat(caller.id(), away).await?;
+    let info = state.services.heartbeat(caller.id(), away).await?;
     Ok(web::Json(info))
 }
 
@@ -70,7 +67,6 @@ async fn snapshot(
         .map_err(|_| {
             ApiError::from(skein_domain::DomainError::field("user_ids", "invalid", "not a list of user ids"))
         })?;
-    state.services.check_presence_request(&users)?;
-    let users = state.realtime.presence.snapshot(caller.id(), &users).await?;
+    let users = state.services.presence(caller.id(), &users).await?;
     Ok(web::Json(PresenceResponse { users }))
 }

@@ -9,7 +9,7 @@ use actix_web_lab::sse;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use skein_infra::realtime::hub::Delivery;
-use skein_infra::realtime::{Feed, FeedError, Scope, TypingIn};
+use skein_infra::realtime::{Feed, FeedError, Scope};
 use skein_shared::conversation::Visibility;
 use skein_shared::event::{ClientFrame, Event, EventBody, StreamError, StreamTokenResponse};
 use skein_shared::{ConversationId, ErrorCode, UserId};
@@ -242,17 +242,15 @@ async fn client_frame(state: &AppState, user: UserId, text: &str) -> Result<Opti
         serde_json::from_str(text).map_err(|e| fail(ErrorCode::MalformedJson, format!("unreadable frame: {e}")))?;
     match frame {
         ClientFrame::Typing { conversation_id, root_id, typing } => {
-            let open_to = state.services.authorize_typing(user, conversation_id, root_id).await.map_err(|e| {
+            state.services.typing(user, conversation_id, root_id, typing).await.map_err(|e| {
                 let problem = ApiError::from(e).0;
                 fail(problem.code, problem.detail.unwrap_or(problem.title))
             })?;
-            state.realtime.typing.set(TypingIn { conversation: conversation_id, root: root_id, open_to }, user, typing);
             Ok(None)
         }
         ClientFrame::Presence { away } => {
             state
-                .realtime
-                .presence
+                .services
                 .heartbeat(user, away)
                 .await
                 .map_err(|_| fail(ErrorCode::ServiceUnavailable, "presence is unavailable".into()))?;

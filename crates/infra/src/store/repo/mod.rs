@@ -5,6 +5,7 @@ mod append;
 mod assistants;
 mod conversations;
 mod generations;
+mod live;
 mod messages;
 pub(crate) mod read_state;
 mod standing;
