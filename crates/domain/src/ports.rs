@@ -4,8 +4,11 @@
 //! implementation enforces it inside one transaction and reports the domain error.
 
 use std::future::Future;
+use std::pin::Pin;
 
-use skein_shared::assistant::{Assistant, FeedbackRequest, FeedbackSummary, Generation, MessageChunk};
+use skein_shared::assistant::{
+    Assistant, FeedbackRequest, FeedbackSummary, Generation, MessageChunk, MessageDelta, MessageDone,
+};
 use skein_shared::auth::User;
 use skein_shared::conversation::{ConversationMember, ConversationRole, Invite};
 use skein_shared::event::{ConversationUnread, MembershipChange, PresenceInfo};
@@ -272,9 +275,26 @@ pub trait AssistantRepo: Send + Sync {
     fn delete_assistant(&self, id: AssistantId) -> impl Future<Output = DomainResult<()>> + Send;
 }
 
+/// What a follower of one answer receives: content at a character offset, or the end.
+#[derive(Clone, Debug)]
+pub enum AnswerPiece {
+    Delta(MessageDelta),
+    Done(MessageDone),
+}
+
+/// One answer's pieces as they come, wherever it runs (or from the database, where it runs
+/// elsewhere or has ended). Content may repeat what was sent before (a follower that fell
+/// behind starts again from the content so far): offsets tell.
+pub trait AnswerFollower: Send {
+    /// The next piece; `None` once the end has been given, or when the answer is gone.
+    fn next(&mut self) -> Pin<Box<dyn Future<Output = Option<AnswerPiece>> + Send + '_>>;
+}
+
 /// Assistant answers: who answers in a thread, what the model is sent, and the generations
 /// themselves (which run in the background once started).
 pub trait GenerationRepo: Send + Sync {
+    /// Follows the answer from its content so far to its end.
+    fn follow_answer(&self, message: MessageId) -> Box<dyn AnswerFollower>;
     /// The messages on `path` (root first), with their authors' display names.
     fn branch(&self, path: &[MessageId]) -> impl Future<Output = DomainResult<Vec<BranchMessage>>> + Send;
     /// Generations the user asked for that are still running, on any instance.

@@ -1,18 +1,21 @@
 //! Assistant answers: who answers (request, then thread settings, then the conversation's
 //! default assistant), what the model is sent, the limits on running generations, cancel,
-//! chunks and feedback.
+//! following an answer, chunks and feedback.
 
 use skein_shared::assistant::{
-    Assistant, FeedbackRequest, FeedbackSummary, GenerateRequest, MessageChunks, MessageDetail, ThreadSettings,
+    Assistant, FeedbackRequest, FeedbackSummary, GenerateRequest, MessageChunks, MessageDelta, MessageDetail,
+    ThreadSettings,
 };
 use skein_shared::conversation::Visibility;
+use skein_shared::event::{Event, EventBody};
 use skein_shared::thread::{Message, MessageRole, MessageStatus};
 use skein_shared::{AssistantId, ErrorCode, MessageId, UserId, WorkspaceId};
+use time::OffsetDateTime;
 
 use super::{Services, ensure_can_post};
 use crate::context::build_prompt;
 use crate::entities::{ConversationAccess, MessageRecord, NewGeneration, ThreadAi};
-use crate::ports::Ports;
+use crate::ports::{AnswerFollower, AnswerPiece, Ports};
 use crate::validate::Check;
 use crate::{DomainError, DomainResult};
 
@@ -151,6 +154,12 @@ impl<P: Ports> Services<P> {
         Ok(detail)
     }
 
+    /// Follows an answer the caller may see, from `offset` (characters they already have).
+    pub async fn follow_answer(&self, caller: UserId, id: MessageId, offset: u32) -> DomainResult<AnswerFollow> {
+        let message = self.answer_detail(caller, id).await?.message;
+        Ok(AnswerFollow { source: self.ports.follow_answer(id), message, sent: offset, ended: false })
+    }
+
     /// The persisted chunks of an assistant message, in order.
     pub async fn message_chunks(&self, caller: UserId, id: MessageId) -> DomainResult<MessageChunks> {
         let message = self.visible_message(caller, id).await?.0.message;
@@ -245,4 +254,48 @@ fn no_assistant() -> DomainError {
 
 fn unknown_assistant() -> DomainError {
     DomainError::field("assistant_id", "unknown", "no such assistant in this workspace")
+}
+
+/// One follower's stream of an answer: each piece of content it does not have yet, then the
+/// end. Each event comes with the number of characters the follower then has, which is what a
+/// reconnecting follower sends back to resume with no gap and no repeat.
+pub struct AnswerFollow {
+    source: Box<dyn AnswerFollower>,
+    message: Message,
+    sent: u32,
+    ended: bool,
+}
+
+impl AnswerFollow {
+    pub async fn next(&mut self) -> Option<(Event, u32)> {
+        while !self.ended {
+            let body = match self.source.next().await? {
+                AnswerPiece::Delta(delta) => match self.unsent(&delta) {
+                    Some(delta) => EventBody::MessageDelta(delta),
+                    None => continue,
+                },
+                AnswerPiece::Done(done) => {
+                    self.ended = true;
+                    EventBody::MessageDone(done)
+                }
+            };
+            let m = &self.message;
+            let event = Event::live(body, OffsetDateTime::now_utc()).about_message(m.conversation_id, m.root_id, m.id);
+            return Some((event, self.sent));
+        }
+        None
+    }
+
+    /// The part of the delta the follower does not have yet.
+    fn unsent(&mut self, delta: &MessageDelta) -> Option<MessageDelta> {
+        let end = delta.offset + delta.delta.chars().count() as u32;
+        if end <= self.sent {
+            return None;
+        }
+        let skip = self.sent.saturating_sub(delta.offset) as usize;
+        let rest: String = delta.delta.chars().skip(skip).collect();
+        let unsent = MessageDelta { message_id: self.message.id, offset: self.sent, delta: rest };
+        self.sent = end;
+        Some(unsent)
+    }
 }

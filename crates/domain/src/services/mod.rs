@@ -4,6 +4,7 @@ mod accounts;
 mod assistants;
 mod conversations;
 mod generation;
+pub use generation::AnswerFollow;
 mod realtime;
 pub use realtime::PRESENCE_MAX_USERS;
 mod threads;

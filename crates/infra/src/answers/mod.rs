@@ -146,6 +146,15 @@ impl crate::store::AnswerRunner for Llm {
     fn cancel_here(&self, message: skein_shared::MessageId, within: Duration) -> crate::store::BoxFuture<'_, bool> {
         Box::pin(self.cancel_and_wait(message, within))
     }
+
+    fn follow_here(&self, message: skein_shared::MessageId) -> Option<crate::store::FollowHere> {
+        let live = self.registry.live(message)?;
+        Some(registry::lock_live(&live).follow())
+    }
+
+    fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.config.flush_interval_ms.max(50))
+    }
 }
 
 impl Llm {
@@ -163,7 +172,8 @@ impl Llm {
             let ended = async {
                 loop {
                     match pieces.recv().await {
-                        Ok(registry::Piece::Done(_)) | Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                        Ok(skein_domain::ports::AnswerPiece::Done(_))
+                        | Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                         _ => {}
                     }
                 }

@@ -4,19 +4,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use skein_domain::ports::AnswerPiece;
 use skein_shared::MessageId;
-use skein_shared::assistant::{MessageDelta, MessageDone};
+use skein_shared::assistant::MessageDone;
 use tokio::sync::{Notify, broadcast};
 
 use crate::store::answers::Finish;
 use crate::store::job::Job;
-
-/// What followers of one generation receive.
-#[derive(Clone, Debug)]
-pub enum Piece {
-    Delta(MessageDelta),
-    Done(MessageDone),
-}
 
 /// A running generation's shared state: the content so far and its followers, under one lock
 /// so that a new follower gets the content and every later piece, nothing twice.
@@ -24,12 +18,12 @@ pub struct Live {
     pub content: String,
     pub chars: u32,
     pub done: Option<MessageDone>,
-    pub followers: broadcast::Sender<Piece>,
+    pub followers: broadcast::Sender<AnswerPiece>,
 }
 
 impl Live {
     /// The content so far, and the pieces after it (or the end, if it has ended).
-    pub fn follow(&self) -> (String, Option<MessageDone>, broadcast::Receiver<Piece>) {
+    pub fn follow(&self) -> (String, Option<MessageDone>, broadcast::Receiver<AnswerPiece>) {
         (self.content.clone(), self.done.clone(), self.followers.subscribe())
     }
 }

@@ -19,13 +19,14 @@ use tokio::sync::{Notify, broadcast};
 
 use super::flusher::{Chunk, FlushQueue};
 use super::provider::{Provider, provider_error, push_storable, storable, timed_out};
-use super::registry::{Live, Piece, Registry, Running, Unsaved, lock_live};
+use super::registry::{Live, Registry, Running, Unsaved, lock_live};
 use super::title;
 use crate::realtime::Signals;
 use crate::realtime::hub::Ephemeral;
 use crate::store::PgPool;
 use crate::store::answers::{self as store, Finish, StoreError};
 use crate::store::job::Job;
+use skein_domain::ports::AnswerPiece;
 
 /// Most content relayed as one delta when chunks arrive faster than they are relayed.
 const BURST_MAX_BYTES: usize = 4096;
@@ -125,7 +126,7 @@ impl Run {
         {
             let mut live = lock_live(&self.live);
             live.done = Some(done.clone());
-            let _ = live.followers.send(Piece::Done(done));
+            let _ = live.followers.send(AnswerPiece::Done(done));
         }
         (complete && self.job.auto_title).then_some(finish.content)
     }
@@ -220,7 +221,7 @@ impl Run {
             live.chars += delta.delta.chars().count() as u32;
             // Most answers have no `/stream` follower: no copy for nobody.
             if live.followers.receiver_count() > 0 {
-                let _ = live.followers.send(Piece::Delta(delta.clone()));
+                let _ = live.followers.send(AnswerPiece::Delta(delta.clone()));
             }
             delta
         };

@@ -29,6 +29,8 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use skein_domain::DomainError;
 
+use skein_domain::ports::AnswerPiece;
+use skein_shared::assistant::MessageDone;
 use skein_shared::event::PresenceInfo;
 use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 
@@ -81,7 +83,15 @@ pub trait AnswerRunner: Send + Sync {
     /// Cancels the answer if it runs here and waits (up to `within`) for its end; false when
     /// it does not run here.
     fn cancel_here(&self, message: MessageId, within: Duration) -> BoxFuture<'_, bool>;
+    /// The answer's content so far, its end if it has ended, and the pieces after it, when
+    /// it runs here.
+    fn follow_here(&self, message: MessageId) -> Option<FollowHere>;
+    /// How often followers of answers running elsewhere read what has been flushed.
+    fn flush_interval(&self) -> Duration;
 }
+
+/// Following an answer that runs on this instance.
+pub type FollowHere = (String, Option<MessageDone>, tokio::sync::broadcast::Receiver<AnswerPiece>);
 
 /// The realtime runtime's live-only signals (typing, presence), as the store needs them to
 /// implement the domain's `LiveSignals`. Persistence defines it and knows nothing of how they

@@ -7,16 +7,10 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, Responder, delete, get, post, put, web};
 use actix_web_lab::sse;
 use serde::{Deserialize, Serialize};
-use skein_infra::answers::registry::{Piece, lock_live};
-use skein_shared::assistant::{
-    FeedbackRequest, FeedbackSummary, GenerateRequest, MessageChunks, MessageDelta, MessageDetail, MessageDone,
-};
-use skein_shared::event::{Event, EventBody};
-use skein_shared::thread::{Message, MessageStatus};
-use skein_shared::{ErrorCode, MessageId, UserId};
-use time::OffsetDateTime;
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use skein_shared::assistant::{FeedbackRequest, FeedbackSummary, GenerateRequest, MessageChunks};
+use skein_shared::event::Event;
+use skein_shared::thread::Message;
+use skein_shared::{ErrorCode, MessageId};
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -104,115 +98,16 @@ async fn follow(
     params: web::Query<FollowParams>,
 ) -> ApiResult<impl Responder> {
     let user = stream_user(&req, &state, params.token.as_deref()).await?;
-    let detail = state.services.answer_detail(user, id.into_inner()).await?;
     let resume = req.headers().get("Last-Event-ID").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     let offset = resume.or(params.offset).unwrap_or(0);
-    let (tx, rx) = mpsc::channel(64);
-    actix_web::rt::spawn(relay(state.clone(), user, detail, offset, tx));
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
-        let event = rx.recv().await?;
-        Some((Ok::<_, Infallible>(event), rx))
+    let follow = state.services.follow_answer(user, id.into_inner(), offset).await?;
+    let events = futures_util::stream::unfold(follow, |mut follow| async move {
+        let (event, sent) = follow.next().await?;
+        let kind = event.body.kind();
+        let data = sse::Data::new(serde_json::to_string(&event).ok()?).event(kind).id(sent.to_string());
+        Some((Ok::<_, Infallible>(sse::Event::Data(data)), follow))
     });
     Ok(sse::Sse::from_stream(events).with_keep_alive(Duration::from_secs(15)))
-}
-
-/// Sends one answer's content from `offset` on, then its end. Stops when the client leaves.
-async fn relay(state: AppState, user: UserId, mut detail: MessageDetail, offset: u32, tx: mpsc::Sender<sse::Event>) {
-    let mut out = Out { tx, message: detail.message.clone(), sent: offset };
-    let poll = Duration::from_millis(state.llm.config.flush_interval_ms.max(50));
-    loop {
-        if let Some(live) = state.llm.registry.live(out.message.id) {
-            let (content, done, mut pieces) = lock_live(&live).follow();
-            drop(live);
-            if out.content(&content, 0).await.is_err() {
-                return;
-            }
-            if let Some(done) = done {
-                let _ = out.done(done).await;
-                return;
-            }
-            loop {
-                let sent = match pieces.recv().await {
-                    Ok(Piece::Delta(delta)) => out.content(&delta.delta, delta.offset).await,
-                    Ok(Piece::Done(done)) => {
-                        let _ = out.done(done).await;
-                        return;
-                    }
-                    // Fell behind: start again from the live content.
-                    Err(RecvError::Lagged(_)) => break,
-                    // Ended without telling us (another party wrote its end): read it below.
-                    Err(RecvError::Closed) => break,
-                };
-                if sent.is_err() {
-                    return;
-                }
-            }
-            if state.llm.registry.live(out.message.id).is_some() {
-                continue;
-            }
-        }
-        // Not running here: what the database has (flushed content; the end once written).
-        match state.services.answer_detail(user, out.message.id).await {
-            Ok(fresh) => detail = fresh,
-            Err(_) => return,
-        }
-        if out.content(&detail.message.content, 0).await.is_err() {
-            return;
-        }
-        if detail.message.status != MessageStatus::Streaming {
-            let generation = detail.generation.as_ref();
-            let done = MessageDone {
-                message_id: detail.message.id,
-                status: detail.message.status,
-                finish_reason: generation.and_then(|g| g.finish_reason.clone()),
-                usage: generation.and_then(|g| g.usage),
-                error: generation.and_then(|g| g.error.clone()),
-                length: detail.message.content.chars().count() as u32,
-            };
-            let _ = out.done(done).await;
-            return;
-        }
-        tokio::time::sleep(poll).await;
-    }
-}
-
-/// What one follower has been sent.
-struct Out {
-    tx: mpsc::Sender<sse::Event>,
-    message: Message,
-    /// Characters of the content the client has.
-    sent: u32,
-}
-
-impl Out {
-    /// Sends the part of `text` (which starts at character `at`) the client does not have yet.
-    async fn content(&mut self, text: &str, at: u32) -> Result<(), ()> {
-        let end = at + text.chars().count() as u32;
-        if end <= self.sent {
-            return Ok(());
-        }
-        let skip = self.sent.saturating_sub(at) as usize;
-        let rest: String = text.chars().skip(skip).collect();
-        let delta = MessageDelta { message_id: self.message.id, offset: self.sent, delta: rest };
-        self.sent = end;
-        self.send(EventBody::MessageDelta(delta)).await
-    }
-
-    async fn done(&mut self, done: MessageDone) -> Result<(), ()> {
-        self.send(EventBody::MessageDone(done)).await
-    }
-
-    async fn send(&mut self, body: EventBody) -> Result<(), ()> {
-        let kind = body.kind();
-        let event = Event::live(body, OffsetDateTime::now_utc()).about_message(
-            self.message.conversation_id,
-            self.message.root_id,
-            self.message.id,
-        );
-        let json = serde_json::to_string(&event).map_err(|_| ())?;
-        let data = sse::Data::new(json).event(kind).id(self.sent.to_string());
-        self.tx.send(sse::Event::Data(data)).await.map_err(|_| ())
-    }
 }
 
 /// The persisted chunks of an assistant message, in order (for clients that rebuild a stream).

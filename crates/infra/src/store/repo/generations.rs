@@ -10,7 +10,7 @@ use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use skein_domain::context::BranchMessage;
 use skein_domain::entities::{MessageRecord, NewGeneration, ThreadPatch};
-use skein_domain::ports::GenerationRepo;
+use skein_domain::ports::{AnswerFollower, GenerationRepo};
 use skein_domain::{DomainError, DomainResult};
 use skein_shared::assistant::{
     FeedbackRequest, FeedbackSummary, Generation, GenerationError, MessageChunk, Rating, Usage,
@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use super::TxError;
 use super::append::stored_time;
+use super::follow::Follower;
 use super::messages::{append_reply, under};
 use crate::store::codec::{enum_from_db, enum_to_db, ulid, unique_violation, uuid};
 use crate::store::job::ChatRequest;
@@ -36,6 +37,10 @@ use crate::store::{Store, db_error};
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
 
 impl GenerationRepo for Store {
+    fn follow_answer(&self, message: MessageId) -> Box<dyn AnswerFollower> {
+        Box::new(Follower::new(self.clone(), message))
+    }
+
     async fn branch(&self, path: &[MessageId]) -> DomainResult<Vec<BranchMessage>> {
         let mut conn = self.conn().await?;
         let ids: Vec<Uuid> = path.iter().map(|id| uuid(*id)).collect();

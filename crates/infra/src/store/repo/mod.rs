@@ -4,6 +4,7 @@ mod accounts;
 mod append;
 mod assistants;
 mod conversations;
+mod follow;
 mod generations;
 mod live;
 mod messages;
