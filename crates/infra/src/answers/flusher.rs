@@ -16,16 +16,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use diesel::sql_types::{Array, Integer, Text, Uuid as SqlUuid};
-use diesel_async::RunQueryDsl;
 use skein_shared::MessageId;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::registry::Registry;
 use crate::store::PgPool;
+use crate::store::answers as store;
 pub use crate::store::answers::Chunk;
-use crate::store::codec::{ulid, uuid};
 
 /// What a generation has received and not yet handed to a write.
 #[derive(Debug, Default)]
@@ -106,46 +104,12 @@ impl FlushQueue {
     }
 }
 
-#[derive(diesel::QueryableByName)]
-struct Stopped {
-    #[diesel(sql_type = SqlUuid)]
-    message_id: Uuid,
-}
-
-/// Writes the chunks (one statement) and returns which of `running` must stop: cancelled
-/// through the database (a cancel that reached another instance) or already ended by someone
-/// else (recovery on another instance that thought this one gone).
-async fn write(pool: &PgPool, runner: Uuid, chunks: &[Chunk], running: &[MessageId]) -> Result<Vec<MessageId>, String> {
-    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-    let ids: Vec<Uuid> = chunks.iter().map(|c| uuid(c.message_id)).collect();
-    let indexes: Vec<i32> = chunks.iter().map(|c| c.index).collect();
-    let offsets: Vec<i32> = chunks.iter().map(|c| c.offset as i32).collect();
-    let contents: Vec<&str> = chunks.iter().map(|c| c.content.as_str()).collect();
-    let running: Vec<Uuid> = running.iter().map(|id| uuid(*id)).collect();
-    let rows: Vec<Stopped> = diesel::sql_query(
-        "WITH chunk AS (INSERT INTO message_chunks (message_id, idx, char_offset, content) \
-           SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[]) ON CONFLICT DO NOTHING) \
-         SELECT message_id FROM generations \
-         WHERE runner = $5 AND message_id = ANY($6) AND (cancel_requested OR finished_at IS NOT NULL)",
-    )
-    .bind::<Array<SqlUuid>, _>(ids)
-    .bind::<Array<Integer>, _>(indexes)
-    .bind::<Array<Integer>, _>(offsets)
-    .bind::<Array<Text>, _>(contents)
-    .bind::<SqlUuid, _>(runner)
-    .bind::<Array<SqlUuid>, _>(running)
-    .load(&mut conn)
-    .await
-    .map_err(|e| e.to_string())?;
-    Ok(rows.into_iter().map(|r| MessageId(ulid(r.message_id))).collect())
-}
-
 /// Writes what was taken: all in one statement, or, when that fails, each answer's chunk on
 /// its own, so that a chunk PostgreSQL refuses holds back only its own answer. Returns the
 /// answers to stop; what could not be written goes back to the queue.
 async fn flush(queue: &FlushQueue, pool: &PgPool, runner: Uuid, running: &[MessageId]) -> Vec<MessageId> {
     let chunks = queue.take();
-    let error = match write(pool, runner, &chunks, running).await {
+    let error = match store::write_chunks(pool, runner, &chunks, running).await {
         Ok(stop) => return stop,
         Err(e) => e,
     };
@@ -157,7 +121,7 @@ async fn flush(queue: &FlushQueue, pool: &PgPool, runner: Uuid, running: &[Messa
     let mut stop = Vec::new();
     let mut failed = Vec::new();
     for chunk in chunks {
-        match write(pool, runner, std::slice::from_ref(&chunk), running).await {
+        match store::write_chunks(pool, runner, std::slice::from_ref(&chunk), running).await {
             Ok(more) => stop.extend(more),
             Err(e) => {
                 tracing::warn!(message = %chunk.message_id, error = %e, "cannot flush an answer's content");

@@ -24,7 +24,8 @@ use super::title;
 use crate::realtime::Signals;
 use crate::realtime::hub::Ephemeral;
 use crate::store::PgPool;
-use crate::store::answers::{self as store, Finish, StoreError};
+use crate::store::StoreError;
+use crate::store::answers::{self as store, Finish};
 use crate::store::job::Job;
 use skein_domain::ports::AnswerPiece;
 

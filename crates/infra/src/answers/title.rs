@@ -4,22 +4,15 @@
 
 use std::time::Duration;
 
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
 use futures_util::StreamExt;
 use skein_domain::context::PromptMessage;
-use skein_shared::event::{EventBody, ThreadActivity};
 use skein_shared::thread::MessageRole;
-use time::OffsetDateTime;
 
 use super::provider::{ChatRequest, Provider};
 use crate::realtime::Signals;
 use crate::store::PgPool;
-use crate::store::answers::{self as store, StoreError};
-use crate::store::codec::uuid;
+use crate::store::answers as store;
 use crate::store::job::Job;
-use crate::store::log::{self, NewEvent};
-use crate::store::schema::threads;
 
 /// Longest title kept (characters).
 const TITLE_MAX_CHARS: usize = 80;
@@ -52,7 +45,7 @@ pub async fn title_thread(pool: PgPool, signals: Signals, provider: &Provider, j
         tracing::info!(root = %job.root_id, "no title generated");
         return;
     };
-    match store_title(&pool, job, &title).await {
+    match store::set_generated_title(&pool, job, &title).await {
         Ok(true) => signals.committed(),
         Ok(false) => {}
         Err(e) => tracing::warn!(root = %job.root_id, error = %e, "cannot store a generated title"),
@@ -77,39 +70,6 @@ fn clean(raw: &str) -> Option<String> {
     let title: String = line.chars().take(TITLE_MAX_CHARS).collect();
     let title = title.trim().to_owned();
     (!title.is_empty()).then_some(title)
-}
-
-/// Sets the title unless the thread got one meanwhile; true when it did.
-async fn store_title(pool: &PgPool, job: &Job, title: &str) -> Result<bool, StoreError> {
-    let mut conn = store::conn(pool).await?;
-    let stored = conn
-        .transaction(async |conn| {
-            log::lock_conversation(conn, uuid(job.conversation_id)).await?;
-            let updated: Option<(i32, OffsetDateTime)> =
-                diesel::update(threads::table.find(uuid(job.root_id)).filter(threads::title.is_null()))
-                    .set(threads::title.eq(title))
-                    .returning((threads::reply_count, threads::last_activity_at))
-                    .get_result(conn)
-                    .await
-                    .optional()?;
-            let Some((reply_count, last_activity_at)) = updated else {
-                return Ok::<_, diesel::result::Error>(false);
-            };
-            let activity = ThreadActivity {
-                title: Some(title.to_owned()),
-                ..ThreadActivity::new(job.root_id, reply_count, last_activity_at)
-            };
-            let event = NewEvent::about_message(
-                job.conversation_id,
-                job.root_id,
-                job.root_id,
-                EventBody::ThreadActivity(activity),
-            );
-            log::append(conn, &event).await?;
-            Ok(true)
-        })
-        .await?;
-    Ok(stored)
 }
 
 #[cfg(test)]

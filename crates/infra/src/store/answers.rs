@@ -1,33 +1,21 @@
 //! The database side of a generation's end: the single terminal write with its events, and
-//! failing what a dead instance left behind. (Streamed content is written by `flusher.rs`.)
+//! failing what a dead instance left behind; the flusher's chunk writes; the generated title.
 
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Bool, Integer, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use skein_shared::assistant::{GenerationError, GenerationErrorCode, MessageDone, Usage};
-use skein_shared::event::{EventBody, StreamError};
+use skein_shared::event::{EventBody, StreamError, ThreadActivity};
 use skein_shared::thread::MessageStatus;
 use skein_shared::{ConversationId, ErrorCode, MessageId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::job::Job;
-use crate::store::PgPool;
 use crate::store::codec::{enum_to_db, ulid, uuid};
 use crate::store::log::{self, NewEvent};
-use crate::store::schema::{generations, message_chunks, messages};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database: {0}")]
-    Db(#[from] diesel::result::Error),
-    #[error("pool: {0}")]
-    Pool(String),
-}
-
-pub(crate) async fn conn(pool: &PgPool) -> Result<crate::store::PgConn, StoreError> {
-    pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))
-}
+use crate::store::schema::{generations, message_chunks, messages, threads};
+use crate::store::{PgPool, StoreError, conn};
 
 /// A piece of an answer's content taken for writing (by the flusher, or with the end).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,4 +278,76 @@ pub async fn keep_instance_lock(url: String, me: Uuid, mut conn: AsyncPgConnecti
         };
         tracing::info!(runner = %me, "liveness lock held again");
     }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Stopped {
+    #[diesel(sql_type = SqlUuid)]
+    message_id: Uuid,
+}
+
+/// The flusher's write: the chunks (one statement, idempotent) and returns which of `running` must stop: cancelled
+/// through the database (a cancel that reached another instance) or already ended by someone
+/// else (recovery on another instance that thought this one gone).
+pub async fn write_chunks(
+    pool: &PgPool,
+    runner: Uuid,
+    chunks: &[Chunk],
+    running: &[MessageId],
+) -> Result<Vec<MessageId>, StoreError> {
+    let mut conn = conn(pool).await?;
+    let ids: Vec<Uuid> = chunks.iter().map(|c| uuid(c.message_id)).collect();
+    let indexes: Vec<i32> = chunks.iter().map(|c| c.index).collect();
+    let offsets: Vec<i32> = chunks.iter().map(|c| c.offset as i32).collect();
+    let contents: Vec<&str> = chunks.iter().map(|c| c.content.as_str()).collect();
+    let running: Vec<Uuid> = running.iter().map(|id| uuid(*id)).collect();
+    let rows: Vec<Stopped> = diesel::sql_query(
+        "WITH chunk AS (INSERT INTO message_chunks (message_id, idx, char_offset, content) \
+           SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[]) ON CONFLICT DO NOTHING) \
+         SELECT message_id FROM generations \
+         WHERE runner = $5 AND message_id = ANY($6) AND (cancel_requested OR finished_at IS NOT NULL)",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<Integer>, _>(indexes)
+    .bind::<Array<Integer>, _>(offsets)
+    .bind::<Array<Text>, _>(contents)
+    .bind::<SqlUuid, _>(runner)
+    .bind::<Array<SqlUuid>, _>(running)
+    .load(&mut conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| MessageId(ulid(r.message_id))).collect())
+}
+
+/// Sets a generated title unless the thread got one meanwhile (with its `thread.activity`);
+/// true when it did.
+pub async fn set_generated_title(pool: &PgPool, job: &Job, title: &str) -> Result<bool, StoreError> {
+    let mut conn = conn(pool).await?;
+    let stored = conn
+        .transaction(async |conn| {
+            log::lock_conversation(conn, uuid(job.conversation_id)).await?;
+            let updated: Option<(i32, OffsetDateTime)> =
+                diesel::update(threads::table.find(uuid(job.root_id)).filter(threads::title.is_null()))
+                    .set(threads::title.eq(title))
+                    .returning((threads::reply_count, threads::last_activity_at))
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+            let Some((reply_count, last_activity_at)) = updated else {
+                return Ok::<_, diesel::result::Error>(false);
+            };
+            let activity = ThreadActivity {
+                title: Some(title.to_owned()),
+                ..ThreadActivity::new(job.root_id, reply_count, last_activity_at)
+            };
+            let event = NewEvent::about_message(
+                job.conversation_id,
+                job.root_id,
+                job.root_id,
+                EventBody::ThreadActivity(activity),
+            );
+            log::append(conn, &event).await?;
+            Ok(true)
+        })
+        .await?;
+    Ok(stored)
 }

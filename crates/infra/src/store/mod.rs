@@ -10,6 +10,7 @@ pub mod answers;
 pub mod codec;
 pub mod job;
 pub mod log;
+pub mod presence;
 pub mod read;
 pub(crate) mod repo;
 pub(crate) mod rows;
@@ -24,7 +25,7 @@ use diesel::Connection;
 use diesel::result::Error as DieselError;
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use skein_domain::DomainError;
@@ -53,6 +54,31 @@ pub enum SetupError {
     Start(String),
     #[error("{0}")]
     Provision(String),
+}
+
+/// What the store's own functions (those the runtimes call, outside the domain's ports) fail
+/// with. The domain sees it as [`DomainError`]: a pool that has no connection to give is
+/// `Unavailable`, a database error as [`db_error`] says.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] DieselError),
+    #[error("pool: {0}")]
+    Pool(String),
+}
+
+impl From<StoreError> for DomainError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Db(e) => db_error(e),
+            StoreError::Pool(e) => DomainError::Unavailable(e),
+        }
+    }
+}
+
+/// A pooled connection: the one way the store's functions take one.
+pub(crate) async fn conn(pool: &PgPool) -> Result<PgConn, StoreError> {
+    pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))
 }
 
 /// Pool settings from configuration.
@@ -157,7 +183,7 @@ impl Store {
     }
 
     pub(crate) async fn conn(&self) -> Result<PgConn, DomainError> {
-        self.pool.get().await.map_err(pool_error)
+        Ok(conn(&self.pool).await?)
     }
 }
 
@@ -218,10 +244,6 @@ pub async fn is_ready(pool: &PgPool, expected_version: &str) -> Result<(), Strin
         Some(v) if v.as_str() >= expected_version => Ok(()),
         other => Err(format!("migrations not applied (found {other:?}, need {expected_version})")),
     }
-}
-
-pub(crate) fn pool_error(err: PoolError) -> DomainError {
-    DomainError::Unavailable(err.to_string())
 }
 
 pub(crate) fn db_error(err: DieselError) -> DomainError {
