@@ -75,6 +75,11 @@ pub trait Credentials: Send + Sync {
     fn digest(&self, secret: &str) -> Vec<u8>;
 }
 
+/// The time, as the server's clock says (a test's manual clock drives expiry).
+pub trait Clock: Send + Sync {
+    fn now(&self) -> time::OffsetDateTime;
+}
+
 pub trait WorkspaceRepo: Send + Sync {
     fn create_workspace(
         &self,
@@ -354,6 +359,7 @@ pub trait LiveSignals: Send + Sync {
 /// Everything the services need, in one bound.
 pub trait Ports:
     AccountRepo
+    + Clock
     + Credentials
     + WorkspaceRepo
     + ConversationRepo
@@ -368,6 +374,7 @@ pub trait Ports:
 }
 impl<T> Ports for T where
     T: AccountRepo
+        + Clock
         + Credentials
         + WorkspaceRepo
         + ConversationRepo

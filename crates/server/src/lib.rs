@@ -96,7 +96,8 @@ impl Stopper {
 pub struct StartOptions {
     /// Stop gracefully on SIGINT/SIGTERM.
     pub handle_signals: bool,
-    /// The clock for typing expiry and presence timeouts (tests move a manual one).
+    /// The server's clock: expiry of sessions, invites and typing, presence timeouts, the time
+    /// of every row (tests move a manual one).
     pub clock: Clock,
 }
 
@@ -130,6 +131,7 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
         Realtime::start(&config.realtime, pool.clone(), database_url, options.clock.clone(), sessions.clone()).await?;
     let llm = Llm::start(&config.llm, pool.clone(), realtime.signals.clone(), database_url).await?;
     let store = Store::new(pool, hasher, Arc::new(realtime.signals.clone()), sessions)
+        .with_clock(options.clock.clone())
         .with_answers(Arc::new(llm.clone()))
         .with_live(Arc::new(realtime.clone()));
     let services = Services::new(store, config.limits.clone(), config.auth.policy()).with_catalog(config.llm.catalog());

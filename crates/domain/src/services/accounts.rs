@@ -1,7 +1,6 @@
 use skein_shared::ErrorCode;
 use skein_shared::UserId;
 use skein_shared::auth::{AuthResponse, LoginRequest, RegisterRequest, User};
-use time::OffsetDateTime;
 use ulid::Ulid;
 
 use super::Services;
@@ -33,7 +32,7 @@ impl<P: Ports> Services<P> {
     /// answer never tells whether a guess was right.
     pub async fn login(&self, req: LoginRequest) -> DomainResult<AuthResponse> {
         let email = req.email.trim().to_lowercase();
-        let now = OffsetDateTime::now_utc();
+        let now = self.ports.now();
         let window_start = now - self.auth.login_failure_window;
         let (failures, oldest) = self.ports.login_failures_since(&email, window_start).await?;
         if failures >= self.auth.login_max_failures {
@@ -71,7 +70,7 @@ impl<P: Ports> Services<P> {
     async fn start_session(&self, user: User) -> DomainResult<AuthResponse> {
         let token = self.ports.new_secret();
         let csrf_token = self.ports.new_secret();
-        let expires_at = OffsetDateTime::now_utc() + self.auth.session_absolute;
+        let expires_at = self.ports.now() + self.auth.session_absolute;
         self.ports
             .create_session(NewSession {
                 id: Ulid::generate(),

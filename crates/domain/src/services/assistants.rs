@@ -2,7 +2,6 @@
 
 use skein_shared::assistant::{Assistant, CreateAssistantRequest, UpdateAssistantRequest};
 use skein_shared::{AssistantId, Page, UserId, WorkspaceId};
-use time::OffsetDateTime;
 
 use super::{Services, keyset_page};
 use crate::cursor::decode_id_cursor;
@@ -28,7 +27,7 @@ impl<P: Ports> Services<P> {
             temperature: req.temperature,
             max_tokens: req.max_tokens,
             created_by: caller,
-            created_at: OffsetDateTime::now_utc(),
+            created_at: self.ports.now(),
         };
         self.check_assistant(&mut assistant)?;
         self.ports.create_assistant(assistant).await

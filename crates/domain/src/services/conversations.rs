@@ -5,7 +5,7 @@ use skein_shared::conversation::{
 };
 use skein_shared::event::MembershipChange;
 use skein_shared::{ConversationId, ErrorCode, Page, UserId, WorkspaceId};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use super::{Services, fixed_membership, keyset_page};
 use crate::cursor::{TimeCursor, decode_id_cursor};
@@ -71,7 +71,7 @@ impl<P: Ports> Services<P> {
             let (a, b) = (caller.min(others[0]), caller.max(others[0]));
             format!("{}:{a}:{b}", req.workspace_id)
         });
-        let now = OffsetDateTime::now_utc();
+        let now = self.ports.now();
         let record = ConversationRecord {
             id: ConversationId::generate(),
             workspace_id: req.workspace_id,
@@ -294,7 +294,7 @@ impl<P: Ports> Services<P> {
             check.fail("expires_in_seconds", "invalid", "must be between 1 second and 1 year");
         }
         check.finish()?;
-        let now = OffsetDateTime::now_utc();
+        let now = self.ports.now();
         let invite = Invite {
             code: self.ports.new_secret(),
             conversation_id: id,

@@ -157,7 +157,9 @@ impl<P: Ports> Services<P> {
     /// Follows an answer the caller may see, from `offset` (characters they already have).
     pub async fn follow_answer(&self, caller: UserId, id: MessageId, offset: u32) -> DomainResult<AnswerFollow> {
         let message = self.answer_detail(caller, id).await?.message;
-        Ok(AnswerFollow { source: self.ports.follow_answer(id), message, sent: offset, ended: false })
+        let ports = self.ports.clone();
+        let now = Box::new(move || ports.now());
+        Ok(AnswerFollow { source: self.ports.follow_answer(id), message, sent: offset, ended: false, now })
     }
 
     /// The persisted chunks of an assistant message, in order.
@@ -264,6 +266,7 @@ pub struct AnswerFollow {
     message: Message,
     sent: u32,
     ended: bool,
+    now: Box<dyn Fn() -> OffsetDateTime + Send>,
 }
 
 impl AnswerFollow {
@@ -280,7 +283,7 @@ impl AnswerFollow {
                 }
             };
             let m = &self.message;
-            let event = Event::live(body, OffsetDateTime::now_utc()).about_message(m.conversation_id, m.root_id, m.id);
+            let event = Event::live(body, (self.now)()).about_message(m.conversation_id, m.root_id, m.id);
             return Some((event, self.sent));
         }
         None

@@ -4,7 +4,7 @@ use skein_shared::auth::User;
 use skein_shared::conversation::Visibility;
 use skein_shared::event::{ConversationUnread, MarkReadRequest, PresenceInfo, StreamTokenResponse, UnreadResponse};
 use skein_shared::{ConversationId, MessageId, UserId};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use super::Services;
 use crate::entities::{ConversationRecord, Session};
@@ -18,7 +18,7 @@ impl<P: Ports> Services<P> {
     /// A short-lived token that opens streams (and nothing else) for this session.
     pub async fn issue_stream_token(&self, session: &Session, ttl: Duration) -> DomainResult<StreamTokenResponse> {
         let token = self.ports.new_secret();
-        let expires_at = OffsetDateTime::now_utc() + ttl;
+        let expires_at = self.ports.now() + ttl;
         self.ports.create_stream_token(session.id, self.ports.digest(&token), expires_at).await?;
         Ok(StreamTokenResponse { token, expires_at })
     }

@@ -35,6 +35,7 @@ use skein_shared::assistant::MessageDone;
 use skein_shared::event::PresenceInfo;
 use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 
+use crate::clock::Clock;
 use crate::crypto::PasswordHasher;
 use crate::store::job::Job;
 use crate::store::sessions::SessionCache;
@@ -154,6 +155,8 @@ pub struct Store {
     pub(crate) live: Option<Arc<dyn LiveRuntime>>,
     /// Sessions looked up recently (shared with the bus, which clears other instances' logouts).
     pub(crate) sessions: Arc<SessionCache>,
+    /// What "now" is for every rule and row with a time (the system clock, or a test's).
+    pub(crate) clock: Clock,
 }
 
 impl Store {
@@ -163,12 +166,26 @@ impl Store {
         after_commit: Arc<dyn AfterCommit>,
         sessions: Arc<SessionCache>,
     ) -> Self {
-        Self { pool, hasher: Arc::new(hasher), signals: after_commit, llm: None, live: None, sessions }
+        Self {
+            pool,
+            hasher: Arc::new(hasher),
+            signals: after_commit,
+            llm: None,
+            live: None,
+            sessions,
+            clock: Clock::System,
+        }
     }
 
     /// Assistant answers start on this runner.
     pub fn with_answers(mut self, runner: Arc<dyn AnswerRunner>) -> Self {
         self.llm = Some(runner);
+        self
+    }
+
+    /// Time is this clock's.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 

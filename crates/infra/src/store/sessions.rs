@@ -1,14 +1,14 @@
 //! Sessions recently looked up, so that most requests find their caller without a round
 //! trip to PostgreSQL.
 //!
-//! An entry is trusted for [`FRESH_FOR`] after it was read; then the next request reads the
+//! An entry is trusted for [`FRESH_FOR`] (by the server's clock) after it was read; then the next request reads the
 //! session again (which also keeps its idle timer running). A logout removes its entry here
 //! at once, and on every other instance through the event bus ([`super::AfterCommit::session_ended`]);
 //! should that message be lost, the entry still ages out within [`FRESH_FOR`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skein_domain::entities::Session;
 use time::OffsetDateTime;
@@ -27,7 +27,8 @@ pub struct SessionCache {
 struct Cached {
     session: Session,
     expires_at: OffsetDateTime,
-    read_at: Instant,
+    /// By the server's clock, as expiry is.
+    read_at: OffsetDateTime,
 }
 
 impl SessionCache {
@@ -35,18 +36,19 @@ impl SessionCache {
     pub fn get(&self, digest: &[u8], now: OffsetDateTime) -> Option<Session> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let cached = entries.get(digest)?;
-        (cached.read_at.elapsed() < FRESH_FOR && cached.expires_at > now).then(|| cached.session.clone())
+        (now - cached.read_at < FRESH_FOR && cached.expires_at > now).then(|| cached.session.clone())
     }
 
-    pub fn put(&self, digest: Vec<u8>, session: Session, expires_at: OffsetDateTime) {
+    /// Remembers a session read at `now`.
+    pub fn put(&self, digest: Vec<u8>, session: Session, expires_at: OffsetDateTime, now: OffsetDateTime) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= CAPACITY {
-            entries.retain(|_, c| c.read_at.elapsed() < FRESH_FOR);
+            entries.retain(|_, c| now - c.read_at < FRESH_FOR);
             if entries.len() >= CAPACITY {
                 entries.clear();
             }
         }
-        entries.insert(digest, Cached { session, expires_at, read_at: Instant::now() });
+        entries.insert(digest, Cached { session, expires_at, read_at: now });
     }
 
     /// The session ended (logout): no request may use it from now on.
@@ -80,13 +82,14 @@ mod tests {
         let cache = SessionCache::default();
         let now = OffsetDateTime::now_utc();
         let (kept, ended, expired) = (session(), session(), session());
-        cache.put(b"kept".to_vec(), kept.clone(), now + time::Duration::hours(1));
-        cache.put(b"ended".to_vec(), ended.clone(), now + time::Duration::hours(1));
-        cache.put(b"expired".to_vec(), expired, now + time::Duration::seconds(1));
+        cache.put(b"kept".to_vec(), kept.clone(), now + time::Duration::hours(1), now);
+        cache.put(b"ended".to_vec(), ended.clone(), now + time::Duration::hours(1), now);
+        cache.put(b"expired".to_vec(), expired, now + time::Duration::seconds(1), now);
         cache.forget(ended.id);
         assert_eq!(cache.get(b"kept", now).map(|s| s.id), Some(kept.id));
         assert!(cache.get(b"ended", now).is_none());
         assert!(cache.get(b"expired", now + time::Duration::seconds(2)).is_none());
         assert!(cache.get(b"unknown", now).is_none());
+        assert!(cache.get(b"kept", now + FRESH_FOR).is_none(), "read again once stale");
     }
 }

@@ -113,6 +113,7 @@ impl AccountRepo for Store {
 
     async fn create_session(&self, new: NewSession) -> DomainResult<()> {
         let mut conn = self.conn().await?;
+        let now = self.clock.now();
         diesel::insert_into(sessions::table)
             .values((
                 sessions::id.eq(uuid(new.id)),
@@ -120,6 +121,9 @@ impl AccountRepo for Store {
                 sessions::token_digest.eq(&new.token_digest),
                 sessions::csrf_token.eq(&new.csrf_token),
                 sessions::expires_at.eq(new.expires_at),
+                // The server's clock, which every later check reads.
+                sessions::created_at.eq(now),
+                sessions::last_used_at.eq(now),
             ))
             .execute(&mut conn)
             .await
@@ -128,7 +132,7 @@ impl AccountRepo for Store {
     }
 
     async fn find_session(&self, token_digest: &[u8], idle: Duration) -> DomainResult<Option<Session>> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         if let Some(session) = self.sessions.get(token_digest, now) {
             return Ok(Some(session));
         }
@@ -163,7 +167,7 @@ impl AccountRepo for Store {
         let session = Session { id: Ulid::from(id), user: user.into_user(), csrf_token };
         // Believed for a few seconds at most: idle expiry is minutes away at the least.
         let expires_at = expires_at.min(now + idle);
-        self.sessions.put(token_digest.to_vec(), session.clone(), expires_at);
+        self.sessions.put(token_digest.to_vec(), session.clone(), expires_at, now);
         Ok(Some(session))
     }
 
@@ -175,7 +179,7 @@ impl AccountRepo for Store {
     ) -> DomainResult<()> {
         let mut conn = self.conn().await?;
         // Expired tokens of any session go whenever a new one is made.
-        diesel::delete(stream_tokens::table.filter(stream_tokens::expires_at.le(OffsetDateTime::now_utc())))
+        diesel::delete(stream_tokens::table.filter(stream_tokens::expires_at.le(self.clock.now())))
             .execute(&mut conn)
             .await
             .map_err(db_error)?;
@@ -193,7 +197,7 @@ impl AccountRepo for Store {
 
     async fn find_stream_token(&self, token_digest: &[u8]) -> DomainResult<Option<User>> {
         let mut conn = self.conn().await?;
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let user = stream_tokens::table
             .inner_join(sessions::table.on(sessions::id.eq(stream_tokens::session_id)))
             .inner_join(users::table.on(users::id.eq(sessions::user_id)))
@@ -212,7 +216,7 @@ impl AccountRepo for Store {
     async fn revoke_session(&self, id: Ulid) -> DomainResult<()> {
         let mut conn = self.conn().await?;
         diesel::update(sessions::table.find(uuid(id)))
-            .set(sessions::revoked_at.eq(OffsetDateTime::now_utc()))
+            .set(sessions::revoked_at.eq(self.clock.now()))
             .execute(&mut conn)
             .await
             .map_err(db_error)?;

@@ -135,7 +135,7 @@ impl AssistantRepo for Store {
     async fn delete_assistant(&self, id: AssistantId) -> DomainResult<()> {
         let mut conn = self.conn().await?;
         diesel::update(assistants::table.find(uuid(id)))
-            .set(assistants::deleted_at.eq(OffsetDateTime::now_utc()))
+            .set(assistants::deleted_at.eq(self.clock.now()))
             .execute(&mut conn)
             .await
             .map_err(db_error)?;

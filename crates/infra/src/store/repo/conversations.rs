@@ -162,7 +162,7 @@ impl ConversationRepo for Store {
             visibility: patch.visibility.map(enum_to_db),
             history_visible: patch.history_visible_to_new_members,
             kind: patch.kind.map(enum_to_db),
-            archived_at: patch.archived.map(|a| a.then(OffsetDateTime::now_utc)),
+            archived_at: patch.archived.map(|a| a.then(|| self.clock.now())),
             default_assistant_id: patch.default_assistant_id.map(|a| a.map(uuid)),
         };
         let mut conn = self.conn().await?;
@@ -361,7 +361,7 @@ impl ConversationRepo for Store {
                 if member_role(conn, conv, user).await?.is_some() {
                     return Ok(Created::Existing(record.invite.conversation_id));
                 }
-                if !record.usable_at(OffsetDateTime::now_utc()) {
+                if !record.usable_at(self.clock.now()) {
                     return Err(DomainError::rule(
                         ErrorCode::InviteExpired,
                         "this invite has expired or has no uses left",
@@ -419,7 +419,7 @@ impl ConversationRepo for Store {
                 .filter(invites::conversation_id.eq(uuid(id)))
                 .filter(invites::revoked_at.is_null()),
         )
-        .set(invites::revoked_at.eq(OffsetDateTime::now_utc()))
+        .set(invites::revoked_at.eq(self.clock.now()))
         .execute(&mut conn)
         .await
         .map_err(db_error)?;

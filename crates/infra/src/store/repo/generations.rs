@@ -97,6 +97,7 @@ impl GenerationRepo for Store {
             content: String::new(),
             status: MessageStatus::Streaming,
             client_msg_id: None,
+            // Wall-clock, as every message's (see `insert_message`).
             created_at: stored_time(OffsetDateTime::now_utc()),
         };
         let path = under(&new.parent, &mut answer);
@@ -262,7 +263,7 @@ impl GenerationRepo for Store {
                     message_feedback::rating.eq(enum_to_db(f.rating)),
                     message_feedback::reason.eq(&f.reason),
                     message_feedback::comment.eq(&f.comment),
-                    message_feedback::updated_at.eq(OffsetDateTime::now_utc()),
+                    message_feedback::updated_at.eq(self.clock.now()),
                 );
                 diesel::insert_into(message_feedback::table)
                     .values(values.clone())

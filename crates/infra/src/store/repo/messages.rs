@@ -29,7 +29,9 @@ impl MessageRepo for Store {
             return Ok(Created::Existing(existing));
         }
         // One statement, committed on its own.
-        match append(&mut conn, &new).await {
+        // Messages carry wall-clock times (the activity order of threads and conversations
+        // follows them); the server's clock decides expiry.
+        match append(&mut conn, &new, OffsetDateTime::now_utc()).await {
             Ok(record) => {
                 self.signals.committed();
                 Ok(Created::New(record))
@@ -254,8 +256,8 @@ async fn seq_page(
 
 /// Inserts the message with its thread bookkeeping and its events (`thread.new` for a root;
 /// `message.created` and `thread.activity` for a reply) in one statement.
-async fn append(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<MessageRecord, TxError> {
-    let created_at = stored_time(OffsetDateTime::now_utc());
+async fn append(conn: &mut AsyncPgConnection, new: &NewMessage, now: OffsetDateTime) -> Result<MessageRecord, TxError> {
+    let created_at = stored_time(now);
     let mut message = Message {
         id: new.id,
         conversation_id: new.conversation_id,

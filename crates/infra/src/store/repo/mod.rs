@@ -47,6 +47,12 @@ impl From<TxError> for DomainError {
     }
 }
 
+impl skein_domain::ports::Clock for Store {
+    fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+}
+
 impl Credentials for Store {
     async fn hash_password(&self, password: String) -> Result<String, DomainError> {
         let hasher = self.hasher.clone();
