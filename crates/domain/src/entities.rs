@@ -269,3 +269,12 @@ pub struct ThreadPatch {
     pub tags: Option<Vec<String>>,
     pub settings: Option<skein_shared::assistant::ThreadSettings>,
 }
+
+/// Where a typing indicator is shown: the conversation, its thread, and the conversation's
+/// workspace when it is workspace-visible (its members see it too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TypingIn {
+    pub conversation: ConversationId,
+    pub root: Option<MessageId>,
+    pub open_to: Option<WorkspaceId>,
+}

@@ -336,16 +336,8 @@ pub trait GenerationRepo: Send + Sync {
 /// Live-only signals of the realtime runtime: typing indicators and presence. Never
 /// persisted as events; the services decide who may send and see them.
 pub trait LiveSignals: Send + Sync {
-    /// Starts or stops the user's typing indicator in a conversation (or one of its threads);
-    /// `open_to` is its workspace when the conversation is workspace-visible.
-    fn set_typing(
-        &self,
-        conversation: ConversationId,
-        root: Option<MessageId>,
-        open_to: Option<WorkspaceId>,
-        user: UserId,
-        typing: bool,
-    );
+    /// Starts or stops the user's typing indicator in a conversation (or one of its threads).
+    fn set_typing(&self, place: TypingIn, user: UserId, typing: bool);
     /// The user is here (or idle, with `away`); returns their presence now.
     fn heartbeat(&self, user: UserId, away: bool) -> impl Future<Output = DomainResult<PresenceInfo>> + Send;
     /// The presence of those of `users` who share a workspace with `viewer`.

@@ -7,7 +7,7 @@ use skein_shared::{ConversationId, MessageId, UserId};
 use time::Duration;
 
 use super::Services;
-use crate::entities::{ConversationRecord, Session};
+use crate::entities::{ConversationRecord, Session, TypingIn};
 use crate::ports::Ports;
 use crate::{DomainError, DomainResult};
 
@@ -90,7 +90,7 @@ impl<P: Ports> Services<P> {
                 return Err(DomainError::field("root_id", "not_a_thread", "not a thread root of this conversation"));
             }
         }
-        self.ports.set_typing(id, root, open_to, caller, typing);
+        self.ports.set_typing(TypingIn { conversation: id, root, open_to }, caller, typing);
         Ok(())
     }
 

@@ -32,8 +32,8 @@ pub use bus::{FanoutConfig, FanoutMode, Signals};
 pub use feed::{Feed, FeedError};
 pub use hub::{Hub, HubConfig, Scope};
 use skein_domain::DomainError;
+use skein_shared::UserId;
 use skein_shared::event::PresenceInfo;
-use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 pub use typing::{Typing, TypingIn};
 
 /// The `[realtime]` configuration.
@@ -135,15 +135,8 @@ impl Realtime {
 }
 
 impl LiveRuntime for Realtime {
-    fn set_typing(
-        &self,
-        conversation: ConversationId,
-        root: Option<MessageId>,
-        open_to: Option<WorkspaceId>,
-        user: UserId,
-        typing: bool,
-    ) {
-        self.typing.set(TypingIn { conversation, root, open_to }, user, typing);
+    fn set_typing(&self, place: TypingIn, user: UserId, typing: bool) {
+        self.typing.set(place, user, typing);
     }
 
     fn heartbeat(&self, user: UserId, away: bool) -> BoxFuture<'_, Result<PresenceInfo, DomainError>> {

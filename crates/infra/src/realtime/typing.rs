@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use skein_domain::entities::TypingIn;
 use skein_shared::event::{Event, EventBody, TypingUpdate};
 use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 use time::OffsetDateTime;
@@ -19,15 +20,6 @@ use super::hub::Ephemeral;
 use crate::clock::Clock;
 
 type Key = (ConversationId, Option<MessageId>, UserId);
-
-/// Where a typing indicator is shown: the conversation, its thread, and the conversation's
-/// workspace when it is workspace-visible (its members see it too).
-#[derive(Clone, Copy, Debug)]
-pub struct TypingIn {
-    pub conversation: ConversationId,
-    pub root: Option<MessageId>,
-    pub open_to: Option<WorkspaceId>,
-}
 
 #[derive(Clone)]
 pub struct Typing {

@@ -30,10 +30,11 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use skein_domain::DomainError;
 
+use skein_domain::entities::TypingIn;
 use skein_domain::ports::AnswerPiece;
 use skein_shared::assistant::MessageDone;
 use skein_shared::event::PresenceInfo;
-use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
+use skein_shared::{MessageId, UserId};
 
 use crate::clock::Clock;
 use crate::crypto::PasswordHasher;
@@ -124,14 +125,7 @@ pub type FollowHere = (String, Option<MessageDone>, tokio::sync::broadcast::Rece
 /// implement the domain's `LiveSignals`. Persistence defines it and knows nothing of how they
 /// travel.
 pub trait LiveRuntime: Send + Sync {
-    fn set_typing(
-        &self,
-        conversation: ConversationId,
-        root: Option<MessageId>,
-        open_to: Option<WorkspaceId>,
-        user: UserId,
-        typing: bool,
-    );
+    fn set_typing(&self, place: TypingIn, user: UserId, typing: bool);
     fn heartbeat(&self, user: UserId, away: bool) -> BoxFuture<'_, Result<PresenceInfo, DomainError>>;
     fn presence<'a>(
         &'a self,

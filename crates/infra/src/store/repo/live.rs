@@ -1,9 +1,10 @@
 //! Typing and presence: the domain's `LiveSignals`, carried by the realtime runtime.
 
+use skein_domain::entities::TypingIn;
 use skein_domain::ports::LiveSignals;
 use skein_domain::{DomainError, DomainResult};
+use skein_shared::UserId;
 use skein_shared::event::PresenceInfo;
-use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 
 use crate::store::{LiveRuntime, Store};
 
@@ -14,16 +15,9 @@ impl Store {
 }
 
 impl LiveSignals for Store {
-    fn set_typing(
-        &self,
-        conversation: ConversationId,
-        root: Option<MessageId>,
-        open_to: Option<WorkspaceId>,
-        user: UserId,
-        typing: bool,
-    ) {
+    fn set_typing(&self, place: TypingIn, user: UserId, typing: bool) {
         if let Some(live) = &self.live {
-            live.set_typing(conversation, root, open_to, user, typing);
+            live.set_typing(place, user, typing);
         }
     }
 
