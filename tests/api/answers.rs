@@ -245,6 +245,30 @@ async fn a_generation_stream_resumes_without_gap_or_duplicate() {
     refused.expect_problem(409, "not_an_assistant_message");
 }
 
+/// A follower's access is checked again while the answer streams: one who leaves the
+/// conversation stops receiving it (their conversation streams stop at once; this one within
+/// the re-check interval), and never gets its end.
+#[tokio::test]
+async fn a_follower_who_leaves_the_conversation_stops_receiving_the_answer() {
+    let s = setup().await;
+    let root = s.thread("Count slowly").await;
+    let answer = s.generate(&root, "tokens-300-every-20").await;
+    let id = answer["id"].as_str().unwrap();
+    let mut follow = SseClient::open(&s.app, &s.member, &format!("/api/messages/{id}/stream"), None).await;
+    read_follow(&mut follow, 3).await;
+    s.app.delete(&format!("/api/conversations/{}/members/{}", s.conv, s.member.id), &s.owner).await.expect(204);
+    let mut after = Vec::new();
+    loop {
+        match follow.next_within(Duration::from_secs(10)).await {
+            Ok(Some(event)) => after.push(event.kind().to_owned()),
+            Ok(None) => break,
+            Err(()) => panic!("the stream went on without ending"),
+        }
+    }
+    assert!(!after.iter().any(|k| k == "message.done"), "the end went to someone who left: {after:?}");
+    assert_eq!(s.ended(id).await["status"], "complete", "the answer itself went on");
+}
+
 #[tokio::test]
 async fn cancel_aborts_the_provider_request_and_keeps_the_partial_answer() {
     let s = setup().await;

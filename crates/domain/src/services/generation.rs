@@ -10,6 +10,10 @@ use skein_shared::conversation::Visibility;
 use skein_shared::event::{Event, EventBody};
 use skein_shared::thread::{Message, MessageRole, MessageStatus};
 use skein_shared::{AssistantId, ErrorCode, MessageId, UserId, WorkspaceId};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
 use time::OffsetDateTime;
 
 use super::{Services, ensure_can_post};
@@ -159,7 +163,20 @@ impl<P: Ports> Services<P> {
         let message = self.answer_detail(caller, id).await?.message;
         let ports = self.ports.clone();
         let now = Box::new(move || ports.now());
-        Ok(AnswerFollow { source: self.ports.follow_answer(id), message, sent: offset, ended: false, now })
+        let services = self.clone();
+        let may_still_see: Recheck = Box::new(move || {
+            let services = services.clone();
+            Box::pin(async move { services.answer_detail(caller, id).await.is_ok() })
+        });
+        Ok(AnswerFollow {
+            source: self.ports.follow_answer(id),
+            message,
+            sent: offset,
+            ended: false,
+            now,
+            may_still_see,
+            checked: Instant::now(),
+        })
     }
 
     /// The persisted chunks of an assistant message, in order.
@@ -267,12 +284,27 @@ pub struct AnswerFollow {
     sent: u32,
     ended: bool,
     now: Box<dyn Fn() -> OffsetDateTime + Send>,
+    /// Whether the follower may still see the answer (they may have left its conversation).
+    may_still_see: Recheck,
+    checked: Instant,
 }
+
+type Recheck = Box<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send>;
+
+/// How often a follower's access is checked again while the answer streams.
+const RECHECK_EVERY: Duration = Duration::from_secs(2);
 
 impl AnswerFollow {
     pub async fn next(&mut self) -> Option<(Event, u32)> {
         while !self.ended {
-            let body = match self.source.next().await? {
+            let piece = self.source.next().await?;
+            if self.checked.elapsed() >= RECHECK_EVERY {
+                if !(self.may_still_see)().await {
+                    return None;
+                }
+                self.checked = Instant::now();
+            }
+            let body = match piece {
                 AnswerPiece::Delta(delta) => match self.unsent(&delta) {
                     Some(delta) => EventBody::MessageDelta(delta),
                     None => continue,

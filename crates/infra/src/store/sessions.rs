@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use skein_domain::entities::Session;
 use time::OffsetDateTime;
@@ -21,7 +21,17 @@ const CAPACITY: usize = 100_000;
 
 #[derive(Default)]
 pub struct SessionCache {
-    entries: Mutex<HashMap<Vec<u8>, Cached>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<Vec<u8>, Cached>,
+    /// Each cached session's digest, so that a logout finds its entry at once.
+    by_id: HashMap<Ulid, Vec<u8>>,
+    /// Sessions ended lately: a lookup that read one just before its logout committed must
+    /// not cache it afterwards.
+    ended: HashMap<Ulid, Instant>,
 }
 
 struct Cached {
@@ -32,29 +42,46 @@ struct Cached {
 }
 
 impl SessionCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The session with this token digest, if it was read recently and has not expired.
     pub fn get(&self, digest: &[u8], now: OffsetDateTime) -> Option<Session> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let cached = entries.get(digest)?;
+        let inner = self.lock();
+        let cached = inner.entries.get(digest)?;
         (now - cached.read_at < FRESH_FOR && cached.expires_at > now).then(|| cached.session.clone())
     }
 
-    /// Remembers a session read at `now`.
+    /// Remembers a session read at `now`, unless it has ended since.
     pub fn put(&self, digest: Vec<u8>, session: Session, expires_at: OffsetDateTime, now: OffsetDateTime) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= CAPACITY {
-            entries.retain(|_, c| now - c.read_at < FRESH_FOR);
-            if entries.len() >= CAPACITY {
-                entries.clear();
-            }
+        let mut inner = self.lock();
+        if inner.ended.contains_key(&session.id) {
+            return;
         }
-        entries.insert(digest, Cached { session, expires_at, read_at: now });
+        if inner.entries.len() >= CAPACITY {
+            inner.entries.retain(|_, c| now - c.read_at < FRESH_FOR);
+            if inner.entries.len() >= CAPACITY {
+                inner.entries.clear();
+            }
+            let Inner { entries, by_id, .. } = &mut *inner;
+            by_id.retain(|_, digest| entries.contains_key(digest));
+        }
+        inner.by_id.insert(session.id, digest.clone());
+        inner.entries.insert(digest, Cached { session, expires_at, read_at: now });
     }
 
-    /// The session ended (logout): no request may use it from now on.
+    /// The session ended (logout): no request may use it from now on, including one whose
+    /// lookup is still in flight.
     pub fn forget(&self, session: Ulid) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|_, c| c.session.id != session);
+        let mut inner = self.lock();
+        if let Some(digest) = inner.by_id.remove(&session) {
+            inner.entries.remove(&digest);
+        }
+        // Lookups in flight finish within the pool's wait and a query; a cached entry is
+        // trusted for FRESH_FOR at most: remembering the end twice that long covers both.
+        inner.ended.retain(|_, at| at.elapsed() < FRESH_FOR * 2);
+        inner.ended.insert(session, Instant::now());
     }
 }
 
@@ -91,5 +118,11 @@ mod tests {
         assert!(cache.get(b"expired", now + time::Duration::seconds(2)).is_none());
         assert!(cache.get(b"unknown", now).is_none());
         assert!(cache.get(b"kept", now + FRESH_FOR).is_none(), "read again once stale");
+
+        // A lookup that read the session just before its logout cannot cache it after.
+        let late = session();
+        cache.forget(late.id);
+        cache.put(b"late".to_vec(), late, now + time::Duration::hours(1), now);
+        assert!(cache.get(b"late", now).is_none());
     }
 }
