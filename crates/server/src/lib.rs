@@ -138,7 +138,6 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
     let state = web::Data::new(AppStateInner {
         services,
         realtime: realtime.clone(),
-        llm: llm.clone(),
         secure_cookies: config.server.secure_cookies,
         expected_migration: store::latest_migration_version(),
     });

@@ -32,9 +32,10 @@ pub use bus::{FanoutConfig, FanoutMode, Signals};
 pub use feed::{Feed, FeedError};
 pub use hub::{Hub, HubConfig, Scope};
 use skein_domain::DomainError;
+use skein_domain::entities::TypingIn;
 use skein_shared::UserId;
 use skein_shared::event::PresenceInfo;
-pub use typing::{Typing, TypingIn};
+pub use typing::Typing;
 
 /// The `[realtime]` configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use skein_domain::entities::TypingIn;
+use skein_domain::entities::TypingIn;
 use skein_shared::event::{Event, EventBody, TypingUpdate};
 use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 use time::OffsetDateTime;
