@@ -205,8 +205,8 @@ impl Inbound {
             return;
         }
         for line in payload.split(|b| *b == b'\n') {
-            if let Some(id) = line.strip_prefix(&[SESSION_ENDED]) {
-                match std::str::from_utf8(id).ok().and_then(|id| id.parse().ok()) {
+            if let Some(ended) = ended_session(line) {
+                match ended {
                     Some(id) => self.sessions.forget(id),
                     None => tracing::warn!("unreadable session id on the event bus"),
                 }
@@ -218,6 +218,13 @@ impl Inbound {
             }
         }
     }
+}
+
+/// A line naming an ended session: `Some` with its id (`None` if unreadable); `None` for
+/// any other line.
+fn ended_session(line: &[u8]) -> Option<Option<ulid::Ulid>> {
+    let id = line.strip_prefix(&[SESSION_ENDED])?;
+    Some(std::str::from_utf8(id).ok().and_then(|id| id.parse().ok()))
 }
 
 /// What goes out next: the live events queued so far (as bus messages), or else a wake-up.
@@ -403,6 +410,20 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn ended_sessions_share_payloads_with_live_events_and_read_back() {
+        let (first, second) = (ulid::Ulid::generate(), ulid::Ulid::generate());
+        let batch = vec![Outgoing::SessionEnded(first), Outgoing::Live(delta("t")), Outgoing::SessionEnded(second)];
+        let payloads = pack(batch);
+        assert_eq!(payloads.len(), 1);
+        let lines: Vec<&str> = payloads[0].split('\n').collect();
+        let ended: Vec<_> = lines.iter().filter_map(|l| ended_session(l.as_bytes())).collect();
+        assert_eq!(ended, [Some(first), Some(second)]);
+        assert_eq!(deltas(&payloads).len(), 1, "the live event is still there");
+        assert_eq!(ended_session(b"-not-an-id"), Some(None), "unreadable, not taken for an event");
+        assert_eq!(ended_session(b"{\"type\":1}"), None);
     }
 
     #[test]
