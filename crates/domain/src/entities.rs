@@ -270,6 +270,17 @@ pub struct ThreadPatch {
     pub settings: Option<skein_shared::assistant::ThreadSettings>,
 }
 
+/// What an event stream follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedScope {
+    /// Every conversation the user can see: as a member, or as a (non-guest) member of the
+    /// workspace of a workspace-visible conversation.
+    Member,
+    /// One conversation, with its workspace and whether it is workspace-visible as the
+    /// stream opens (later events of the conversation update that).
+    Conversation { id: ConversationId, workspace: WorkspaceId, open: bool },
+}
+
 /// Where a typing indicator is shown: the conversation, its thread, and the conversation's
 /// workspace when it is workspace-visible (its members see it too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -348,6 +348,22 @@ pub trait LiveSignals: Send + Sync {
     ) -> impl Future<Output = DomainResult<Vec<PresenceInfo>>> + Send;
 }
 
+/// Event streams: what a client missed since its cursor (from the log), then live events, as
+/// the realtime runtime delivers them.
+pub trait EventFeeds: Send + Sync {
+    /// One client's stream; what it yields is the runtime's (events serialised once for
+    /// every subscriber), which the domain only hands on.
+    type Feed: Send + 'static;
+    /// Opens a stream for `user` resuming after `resume` (a client's cursor; one that cannot
+    /// be resumed from starts with a `resync`). The caller has checked `scope` is theirs.
+    fn open_feed(
+        &self,
+        user: UserId,
+        scope: FeedScope,
+        resume: Option<&str>,
+    ) -> impl Future<Output = DomainResult<Self::Feed>> + Send;
+}
+
 /// Everything the services need, in one bound.
 pub trait Ports:
     AccountRepo
@@ -360,6 +376,7 @@ pub trait Ports:
     + AssistantRepo
     + GenerationRepo
     + LiveSignals
+    + EventFeeds
     + Clone
     + 'static
 {
@@ -375,6 +392,7 @@ impl<T> Ports for T where
         + AssistantRepo
         + GenerationRepo
         + LiveSignals
+        + EventFeeds
         + Clone
         + 'static
 {

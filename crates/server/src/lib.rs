@@ -137,7 +137,7 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
     let services = Services::new(store, config.limits.clone(), config.auth.policy()).with_catalog(config.llm.catalog());
     let state = web::Data::new(AppStateInner {
         services,
-        realtime: realtime.clone(),
+        streams: config.realtime.clone(),
         secure_cookies: config.server.secure_cookies,
         expected_migration: store::latest_migration_version(),
     });

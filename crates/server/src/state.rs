@@ -2,12 +2,13 @@
 
 use skein_domain::Services;
 use skein_infra::Store;
-use skein_infra::realtime::Realtime;
+use skein_infra::realtime::RealtimeConfig;
 
 pub struct AppStateInner {
     pub services: Services<Store>,
-    /// Opening streams (and their settings); typing and presence go through the services.
-    pub realtime: Realtime,
+    /// How streams behave (keep-alives, allowed origins, stream tokens' lifetime); opening
+    /// them, typing and presence go through the services.
+    pub streams: RealtimeConfig,
     pub secure_cookies: bool,
     /// The newest migration version; `/readyz` checks it is applied.
     pub expected_migration: String,

@@ -7,7 +7,7 @@ use skein_shared::{ConversationId, MessageId, UserId};
 use time::Duration;
 
 use super::Services;
-use crate::entities::{ConversationRecord, Session, TypingIn};
+use crate::entities::{FeedScope, Session, TypingIn};
 use crate::ports::Ports;
 use crate::{DomainError, DomainResult};
 
@@ -27,14 +27,24 @@ impl<P: Ports> Services<P> {
         self.ports.find_stream_token(&self.ports.digest(token)).await?.ok_or(DomainError::Unauthenticated)
     }
 
-    /// The conversation whose stream the caller opens; `NotFound` when they may not see it.
-    pub async fn streamable_conversation(
+    /// Opens the caller's event stream: every conversation they can see, or `conversation`
+    /// only (`NotFound` when they may not see it), resuming after `resume`.
+    pub async fn open_feed(
         &self,
         caller: UserId,
-        id: ConversationId,
-    ) -> DomainResult<ConversationRecord> {
-        let (access, _) = self.visible_conversation(caller, id).await?;
-        Ok(access.conversation)
+        conversation: Option<ConversationId>,
+        resume: Option<&str>,
+    ) -> DomainResult<P::Feed> {
+        let scope = match conversation {
+            None => FeedScope::Member,
+            Some(id) => {
+                let (access, _) = self.visible_conversation(caller, id).await?;
+                let conversation = access.conversation;
+                let open = conversation.visibility == Visibility::Workspace;
+                FeedScope::Conversation { id, workspace: conversation.workspace_id, open }
+            }
+        };
+        self.ports.open_feed(caller, scope, resume).await
     }
 
     /// Moves the caller's read cursor to the message (forward only; an older message changes

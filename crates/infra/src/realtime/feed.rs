@@ -14,9 +14,12 @@ use skein_shared::event::{Event, EventBody, Resync, ResyncReason};
 use skein_shared::{ConversationId, UserId};
 use time::OffsetDateTime;
 
-use super::hub::{Delivered, Delivery, Hub, HubStopped, Scope, Subscription};
+use skein_domain::entities::FeedScope;
+
+use super::hub::{Delivered, Delivery, Hub, HubStopped, Subscription};
 use super::live::new_message_by;
 use crate::store::PgPool;
+use crate::store::delivery::DeliveryStream;
 use crate::store::read;
 
 /// Events per replay query.
@@ -64,12 +67,12 @@ impl Feed {
         hub: &Hub,
         pool: PgPool,
         user: UserId,
-        scope: Scope,
+        scope: FeedScope,
         resume: Option<&str>,
     ) -> Result<Self, FeedError> {
         let only = match scope {
-            Scope::Member => None,
-            Scope::Conversation { id, .. } => Some(id),
+            FeedScope::Member => None,
+            FeedScope::Conversation { id, .. } => Some(id),
         };
         let bounds = {
             let mut conn = pool.get().await.map_err(|e| FeedError::Database(e.to_string()))?;
@@ -105,6 +108,11 @@ impl Feed {
             batch: Vec::new().into_iter(),
             phase,
         })
+    }
+
+    /// The feed as a stream of its deliveries.
+    pub fn into_stream(self) -> DeliveryStream {
+        Box::pin(futures_util::stream::unfold(self, |mut feed| async move { Some((feed.next().await?, feed)) }))
     }
 
     /// The next event, or `None` when the stream is over (the hub stopped, the subscriber

@@ -2,39 +2,11 @@
 //! events as they travel between instances, and which deliveries change unread counts.
 //! (A leaf: the hub, the bus, the presence router and the unread notifier all use it.)
 
-use std::sync::Arc;
-
-use bytestring::ByteString;
 use skein_domain::cursor::EventCursor;
 use skein_shared::event::{Event, EventBody};
 use skein_shared::{ConversationId, UserId, WorkspaceId};
 
-use crate::store::read::LoggedEvent;
-
-/// One event, serialised once for every subscriber that receives it: its text and cursor are
-/// shared (cloning them is a reference count), so a delivery costs no copy per subscriber
-/// until its frame is written.
-#[derive(Debug)]
-pub struct Delivered {
-    /// The cursor as clients see it (the SSE `id:`); `None` for live-only events.
-    pub id: Option<ByteString>,
-    pub kind: &'static str,
-    pub json: ByteString,
-}
-
-impl Delivered {
-    pub fn new(cursor: Option<EventCursor>, event: &Event) -> Self {
-        // Serialising our own types cannot fail; an empty object keeps the stream going if it did.
-        let json = serde_json::to_string(event).unwrap_or_else(|_| "{}".into());
-        Self { id: cursor.map(|c| c.encode().into()), kind: event.body.kind(), json: json.into() }
-    }
-
-    pub fn logged(event: &LoggedEvent) -> Self {
-        Self::new(Some(event.cursor), &event.event)
-    }
-}
-
-pub type Delivery = Arc<Delivered>;
+pub use crate::store::delivery::{Delivered, Delivery};
 
 /// What one pass of the hub has for one subscriber, in order.
 pub type Batch = Vec<Delivery>;

@@ -25,14 +25,15 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::clock::Clock;
 use crate::realtime::presence::{Presence, PresencePolicy};
+use crate::store::delivery::DeliveryStream;
 use crate::store::read;
 use crate::store::sessions::SessionCache;
 use crate::store::{BoxFuture, LiveRuntime, PgPool, SetupError};
 pub use bus::{FanoutConfig, FanoutMode, Signals};
-pub use feed::{Feed, FeedError};
-pub use hub::{Hub, HubConfig, Scope};
+use feed::{Feed, FeedError};
+pub use hub::{Hub, HubConfig};
 use skein_domain::DomainError;
-use skein_domain::entities::TypingIn;
+use skein_domain::entities::{FeedScope, TypingIn};
 use skein_shared::UserId;
 use skein_shared::event::PresenceInfo;
 pub use typing::Typing;
@@ -88,12 +89,12 @@ impl Default for RealtimeConfig {
 /// Everything realtime on this instance.
 #[derive(Clone)]
 pub struct Realtime {
-    pub hub: Hub,
+    hub: Hub,
+    /// What the store and the answer runtime tell other instances through.
     pub signals: Signals,
-    pub typing: Typing,
-    pub presence: Presence,
-    pub pool: PgPool,
-    pub config: RealtimeConfig,
+    typing: Typing,
+    presence: Presence,
+    pool: PgPool,
 }
 
 impl Realtime {
@@ -126,7 +127,7 @@ impl Realtime {
         let presence = Presence::new(pool.clone(), clock.clone(), config.presence, signals.clone());
         tokio::spawn(presence.clone().run_sweeper());
         tokio::spawn(prune_periodically(pool.clone(), config.clone(), clock));
-        Ok(Self { hub, signals, typing, presence, pool, config: config.clone() })
+        Ok(Self { hub, signals, typing, presence, pool })
     }
 
     /// Ends every stream on this instance (clients reconnect elsewhere).
@@ -136,6 +137,21 @@ impl Realtime {
 }
 
 impl LiveRuntime for Realtime {
+    fn open_feed<'a>(
+        &'a self,
+        user: UserId,
+        scope: FeedScope,
+        resume: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<DeliveryStream, DomainError>> {
+        Box::pin(async move {
+            let feed = Feed::open(&self.hub, self.pool.clone(), user, scope, resume).await.map_err(|e| match e {
+                FeedError::Stopped(_) => DomainError::Unavailable("this server is shutting down".into()),
+                FeedError::Database(e) => DomainError::Unavailable(format!("opening a stream: {e}")),
+            })?;
+            Ok(feed.into_stream())
+        })
+    }
+
     fn set_typing(&self, place: TypingIn, user: UserId, typing: bool) {
         self.typing.set(place, user, typing);
     }

@@ -3,11 +3,12 @@
 //!
 //! - `repo/`: the ports, one file per area; `log` / `read`: writing and reading the event log;
 //! - `answers`: generations' ends and recovery (`repo/generations.rs` starts them);
-//! - `job`: what a started answer hands the answer runtime;
+//! - `job`: what a started answer hands the answer runtime; `delivery`: events as streams send them;
 //! - `schema`, `rows`, `codec`: tables, row mapping, enums in their wire spelling.
 
 pub mod answers;
 pub mod codec;
+pub mod delivery;
 pub mod job;
 pub mod log;
 pub mod presence;
@@ -30,7 +31,7 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use skein_domain::DomainError;
 
-use skein_domain::entities::TypingIn;
+use skein_domain::entities::{FeedScope, TypingIn};
 use skein_domain::ports::AnswerPiece;
 use skein_shared::assistant::MessageDone;
 use skein_shared::event::PresenceInfo;
@@ -40,6 +41,7 @@ use crate::clock::Clock;
 use crate::crypto::PasswordHasher;
 use crate::store::job::Job;
 use crate::store::sessions::SessionCache;
+use delivery::DeliveryStream;
 
 pub type PgPool = Pool<AsyncPgConnection>;
 pub type PgConn = Object<AsyncPgConnection>;
@@ -121,10 +123,16 @@ pub trait AnswerRunner: Send + Sync {
 /// Following an answer that runs on this instance.
 pub type FollowHere = (String, Option<MessageDone>, tokio::sync::broadcast::Receiver<AnswerPiece>);
 
-/// The realtime runtime's live-only signals (typing, presence), as the store needs them to
-/// implement the domain's `LiveSignals`. Persistence defines it and knows nothing of how they
-/// travel.
+/// The realtime runtime (typing, presence, event streams), as the store needs it to implement
+/// the domain's `LiveSignals` and `EventFeeds`. Persistence defines it and knows nothing of
+/// how events travel.
 pub trait LiveRuntime: Send + Sync {
+    fn open_feed<'a>(
+        &'a self,
+        user: UserId,
+        scope: FeedScope,
+        resume: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<DeliveryStream, DomainError>>;
     fn set_typing(&self, place: TypingIn, user: UserId, typing: bool);
     fn heartbeat(&self, user: UserId, away: bool) -> BoxFuture<'_, Result<PresenceInfo, DomainError>>;
     fn presence<'a>(

@@ -8,9 +8,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, get, post, we
 use actix_web_lab::sse;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use skein_infra::realtime::hub::Delivery;
-use skein_infra::realtime::{Feed, FeedError, Scope};
-use skein_shared::conversation::Visibility;
+use skein_infra::store::delivery::{Delivery, DeliveryStream};
 use skein_shared::event::{ClientFrame, Event, EventBody, StreamError, StreamTokenResponse};
 use skein_shared::{ConversationId, ErrorCode, UserId};
 use utoipa::IntoParams;
@@ -50,7 +48,7 @@ pub struct WsParams {
 #[utoipa::path(tag = "streams", responses((status = 200, description = "A stream token", body = StreamTokenResponse)))]
 #[post("/stream/token")]
 async fn stream_token(state: AppState, caller: Caller) -> ApiResult<web::Json<StreamTokenResponse>> {
-    let ttl = time::Duration::seconds(state.realtime.config.stream_token_ttl_secs as i64);
+    let ttl = time::Duration::seconds(state.streams.stream_token_ttl_secs as i64);
     Ok(web::Json(state.services.issue_stream_token(&caller.session, ttl).await?))
 }
 
@@ -64,7 +62,7 @@ async fn stream_token(state: AppState, caller: Caller) -> ApiResult<web::Json<St
 #[get("/stream")]
 async fn stream_all(req: HttpRequest, state: AppState, params: web::Query<StreamParams>) -> ApiResult<impl Responder> {
     let user = stream_user(&req, &state, params.token.as_deref()).await?;
-    sse_response(&state, user, Scope::Member, resume_cursor(&req, params.after.as_deref())).await
+    sse_response(&state, user, None, resume_cursor(&req, params.after.as_deref())).await
 }
 
 /// One conversation's events, as Server-Sent Events (for bots and services).
@@ -78,8 +76,7 @@ async fn stream_conversation(
     params: web::Query<StreamParams>,
 ) -> ApiResult<impl Responder> {
     let user = stream_user(&req, &state, params.token.as_deref()).await?;
-    let scope = conversation_scope(&state, user, id.into_inner()).await?;
-    sse_response(&state, user, scope, resume_cursor(&req, params.after.as_deref())).await
+    sse_response(&state, user, Some(id.into_inner()), resume_cursor(&req, params.after.as_deref())).await
 }
 
 /// The same events over a WebSocket (one JSON envelope per text frame). The client may send
@@ -97,11 +94,7 @@ async fn websocket(
 ) -> ApiResult<HttpResponse> {
     check_origin(&req, &state)?;
     let user = stream_user(&req, &state, params.token.as_deref()).await?;
-    let scope = match params.conversation_id {
-        Some(id) => conversation_scope(&state, user, id).await?,
-        None => Scope::Member,
-    };
-    let feed = open_feed(&state, user, scope, params.after.as_deref()).await?;
+    let feed = state.services.open_feed(user, params.conversation_id, params.after.as_deref()).await?;
     let (response, session, messages) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("not a WebSocket handshake: {e}")))?;
     actix_web::rt::spawn(websocket_session(state.clone(), user, feed, session, messages));
@@ -111,16 +104,13 @@ async fn websocket(
 async fn sse_response(
     state: &AppState,
     user: UserId,
-    scope: Scope,
+    conversation: Option<ConversationId>,
     resume: Option<String>,
 ) -> ApiResult<impl Responder + use<>> {
-    let feed = open_feed(state, user, scope, resume.as_deref()).await?;
-    let events = futures_util::stream::unfold(feed, |mut feed| async move {
-        let delivery = feed.next().await?;
-        Some((Ok::<_, std::convert::Infallible>(sse_event(&delivery)), feed))
-    });
+    let feed = state.services.open_feed(user, conversation, resume.as_deref()).await?;
+    let events = feed.map(|delivery| Ok::<_, std::convert::Infallible>(sse_event(&delivery)));
     Ok(sse::Sse::from_stream(events)
-        .with_keep_alive(Duration::from_secs(state.realtime.config.keep_alive_secs.clamp(1, 15)))
+        .with_keep_alive(Duration::from_secs(state.streams.keep_alive_secs.clamp(1, 15)))
         .with_retry_duration(RETRY))
 }
 
@@ -130,20 +120,6 @@ fn sse_event(delivery: &Delivery) -> sse::Event {
         Some(id) => data.id(id.clone()),
         None => data,
     })
-}
-
-async fn open_feed(state: &AppState, user: UserId, scope: Scope, resume: Option<&str>) -> ApiResult<Feed> {
-    let realtime = &state.realtime;
-    Feed::open(&realtime.hub, realtime.pool.clone(), user, scope, resume).await.map_err(|e| match e {
-        FeedError::Stopped(_) => ApiError::new(ErrorCode::ServiceUnavailable, "This server is shutting down"),
-        FeedError::Database(_) => ApiError::new(ErrorCode::ServiceUnavailable, "The database is unavailable"),
-    })
-}
-
-async fn conversation_scope(state: &AppState, user: UserId, id: ConversationId) -> ApiResult<Scope> {
-    let conversation = state.services.streamable_conversation(user, id).await?;
-    let open = conversation.visibility == Visibility::Workspace;
-    Ok(Scope::Conversation { id, workspace: conversation.workspace_id, open })
 }
 
 /// `Last-Event-ID`, else `?after=`.
@@ -174,7 +150,7 @@ fn check_origin(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
     };
     let host = req.connection_info().host().to_owned();
     let same_host = origin.split_once("://").is_some_and(|(_, rest)| rest == host);
-    if same_host || state.realtime.config.allowed_origins.iter().any(|o| o == origin) {
+    if same_host || state.streams.allowed_origins.iter().any(|o| o == origin) {
         Ok(())
     } else {
         Err(ApiError::new(ErrorCode::Forbidden, "This origin may not open a WebSocket here"))
@@ -184,11 +160,11 @@ fn check_origin(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
 async fn websocket_session(
     state: AppState,
     user: UserId,
-    mut feed: Feed,
+    mut feed: DeliveryStream,
     mut session: actix_ws::Session,
     messages: actix_ws::MessageStream,
 ) {
-    let keep_alive = Duration::from_secs(state.realtime.config.keep_alive_secs.clamp(1, 15));
+    let keep_alive = Duration::from_secs(state.streams.keep_alive_secs.clamp(1, 15));
     let mut messages = messages.max_frame_size(64 * 1024).aggregate_continuations();
     let mut ping = tokio::time::interval(keep_alive);
     let mut last_heard = Instant::now();

@@ -12,7 +12,9 @@ use skein_shared::{ConversationId, UserId};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::answers::{AnswerStreams, DONE_RECHECK};
-use super::protocol::{Command, HubConfig, Registration, Scope, Subscription};
+use skein_domain::entities::FeedScope;
+
+use super::protocol::{Command, HubConfig, Registration, Subscription};
 use super::rule::{Viewer, closes_to_workspace, covers, relevant};
 use crate::realtime::live::{Batch, Delivered, Delivery, Routed, Touched, new_message_by};
 use crate::store::PgPool;
@@ -56,7 +58,7 @@ pub(super) struct Actor {
 const DEFER_AT_MOST: Duration = Duration::from_secs(5);
 
 /// Subscribe requests waiting for their spans.
-type PendingSubscribe = (UserId, Scope, Option<EventCursor>, oneshot::Sender<Subscription>);
+type PendingSubscribe = (UserId, FeedScope, Option<EventCursor>, oneshot::Sender<Subscription>);
 
 impl Actor {
     pub(super) fn new(
@@ -229,11 +231,11 @@ impl Actor {
             }
             // Routed by what may still have events for them.
             for (of, span) in &sub.viewer.spans {
-                if matches!(scope, Scope::Member) && span.until.is_none_or(|u| u > self.position) {
+                if matches!(scope, FeedScope::Member) && span.until.is_none_or(|u| u > self.position) {
                     self.by_span.entry(*of).or_default().insert(id);
                 }
             }
-            if let Scope::Conversation { id: conversation, .. } = scope {
+            if let FeedScope::Conversation { id: conversation, .. } = scope {
                 // A per-conversation stream is routed by its conversation alone.
                 self.by_span.entry(SpanOf::Conversation(conversation)).or_default().insert(id);
             }
@@ -258,8 +260,8 @@ impl Actor {
         }
         let Some(sub) = self.subs.remove(&id) else { return };
         for of in sub.viewer.spans.iter().map(|(of, _)| *of).chain(match sub.viewer.scope {
-            Scope::Conversation { id, .. } => Some(SpanOf::Conversation(id)),
-            Scope::Member => None,
+            FeedScope::Conversation { id, .. } => Some(SpanOf::Conversation(id)),
+            FeedScope::Member => None,
         }) {
             self.unroute(of, id);
         }
@@ -305,7 +307,7 @@ impl Actor {
         let mut touched = HashSet::new();
         for id in candidates {
             let Some(sub) = self.subs.get_mut(&id) else { continue };
-            if let (Scope::Conversation { open, .. }, Some(_)) = (&mut sub.viewer.scope, event.conversation_id) {
+            if let (FeedScope::Conversation { open, .. }, Some(_)) = (&mut sub.viewer.scope, event.conversation_id) {
                 // Per-conversation streams track their conversation's visibility.
                 *open = event.open && !closes;
             }
@@ -362,15 +364,15 @@ impl Actor {
             }
             sub.viewer.reconcile(of, event.cursor, open);
             match sub.viewer.scope {
-                Scope::Member => route.push((*id, open)),
+                FeedScope::Member => route.push((*id, open)),
                 // Its conversation's events are still delivered up to the membership event;
                 // a workspace-level event is not on this stream, so the stream ends now.
-                Scope::Conversation { .. }
+                FeedScope::Conversation { .. }
                     if matches!(of, SpanOf::Workspace(_)) && sub.viewer.lost_its_conversation() =>
                 {
                     ended.push(*id)
                 }
-                Scope::Conversation { .. } => {}
+                FeedScope::Conversation { .. } => {}
             }
         }
         for (id, open) in route {

@@ -38,7 +38,8 @@ use crate::store::read;
 
 pub use super::live::{Batch, Delivered, Delivery, Ephemeral, Routed};
 use protocol::Command;
-pub use protocol::{HubConfig, Scope, Subscription};
+pub use protocol::{HubConfig, Subscription};
+use skein_domain::entities::FeedScope;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the event hub has stopped")]
@@ -81,7 +82,7 @@ impl Hub {
     pub async fn subscribe(
         &self,
         user: UserId,
-        scope: Scope,
+        scope: FeedScope,
         after: Option<EventCursor>,
     ) -> Result<Subscription, HubStopped> {
         let (reply, rx) = oneshot::channel();

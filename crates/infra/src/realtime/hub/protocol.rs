@@ -5,21 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Duration;
 
 use skein_domain::cursor::EventCursor;
-use skein_shared::{ConversationId, UserId, WorkspaceId};
+use skein_domain::entities::FeedScope;
+use skein_shared::{ConversationId, UserId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::realtime::live::{Batch, Delivery, Touched};
-
-/// What a subscriber follows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
-    /// Every conversation the user can see: as a member, or as a (non-guest) member of the
-    /// workspace of a workspace-visible conversation.
-    Member,
-    /// One conversation, with its workspace and whether it is workspace-visible as the
-    /// stream opens (later events of the conversation update that).
-    Conversation { id: ConversationId, workspace: WorkspaceId, open: bool },
-}
 
 #[derive(Clone, Copy, Debug)]
 pub struct HubConfig {
@@ -58,7 +48,7 @@ impl Drop for Registration {
 pub(super) enum Command {
     Subscribe {
         user: UserId,
-        scope: Scope,
+        scope: FeedScope,
         after: Option<EventCursor>,
         reply: oneshot::Sender<Subscription>,
     },

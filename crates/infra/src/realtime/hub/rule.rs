@@ -16,14 +16,14 @@ use skein_shared::conversation::Visibility;
 use skein_shared::event::EventBody;
 use skein_shared::{ConversationId, UserId, WorkspaceId};
 
-use super::protocol::Scope;
 use crate::store::read::{LoggedEvent, Span, SpanOf};
+use skein_domain::entities::FeedScope;
 
 /// A subscriber as the rule sees it.
 #[derive(Clone, Debug)]
 pub(super) struct Viewer {
     pub user: UserId,
-    pub scope: Scope,
+    pub scope: FeedScope,
     /// Membership spans by conversation, and non-guest workspace membership spans, sorted
     /// by what they are of. (A sorted vector rather than a map: a few entries per
     /// connection, and ten thousand idle connections must stay small.)
@@ -45,11 +45,11 @@ fn open_now(spans: &[(SpanOf, Span)], of: SpanOf) -> bool {
 }
 
 /// Whether spans of `of` matter to a stream of `scope`.
-pub(super) fn relevant(scope: Scope, of: SpanOf) -> bool {
+pub(super) fn relevant(scope: FeedScope, of: SpanOf) -> bool {
     match (scope, of) {
-        (Scope::Member, _) => true,
-        (Scope::Conversation { id, .. }, SpanOf::Conversation(c)) => c == id,
-        (Scope::Conversation { workspace, .. }, SpanOf::Workspace(w)) => w == workspace,
+        (FeedScope::Member, _) => true,
+        (FeedScope::Conversation { id, .. }, SpanOf::Conversation(c)) => c == id,
+        (FeedScope::Conversation { workspace, .. }, SpanOf::Workspace(w)) => w == workspace,
     }
 }
 
@@ -59,7 +59,7 @@ pub(super) fn closes_to_workspace(body: &EventBody) -> bool {
 }
 
 impl Viewer {
-    pub fn new(user: UserId, scope: Scope, mut spans: Vec<(SpanOf, Span)>) -> Self {
+    pub fn new(user: UserId, scope: FeedScope, mut spans: Vec<(SpanOf, Span)>) -> Self {
         spans.retain(|(of, _)| relevant(scope, *of));
         spans.sort_by_key(|(of, span)| (*of, span.from));
         Self { user, scope, spans }
@@ -67,8 +67,8 @@ impl Viewer {
 
     pub fn wants(&self, conversation: ConversationId) -> bool {
         match self.scope {
-            Scope::Member => true,
-            Scope::Conversation { id, .. } => id == conversation,
+            FeedScope::Member => true,
+            FeedScope::Conversation { id, .. } => id == conversation,
         }
     }
 
@@ -78,7 +78,7 @@ impl Viewer {
         }
         let Some(conversation) = event.conversation_id else {
             // The user's own workspace-level events: on the all-conversations stream.
-            return self.scope == Scope::Member;
+            return self.scope == FeedScope::Member;
         };
         self.wants(conversation)
             && (covers(&self.spans, SpanOf::Conversation(conversation), event.cursor)
@@ -96,8 +96,8 @@ impl Viewer {
     /// A per-conversation stream that can no longer see its conversation: it ends.
     pub fn lost_its_conversation(&self) -> bool {
         match self.scope {
-            Scope::Member => false,
-            Scope::Conversation { id, workspace, open } => !self.present_in(id, open.then_some(workspace)),
+            FeedScope::Member => false,
+            FeedScope::Conversation { id, workspace, open } => !self.present_in(id, open.then_some(workspace)),
         }
     }
 
@@ -146,7 +146,7 @@ mod tests {
         let (c, other, ws) = (ConversationId::generate(), ConversationId::generate(), WorkspaceId::generate());
         let member = Viewer::new(
             UserId::generate(),
-            Scope::Member,
+            FeedScope::Member,
             vec![
                 (SpanOf::Conversation(c), Span { from: at(10), until: Some(at(20)) }),
                 (SpanOf::Workspace(ws), Span { from: at(30), until: None }),
@@ -169,8 +169,8 @@ mod tests {
         let (c, ws) = (ConversationId::generate(), WorkspaceId::generate());
         let user = UserId::generate();
         let spans = vec![(SpanOf::Conversation(c), Span { from: at(1), until: None })];
-        let all = Viewer::new(user, Scope::Member, spans.clone());
-        let one = Viewer::new(user, Scope::Conversation { id: c, workspace: ws, open: false }, spans);
+        let all = Viewer::new(user, FeedScope::Member, spans.clone());
+        let one = Viewer::new(user, FeedScope::Conversation { id: c, workspace: ws, open: false }, spans);
         let mut to_other = event(Some(c), ws, 5, false);
         to_other.audience = Some(UserId::generate());
         assert!(!all.may_see(&to_other) && !one.may_see(&to_other));
@@ -185,7 +185,7 @@ mod tests {
     fn reconcile_opens_and_closes_once_and_ends_a_stream_that_lost_its_conversation() {
         let (c, ws) = (ConversationId::generate(), WorkspaceId::generate());
         let mut viewer =
-            Viewer::new(UserId::generate(), Scope::Conversation { id: c, workspace: ws, open: false }, vec![]);
+            Viewer::new(UserId::generate(), FeedScope::Conversation { id: c, workspace: ws, open: false }, vec![]);
         assert!(viewer.lost_its_conversation());
         viewer.reconcile(SpanOf::Conversation(c), at(5), true);
         viewer.reconcile(SpanOf::Conversation(c), at(6), true);

@@ -1,11 +1,13 @@
-//! Typing and presence: the domain's `LiveSignals`, carried by the realtime runtime.
+//! Typing, presence and event streams: the domain's `LiveSignals` and `EventFeeds`, carried by
+//! the realtime runtime.
 
-use skein_domain::entities::TypingIn;
-use skein_domain::ports::LiveSignals;
+use skein_domain::entities::{FeedScope, TypingIn};
+use skein_domain::ports::{EventFeeds, LiveSignals};
 use skein_domain::{DomainError, DomainResult};
 use skein_shared::UserId;
 use skein_shared::event::PresenceInfo;
 
+use crate::store::delivery::DeliveryStream;
 use crate::store::{LiveRuntime, Store};
 
 impl Store {
@@ -27,5 +29,13 @@ impl LiveSignals for Store {
 
     async fn presence(&self, viewer: UserId, users: &[UserId]) -> DomainResult<Vec<PresenceInfo>> {
         self.live()?.presence(viewer, users).await
+    }
+}
+
+impl EventFeeds for Store {
+    type Feed = DeliveryStream;
+
+    async fn open_feed(&self, user: UserId, scope: FeedScope, resume: Option<&str>) -> DomainResult<DeliveryStream> {
+        self.live()?.open_feed(user, scope, resume).await
     }
 }
