@@ -2,7 +2,7 @@
 //! rules need (password hashes, membership details, ancestry paths).
 
 use skein_shared::auth::User;
-use skein_shared::conversation::{Conversation, ConversationKind, ConversationRole, Invite, Visibility};
+use skein_shared::conversation::{Conversation, ConversationKind, ConversationRole, Invite, PinPolicy, Visibility};
 use skein_shared::thread::{Message, MessageRole};
 use skein_shared::workspace::WorkspaceRole;
 use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
@@ -59,6 +59,8 @@ pub struct ConversationRecord {
     pub last_activity_at: OffsetDateTime,
     pub last_seq: i64,
     pub default_assistant_id: Option<skein_shared::AssistantId>,
+    pub pin_policy: PinPolicy,
+    pub viewer_reactions: bool,
 }
 
 impl ConversationRecord {
@@ -77,6 +79,8 @@ impl ConversationRecord {
             last_activity_at: self.last_activity_at,
             last_seq: self.last_seq,
             default_assistant_id: self.default_assistant_id,
+            pin_policy: self.pin_policy,
+            viewer_reactions: self.viewer_reactions,
             my_role,
         }
     }
@@ -127,6 +131,8 @@ pub struct ConversationPatch {
     pub kind: Option<ConversationKind>,
     pub archived: Option<bool>,
     pub default_assistant_id: Option<Option<skein_shared::AssistantId>>,
+    pub pin_policy: Option<PinPolicy>,
+    pub viewer_reactions: Option<bool>,
 }
 
 impl ConversationPatch {
@@ -138,6 +144,8 @@ impl ConversationPatch {
             && self.kind.is_none()
             && self.archived.is_none()
             && self.default_assistant_id.is_none()
+            && self.pin_policy.is_none()
+            && self.viewer_reactions.is_none()
     }
 }
 
@@ -268,6 +276,13 @@ pub struct ThreadPatch {
     pub title: Option<Option<String>>,
     pub tags: Option<Vec<String>>,
     pub settings: Option<skein_shared::assistant::ThreadSettings>,
+}
+
+/// What a delete removes: one message, or a whole thread (its root and every reply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deletion {
+    Message(MessageId),
+    Thread(MessageId),
 }
 
 /// What an event stream follows.

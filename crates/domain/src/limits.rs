@@ -28,6 +28,13 @@ pub struct Limits {
     pub tree_page_max: u32,
     /// Most members a conversation may be created with in one request.
     pub initial_members_max: usize,
+    /// How long after posting a message its author may edit it (seconds; 0: always).
+    pub edit_window_secs: u64,
+    /// How long a deleted message's content is kept (never shown) before it is erased
+    /// (seconds; 0: at once).
+    pub purge_deleted_after_secs: u64,
+    /// Distinct emoji one message may carry.
+    pub reactions_per_message_max: usize,
 }
 
 impl Default for Limits {
@@ -47,6 +54,9 @@ impl Default for Limits {
             tree_page_default: 500,
             tree_page_max: 10_000,
             initial_members_max: 500,
+            edit_window_secs: 0,
+            purge_deleted_after_secs: 0,
+            reactions_per_message_max: 50,
         }
     }
 }

@@ -12,10 +12,11 @@ use skein_shared::assistant::{
 use skein_shared::auth::User;
 use skein_shared::conversation::{ConversationMember, ConversationRole, Invite};
 use skein_shared::event::{ConversationUnread, MembershipChange, PresenceInfo};
-use skein_shared::thread::ThreadSummary;
+use skein_shared::message::{MessageVersion, PinChanged, PinnedMessage, ReactionChanged, ReactionCount, Reactor};
+use skein_shared::thread::{Message, ThreadSummary};
 use skein_shared::workspace::{Workspace, WorkspaceMember, WorkspaceRole};
 use skein_shared::{AssistantId, ConversationId, MessageId, UserId, WorkspaceId};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use ulid::Ulid;
 
 use crate::DomainResult;
@@ -200,6 +201,80 @@ pub trait ConversationRepo: Send + Sync {
     fn revoke_invite(&self, id: ConversationId, code: &str) -> impl Future<Output = DomainResult<()>> + Send;
 }
 
+/// Changing messages after they are posted. Every change appends its event in the same
+/// transaction, under the conversation's lock; each answers `ConversationArchived` when the
+/// conversation was archived since the caller's access was read.
+pub trait MessageChanges: Send + Sync {
+    /// Replaces a standing message's content, keeping the old version, and appends
+    /// `message.updated`. `MessageDeleted` when it was deleted meanwhile.
+    fn edit_message(
+        &self,
+        id: MessageId,
+        editor: UserId,
+        content: String,
+    ) -> impl Future<Output = DomainResult<MessageRecord>> + Send;
+    /// Earlier versions, newest first, before version `before` if given.
+    fn message_versions(
+        &self,
+        id: MessageId,
+        before: Option<i32>,
+        limit: u32,
+    ) -> impl Future<Output = DomainResult<Vec<MessageVersion>>> + Send;
+    /// Turns what `target` names into tombstones (the ones still standing): reactions, pin
+    /// and edit history go, the content is erased now or, with `purge_at`, then (never shown
+    /// meanwhile); one `message.deleted` each, in tree order. Returns the tombstones.
+    fn delete_messages(
+        &self,
+        target: Deletion,
+        by: UserId,
+        purge_at: Option<OffsetDateTime>,
+    ) -> impl Future<Output = DomainResult<Vec<Message>>> + Send;
+    /// Erases the content of tombstones whose purge time has come (from the message, its
+    /// edit history, its chunks and the events that carried it). Returns how many.
+    fn purge_deleted(&self, now: OffsetDateTime) -> impl Future<Output = DomainResult<u64>> + Send;
+    /// Assistant answers still streaming in the thread.
+    fn streaming_in_thread(&self, root: MessageId) -> impl Future<Output = DomainResult<Vec<MessageId>>> + Send;
+    /// Adds (`on`) or removes the user's reaction; `None` when it was already so. Adding a
+    /// new emoji to a message that has `max_emoji` distinct ones is `ReactionLimit`.
+    fn set_reaction(
+        &self,
+        message: &Message,
+        user: UserId,
+        emoji: &str,
+        on: bool,
+        max_emoji: usize,
+    ) -> impl Future<Output = DomainResult<Option<ReactionChanged>>> + Send;
+    /// The reactions on those of `messages` that have any (one query), with `me` for `viewer`.
+    fn reaction_counts(
+        &self,
+        viewer: UserId,
+        messages: &[MessageId],
+    ) -> impl Future<Output = DomainResult<Vec<(MessageId, Vec<ReactionCount>)>>> + Send;
+    /// Who reacted with `emoji`, oldest first, after `after`.
+    fn reactors(
+        &self,
+        message: MessageId,
+        emoji: &str,
+        after: Option<TimeCursor>,
+        limit: u32,
+    ) -> impl Future<Output = DomainResult<Vec<Reactor>>> + Send;
+    /// Pins or unpins; `None` when it was already so.
+    fn set_pinned(
+        &self,
+        message: &Message,
+        by: UserId,
+        pinned: bool,
+    ) -> impl Future<Output = DomainResult<Option<PinChanged>>> + Send;
+    /// The conversation's pinned messages, newest pin first, after `after`.
+    fn pins(
+        &self,
+        conversation: ConversationId,
+        visible_after_seq: i64,
+        after: Option<TimeCursor>,
+        limit: u32,
+    ) -> impl Future<Output = DomainResult<Vec<PinnedMessage>>> + Send;
+}
+
 pub trait MessageRepo: Send + Sync {
     /// Appends the message with the conversation's next sequence number, in commit order.
     /// With a `client_msg_id` that the author already used in the conversation: `Existing`.
@@ -377,6 +452,7 @@ pub trait Ports:
     + GenerationRepo
     + LiveSignals
     + EventFeeds
+    + MessageChanges
     + Clone
     + 'static
 {
@@ -393,6 +469,7 @@ impl<T> Ports for T where
         + GenerationRepo
         + LiveSignals
         + EventFeeds
+        + MessageChanges
         + Clone
         + 'static
 {

@@ -23,6 +23,7 @@ use utoipa::{Modify, OpenApi};
         (name = "assistants", description = "AI assistants of a workspace (OpenAI-compatible providers from the configuration)"),
         (name = "conversations", description = "Conversations, members and invites"),
         (name = "threads", description = "Threads (trees of messages) and history"),
+        (name = "messages", description = "Changing posted messages: edits and their history, deletes, reactions, pins"),
         (name = "answers", description = "Assistant answers: generate, cancel, follow one generation, chunks, feedback"),
         (name = "streams", description = "Realtime events over SSE and WebSocket, with exact resumption by cursor"),
         (name = "read state", description = "Read cursors and unread counts"),

@@ -61,8 +61,25 @@ pub struct Conversation {
     /// The assistant answering in threads whose settings name none.
     #[serde(default)]
     pub default_assistant_id: Option<crate::AssistantId>,
+    #[serde(default)]
+    pub pin_policy: PinPolicy,
+    /// Whether viewers may react (they may do nothing else).
+    #[serde(default)]
+    pub viewer_reactions: bool,
     /// The caller's effective role.
     pub my_role: ConversationRole,
+}
+
+/// Who may pin messages in a conversation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PinPolicy {
+    /// Members, admins and owners.
+    #[default]
+    Members,
+    /// Admins and owners only.
+    Admins,
 }
 
 /// `POST /api/conversations`.
@@ -103,6 +120,10 @@ pub struct UpdateConversationRequest {
     #[serde(default, deserialize_with = "crate::double_option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub default_assistant_id: Option<Option<crate::AssistantId>>,
+    #[serde(default)]
+    pub pin_policy: Option<PinPolicy>,
+    #[serde(default)]
+    pub viewer_reactions: Option<bool>,
 }
 
 /// `POST /api/conversations/{id}/convert`: a group becomes a private channel.

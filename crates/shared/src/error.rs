@@ -54,6 +54,12 @@ pub enum ErrorCode {
     NoAssistant,
     /// Only assistant messages can be generated, cancelled, streamed or rated this way.
     NotAnAssistantMessage,
+    /// The message was deleted: a tombstone cannot be edited, reacted to or pinned.
+    MessageDeleted,
+    /// The configured time for editing a message after posting it has passed.
+    EditWindowClosed,
+    /// The message already carries the most distinct emoji allowed.
+    ReactionLimit,
     /// An assistant answer failed (on `error` events; `reason` says why).
     GenerationFailed,
     /// Too many attempts; retry after `Retry-After` seconds.
@@ -83,7 +89,10 @@ impl ErrorCode {
             | AlreadyMember
             | GenerationRunning
             | NoAssistant
-            | NotAnAssistantMessage => 409,
+            | NotAnAssistantMessage
+            | MessageDeleted
+            | EditWindowClosed
+            | ReactionLimit => 409,
             InviteExpired => 410,
             PayloadTooLarge => 413,
             RateLimited => 429,
@@ -123,6 +132,9 @@ impl ErrorCode {
             GenerationRunning => "generation_running",
             NoAssistant => "no_assistant",
             NotAnAssistantMessage => "not_an_assistant_message",
+            MessageDeleted => "message_deleted",
+            EditWindowClosed => "edit_window_closed",
+            ReactionLimit => "reaction_limit",
             GenerationFailed => "generation_failed",
             RateLimited => "rate_limited",
             ServiceUnavailable => "service_unavailable",

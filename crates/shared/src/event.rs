@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use crate::assistant::{MessageDelta, MessageDone};
 use crate::conversation::{ConversationKind, ConversationRole, Visibility};
+use crate::message::{PinChanged, ReactionChanged};
 use crate::thread::{Message, ThreadSummary};
 use crate::workspace::WorkspaceRole;
 use crate::{ConversationId, MessageId, UserId, WorkspaceId};
@@ -48,10 +49,20 @@ pub enum EventBody {
     /// A reply was posted.
     #[serde(rename = "message.created")]
     MessageCreated(Message),
+    /// A message was edited: the message as it is now.
     #[serde(rename = "message.updated")]
     MessageUpdated(Message),
+    /// A message was deleted: its tombstone (no content, reactions or pin).
     #[serde(rename = "message.deleted")]
-    MessageDeleted(MessageDeleted),
+    MessageDeleted(Message),
+    #[serde(rename = "reaction.added")]
+    ReactionAdded(ReactionChanged),
+    #[serde(rename = "reaction.removed")]
+    ReactionRemoved(ReactionChanged),
+    #[serde(rename = "message.pinned")]
+    MessagePinned(PinChanged),
+    #[serde(rename = "message.unpinned")]
+    MessageUnpinned(PinChanged),
     #[serde(rename = "membership.changed")]
     MembershipChanged(MembershipChanged),
     /// The receiving user's own workspace membership changed (sent to them only; no
@@ -92,6 +103,10 @@ impl EventBody {
             Self::MessageCreated(_) => "message.created",
             Self::MessageUpdated(_) => "message.updated",
             Self::MessageDeleted(_) => "message.deleted",
+            Self::ReactionAdded(_) => "reaction.added",
+            Self::ReactionRemoved(_) => "reaction.removed",
+            Self::MessagePinned(_) => "message.pinned",
+            Self::MessageUnpinned(_) => "message.unpinned",
             Self::MembershipChanged(_) => "membership.changed",
             Self::WorkspaceMembershipChanged(_) => "workspace.membership.changed",
             Self::ConversationUpdated(_) => "conversation.updated",
@@ -132,13 +147,6 @@ impl ThreadActivity {
     pub fn new(root_id: MessageId, reply_count: i32, last_activity_at: OffsetDateTime) -> Self {
         Self { root_id, reply_count, last_activity_at, title: None, tags: None, settings: None }
     }
-}
-
-/// `message.deleted`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct MessageDeleted {
-    pub id: MessageId,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -204,6 +212,10 @@ pub struct ConversationUpdated {
     pub archived: bool,
     #[serde(default)]
     pub default_assistant_id: Option<crate::AssistantId>,
+    #[serde(default)]
+    pub pin_policy: crate::conversation::PinPolicy,
+    #[serde(default)]
+    pub viewer_reactions: bool,
 }
 
 /// Unread counts of one conversation for one user: exact, never capped.

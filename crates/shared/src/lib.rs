@@ -10,6 +10,7 @@ pub mod conversation;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod message;
 pub mod page;
 pub mod thread;
 pub mod workspace;

@@ -46,6 +46,26 @@ pub struct Message {
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
+    /// When the content was last edited (`GET /api/messages/{id}/history` lists what it was).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub edited_at: Option<OffsetDateTime>,
+    /// Edits so far (previous versions kept).
+    #[serde(default)]
+    pub edit_count: i32,
+    /// Set on a tombstone: the message was deleted (its content is `""`; it keeps its place
+    /// in the tree so replies keep their parent).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub deleted_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub deleted_by: Option<UserId>,
+    /// Pinned to its conversation (`GET /api/conversations/{id}/pins`).
+    #[serde(default)]
+    pub pinned: bool,
+    /// Reactions by emoji, in the order each was first used.
+    #[serde(default)]
+    pub reactions: Vec<crate::message::ReactionCount>,
 }
 
 /// `POST /api/threads/{conversation_id}/root`.

@@ -1,7 +1,7 @@
 use skein_shared::conversation::{
     AddConversationMemberRequest, Conversation, ConversationKind, ConversationMember, ConversationRole,
-    ConvertConversationRequest, CreateConversationRequest, CreateInviteRequest, Invite, UpdateConversationRequest,
-    Visibility,
+    ConvertConversationRequest, CreateConversationRequest, CreateInviteRequest, Invite, PinPolicy,
+    UpdateConversationRequest, Visibility,
 };
 use skein_shared::event::MembershipChange;
 use skein_shared::{ConversationId, ErrorCode, Page, UserId, WorkspaceId};
@@ -86,6 +86,8 @@ impl<P: Ports> Services<P> {
             last_activity_at: now,
             last_seq: 0,
             default_assistant_id: None,
+            pin_policy: PinPolicy::Members,
+            viewer_reactions: false,
         };
         let created = self.ports.create_conversation(NewConversation { record, members, direct_key }).await?;
         // Only a direct conversation can already exist, and there the caller is a plain member.
@@ -149,6 +151,8 @@ impl<P: Ports> Services<P> {
             visibility: req.visibility,
             history_visible_to_new_members: req.history_visible_to_new_members,
             default_assistant_id: req.default_assistant_id,
+            pin_policy: req.pin_policy,
+            viewer_reactions: req.viewer_reactions,
             ..ConversationPatch::default()
         };
         Ok(self.ports.update_conversation(id, patch).await?.view(role))

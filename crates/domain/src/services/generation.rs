@@ -140,6 +140,7 @@ impl<P: Ports> Services<P> {
     /// A streaming answer shows what has been flushed so far.
     pub async fn message_detail(&self, caller: UserId, id: MessageId) -> DomainResult<MessageDetail> {
         let mut message = self.visible_message(caller, id).await?.0.message;
+        self.fill_reactions(caller, vec![&mut message]).await?;
         if message.role != MessageRole::Assistant {
             return Ok(MessageDetail { message, generation: None, feedback: None });
         }

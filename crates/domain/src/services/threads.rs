@@ -165,6 +165,9 @@ impl<P: Ports> Services<P> {
         let limit = self.limits.tree_page_size(limit);
         let rows = self.ports.tree_page(root, subtree.as_ref(), after.as_ref(), visible_after, limit + 1).await?;
         let (rows, next) = keyset_page(rows, limit, |n| n.message.id.to_string());
+        let (mut rows, mut thread) = (rows, thread);
+        let messages = rows.iter_mut().map(|r| &mut r.message).chain(std::iter::once(&mut thread.root));
+        self.fill_reactions(caller, messages.collect()).await?;
         Ok(ThreadTreeResponse::new(thread, Page::new(tree_nodes(rows), next, None)))
     }
 
@@ -179,8 +182,9 @@ impl<P: Ports> Services<P> {
         let limit = self.limits.page_size(limit);
         let after = cursor.map(TimeCursor::decode).transpose()?;
         let rows = self.ports.list_threads(conversation, after, access.visible_after_seq(), limit + 1).await?;
-        let (data, next) =
+        let (mut data, next) =
             keyset_page(rows, limit, |t| TimeCursor { at: t.last_activity_at, id: t.root_id.0 }.encode());
+        self.fill_reactions(caller, data.iter_mut().map(|t| &mut t.root).collect()).await?;
         Ok(Page::new(data, next, None))
     }
 
@@ -220,7 +224,9 @@ impl<P: Ports> Services<P> {
         let window = self.ports.history(conversation, anchor, visible_after, limit).await?;
         let prev = window.more_before.then(|| window.messages.first().map(|m| m.id.to_string())).flatten();
         let next = window.more_after.then(|| window.messages.last().map(|m| m.id.to_string())).flatten();
-        Ok(Page::new(window.messages, next, prev))
+        let mut messages = window.messages;
+        self.fill_reactions(caller, messages.iter_mut().collect()).await?;
+        Ok(Page::new(messages, next, prev))
     }
 
     /// The message with its ancestry, the caller's access and role, and its thread's AI
@@ -302,6 +308,12 @@ mod tests {
                 status: MessageStatus::Complete,
                 client_msg_id: None,
                 created_at: OffsetDateTime::UNIX_EPOCH,
+                edited_at: None,
+                edit_count: 0,
+                deleted_at: None,
+                deleted_by: None,
+                pinned: false,
+                reactions: Vec::new(),
             },
         }
     }

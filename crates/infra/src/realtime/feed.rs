@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use skein_domain::entities::FeedScope;
 
 use super::hub::{Delivered, Delivery, Hub, HubStopped, Subscription};
-use super::live::new_message_by;
+use super::live::counted_message_by;
 use crate::store::PgPool;
 use crate::store::delivery::DeliveryStream;
 use crate::store::read;
@@ -152,7 +152,7 @@ impl Feed {
                     let next_after =
                         if (events.len() as i64) < REPLAY_PAGE { to } else { events.last().map_or(to, |e| e.cursor) };
                     for event in &events {
-                        if let (Some(author), Some(c)) = (new_message_by(&event.event.body), event.conversation_id)
+                        if let (Some(author), Some(c)) = (counted_message_by(&event.event.body), event.conversation_id)
                             && author != Some(self.user)
                         {
                             self.touched.insert(c);

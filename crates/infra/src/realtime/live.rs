@@ -43,12 +43,12 @@ pub struct Routed {
 /// A member whose counts in a conversation may have changed.
 pub type Touched = (UserId, ConversationId);
 
-/// The author of a new message (`None` for one without a user author), when the event is
-/// one: new messages by others raise unread counts.
-pub fn new_message_by(body: &EventBody) -> Option<Option<UserId>> {
+/// The author of a message whose coming or going changes others' unread counts (`None` for
+/// one without a user author): a new message, or a deleted one.
+pub fn counted_message_by(body: &EventBody) -> Option<Option<UserId>> {
     match body {
         EventBody::ThreadNew(summary) => Some(summary.root.author_id),
-        EventBody::MessageCreated(message) => Some(message.author_id),
+        EventBody::MessageCreated(message) | EventBody::MessageDeleted(message) => Some(message.author_id),
         _ => None,
     }
 }

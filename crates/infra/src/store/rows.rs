@@ -98,6 +98,8 @@ pub struct ConversationRow {
     pub last_activity_at: OffsetDateTime,
     pub last_seq: i64,
     pub default_assistant_id: Option<Uuid>,
+    pub pin_policy: String,
+    pub viewer_reactions: bool,
 }
 
 impl ConversationRow {
@@ -116,6 +118,8 @@ impl ConversationRow {
             last_activity_at: self.last_activity_at,
             last_seq: self.last_seq,
             default_assistant_id: self.default_assistant_id.map(|id| skein_shared::AssistantId(ulid(id))),
+            pin_policy: enum_from_db(&self.pin_policy)?,
+            viewer_reactions: self.viewer_reactions,
         })
     }
 }
@@ -182,6 +186,16 @@ pub struct MessageRow {
     pub status: String,
     pub client_msg_id: Option<String>,
     pub created_at: OffsetDateTime,
+    pub edited_at: Option<OffsetDateTime>,
+    pub edit_count: i32,
+    pub deleted_at: Option<OffsetDateTime>,
+    pub deleted_by: Option<Uuid>,
+    /// When a deleted message's content is erased (it is never shown meanwhile). Only the
+    /// purge reads it, in SQL; it is here because statements return whole rows (`msg.*`).
+    #[allow(dead_code)]
+    pub purge_at: Option<OffsetDateTime>,
+    pub pinned_at: Option<OffsetDateTime>,
+    pub pinned_by: Option<Uuid>,
 }
 
 impl MessageRow {
@@ -198,10 +212,17 @@ impl MessageRow {
                 seq: self.seq,
                 author_id: self.author_id.map(|a| UserId(ulid(a))),
                 role: enum_from_db(&self.role)?,
-                content: self.content,
+                // A tombstone shows nothing of what it said, even before the purge erases it.
+                content: if self.deleted_at.is_some() { String::new() } else { self.content },
                 status: enum_from_db(&self.status)?,
                 client_msg_id: self.client_msg_id,
                 created_at: self.created_at,
+                edited_at: self.edited_at,
+                edit_count: self.edit_count,
+                deleted_at: self.deleted_at,
+                deleted_by: self.deleted_by.map(|u| UserId(ulid(u))),
+                pinned: self.pinned_at.is_some(),
+                reactions: Vec::new(),
             },
         })
     }

@@ -58,6 +58,8 @@ diesel::table! {
         last_seq -> Int8,
         direct_key -> Nullable<Text>,
         default_assistant_id -> Nullable<Uuid>,
+        pin_policy -> Text,
+        viewer_reactions -> Bool,
     }
 }
 
@@ -100,6 +102,32 @@ diesel::table! {
         content -> Text,
         status -> Text,
         client_msg_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+        edited_at -> Nullable<Timestamptz>,
+        edit_count -> Int4,
+        deleted_at -> Nullable<Timestamptz>,
+        deleted_by -> Nullable<Uuid>,
+        purge_at -> Nullable<Timestamptz>,
+        pinned_at -> Nullable<Timestamptz>,
+        pinned_by -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    message_edits (message_id, version) {
+        message_id -> Uuid,
+        version -> Int4,
+        content -> Text,
+        edited_at -> Timestamptz,
+        editor_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    reactions (message_id, emoji, user_id) {
+        message_id -> Uuid,
+        emoji -> Text,
+        user_id -> Uuid,
         created_at -> Timestamptz,
     }
 }
@@ -271,6 +299,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     conversation_members,
     invites,
     messages,
+    message_edits,
+    reactions,
     threads,
     events,
     member_spans,

@@ -6,6 +6,7 @@ pub mod assistants;
 pub mod auth;
 pub mod conversations;
 pub mod health;
+pub mod messages;
 pub mod presence;
 pub mod read_state;
 pub mod streams;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     read_state::configure(cfg);
     conversations::configure(cfg);
     threads::configure(cfg);
+    messages::configure(cfg);
     answers::configure(cfg);
     streams::configure(cfg);
     presence::configure(cfg);

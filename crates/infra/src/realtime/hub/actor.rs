@@ -16,7 +16,7 @@ use skein_domain::entities::FeedScope;
 
 use super::protocol::{Command, HubConfig, Registration, Subscription};
 use super::rule::{Viewer, closes_to_workspace, covers, relevant};
-use crate::realtime::live::{Batch, Delivered, Delivery, Routed, Touched, new_message_by};
+use crate::realtime::live::{Batch, Delivered, Delivery, Routed, Touched, counted_message_by};
 use crate::store::PgPool;
 use crate::store::read::{self, LoggedEvent, SpanOf};
 
@@ -302,7 +302,7 @@ impl Actor {
         }
         let delivery = Arc::new(Delivered::logged(event));
         let closes = event.open && closes_to_workspace(&event.event.body);
-        let author = new_message_by(&event.event.body);
+        let author = counted_message_by(&event.event.body);
         let mut ended = Vec::new();
         let mut touched = HashSet::new();
         for id in candidates {

@@ -317,6 +317,12 @@ mod tests {
             status: MessageStatus::Complete,
             client_msg_id: Some(tricky.to_owned()),
             created_at: stored_time(OffsetDateTime::now_utc()),
+            edited_at: None,
+            edit_count: 0,
+            deleted_at: None,
+            deleted_by: None,
+            pinned: false,
+            reactions: Vec::new(),
         };
         let body = EventBody::MessageCreated(message.clone());
         let text = EventText::new(&body, Fill::Seq).unwrap();

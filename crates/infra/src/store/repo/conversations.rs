@@ -42,6 +42,8 @@ impl ConversationRepo for Store {
                         conversations::history_visible.eq(r.history_visible_to_new_members),
                         conversations::created_by.eq(uuid(r.created_by)),
                         conversations::direct_key.eq(&new.direct_key),
+                        conversations::pin_policy.eq(enum_to_db(r.pin_policy)),
+                        conversations::viewer_reactions.eq(r.viewer_reactions),
                     ))
                     .on_conflict_do_nothing()
                     .returning(ConversationRow::as_returning())
@@ -153,6 +155,8 @@ impl ConversationRepo for Store {
             kind: Option<String>,
             archived_at: Option<Option<OffsetDateTime>>,
             default_assistant_id: Option<Option<Uuid>>,
+            pin_policy: Option<String>,
+            viewer_reactions: Option<bool>,
         }
         let unchanged = patch.is_empty();
         let changes = Changes {
@@ -164,6 +168,8 @@ impl ConversationRepo for Store {
             kind: patch.kind.map(enum_to_db),
             archived_at: patch.archived.map(|a| a.then(|| self.clock.now())),
             default_assistant_id: patch.default_assistant_id.map(|a| a.map(uuid)),
+            pin_policy: patch.pin_policy.map(enum_to_db),
+            viewer_reactions: patch.viewer_reactions,
         };
         let mut conn = self.conn().await?;
         let target = conversations::table.find(uuid(id));
@@ -189,6 +195,8 @@ impl ConversationRepo for Store {
                     history_visible_to_new_members: record.history_visible_to_new_members,
                     archived: record.archived,
                     default_assistant_id: record.default_assistant_id,
+                    pin_policy: record.pin_policy,
+                    viewer_reactions: record.viewer_reactions,
                 };
                 // Made private: its implicit readers get this event as their last from it.
                 let event =

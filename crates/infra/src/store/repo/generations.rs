@@ -99,6 +99,12 @@ impl GenerationRepo for Store {
             client_msg_id: None,
             // Wall-clock, as every message's (see `insert_message`).
             created_at: stored_time(OffsetDateTime::now_utc()),
+            edited_at: None,
+            edit_count: 0,
+            deleted_at: None,
+            deleted_by: None,
+            pinned: false,
+            reactions: Vec::new(),
         };
         let path = under(&new.parent, &mut answer);
         let mut conn = self.conn().await?;

@@ -271,6 +271,12 @@ async fn append(conn: &mut AsyncPgConnection, new: &NewMessage, now: OffsetDateT
         status: MessageStatus::Complete,
         client_msg_id: new.client_msg_id.clone(),
         created_at,
+        edited_at: None,
+        edit_count: 0,
+        deleted_at: None,
+        deleted_by: None,
+        pinned: false,
+        reactions: Vec::new(),
     };
     match (&new.parent, &new.thread) {
         (Some(parent), _) => {

@@ -3,6 +3,7 @@
 mod accounts;
 mod append;
 mod assistants;
+mod changes;
 mod conversations;
 mod follow;
 mod generations;

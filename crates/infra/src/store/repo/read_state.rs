@@ -127,7 +127,7 @@ pub(crate) async fn counts_for(
            FROM messages m \
            LEFT JOIN thread_reads tr ON tr.user_id = cm.user_id AND tr.root_id = m.root_id \
            WHERE m.conversation_id = cm.conversation_id AND m.seq > cm.read_seq \
-           AND m.author_id IS DISTINCT FROM cm.user_id \
+           AND m.author_id IS DISTINCT FROM cm.user_id AND m.deleted_at IS NULL \
            AND (m.parent_id IS NULL OR tr.read_seq IS NULL OR m.seq > tr.read_seq) \
            GROUP BY 1 \
          ) u ON true \
