@@ -10,6 +10,7 @@ mod authz;
 mod conversations;
 mod health;
 mod history;
+mod messaging;
 mod providers;
 mod provisioning;
 mod realtime;

@@ -142,6 +142,11 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
         expected_migration: store::latest_migration_version(),
     });
 
+    if config.limits.purge_deleted_after_secs > 0 {
+        let every = Duration::from_secs(config.limits.purge_deleted_after_secs.clamp(1, 60));
+        tokio::spawn(purge_periodically(state.clone(), every));
+    }
+
     let bind = config.server.bind.clone();
     let listener = TcpListener::bind(&bind).map_err(|e| StartError::Bind(bind.clone(), e))?;
     let addr = listener.local_addr().map_err(|e| StartError::Bind(bind.clone(), e))?;
@@ -188,8 +193,8 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
         .default_service(web::to(error::route_not_found))
     })
     // A trade-off measured both ways (BENCHMARKS.md): without Nagle's algorithm a token no
-    // longer waits for the previous frame's delayed ACK (up to 40 ms), but every frame is a
-    // packet, which costs fan-out to thousands of streams. Nagle stays on by default.
+    // longer waits for the previous frame's delayed ACK (up to 40 ms); each connection writes
+    // what one hub pass has for it at once, so fan-out pays little for it. On by default.
     .tcp_nodelay(config.server.tcp_nodelay)
     .listen(listener)
     .map_err(|e| StartError::Bind(bind.clone(), e))?
@@ -227,4 +232,17 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Erases deleted messages' content once their purge time has come (when a purge delay is
+/// configured; without one, a delete erases at once).
+async fn purge_periodically(state: web::Data<AppStateInner>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match state.services.purge_deleted().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "deleted messages purged"),
+            Err(e) => tracing::warn!(error = %e, "purging deleted messages failed"),
+        }
+    }
 }

@@ -193,10 +193,11 @@ impl<P: Ports> Services<P> {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut counts: HashMap<MessageId, _> = self.ports.reaction_counts(viewer, &ids).await?.into_iter().collect();
+        // One message can be listed twice (a tree's root is in its summary and its page).
+        let counts: HashMap<MessageId, _> = self.ports.reaction_counts(viewer, &ids).await?.into_iter().collect();
         for message in messages.iter_mut() {
-            if let Some(reactions) = counts.remove(&message.id) {
-                message.reactions = reactions;
+            if let Some(reactions) = counts.get(&message.id) {
+                message.reactions = reactions.clone();
             }
         }
         Ok(())

@@ -191,7 +191,8 @@ impl MessageChanges for Store {
         max_emoji: usize,
     ) -> DomainResult<Option<ReactionChanged>> {
         let (id, user_id) = (uuid(message.id), uuid(user));
-        let now = stored_time(self.clock.now());
+        // Wall-clock, as messages' times: it orders reactions (see `insert_message`).
+        let now = stored_time(OffsetDateTime::now_utc());
         let mut conn = self.conn().await?;
         let changed = conn
             .transaction(async |conn| {
@@ -421,8 +422,8 @@ async fn erase(conn: &mut AsyncPgConnection, conversation: Uuid, ids: &[Uuid]) -
     // conversation's index: deletes are rare and the log is bounded by retention.)
     diesel::sql_query(
         "UPDATE events SET data = CASE kind \
-           WHEN 'thread.new' THEN jsonb_set(data::jsonb, '{root,content}', '\"\"')::text \
-           ELSE jsonb_set(data::jsonb, '{content}', '\"\"')::text END \
+           WHEN 'thread.new' THEN jsonb_set(data::jsonb, '{data,root,content}', '\"\"')::text \
+           ELSE jsonb_set(data::jsonb, '{data,content}', '\"\"')::text END \
          WHERE conversation_id = $1 AND message_id = ANY($2) \
          AND kind IN ('thread.new', 'message.created', 'message.updated')",
     )
