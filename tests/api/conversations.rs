@@ -1,5 +1,6 @@
 use serde_json::json;
 use skein_tests::TestApp;
+use skein_tests::sse::SseClient;
 
 #[tokio::test]
 async fn direct_conversations_are_one_per_pair() {
@@ -309,4 +310,64 @@ async fn hidden_history_starts_at_joining() {
     // The owner still sees everything.
     let all = app.get(&format!("/api/conversations/{ch}/messages"), &ann).await.expect(200);
     assert_eq!(all.body["data"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_owner_deletes_a_conversation_for_good_after_repeating_its_id() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("Ann").await;
+    let bob = app.register("Bob").await;
+    let eve = app.register("Eve").await;
+    let ws = app.workspace(&ann, &[&bob, &eve]).await;
+    let conv = app.channel(&ann, &ws, &[&bob]).await;
+    let secret = "the plans for the surprise party";
+    let root = app.root(&bob, &conv, secret).await;
+    app.reply(&ann, &root, &format!("re: {secret}")).await;
+    app.put(&format!("/api/messages/{root}/pin"), &ann, json!({})).await.expect(200);
+    let path = format!("/api/conversations/{conv}");
+    let confirm = json!({ "confirm": conv });
+
+    app.request(reqwest::Method::DELETE, &path, Some(&eve.token), Some(confirm.clone()))
+        .await
+        .expect_problem(404, "not_found");
+    app.request(reqwest::Method::DELETE, &path, Some(&bob.token), Some(confirm.clone()))
+        .await
+        .expect_problem(403, "forbidden");
+    let wrong = app.request(reqwest::Method::DELETE, &path, Some(&ann.token), Some(json!({ "confirm": ws }))).await;
+    wrong.expect_problem(422, "validation_failed");
+    app.get(&path, &bob).await.expect(200);
+
+    let mut live = SseClient::open(&app, &bob, "/api/stream", None).await;
+    app.request(reqwest::Method::DELETE, &path, Some(&ann.token), Some(confirm.clone())).await.expect(204);
+    let last = last_event_for(&mut live, &bob.id).await;
+    assert_eq!(last.data["conversation_id"], conv.as_str());
+
+    for user in [&ann, &bob] {
+        app.get(&path, user).await.expect_problem(404, "not_found");
+        let list = app.get(&format!("/api/conversations?workspace_id={ws}"), user).await.expect(200);
+        assert!(list.body["data"].as_array().unwrap().iter().all(|c| c["id"] != conv.as_str()));
+    }
+    app.get(&format!("/api/messages/{root}"), &bob).await.expect_problem(404, "not_found");
+    app.request(reqwest::Method::DELETE, &path, Some(&ann.token), Some(confirm)).await.expect_problem(404, "not_found");
+    assert_eq!(crate::messaging::traces(&app, secret).await, 0, "no row anywhere keeps the words");
+
+    // A client that was away replays the deletion (and nothing said in the conversation).
+    let mut replay = SseClient::open(&app, &bob, "/api/stream", Some("0-0")).await;
+    let last = last_event_for(&mut replay, &bob.id).await;
+    assert_eq!(last.data["conversation_id"], conv.as_str());
+}
+
+/// Reads the stream up to `user`'s `conversation_deleted`, checking nothing of the
+/// conversation's content comes before it.
+async fn last_event_for(stream: &mut SseClient, user: &str) -> skein_tests::sse::Received {
+    loop {
+        let event = stream.next().await;
+        assert_ne!(event.kind(), "message.created", "the deleted conversation's messages do not replay");
+        if event.kind() == "membership.changed"
+            && event.data["data"]["change"] == "conversation_deleted"
+            && event.data["data"]["user_id"] == user
+        {
+            return event;
+        }
+    }
 }

@@ -143,14 +143,14 @@ async fn a_deleted_message_is_a_tombstone_whose_words_are_gone_from_every_table(
 }
 
 /// Rows in any table of the server's schema whose text contains `needle`.
-async fn traces(app: &TestApp, needle: &str) -> i64 {
+pub(crate) async fn traces(app: &TestApp, needle: &str) -> i64 {
     #[derive(QueryableByName)]
     struct Found {
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
     let mut db = app.db().await;
-    let tables = ["messages", "message_edits", "message_chunks", "events", "threads", "reactions"];
+    let tables = ["messages", "message_edits", "message_chunks", "events", "threads", "reactions", "conversations"];
     let mut total = 0;
     for table in tables {
         let query = format!("SELECT count(*) AS n FROM {table} t WHERE t::text LIKE '%' || $1 || '%'");

@@ -285,6 +285,13 @@ pub enum Deletion {
     Thread(MessageId),
 }
 
+/// A thread (by its root) or a whole conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Within {
+    Thread(MessageId),
+    Conversation(ConversationId),
+}
+
 /// What an event stream follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FeedScope {

@@ -189,6 +189,9 @@ pub trait ConversationRepo: Send + Sync {
         user: UserId,
         change: MembershipChange,
     ) -> impl Future<Output = DomainResult<()>> + Send;
+    /// Deletes the conversation and everything in it for good; each member gets a
+    /// `membership.changed` (`conversation_deleted`) as their last event from it.
+    fn delete_conversation(&self, id: ConversationId) -> impl Future<Output = DomainResult<()>> + Send;
     fn create_invite(&self, invite: Invite) -> impl Future<Output = DomainResult<Invite>> + Send;
     /// Uses the invite: `NotFound` (unknown or revoked), `InviteExpired`, `ConversationArchived`.
     /// Adds the user to the workspace as a guest when they are not in it yet.
@@ -232,8 +235,8 @@ pub trait MessageChanges: Send + Sync {
     /// Erases the content of tombstones whose purge time has come (from the message, its
     /// edit history, its chunks and the events that carried it). Returns how many.
     fn purge_deleted(&self, now: OffsetDateTime) -> impl Future<Output = DomainResult<u64>> + Send;
-    /// Assistant answers still streaming in the thread.
-    fn streaming_in_thread(&self, root: MessageId) -> impl Future<Output = DomainResult<Vec<MessageId>>> + Send;
+    /// Assistant answers still streaming in a thread or a conversation.
+    fn streaming_answers(&self, within: Within) -> impl Future<Output = DomainResult<Vec<MessageId>>> + Send;
     /// Adds (`on`) or removes the user's reaction; `None` when it was already so. Adding a
     /// new emoji to a message that has `max_emoji` distinct ones is `ReactionLimit`.
     fn set_reaction(

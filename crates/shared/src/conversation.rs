@@ -126,6 +126,15 @@ pub struct UpdateConversationRequest {
     pub viewer_reactions: Option<bool>,
 }
 
+/// `DELETE /api/conversations/{id}`: deleting is for good, so the caller repeats the
+/// conversation's id.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeleteConversationRequest {
+    /// The id of the conversation being deleted.
+    pub confirm: String,
+}
+
 /// `POST /api/conversations/{id}/convert`: a group becomes a private channel.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

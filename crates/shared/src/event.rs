@@ -162,12 +162,14 @@ pub enum MembershipChange {
     /// Left by themselves.
     Left,
     RoleChanged,
+    /// The conversation itself was deleted: the last event from it.
+    ConversationDeleted,
 }
 
 impl MembershipChange {
     /// Whether the member is gone after this change.
     pub fn ends_membership(self) -> bool {
-        matches!(self, Self::Removed | Self::Left)
+        matches!(self, Self::Removed | Self::Left | Self::ConversationDeleted)
     }
 }
 

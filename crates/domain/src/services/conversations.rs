@@ -1,7 +1,7 @@
 use skein_shared::conversation::{
     AddConversationMemberRequest, Conversation, ConversationKind, ConversationMember, ConversationRole,
-    ConvertConversationRequest, CreateConversationRequest, CreateInviteRequest, Invite, PinPolicy,
-    UpdateConversationRequest, Visibility,
+    ConvertConversationRequest, CreateConversationRequest, CreateInviteRequest, DeleteConversationRequest, Invite,
+    PinPolicy, UpdateConversationRequest, Visibility,
 };
 use skein_shared::event::MembershipChange;
 use skein_shared::{ConversationId, ErrorCode, Page, UserId, WorkspaceId};
@@ -9,7 +9,7 @@ use time::Duration;
 
 use super::{Services, fixed_membership, keyset_page};
 use crate::cursor::{TimeCursor, decode_id_cursor};
-use crate::entities::{ConversationPatch, ConversationRecord, Created, NewConversation};
+use crate::entities::{ConversationPatch, ConversationRecord, Created, NewConversation, Within};
 use crate::ports::Ports;
 use crate::validate::Check;
 use crate::{DomainError, DomainResult, roles};
@@ -271,6 +271,27 @@ impl<P: Ports> Services<P> {
             ));
         }
         self.ports.remove_conversation_member(id, caller, MembershipChange::Left).await
+    }
+
+    /// Deletes the conversation for good (its owners), once the caller repeats its id.
+    /// Answers still streaming in it are cancelled first, so that nothing writes to it after.
+    pub async fn delete_conversation(
+        &self,
+        caller: UserId,
+        id: ConversationId,
+        req: DeleteConversationRequest,
+    ) -> DomainResult<()> {
+        let (_, role) = self.visible_conversation(caller, id).await?;
+        if role != ConversationRole::Owner {
+            return Err(DomainError::Forbidden("only conversation owners can delete it"));
+        }
+        if req.confirm.trim() != id.to_string() {
+            return Err(DomainError::field("confirm", "mismatch", "repeat the conversation's id to delete it"));
+        }
+        for answer in self.ports.streaming_answers(Within::Conversation(id)).await? {
+            self.ports.cancel_generation(answer).await?;
+        }
+        self.ports.delete_conversation(id).await
     }
 
     pub async fn create_invite(

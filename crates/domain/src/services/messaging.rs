@@ -21,7 +21,7 @@ use time::Duration;
 
 use super::{Services, ensure_can_post, keyset_page};
 use crate::cursor::TimeCursor;
-use crate::entities::{ConversationAccess, Deletion, MessageRecord};
+use crate::entities::{ConversationAccess, Deletion, MessageRecord, Within};
 use crate::ports::Ports;
 use crate::validate::Check;
 use crate::{DomainError, DomainResult, roles};
@@ -105,7 +105,7 @@ impl<P: Ports> Services<P> {
             return Err(DomainError::NotFound);
         }
         self.ensure_may_delete(caller, &record, &access, role)?;
-        for answer in self.ports.streaming_in_thread(root).await? {
+        for answer in self.ports.streaming_answers(Within::Thread(root)).await? {
             self.ports.cancel_generation(answer).await?;
         }
         Ok(self.ports.delete_messages(Deletion::Thread(root), caller, self.purge_at()).await?.len())

@@ -2,7 +2,7 @@ use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 use skein_shared::conversation::{
     AddConversationMemberRequest, Conversation, ConversationMember, ConvertConversationRequest,
-    CreateConversationRequest, CreateInviteRequest, Invite, UpdateConversationRequest,
+    CreateConversationRequest, CreateInviteRequest, DeleteConversationRequest, Invite, UpdateConversationRequest,
 };
 use skein_shared::{ConversationId, Page, UserId, WorkspaceId};
 use utoipa::IntoParams;
@@ -18,6 +18,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(list_conversations)
         .service(get_conversation)
         .service(update_conversation)
+        .service(delete_conversation)
         .service(archive)
         .service(unarchive)
         .service(convert)
@@ -97,6 +98,25 @@ async fn update_conversation(
     body: web::Json<UpdateConversationRequest>,
 ) -> ApiResult<web::Json<Conversation>> {
     Ok(web::Json(state.services.update_conversation(caller.id(), id.into_inner(), body.into_inner()).await?))
+}
+
+/// Delete the conversation for good (owners): its messages, threads, members and invites go
+/// with it. Members get `membership.changed` (`conversation_deleted`) as their last event from it.
+#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), request_body = DeleteConversationRequest, responses(
+    (status = 204, description = "Deleted"),
+    (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "`validation_failed`: `confirm` is not the conversation's id", body = skein_shared::Problem, content_type = "application/problem+json"),
+))]
+#[delete("/conversations/{id}")]
+async fn delete_conversation(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+    body: web::Json<DeleteConversationRequest>,
+) -> ApiResult<HttpResponse> {
+    state.services.delete_conversation(caller.id(), id.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Make the conversation read-only (admins).

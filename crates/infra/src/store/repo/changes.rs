@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use skein_domain::cursor::TimeCursor;
-use skein_domain::entities::{Deletion, MessageRecord};
+use skein_domain::entities::{Deletion, MessageRecord, Within};
 use skein_domain::ports::MessageChanges;
 use skein_domain::{DomainError, DomainResult};
 use skein_shared::event::EventBody;
@@ -170,15 +170,14 @@ impl MessageChanges for Store {
         Ok(purged)
     }
 
-    async fn streaming_in_thread(&self, root: MessageId) -> DomainResult<Vec<MessageId>> {
+    async fn streaming_answers(&self, within: Within) -> DomainResult<Vec<MessageId>> {
         let mut conn = self.conn().await?;
-        let ids: Vec<Uuid> = messages::table
-            .filter(messages::root_id.eq(uuid(root)))
-            .filter(messages::status.eq(enum_to_db(MessageStatus::Streaming)))
-            .select(messages::id)
-            .load(&mut conn)
-            .await
-            .map_err(db_error)?;
+        let streaming = messages::table.filter(messages::status.eq(enum_to_db(MessageStatus::Streaming)));
+        let query = match within {
+            Within::Thread(root) => streaming.filter(messages::root_id.eq(uuid(root))).into_boxed(),
+            Within::Conversation(id) => streaming.filter(messages::conversation_id.eq(uuid(id))).into_boxed(),
+        };
+        let ids: Vec<Uuid> = query.select(messages::id).load(&mut conn).await.map_err(db_error)?;
         Ok(ids.into_iter().map(|id| MessageId(ulid(id))).collect())
     }
 

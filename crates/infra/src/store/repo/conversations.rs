@@ -19,7 +19,7 @@ use super::standing::{in_conversation, in_workspace, standing};
 use crate::store::codec::{enum_from_db, enum_to_db, ulid, uuid};
 use crate::store::log::{self, NewEvent};
 use crate::store::rows::{AccessRow, ConversationMemberRow, ConversationRow, InviteRow, access, conversation_member};
-use crate::store::schema::{conversation_members, conversations, invites, users, workspace_members};
+use crate::store::schema::{conversation_members, conversations, events, invites, users, workspace_members};
 use crate::store::{Store, db_error};
 
 const OWNER: &str = "owner";
@@ -311,6 +311,41 @@ impl ConversationRepo for Store {
             }
             diesel::delete(conversation_members::table.find((conv, user))).execute(conn).await?;
             log::membership_changed(conn, id, MembershipChanged { user_id: member, change, role: None }).await?;
+            Ok::<_, TxError>(())
+        })
+        .await?;
+        self.signals.committed();
+        Ok(())
+    }
+
+    async fn delete_conversation(&self, id: ConversationId) -> DomainResult<()> {
+        let mut conn = self.conn().await?;
+        let conv = uuid(id);
+        conn.transaction(async |conn| {
+            log::lock_conversation(conn, conv).await?;
+            // A hard delete leaves no words behind, in the log either: what is appended
+            // next, each member's last event from it, is all that replays.
+            diesel::delete(events::table.filter(events::conversation_id.eq(conv))).execute(conn).await?;
+            let members: Vec<Uuid> = conversation_members::table
+                .filter(conversation_members::conversation_id.eq(conv))
+                .select(conversation_members::user_id)
+                .order(conversation_members::user_id)
+                .load(conn)
+                .await?;
+            for member in members {
+                let change = MembershipChanged {
+                    user_id: UserId(ulid(member)),
+                    change: MembershipChange::ConversationDeleted,
+                    role: None,
+                };
+                log::membership_changed(conn, id, change).await?;
+            }
+            // Members, messages, threads, reactions, invites, read cursors cascade; member
+            // spans stay (closed) so the events above replay, until the log is pruned past them.
+            let deleted = diesel::delete(conversations::table.find(conv)).execute(conn).await?;
+            if deleted == 0 {
+                return Err(DomainError::NotFound.into());
+            }
             Ok::<_, TxError>(())
         })
         .await?;
