@@ -3,6 +3,7 @@
 
 use skein_shared::auth::User;
 use skein_shared::conversation::{Conversation, ConversationKind, ConversationRole, Invite, PinPolicy, Visibility};
+use skein_shared::preferences::{MemberPreferences, MuteUntil, NotifyLevel};
 use skein_shared::thread::{Message, MessageRole};
 use skein_shared::workspace::WorkspaceRole;
 use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
@@ -82,6 +83,7 @@ impl ConversationRecord {
             pin_policy: self.pin_policy,
             viewer_reactions: self.viewer_reactions,
             my_role,
+            preferences: Default::default(),
         }
     }
 }
@@ -283,6 +285,31 @@ pub struct ThreadPatch {
 pub enum Deletion {
     Message(MessageId),
     Thread(MessageId),
+}
+
+/// Which of a workspace's conversations a user lists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConversationFilter {
+    /// Archived ones only, or active ones only.
+    pub archived: bool,
+    /// Only those the user starred (`true`) or did not (`false`).
+    pub starred: Option<bool>,
+    /// Only those the user has muted now (`true`) or has not (`false`).
+    pub muted: Option<bool>,
+}
+
+/// A user's stored preferences for one conversation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoredPreferences {
+    pub starred: bool,
+    pub mute_until: Option<MuteUntil>,
+    pub notify_level: NotifyLevel,
+}
+
+impl StoredPreferences {
+    pub fn view(self, now: OffsetDateTime) -> MemberPreferences {
+        MemberPreferences::new(self.starred, self.mute_until, self.notify_level, now)
+    }
 }
 
 /// A thread (by its root) or a whole conversation.

@@ -13,6 +13,7 @@ use skein_shared::auth::User;
 use skein_shared::conversation::{ConversationMember, ConversationRole, Invite};
 use skein_shared::event::{ConversationUnread, MembershipChange, PresenceInfo};
 use skein_shared::message::{MessageVersion, PinChanged, PinnedMessage, ReactionChanged, ReactionCount, Reactor};
+use skein_shared::preferences::UpdatePreferencesRequest;
 use skein_shared::thread::{Message, ThreadSummary};
 use skein_shared::workspace::{Workspace, WorkspaceMember, WorkspaceRole};
 use skein_shared::{AssistantId, ConversationId, MessageId, UserId, WorkspaceId};
@@ -154,7 +155,7 @@ pub trait ConversationRepo: Send + Sync {
         &self,
         workspace: WorkspaceId,
         user: UserId,
-        archived: bool,
+        filter: ConversationFilter,
         after: Option<TimeCursor>,
         limit: u32,
     ) -> impl Future<Output = DomainResult<Vec<ConversationAccess>>> + Send;
@@ -442,6 +443,24 @@ pub trait EventFeeds: Send + Sync {
     ) -> impl Future<Output = DomainResult<Self::Feed>> + Send;
 }
 
+/// Each member's own settings for a conversation.
+pub trait PreferenceRepo: Send + Sync {
+    /// The user's preferences for those of `conversations` where they set any.
+    fn preferences(
+        &self,
+        user: UserId,
+        conversations: &[ConversationId],
+    ) -> impl Future<Output = DomainResult<Vec<(ConversationId, StoredPreferences)>>> + Send;
+    /// Changes the given fields and returns the result. When muting or unmuting an explicit
+    /// member, their `unread.update` goes out with the new `muted`.
+    fn set_preferences(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        change: UpdatePreferencesRequest,
+    ) -> impl Future<Output = DomainResult<StoredPreferences>> + Send;
+}
+
 /// Everything the services need, in one bound.
 pub trait Ports:
     AccountRepo
@@ -456,6 +475,7 @@ pub trait Ports:
     + LiveSignals
     + EventFeeds
     + MessageChanges
+    + PreferenceRepo
     + Clone
     + 'static
 {
@@ -473,6 +493,8 @@ impl<T> Ports for T where
         + LiveSignals
         + EventFeeds
         + MessageChanges
+        + PreferenceRepo
+        + PreferenceRepo
         + Clone
         + 'static
 {

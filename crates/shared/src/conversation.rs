@@ -68,6 +68,21 @@ pub struct Conversation {
     pub viewer_reactions: bool,
     /// The caller's effective role.
     pub my_role: ConversationRole,
+    /// The caller's own settings for it.
+    #[serde(default)]
+    pub preferences: crate::preferences::MemberPreferences,
+}
+
+/// How `GET /api/conversations` orders its page.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationOrder {
+    /// Latest activity first.
+    #[default]
+    Activity,
+    /// The caller's starred conversations first, each part by latest activity.
+    Starred,
 }
 
 /// Who may pin messages in a conversation.

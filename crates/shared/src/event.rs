@@ -229,6 +229,9 @@ pub struct ConversationUnread {
     pub unread: i64,
     /// Threads with unread replies (replies by others after both read cursors), by root id.
     pub threads: Vec<ThreadUnread>,
+    /// The member muted the conversation: the counts still count, clients show them quietly.
+    #[serde(default)]
+    pub muted: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

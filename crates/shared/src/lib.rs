@@ -12,6 +12,7 @@ pub mod event;
 pub mod ids;
 pub mod message;
 pub mod page;
+pub mod preferences;
 pub mod thread;
 pub mod workspace;
 

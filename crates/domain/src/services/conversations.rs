@@ -4,11 +4,11 @@ use skein_shared::conversation::{
     PinPolicy, UpdateConversationRequest, Visibility,
 };
 use skein_shared::event::MembershipChange;
-use skein_shared::{ConversationId, ErrorCode, Page, UserId, WorkspaceId};
+use skein_shared::{ConversationId, ErrorCode, Page, UserId};
 use time::Duration;
 
 use super::{Services, fixed_membership, keyset_page};
-use crate::cursor::{TimeCursor, decode_id_cursor};
+use crate::cursor::decode_id_cursor;
 use crate::entities::{ConversationPatch, ConversationRecord, Created, NewConversation, Within};
 use crate::ports::Ports;
 use crate::validate::Check;
@@ -91,33 +91,15 @@ impl<P: Ports> Services<P> {
         };
         let created = self.ports.create_conversation(NewConversation { record, members, direct_key }).await?;
         // Only a direct conversation can already exist, and there the caller is a plain member.
-        Ok(created.map(|c| c.view(creator_role)))
-    }
-
-    pub async fn list_conversations(
-        &self,
-        caller: UserId,
-        workspace: WorkspaceId,
-        archived: bool,
-        cursor: Option<&str>,
-        limit: Option<u32>,
-    ) -> DomainResult<Page<Conversation>> {
-        self.ports.workspace_role(workspace, caller).await?.ok_or(DomainError::NotFound)?;
-        let limit = self.limits.page_size(limit);
-        let after = cursor.map(TimeCursor::decode).transpose()?;
-        let rows = self.ports.list_conversations(workspace, caller, archived, after, limit + 1).await?;
-        // The cursor is the last row read, shown or not, so that the next page starts after it.
-        let (rows, next) = keyset_page(rows, limit, |access| {
-            TimeCursor { at: access.conversation.last_activity_at, id: access.conversation.id.0 }.encode()
-        });
-        let data: Vec<Conversation> =
-            rows.into_iter().filter_map(|access| access.role().map(|role| access.conversation.view(role))).collect();
-        Ok(Page::new(data, next, None))
+        match created {
+            Created::New(c) => Ok(Created::New(c.view(creator_role))),
+            Created::Existing(c) => Ok(Created::Existing(self.own_view(caller, c.view(creator_role)).await?)),
+        }
     }
 
     pub async fn get_conversation(&self, caller: UserId, id: ConversationId) -> DomainResult<Conversation> {
         let (access, role) = self.visible_conversation(caller, id).await?;
-        Ok(access.conversation.view(role))
+        self.own_view(caller, access.conversation.view(role)).await
     }
 
     pub async fn update_conversation(
@@ -155,13 +137,13 @@ impl<P: Ports> Services<P> {
             viewer_reactions: req.viewer_reactions,
             ..ConversationPatch::default()
         };
-        Ok(self.ports.update_conversation(id, patch).await?.view(role))
+        self.own_view(caller, self.ports.update_conversation(id, patch).await?.view(role)).await
     }
 
     pub async fn set_archived(&self, caller: UserId, id: ConversationId, archived: bool) -> DomainResult<Conversation> {
         let (_, role) = self.managed_conversation(caller, id).await?;
         let patch = ConversationPatch { archived: Some(archived), ..ConversationPatch::default() };
-        Ok(self.ports.update_conversation(id, patch).await?.view(role))
+        self.own_view(caller, self.ports.update_conversation(id, patch).await?.view(role)).await
     }
 
     /// A group becomes a private channel (it needs a title by then).
@@ -190,7 +172,7 @@ impl<P: Ports> Services<P> {
             visibility: Some(Visibility::Private),
             ..ConversationPatch::default()
         };
-        Ok(self.ports.update_conversation(id, patch).await?.view(role))
+        self.own_view(caller, self.ports.update_conversation(id, patch).await?.view(role)).await
     }
 
     pub async fn list_conversation_members(

@@ -5,6 +5,7 @@ mod assistants;
 mod conversations;
 mod generation;
 mod messaging;
+mod preferences;
 pub use generation::AnswerFollow;
 pub use messaging::reaction_emoji;
 mod realtime;

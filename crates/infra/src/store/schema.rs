@@ -286,6 +286,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    member_preferences (user_id, conversation_id) {
+        user_id -> Uuid,
+        conversation_id -> Uuid,
+        starred -> Bool,
+        mute_until -> Nullable<Timestamptz>,
+        notify_level -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     assistants,
     generations,
@@ -297,6 +307,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     workspace_members,
     conversations,
     conversation_members,
+    member_preferences,
     invites,
     messages,
     message_edits,

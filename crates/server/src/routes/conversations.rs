@@ -1,9 +1,11 @@
-use actix_web::{HttpResponse, delete, get, patch, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Serialize};
+use skein_domain::entities::ConversationFilter;
 use skein_shared::conversation::{
-    AddConversationMemberRequest, Conversation, ConversationMember, ConvertConversationRequest,
+    AddConversationMemberRequest, Conversation, ConversationMember, ConversationOrder, ConvertConversationRequest,
     CreateConversationRequest, CreateInviteRequest, DeleteConversationRequest, Invite, UpdateConversationRequest,
 };
+use skein_shared::preferences::{MemberPreferences, UpdatePreferencesRequest};
 use skein_shared::{ConversationId, Page, UserId, WorkspaceId};
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -26,6 +28,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(add_member)
         .service(remove_member)
         .service(leave)
+        .service(set_preferences)
         .service(create_invite)
         .service(accept_invite)
         .service(revoke_invite);
@@ -53,6 +56,14 @@ pub struct ListParams {
     /// `true`: only archived conversations; default: only active ones.
     #[serde(default)]
     pub archived: bool,
+    /// Only those the caller starred (`true`) or did not (`false`).
+    pub starred: Option<bool>,
+    /// Only those the caller has muted now (`true`) or has not (`false`).
+    pub muted: Option<bool>,
+    /// `activity` (default) or `starred`: the caller's starred ones first.
+    #[serde(default)]
+    #[param(inline)]
+    pub order: ConversationOrder,
     pub cursor: Option<String>,
     pub limit: Option<u32>,
 }
@@ -69,7 +80,14 @@ async fn list_conversations(
     Ok(web::Json(
         state
             .services
-            .list_conversations(caller.id(), q.workspace_id, q.archived, q.cursor.as_deref(), q.limit)
+            .list_conversations(
+                caller.id(),
+                q.workspace_id,
+                ConversationFilter { archived: q.archived, starred: q.starred, muted: q.muted },
+                q.order,
+                q.cursor.as_deref(),
+                q.limit,
+            )
             .await?,
     ))
 }
@@ -215,6 +233,24 @@ async fn remove_member(
 async fn leave(state: AppState, caller: Caller, id: web::Path<ConversationId>) -> ApiResult<HttpResponse> {
     state.services.leave_conversation(caller.id(), id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Change the caller's own settings for the conversation: starred, muted (until a time, or
+/// `"forever"`: until unmuted; `null` unmutes), notify level. Absent fields stay as they are.
+#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), request_body = UpdatePreferencesRequest, responses(
+    (status = 200, description = "The caller's preferences now", body = MemberPreferences),
+    (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 409, description = "`conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "`validation_failed`", body = skein_shared::Problem, content_type = "application/problem+json"),
+))]
+#[put("/conversations/{id}/preferences")]
+async fn set_preferences(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+    body: web::Json<UpdatePreferencesRequest>,
+) -> ApiResult<web::Json<MemberPreferences>> {
+    Ok(web::Json(state.services.set_preferences(caller.id(), id.into_inner(), body.into_inner()).await?))
 }
 
 /// Create an invite code (admins).

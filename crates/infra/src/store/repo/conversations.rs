@@ -1,7 +1,9 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use skein_domain::cursor::TimeCursor;
-use skein_domain::entities::{ConversationAccess, ConversationPatch, ConversationRecord, Created, NewConversation};
+use skein_domain::entities::{
+    ConversationAccess, ConversationFilter, ConversationPatch, ConversationRecord, Created, NewConversation,
+};
 use skein_domain::ports::ConversationRepo;
 use skein_domain::{DomainError, DomainResult};
 use skein_shared::conversation::{ConversationMember, ConversationRole, Invite, Visibility};
@@ -19,7 +21,9 @@ use super::standing::{in_conversation, in_workspace, standing};
 use crate::store::codec::{enum_from_db, enum_to_db, ulid, uuid};
 use crate::store::log::{self, NewEvent};
 use crate::store::rows::{AccessRow, ConversationMemberRow, ConversationRow, InviteRow, access, conversation_member};
-use crate::store::schema::{conversation_members, conversations, events, invites, users, workspace_members};
+use crate::store::schema::{
+    conversation_members, conversations, events, invites, member_preferences, users, workspace_members,
+};
 use crate::store::{Store, db_error};
 
 const OWNER: &str = "owner";
@@ -104,15 +108,19 @@ impl ConversationRepo for Store {
         &self,
         workspace: WorkspaceId,
         user: UserId,
-        archived: bool,
+        filter: ConversationFilter,
         after: Option<TimeCursor>,
         limit: u32,
     ) -> DomainResult<Vec<ConversationAccess>> {
         let mut conn = self.conn().await?;
         let user = uuid(user);
+        let now = self.clock.now();
         let mut query = conversations::table
             .inner_join(workspace_members::table.on(in_workspace(user)))
             .left_join(conversation_members::table.on(in_conversation(user)))
+            .left_join(member_preferences::table.on(
+                member_preferences::conversation_id.eq(conversations::id).and(member_preferences::user_id.eq(user)),
+            ))
             .filter(conversations::workspace_id.eq(uuid(workspace)))
             // Mirrors roles::effective_conversation_role, so a page is never thinned out.
             .filter(
@@ -124,7 +132,21 @@ impl ConversationRepo for Store {
             .order((conversations::last_activity_at.desc(), conversations::id.desc()))
             .limit(i64::from(limit))
             .into_boxed();
-        query = if archived {
+        query = match filter.starred {
+            Some(true) => query.filter(member_preferences::starred.eq(true)),
+            Some(false) => {
+                query.filter(member_preferences::starred.is_null().or(member_preferences::starred.eq(false)))
+            }
+            None => query,
+        };
+        query = match filter.muted {
+            Some(true) => query.filter(member_preferences::mute_until.gt(now)),
+            Some(false) => {
+                query.filter(member_preferences::mute_until.is_null().or(member_preferences::mute_until.le(now)))
+            }
+            None => query,
+        };
+        query = if filter.archived {
             query.filter(conversations::archived_at.is_not_null())
         } else {
             query.filter(conversations::archived_at.is_null())

@@ -9,6 +9,7 @@ mod follow;
 mod generations;
 mod live;
 mod messages;
+mod preferences;
 pub(crate) mod read_state;
 mod standing;
 mod workspaces;

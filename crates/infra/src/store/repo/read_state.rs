@@ -62,6 +62,7 @@ impl ReadStateRepo for Store {
                     conversation_id: conversation,
                     unread: 0,
                     threads: Vec::new(),
+                    muted: false,
                 });
                 let event = NewEvent {
                     audience: Some(user),
@@ -94,10 +95,16 @@ struct CountRow {
     thread: Option<Uuid>,
     #[diesel(sql_type = BigInt)]
     n: i64,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    muted: bool,
 }
 
 /// Unread counts of the user's conversations (or one of them), ordered by conversation id.
-async fn counts(conn: &mut AsyncPgConnection, user: Uuid, only: Option<Uuid>) -> QueryResult<Vec<ConversationUnread>> {
+pub(super) async fn counts(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    only: Option<Uuid>,
+) -> QueryResult<Vec<ConversationUnread>> {
     let mut members = conversation_members::table
         .filter(conversation_members::user_id.eq(user))
         .select(conversation_members::conversation_id)
@@ -119,9 +126,11 @@ pub(crate) async fn counts_for(
 ) -> QueryResult<Vec<(UserId, ConversationUnread)>> {
     let (users, conversations): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
     let rows: Vec<CountRow> = diesel::sql_query(
-        "SELECT cm.user_id, cm.conversation_id, u.thread, coalesce(u.n, 0) AS n \
+        "SELECT cm.user_id, cm.conversation_id, u.thread, coalesce(u.n, 0) AS n, \
+         coalesce(mp.mute_until > now(), false) AS muted \
          FROM unnest($1::uuid[], $2::uuid[]) AS p(user_id, conversation_id) \
          JOIN conversation_members cm ON cm.user_id = p.user_id AND cm.conversation_id = p.conversation_id \
+         LEFT JOIN member_preferences mp ON mp.user_id = cm.user_id AND mp.conversation_id = cm.conversation_id \
          LEFT JOIN LATERAL ( \
            SELECT CASE WHEN m.parent_id IS NULL THEN NULL ELSE m.root_id END AS thread, count(*) AS n \
            FROM messages m \
@@ -141,7 +150,8 @@ pub(crate) async fn counts_for(
     for row in rows {
         let (user, id) = (UserId(ulid(row.user_id)), ConversationId(ulid(row.conversation_id)));
         if out.last().is_none_or(|(u, c)| (*u, c.conversation_id) != (user, id)) {
-            out.push((user, ConversationUnread { conversation_id: id, unread: 0, threads: Vec::new() }));
+            let counts = ConversationUnread { conversation_id: id, unread: 0, threads: Vec::new(), muted: row.muted };
+            out.push((user, counts));
         }
         let Some((_, counts)) = out.last_mut() else { continue };
         match row.thread {
