@@ -714,3 +714,34 @@ async fn who_may_ask_and_how_many_answers_may_run() {
     let busy = full.app.post(&format!("/api/messages/{b}/generate"), &full.member, json!({})).await;
     assert!(busy.expect_problem(503, "service_unavailable").headers.contains_key("retry-after"));
 }
+
+#[tokio::test]
+async fn mentioning_an_assistant_asks_it_to_answer_in_a_reply_or_a_new_thread() {
+    let s = setup().await;
+    // A thread that names no assistant: only the mention asks one.
+    let root = s.app.root(&s.owner, &s.conv, "plain").await;
+    let body = json!({ "content": format!("<@{}> what is two and two?", s.assistant) });
+    let reply = s.app.post(&format!("/api/messages/{root}/reply"), &s.member, body).await.expect(201);
+    assert_eq!(reply.body["mentions"], json!([{ "kind": "assistant", "assistant_id": s.assistant }]));
+    let answer = &reply.body["assistant_message"];
+    assert_eq!(answer["parent_id"], reply.body["id"]);
+    let ended = s.ended(answer["id"].as_str().unwrap()).await;
+    assert_eq!(ended["status"], "complete");
+
+    let body = json!({ "content": format!("hey <@{}>", s.assistant) });
+    let new_root = s.app.post(&format!("/api/threads/{}/root", s.conv), &s.owner, body).await.expect(201).str("id");
+    let tree = s.app.get(&format!("/api/threads/{new_root}/tree"), &s.owner).await.expect(200);
+    let answer = &tree.body["data"][1];
+    assert_eq!((answer["role"].as_str(), answer["parent_id"].as_str()), (Some("assistant"), Some(new_root.as_str())));
+    s.ended(answer["id"].as_str().unwrap()).await;
+    assert_eq!(s.llm.requests(), 2);
+
+    // An edit that adds the mention changes the mentions but asks nobody.
+    let quiet = s.app.root(&s.owner, &s.conv, "later").await;
+    let edit = json!({ "content": format!("later <@{}>", s.assistant) });
+    let edited = s.app.patch(&format!("/api/messages/{quiet}"), &s.owner, edit).await.expect(200);
+    assert_eq!(edited.body["mentions"][0]["kind"], "assistant");
+    let tree = s.app.get(&format!("/api/threads/{quiet}/tree"), &s.owner).await.expect(200);
+    assert_eq!(tree.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(s.llm.requests(), 2);
+}

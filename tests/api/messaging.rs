@@ -394,3 +394,41 @@ async fn a_resumed_stream_replays_edits_deletes_reactions_and_pins_in_order() {
     assert_eq!(created.data["message_id"], reply.as_str());
     assert_eq!(created.data["data"]["content"], "");
 }
+
+#[tokio::test]
+async fn mentions_name_members_only_and_count_as_unread_mentions() {
+    let app = TestApp::spawn().await;
+    let r = room(&app).await;
+    let eve = app.register("Eve").await;
+    let ws_of = app.get(&format!("/api/conversations/{}", r.conv), &r.ann).await.expect(200).str("workspace_id");
+    app.post(&format!("/api/workspaces/{ws_of}/members"), &r.ann, json!({ "user_id": eve.id })).await.expect(201);
+    let stranger = skein_shared::UserId::generate();
+
+    let text = format!("<@{}> and <@{}> and <@{stranger}>, look", r.bob.id, eve.id);
+    let root = app.root(&r.ann, &r.conv, &text).await;
+    let shown = app.get(&format!("/api/messages/{root}"), &r.bob).await.expect(200);
+    assert_eq!(shown.body["mentions"], json!([{ "kind": "user", "user_id": r.bob.id }]), "Eve is not a member here");
+    app.reply(&r.ann, &root, "no mention").await;
+    app.reply(&r.ann, &root, "@here anyone?").await;
+    app.root(&r.ann, &r.conv, "@channel meeting").await;
+    app.root(&r.ann, &r.conv, "just words").await;
+
+    let unread = unread_of(&app, &r.bob, &r.conv).await;
+    assert_eq!((unread["unread"].as_i64(), unread["mentions"].as_i64()), (Some(3), Some(2)));
+    let thread = &unread["threads"][0];
+    assert_eq!((thread["unread"].as_i64(), thread["mentions"].as_i64()), (Some(2), Some(1)));
+    let anns = unread_of(&app, &r.ann, &r.conv).await;
+    assert_eq!(anns["mentions"], 0, "her own messages are not unread for her");
+
+    // Deleting a message takes its mentions with it.
+    app.delete(&format!("/api/messages/{root}"), &r.ann).await.expect(200);
+    let tombstone = app.get(&format!("/api/messages/{root}"), &r.bob).await.expect(200);
+    assert_eq!(tombstone.body["mentions"], json!([]));
+    assert_eq!(unread_of(&app, &r.bob, &r.conv).await["mentions"], 1);
+}
+
+async fn unread_of(app: &TestApp, user: &TestUser, conversation: &str) -> Value {
+    let all = app.get("/api/conversations/unread", user).await.expect(200).body;
+    let entries = all["conversations"].as_array().unwrap();
+    entries.iter().find(|c| c["conversation_id"] == conversation).cloned().unwrap()
+}

@@ -3,6 +3,7 @@
 
 use skein_shared::auth::User;
 use skein_shared::conversation::{Conversation, ConversationKind, ConversationRole, Invite, PinPolicy, Visibility};
+use skein_shared::message::Mention;
 use skein_shared::preferences::{MemberPreferences, MuteUntil, NotifyLevel};
 use skein_shared::thread::{Message, MessageRole};
 use skein_shared::workspace::WorkspaceRole;
@@ -207,9 +208,18 @@ pub struct NewMessage {
     pub author_id: UserId,
     pub role: MessageRole,
     pub content: String,
+    /// Resolved from `content`.
+    pub mentions: Vec<Mention>,
     pub client_msg_id: Option<String>,
     /// Present for a root.
     pub thread: Option<NewThread>,
+}
+
+/// Who of a list of ids can be mentioned in a conversation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mentionable {
+    pub users: Vec<UserId>,
+    pub assistants: Vec<skein_shared::AssistantId>,
 }
 
 /// Where a page of conversation history is anchored.

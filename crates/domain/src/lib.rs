@@ -8,6 +8,7 @@ pub mod cursor;
 pub mod entities;
 pub mod error;
 pub mod limits;
+pub mod mentions;
 pub mod ports;
 pub mod roles;
 pub mod services;

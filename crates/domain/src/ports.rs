@@ -12,7 +12,9 @@ use skein_shared::assistant::{
 use skein_shared::auth::User;
 use skein_shared::conversation::{ConversationMember, ConversationRole, Invite};
 use skein_shared::event::{ConversationUnread, MembershipChange, PresenceInfo};
-use skein_shared::message::{MessageVersion, PinChanged, PinnedMessage, ReactionChanged, ReactionCount, Reactor};
+use skein_shared::message::{
+    Mention, MessageVersion, PinChanged, PinnedMessage, ReactionChanged, ReactionCount, Reactor,
+};
 use skein_shared::preferences::UpdatePreferencesRequest;
 use skein_shared::thread::{Message, ThreadSummary};
 use skein_shared::workspace::{Workspace, WorkspaceMember, WorkspaceRole};
@@ -190,6 +192,13 @@ pub trait ConversationRepo: Send + Sync {
         user: UserId,
         change: MembershipChange,
     ) -> impl Future<Output = DomainResult<()>> + Send;
+    /// Of `ids`, the users who are members of the conversation (explicit, or implicit in a
+    /// workspace-visible one) and the assistants of its workspace.
+    fn mentionable(
+        &self,
+        conversation: ConversationId,
+        ids: &[Ulid],
+    ) -> impl Future<Output = DomainResult<Mentionable>> + Send;
     /// Deletes the conversation and everything in it for good; each member gets a
     /// `membership.changed` (`conversation_deleted`) as their last event from it.
     fn delete_conversation(&self, id: ConversationId) -> impl Future<Output = DomainResult<()>> + Send;
@@ -216,6 +225,7 @@ pub trait MessageChanges: Send + Sync {
         id: MessageId,
         editor: UserId,
         content: String,
+        mentions: Vec<Mention>,
     ) -> impl Future<Output = DomainResult<MessageRecord>> + Send;
     /// Earlier versions, newest first, before version `before` if given.
     fn message_versions(

@@ -227,6 +227,9 @@ pub struct ConversationUnread {
     pub conversation_id: ConversationId,
     /// Thread roots posted by others after the conversation read cursor.
     pub unread: i64,
+    /// Of `unread`, those that mention the member (by name, `@channel` or `@here`).
+    #[serde(default)]
+    pub mentions: i64,
     /// Threads with unread replies (replies by others after both read cursors), by root id.
     pub threads: Vec<ThreadUnread>,
     /// The member muted the conversation: the counts still count, clients show them quietly.
@@ -239,6 +242,9 @@ pub struct ConversationUnread {
 pub struct ThreadUnread {
     pub root_id: MessageId,
     pub unread: i64,
+    /// Of `unread`, those that mention the member.
+    #[serde(default)]
+    pub mentions: i64,
 }
 
 /// `GET /api/conversations/unread`: every conversation the caller is a member of.

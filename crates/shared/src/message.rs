@@ -1,5 +1,5 @@
-//! Changing messages after they are posted: edits and their history, deletes, reactions and
-//! pins.
+//! Changing messages after they are posted (edits and their history, deletes, reactions,
+//! pins) and what their content mentions.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -91,4 +91,30 @@ pub struct PinChanged {
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: OffsetDateTime,
+}
+
+/// What a mention names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MentionKind {
+    /// `<@user_id>`: a member of the conversation.
+    User,
+    /// `<@assistant_id>`: an assistant of the workspace, which is asked to answer.
+    Assistant,
+    /// `@channel`: every member.
+    Channel,
+    /// `@here`: every member who is online (counted as a mention for every member).
+    Here,
+}
+
+/// One mention in a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Mention {
+    pub kind: MentionKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<crate::UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant_id: Option<crate::AssistantId>,
 }

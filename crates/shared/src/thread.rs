@@ -66,6 +66,10 @@ pub struct Message {
     /// Reactions by emoji, in the order each was first used.
     #[serde(default)]
     pub reactions: Vec<crate::message::ReactionCount>,
+    /// Who the content mentions (`<@user_id>`, `<@assistant_id>`, `@channel`, `@here`), as
+    /// the server resolved it when the message was posted or last edited.
+    #[serde(default)]
+    pub mentions: Vec<crate::message::Mention>,
 }
 
 /// `POST /api/threads/{conversation_id}/root`.

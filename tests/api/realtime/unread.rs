@@ -237,7 +237,7 @@ async fn others_messages_send_unread_updates_to_every_device_and_after_a_replay(
     let until = phone.until("unread.update").await;
     let counts = &until.last().unwrap().data["data"];
     assert_eq!(counts["unread"], 1);
-    assert_eq!(counts["threads"], json!([{ "root_id": root, "unread": 1 }]));
+    assert_eq!(counts["threads"], json!([{ "root_id": root, "unread": 1, "mentions": 0 }]));
 
     // The author gets none for their own messages: Alice's next update is for Bob's post.
     app.root(&r.bob, &r.conv, "answer").await;

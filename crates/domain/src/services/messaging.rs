@@ -53,7 +53,9 @@ impl<P: Ports> Services<P> {
         let mut check = Check::new();
         check.content("content", &content, self.limits.message_max_chars);
         check.finish()?;
-        let mut edited = self.ports.edit_message(id, caller, content).await?.message;
+        // Mentions follow the words; an assistant newly mentioned is not asked again.
+        let mentions = self.resolve_mentions(&access, &content).await?;
+        let mut edited = self.ports.edit_message(id, caller, content, mentions).await?.message;
         self.fill_reactions(caller, vec![&mut edited]).await?;
         Ok(edited)
     }

@@ -4,6 +4,7 @@ mod accounts;
 mod assistants;
 mod conversations;
 mod generation;
+mod mentions;
 mod messaging;
 mod preferences;
 pub use generation::AnswerFollow;

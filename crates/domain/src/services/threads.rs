@@ -7,6 +7,7 @@ use skein_shared::thread::{
 };
 use skein_shared::{ConversationId, MessageId, Page, UserId};
 
+use super::mentions::mentioned_assistant;
 use super::{Services, ensure_can_post, keyset_page};
 use crate::cursor::{TimeCursor, decode_id_cursor};
 use crate::entities::{
@@ -42,6 +43,15 @@ impl<P: Ports> Services<P> {
         self.check_settings(&mut check, access.conversation.workspace_id, &mut settings).await?;
         let client_msg_id = self.check_client_msg_id(&mut check, req.client_msg_id);
         check.finish()?;
+        let mentions = self.resolve_mentions(&access, &req.content).await?;
+        let answerer = match mentioned_assistant(&mentions) {
+            Some(assistant) => {
+                let ai = ThreadAi { settings: settings.clone(), default_assistant: None, title: title.clone() };
+                let asked = GenerateRequest { assistant_id: Some(assistant), ..GenerateRequest::default() };
+                Some(self.answerer(caller, ai, &access, &asked).await?)
+            }
+            None => None,
+        };
         let new = NewMessage {
             id: MessageId::generate(),
             conversation_id: conversation,
@@ -49,10 +59,15 @@ impl<P: Ports> Services<P> {
             author_id: caller,
             role: MessageRole::User,
             content: req.content,
+            mentions,
             client_msg_id,
             thread: Some(NewThread { title, tags, settings }),
         };
-        Ok(self.ports.insert_message(new).await?.map(|r| r.message))
+        let stored = self.ports.insert_message(new).await?;
+        if let (Created::New(record), Some(answerer)) = (&stored, answerer) {
+            self.start_answer(answerer, record).await?;
+        }
+        Ok(stored.map(|r| r.message))
     }
 
     /// Stores the reply; with `generate` (or the thread's `auto_reply`) also starts the
@@ -72,8 +87,11 @@ impl<P: Ports> Services<P> {
         let client_msg_id = self.check_client_msg_id(&mut check, req.client_msg_id);
         self.check_depth(&mut check, &parent);
         check.finish()?;
-        let answerer = match req.generate || ai.settings.auto_reply {
-            true => Some(self.answerer(caller, ai, &access, &GenerateRequest::default()).await?),
+        let mentions = self.resolve_mentions(&access, &req.content).await?;
+        // Mentioning an assistant asks it, as `generate` asks the thread's.
+        let asked = GenerateRequest { assistant_id: mentioned_assistant(&mentions), ..GenerateRequest::default() };
+        let answerer = match req.generate || ai.settings.auto_reply || asked.assistant_id.is_some() {
+            true => Some(self.answerer(caller, ai, &access, &asked).await?),
             false => None,
         };
         let new = NewMessage {
@@ -83,6 +101,7 @@ impl<P: Ports> Services<P> {
             author_id: caller,
             role: MessageRole::User,
             content: req.content,
+            mentions,
             client_msg_id,
             thread: None,
         };
@@ -314,6 +333,7 @@ mod tests {
                 deleted_by: None,
                 pinned: false,
                 reactions: Vec::new(),
+                mentions: Vec::new(),
             },
         }
     }

@@ -196,6 +196,10 @@ pub struct MessageRow {
     pub purge_at: Option<OffsetDateTime>,
     pub pinned_at: Option<OffsetDateTime>,
     pub pinned_by: Option<Uuid>,
+    pub mentions: serde_json::Value,
+    /// For unread counting, in SQL; `mentions` says the same for showing.
+    #[allow(dead_code)]
+    pub mentioned_user_ids: Vec<Uuid>,
 }
 
 impl MessageRow {
@@ -223,6 +227,11 @@ impl MessageRow {
                 deleted_by: self.deleted_by.map(|u| UserId(ulid(u))),
                 pinned: self.pinned_at.is_some(),
                 reactions: Vec::new(),
+                // Written by this server from a Vec<Mention>; unreadable means none.
+                mentions: match self.deleted_at {
+                    Some(_) => Vec::new(),
+                    None => serde_json::from_value(self.mentions).unwrap_or_default(),
+                },
             },
         })
     }

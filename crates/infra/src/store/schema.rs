@@ -110,6 +110,8 @@ diesel::table! {
         purge_at -> Nullable<Timestamptz>,
         pinned_at -> Nullable<Timestamptz>,
         pinned_by -> Nullable<Uuid>,
+        mentions -> Jsonb,
+        mentioned_user_ids -> Array<Uuid>,
     }
 }
 

@@ -30,6 +30,7 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use skein_shared::assistant::ThreadSettings;
 use skein_shared::event::{EventBody, ThreadActivity};
+use skein_shared::message::Mention;
 use skein_shared::thread::{Message, ThreadSummary};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -51,12 +52,15 @@ struct Row {
     status: String,
     client_msg_id: Option<String>,
     created_at: OffsetDateTime,
+    mentions: serde_json::Value,
+    mentioned_user_ids: Vec<Uuid>,
 }
 
 impl Row {
     /// `message`'s `seq` is ignored (the statement assigns it).
-    fn of(message: &Message, path: Vec<Uuid>) -> Self {
-        Self {
+    fn of(message: &Message, path: Vec<Uuid>) -> QueryResult<Self> {
+        let (mentions, mentioned_user_ids) = mention_columns(&message.mentions)?;
+        Ok(Self {
             conversation_id: uuid(message.conversation_id),
             id: uuid(message.id),
             root_id: uuid(message.root_id),
@@ -69,8 +73,16 @@ impl Row {
             status: enum_to_db(message.status),
             client_msg_id: message.client_msg_id.clone(),
             created_at: message.created_at,
-        }
+            mentions,
+            mentioned_user_ids,
+        })
     }
+}
+
+/// A message's mentions as stored: as shown, and the users they name (for unread counts).
+pub fn mention_columns(mentions: &[Mention]) -> QueryResult<(serde_json::Value, Vec<Uuid>)> {
+    let shown = serde_json::to_value(mentions).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    Ok((shown, mentions.iter().filter_map(|m| m.user_id).map(uuid).collect()))
 }
 
 /// A message's creation time as PostgreSQL stores it (microseconds), so that the events'
@@ -160,7 +172,7 @@ impl AppendRoot {
             created_at: root.created_at,
             root,
         };
-        let row = Row::of(&summary.root, vec![uuid(summary.root.id)]);
+        let row = Row::of(&summary.root, vec![uuid(summary.root.id)])?;
         let settings =
             serde_json::to_value(&settings).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
         let event = EventText::new(&EventBody::ThreadNew(Box::new(summary)), Fill::Seq)?;
@@ -176,7 +188,7 @@ impl AppendReply {
             EventText::new(&EventBody::MessageCreated(reply.clone()), Fill::Seq)?,
             EventText::new(&EventBody::ThreadActivity(activity), Fill::ReplyCount)?,
         ];
-        Ok(Self { row: Row::of(&reply, path), events })
+        Ok(Self { row: Row::of(&reply, path)?, events })
     }
 }
 
@@ -193,7 +205,7 @@ impl Row {
             " AND archived_at IS NULL AND EXISTS (SELECT 1 FROM lock) \
              RETURNING id, workspace_id, visibility, last_seq), \
              msg AS (INSERT INTO messages (id, conversation_id, root_id, parent_id, depth, path, seq, \
-             author_id, role, content, status, client_msg_id, created_at) SELECT ",
+             author_id, role, content, status, client_msg_id, created_at, mentions, mentioned_user_ids) SELECT ",
         );
         out.push_bind_param::<SqlUuid, _>(&self.id)?;
         out.push_sql(", conv.id, ");
@@ -216,6 +228,10 @@ impl Row {
         out.push_bind_param::<Nullable<Text>, _>(&self.client_msg_id)?;
         out.push_sql(", ");
         out.push_bind_param::<Timestamptz, _>(&self.created_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Jsonb, _>(&self.mentions)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<SqlUuid>, _>(&self.mentioned_user_ids)?;
         out.push_sql(" FROM conv RETURNING *)");
         Ok(())
     }
@@ -323,6 +339,7 @@ mod tests {
             deleted_by: None,
             pinned: false,
             reactions: Vec::new(),
+            mentions: Vec::new(),
         };
         let body = EventBody::MessageCreated(message.clone());
         let text = EventText::new(&body, Fill::Seq).unwrap();

@@ -11,14 +11,16 @@ use skein_domain::entities::{Deletion, MessageRecord, Within};
 use skein_domain::ports::MessageChanges;
 use skein_domain::{DomainError, DomainResult};
 use skein_shared::event::EventBody;
-use skein_shared::message::{MessageVersion, PinChanged, PinnedMessage, ReactionChanged, ReactionCount, Reactor};
+use skein_shared::message::{
+    Mention, MessageVersion, PinChanged, PinnedMessage, ReactionChanged, ReactionCount, Reactor,
+};
 use skein_shared::thread::{Message, MessageStatus};
 use skein_shared::{ConversationId, ErrorCode, MessageId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::TxError;
-use super::append::stored_time;
+use super::append::{mention_columns, stored_time};
 use crate::store::codec::{enum_to_db, ulid, uuid};
 use crate::store::log::{self, NewEvent};
 use crate::store::rows::MessageRow;
@@ -26,8 +28,15 @@ use crate::store::schema::{conversations, message_chunks, message_edits, message
 use crate::store::{Store, db_error};
 
 impl MessageChanges for Store {
-    async fn edit_message(&self, id: MessageId, editor: UserId, content: String) -> DomainResult<MessageRecord> {
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        editor: UserId,
+        content: String,
+        mentions: Vec<Mention>,
+    ) -> DomainResult<MessageRecord> {
         let now = stored_time(self.clock.now());
+        let (shown, named) = mention_columns(&mentions).map_err(db_error)?;
         let mut conn = self.conn().await?;
         let record = conn
             .transaction(async |conn| {
@@ -45,6 +54,8 @@ impl MessageChanges for Store {
                 let row: MessageRow = diesel::update(messages::table.find(old.id))
                     .set((
                         messages::content.eq(&content),
+                        messages::mentions.eq(&shown),
+                        messages::mentioned_user_ids.eq(&named),
                         messages::edited_at.eq(now),
                         messages::edit_count.eq(messages::edit_count + 1),
                     ))
@@ -412,7 +423,12 @@ async fn locked_standing(conn: &mut AsyncPgConnection, message: MessageId) -> Re
 /// content there too).
 async fn erase(conn: &mut AsyncPgConnection, conversation: Uuid, ids: &[Uuid]) -> QueryResult<()> {
     diesel::update(messages::table.filter(messages::id.eq_any(ids)))
-        .set((messages::content.eq(""), messages::purge_at.eq(None::<OffsetDateTime>)))
+        .set((
+            messages::content.eq(""),
+            messages::mentions.eq(serde_json::json!([])),
+            messages::mentioned_user_ids.eq(Vec::<Uuid>::new()),
+            messages::purge_at.eq(None::<OffsetDateTime>),
+        ))
         .execute(conn)
         .await?;
     diesel::delete(message_edits::table.filter(message_edits::message_id.eq_any(ids))).execute(conn).await?;
@@ -421,8 +437,9 @@ async fn erase(conn: &mut AsyncPgConnection, conversation: Uuid, ids: &[Uuid]) -
     // conversation's index: deletes are rare and the log is bounded by retention.)
     diesel::sql_query(
         "UPDATE events SET data = CASE kind \
-           WHEN 'thread.new' THEN jsonb_set(data::jsonb, '{data,root,content}', '\"\"')::text \
-           ELSE jsonb_set(data::jsonb, '{data,content}', '\"\"')::text END \
+           WHEN 'thread.new' THEN jsonb_set(jsonb_set(data::jsonb, '{data,root,content}', '\"\"'), \
+             '{data,root,mentions}', '[]')::text \
+           ELSE jsonb_set(jsonb_set(data::jsonb, '{data,content}', '\"\"'), '{data,mentions}', '[]')::text END \
          WHERE conversation_id = $1 AND message_id = ANY($2) \
          AND kind IN ('thread.new', 'message.created', 'message.updated')",
     )

@@ -2,7 +2,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use skein_domain::cursor::TimeCursor;
 use skein_domain::entities::{
-    ConversationAccess, ConversationFilter, ConversationPatch, ConversationRecord, Created, NewConversation,
+    ConversationAccess, ConversationFilter, ConversationPatch, ConversationRecord, Created, Mentionable,
+    NewConversation,
 };
 use skein_domain::ports::ConversationRepo;
 use skein_domain::{DomainError, DomainResult};
@@ -11,7 +12,7 @@ use skein_shared::event::{
     ConversationUpdated, EventBody, MembershipChange, MembershipChanged, WorkspaceMembershipChanged,
 };
 use skein_shared::workspace::WorkspaceRole;
-use skein_shared::{ConversationId, ErrorCode, UserId, WorkspaceId};
+use skein_shared::{AssistantId, ConversationId, ErrorCode, UserId, WorkspaceId};
 use time::OffsetDateTime;
 use ulid::Ulid;
 use uuid::Uuid;
@@ -22,7 +23,7 @@ use crate::store::codec::{enum_from_db, enum_to_db, ulid, uuid};
 use crate::store::log::{self, NewEvent};
 use crate::store::rows::{AccessRow, ConversationMemberRow, ConversationRow, InviteRow, access, conversation_member};
 use crate::store::schema::{
-    conversation_members, conversations, events, invites, member_preferences, users, workspace_members,
+    assistants, conversation_members, conversations, events, invites, member_preferences, users, workspace_members,
 };
 use crate::store::{Store, db_error};
 
@@ -338,6 +339,54 @@ impl ConversationRepo for Store {
         .await?;
         self.signals.committed();
         Ok(())
+    }
+
+    async fn mentionable(&self, id: ConversationId, ids: &[Ulid]) -> DomainResult<Mentionable> {
+        let mut conn = self.conn().await?;
+        let conv = uuid(id);
+        let ids: Vec<Uuid> = ids.iter().map(|i| uuid(*i)).collect();
+        let (workspace, visibility): (Uuid, String) = conversations::table
+            .find(conv)
+            .select((conversations::workspace_id, conversations::visibility))
+            .first(&mut conn)
+            .await
+            .map_err(db_error)?;
+        // Mirrors roles::effective_conversation_role: explicit members, and in a workspace
+        // channel every non-guest member of the workspace.
+        let users: Vec<Uuid> = if visibility == enum_to_db(Visibility::Workspace) {
+            workspace_members::table
+                .filter(workspace_members::workspace_id.eq(workspace))
+                .filter(workspace_members::user_id.eq_any(&ids))
+                .filter(workspace_members::role.ne("guest"))
+                .select(workspace_members::user_id)
+                .union(
+                    conversation_members::table
+                        .filter(conversation_members::conversation_id.eq(conv))
+                        .filter(conversation_members::user_id.eq_any(&ids))
+                        .select(conversation_members::user_id),
+                )
+                .load(&mut conn)
+                .await
+        } else {
+            conversation_members::table
+                .filter(conversation_members::conversation_id.eq(conv))
+                .filter(conversation_members::user_id.eq_any(&ids))
+                .select(conversation_members::user_id)
+                .load(&mut conn)
+                .await
+        }
+        .map_err(db_error)?;
+        let assistants: Vec<Uuid> = assistants::table
+            .filter(assistants::workspace_id.eq(workspace))
+            .filter(assistants::id.eq_any(&ids))
+            .select(assistants::id)
+            .load(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(Mentionable {
+            users: users.into_iter().map(|u| UserId(ulid(u))).collect(),
+            assistants: assistants.into_iter().map(|a| AssistantId(ulid(a))).collect(),
+        })
     }
 
     async fn delete_conversation(&self, id: ConversationId) -> DomainResult<()> {

@@ -105,6 +105,7 @@ impl GenerationRepo for Store {
             deleted_by: None,
             pinned: false,
             reactions: Vec::new(),
+            mentions: Vec::new(),
         };
         let path = under(&new.parent, &mut answer);
         let mut conn = self.conn().await?;

@@ -277,6 +277,7 @@ async fn append(conn: &mut AsyncPgConnection, new: &NewMessage, now: OffsetDateT
         deleted_by: None,
         pinned: false,
         reactions: Vec::new(),
+        mentions: new.mentions.clone(),
     };
     match (&new.parent, &new.thread) {
         (Some(parent), _) => {

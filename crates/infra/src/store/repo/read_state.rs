@@ -62,6 +62,7 @@ impl ReadStateRepo for Store {
                     conversation_id: conversation,
                     unread: 0,
                     threads: Vec::new(),
+                    mentions: 0,
                     muted: false,
                 });
                 let event = NewEvent {
@@ -95,6 +96,8 @@ struct CountRow {
     thread: Option<Uuid>,
     #[diesel(sql_type = BigInt)]
     n: i64,
+    #[diesel(sql_type = BigInt)]
+    mentions: i64,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     muted: bool,
 }
@@ -126,13 +129,15 @@ pub(crate) async fn counts_for(
 ) -> QueryResult<Vec<(UserId, ConversationUnread)>> {
     let (users, conversations): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
     let rows: Vec<CountRow> = diesel::sql_query(
-        "SELECT cm.user_id, cm.conversation_id, u.thread, coalesce(u.n, 0) AS n, \
+        "SELECT cm.user_id, cm.conversation_id, u.thread, coalesce(u.n, 0) AS n, coalesce(u.mentions, 0) AS mentions, \
          coalesce(mp.mute_until > now(), false) AS muted \
          FROM unnest($1::uuid[], $2::uuid[]) AS p(user_id, conversation_id) \
          JOIN conversation_members cm ON cm.user_id = p.user_id AND cm.conversation_id = p.conversation_id \
          LEFT JOIN member_preferences mp ON mp.user_id = cm.user_id AND mp.conversation_id = cm.conversation_id \
          LEFT JOIN LATERAL ( \
-           SELECT CASE WHEN m.parent_id IS NULL THEN NULL ELSE m.root_id END AS thread, count(*) AS n \
+           SELECT CASE WHEN m.parent_id IS NULL THEN NULL ELSE m.root_id END AS thread, count(*) AS n, \
+             count(*) FILTER (WHERE cm.user_id = ANY(m.mentioned_user_ids) \
+               OR m.mentions @> '[{\"kind\": \"channel\"}]' OR m.mentions @> '[{\"kind\": \"here\"}]') AS mentions \
            FROM messages m \
            LEFT JOIN thread_reads tr ON tr.user_id = cm.user_id AND tr.root_id = m.root_id \
            WHERE m.conversation_id = cm.conversation_id AND m.seq > cm.read_seq \
@@ -150,13 +155,23 @@ pub(crate) async fn counts_for(
     for row in rows {
         let (user, id) = (UserId(ulid(row.user_id)), ConversationId(ulid(row.conversation_id)));
         if out.last().is_none_or(|(u, c)| (*u, c.conversation_id) != (user, id)) {
-            let counts = ConversationUnread { conversation_id: id, unread: 0, threads: Vec::new(), muted: row.muted };
+            let counts = ConversationUnread {
+                conversation_id: id,
+                unread: 0,
+                mentions: 0,
+                threads: Vec::new(),
+                muted: row.muted,
+            };
             out.push((user, counts));
         }
         let Some((_, counts)) = out.last_mut() else { continue };
         match row.thread {
-            None => counts.unread = row.n,
-            Some(root) => counts.threads.push(ThreadUnread { root_id: MessageId(ulid(root)), unread: row.n }),
+            None => (counts.unread, counts.mentions) = (row.n, row.mentions),
+            Some(root) => counts.threads.push(ThreadUnread {
+                root_id: MessageId(ulid(root)),
+                unread: row.n,
+                mentions: row.mentions,
+            }),
         }
     }
     Ok(out)

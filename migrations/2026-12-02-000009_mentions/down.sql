@@ -1,0 +1,1 @@
+ALTER TABLE messages DROP COLUMN mentioned_user_ids, DROP COLUMN mentions;
