@@ -291,3 +291,75 @@ async fn workspace_endpoints() {
     matrix!(fx, "logout", [401, 204, 204, 204, 204, 204], |r| call(r, Method::POST, "/api/auth/logout".into(), None)
         .await);
 }
+
+/// The roles of the message endpoints: the conversation roles with the message's author (a
+/// plain member) between member and admin.
+const WITH_AUTHOR: [&str; 7] = ["anonymous", "non-member", "viewer", "member", "author", "admin", "owner"];
+
+/// As `matrix!`, over `WITH_AUTHOR`.
+macro_rules! matrix_with_author {
+    ($name:expr, $expected:expr, |$role:ident| $call:expr) => {{
+        let mut got = Vec::new();
+        for $role in 0..WITH_AUTHOR.len() {
+            got.push($call);
+        }
+        assert_eq!(got, $expected.to_vec(), "{}: statuses for {:?}", $name, WITH_AUTHOR);
+    }};
+}
+
+#[tokio::test]
+async fn message_change_endpoints() {
+    let fx = fixture().await;
+    let (app, c) = (&fx.app, fx.conversation.clone());
+    let author = fx.spare_user().await;
+    app.post(&format!("/api/conversations/{c}/members"), &fx.owner, json!({ "user_id": author.id })).await.expect(201);
+    let mut users: Vec<Option<TestUser>> = fx.users.clone();
+    users.insert(4, Some(author.clone()));
+    let call = |r: usize, method: Method, path: String, body: Option<Value>| {
+        let token = users[r].as_ref().map(|u| u.token.clone());
+        async move { app.request(method, &path, token.as_deref(), body).await.status }
+    };
+    let by_author = || app.root(&author, &c, "the author's words");
+    const READ: [u16; 7] = [401, 404, 200, 200, 200, 200, 200];
+    const MEMBERS: [u16; 7] = [401, 404, 403, 200, 200, 200, 200];
+
+    let message = by_author().await;
+    matrix_with_author!("edit", [401, 404, 403, 403, 200, 403, 403], |r| {
+        call(r, Method::PATCH, format!("/api/messages/{message}"), Some(json!({ "content": "edited" }))).await
+    });
+    matrix_with_author!("history", READ, |r| call(r, Method::GET, format!("/api/messages/{message}/history"), None)
+        .await);
+    let reaction = format!("/api/messages/{message}/reactions/%F0%9F%91%8D");
+    matrix_with_author!("react", MEMBERS, |r| call(r, Method::PUT, reaction.clone(), None).await);
+    matrix_with_author!("reactors", READ, |r| call(r, Method::GET, reaction.clone(), None).await);
+    matrix_with_author!("unreact", MEMBERS, |r| call(r, Method::DELETE, reaction.clone(), None).await);
+    let pin = format!("/api/messages/{message}/pin");
+    matrix_with_author!("pin", MEMBERS, |r| call(r, Method::PUT, pin.clone(), None).await);
+    matrix_with_author!("pins", READ, |r| call(r, Method::GET, format!("/api/conversations/{c}/pins"), None).await);
+    matrix_with_author!("unpin", MEMBERS, |r| call(r, Method::DELETE, pin.clone(), None).await);
+    matrix_with_author!("delete", [401, 404, 403, 403, 200, 200, 200], |r| {
+        let fresh = by_author().await;
+        call(r, Method::DELETE, format!("/api/messages/{fresh}"), None).await
+    });
+    matrix_with_author!("delete thread", [401, 404, 403, 403, 204, 204, 204], |r| {
+        let root = by_author().await;
+        app.reply(&fx.owner, &root, "under it").await;
+        call(r, Method::DELETE, format!("/api/threads/{root}"), None).await
+    });
+    // Preferences are each member's own: viewers have them too.
+    matrix_with_author!("preferences", READ, |r| call(
+        r,
+        Method::PUT,
+        format!("/api/conversations/{c}/preferences"),
+        Some(json!({ "starred": true }))
+    )
+    .await);
+    matrix_with_author!("delete conversation", [401, 404, 403, 403, 403, 403, 204], |r| {
+        let doomed = app.channel(&fx.owner, &fx.ws, &[]).await;
+        for (i, role) in [(2, "viewer"), (3, "member"), (4, "member"), (5, "admin")] {
+            let body = json!({ "user_id": users[i].as_ref().unwrap().id, "role": role });
+            app.post(&format!("/api/conversations/{doomed}/members"), &fx.owner, body).await.expect(201);
+        }
+        call(r, Method::DELETE, format!("/api/conversations/{doomed}"), Some(json!({ "confirm": doomed }))).await
+    });
+}
