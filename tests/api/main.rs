@@ -11,6 +11,7 @@ mod conversations;
 mod health;
 mod history;
 mod messaging;
+mod messaging_props;
 mod preferences;
 mod providers;
 mod provisioning;

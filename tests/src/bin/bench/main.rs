@@ -5,10 +5,11 @@
 //!    single-row INSERT loop (the same row into a table shaped like `messages`, same indexes)
 //!    on the same database in the same run.
 //! 2. Thread tree fetch latency for trees of 10, 1,000 and 10,000 nodes (whole tree, one request).
-//! 3. Realtime delivery (see `realtime.rs`).
-//! 4. Assistant answers: token relay (see `answers.rs`).
+//! 3. History pages with reactions and edits next to plain ones (see `history.rs`).
+//! 4. Realtime delivery (see `realtime.rs`).
+//! 5. Assistant answers: token relay (see `answers.rs`).
 //!
-//! `cargo xtask bench [posting|realtime|answers]` runs one part; without an argument, all.
+//! `cargo xtask bench [posting|history|realtime|answers]` runs one part; without an argument, all.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
 
@@ -141,11 +142,27 @@ async fn build_tree(app: &TestApp, user: &TestUser, conversation: &str, n: usize
     root
 }
 
+/// `requests` GETs of `path` one after another, each timed to the last byte received
+/// (parsing is the client's business).
+async fn timed_gets(app: &TestApp, user: &TestUser, path: &str, requests: usize) -> Stats {
+    let url = format!("{}{path}", app.base);
+    let mut latencies = Vec::new();
+    for _ in 0..requests {
+        let t = Instant::now();
+        let res = app.http.get(&url).bearer_auth(&user.token).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.bytes().await.unwrap();
+        latencies.push(t.elapsed());
+    }
+    Stats { ops: requests, elapsed: Duration::ZERO, latencies }
+}
+
 mod answers;
 mod floor;
+mod history;
 mod realtime;
 
-/// `skein-bench [posting|realtime|answers]`: one part, or all of them.
+/// `skein-bench [posting|history|realtime|answers]`: one part, or all of them.
 #[tokio::main]
 async fn main() {
     let only = std::env::args().nth(1);
@@ -162,6 +179,9 @@ async fn main() {
     let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
     if wants("posting") {
         posting_and_trees().await;
+    }
+    if wants("history") {
+        history::run().await;
     }
     let binary = std::env::var("BENCH_SERVER_BINARY").unwrap_or_else(|_| "target/release/skein".into());
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL (cargo xtask bench sets it)");
@@ -231,17 +251,7 @@ async fn posting_and_trees() {
         let first = app.get(&path, &user).await.expect(200);
         assert_eq!(first.body["data"].as_array().unwrap().len(), n);
         let requests = if n >= 10_000 { 100 } else { 300 };
-        let url = format!("{}{path}", app.base);
-        let mut latencies = Vec::new();
-        for _ in 0..requests {
-            // Timed to the last byte received; parsing is the client's business.
-            let t = Instant::now();
-            let res = app.http.get(&url).bearer_auth(&user.token).send().await.unwrap();
-            assert_eq!(res.status(), 200);
-            res.bytes().await.unwrap();
-            latencies.push(t.elapsed());
-        }
-        let mut stats = Stats { ops: requests, elapsed: Duration::ZERO, latencies };
+        let mut stats = timed_gets(&app, &user, &path, requests).await;
         println!("| {n} | {requests} | {:.2} | {:.2} |", stats.pct(0.50), stats.pct(0.99));
     }
 }

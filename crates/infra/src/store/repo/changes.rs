@@ -306,7 +306,8 @@ impl MessageChanges for Store {
     }
 
     async fn set_pinned(&self, message: &Message, by: UserId, pinned: bool) -> DomainResult<Option<PinChanged>> {
-        let now = stored_time(self.clock.now());
+        // Wall-clock, as messages' and reactions' times: it orders the pins list.
+        let now = stored_time(OffsetDateTime::now_utc());
         let mut conn = self.conn().await?;
         let changed = conn
             .transaction(async |conn| {
