@@ -745,3 +745,22 @@ async fn mentioning_an_assistant_asks_it_to_answer_in_a_reply_or_a_new_thread() 
     assert_eq!(tree.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(s.llm.requests(), 2);
 }
+
+#[tokio::test]
+async fn deleting_a_streaming_answer_cancels_it_and_keeps_no_words() {
+    let s = setup().await;
+    let root = s.thread("talk slowly").await;
+    let answer = s.generate(&root, "tokens-200-every-20").await;
+    let id = answer["id"].as_str().unwrap().to_owned();
+    // Let some of it flush first.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let tombstone = s.app.delete(&format!("/api/messages/{id}"), &s.owner).await.expect(200);
+    assert_eq!(tombstone.body["content"], "");
+    assert!(tombstone.body["deleted_at"].is_string());
+    let ended = s.ended(&id).await;
+    assert_eq!(ended["status"], "cancelled");
+    assert_eq!(ended["content"], "");
+    // Nothing of it is stored: no chunks, no content, even after the runner's last write.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(crate::messaging::traces(&s.app, "t1 ").await, 0);
+}

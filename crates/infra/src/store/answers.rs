@@ -84,6 +84,8 @@ enum Ending<'a> {
     Runner { tail: Option<&'a Chunk> },
     /// Recovery: what was flushed is all there is.
     Recovery,
+    /// The message was deleted meanwhile: only its status changes.
+    Deleted,
 }
 
 /// The terminal write, inside a transaction.
@@ -113,6 +115,13 @@ async fn finish_in(
     if ended == 0 {
         return Ok(None);
     }
+    // Deleted while it ran (under this same lock, so before us): its words stay erased.
+    let deleted: bool =
+        messages::table.find(uuid(message)).select(messages::deleted_at.is_not_null()).first(conn).await?;
+    let ending = match (deleted, ending) {
+        (true, _) => Ending::Deleted,
+        (false, ending) => ending,
+    };
     if let Ending::Runner { tail: Some(chunk) } = ending {
         diesel::insert_into(message_chunks::table)
             .values((
@@ -134,6 +143,13 @@ async fn finish_in(
         Ending::Runner { .. } => {
             diesel::update(target)
                 .set((messages::status.eq(enum_to_db(finish.status)), messages::content.eq(&finish.content)))
+                .returning(length)
+                .get_result(conn)
+                .await?
+        }
+        Ending::Deleted => {
+            diesel::update(target)
+                .set(messages::status.eq(enum_to_db(finish.status)))
                 .returning(length)
                 .get_result(conn)
                 .await?
@@ -302,8 +318,10 @@ pub async fn write_chunks(
     let contents: Vec<&str> = chunks.iter().map(|c| c.content.as_str()).collect();
     let running: Vec<Uuid> = running.iter().map(|id| uuid(*id)).collect();
     let rows: Vec<Stopped> = diesel::sql_query(
+        // Not into a message deleted meanwhile: its words stay erased.
         "WITH chunk AS (INSERT INTO message_chunks (message_id, idx, char_offset, content) \
-           SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[]) ON CONFLICT DO NOTHING) \
+           SELECT u.* FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[]) AS u(message_id, idx, char_offset, content) \
+           JOIN messages m ON m.id = u.message_id AND m.deleted_at IS NULL ON CONFLICT DO NOTHING) \
          SELECT message_id FROM generations \
          WHERE runner = $5 AND message_id = ANY($6) AND (cancel_requested OR finished_at IS NOT NULL)",
     )
