@@ -196,7 +196,7 @@ pub trait ConversationRepo: Send + Sync {
     /// workspace-visible one) and the assistants of its workspace.
     fn mentionable(
         &self,
-        conversation: ConversationId,
+        conversation: &ConversationRecord,
         ids: &[Ulid],
     ) -> impl Future<Output = DomainResult<Mentionable>> + Send;
     /// Deletes the conversation and everything in it for good; each member gets a

@@ -16,7 +16,7 @@ use crate::ports::Ports;
 impl<P: Ports> Services<P> {
     /// The content's mentions that name someone who is there: members of the conversation
     /// (explicit, or implicit in a workspace channel) and assistants of its workspace. Other
-    /// ids stay plain text. Two lookups however many ids there are.
+    /// ids stay plain text. Two queries however many ids there are.
     pub(super) async fn resolve_mentions(
         &self,
         access: &ConversationAccess,
@@ -25,7 +25,7 @@ impl<P: Ports> Services<P> {
         let parsed = mentions::parse(content);
         let mut out = Vec::new();
         if !parsed.named.is_empty() {
-            let found = self.ports.mentionable(access.conversation.id, &parsed.named).await?;
+            let found = self.ports.mentionable(&access.conversation, &parsed.named).await?;
             let users: HashSet<UserId> = found.users.into_iter().collect();
             let assistants: HashSet<AssistantId> = found.assistants.into_iter().collect();
             for id in parsed.named {

@@ -87,16 +87,12 @@ impl<P: Ports> Services<P> {
         };
         let mut after = None;
         if let Some(raw) = cursor {
+            let bad = || DomainError::field("cursor", "invalid", "not a cursor from this list");
             let (part, position) = match starred_first {
-                true => raw
-                    .split_once('~')
-                    .ok_or_else(|| DomainError::field("cursor", "invalid", "not a cursor from this list"))?,
+                true => raw.split_once('~').ok_or_else(bad)?,
                 false => ("", raw),
             };
-            let at = parts
-                .iter()
-                .position(|(p, _)| *p == part)
-                .ok_or_else(|| DomainError::field("cursor", "invalid", "not a cursor from this list"))?;
+            let at = parts.iter().position(|(p, _)| *p == part).ok_or_else(bad)?;
             parts.drain(..at);
             after = (!position.is_empty()).then(|| TimeCursor::decode(position)).transpose()?;
         }

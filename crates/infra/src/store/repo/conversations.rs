@@ -341,19 +341,13 @@ impl ConversationRepo for Store {
         Ok(())
     }
 
-    async fn mentionable(&self, id: ConversationId, ids: &[Ulid]) -> DomainResult<Mentionable> {
+    async fn mentionable(&self, conversation: &ConversationRecord, ids: &[Ulid]) -> DomainResult<Mentionable> {
         let mut conn = self.conn().await?;
-        let conv = uuid(id);
+        let (conv, workspace) = (uuid(conversation.id), uuid(conversation.workspace_id));
         let ids: Vec<Uuid> = ids.iter().map(|i| uuid(*i)).collect();
-        let (workspace, visibility): (Uuid, String) = conversations::table
-            .find(conv)
-            .select((conversations::workspace_id, conversations::visibility))
-            .first(&mut conn)
-            .await
-            .map_err(db_error)?;
         // Mirrors roles::effective_conversation_role: explicit members, and in a workspace
         // channel every non-guest member of the workspace.
-        let users: Vec<Uuid> = if visibility == enum_to_db(Visibility::Workspace) {
+        let users: Vec<Uuid> = if conversation.visibility == Visibility::Workspace {
             workspace_members::table
                 .filter(workspace_members::workspace_id.eq(workspace))
                 .filter(workspace_members::user_id.eq_any(&ids))
