@@ -225,6 +225,30 @@ async fn leaving() {
 }
 
 #[tokio::test]
+async fn joining() {
+    let fx = fixture().await;
+    let c = fx.conversation.clone();
+    // A private conversation takes an invite: its members are already in (200), others 404.
+    matrix!(fx, "join private", [401, 404, 200, 200, 200, 200], |r| fx
+        .call(r, Method::POST, &format!("/api/conversations/{c}/join"), None)
+        .await);
+    // A workspace-visible one: every workspace member joins; its creator is its owner already.
+    let open = fx
+        .app
+        .post(
+            "/api/conversations",
+            &fx.owner,
+            json!({ "workspace_id": fx.ws, "kind": "channel", "title": "open", "visibility": "workspace" }),
+        )
+        .await
+        .expect(201)
+        .str("id");
+    matrix!(fx, "join open", [401, 201, 201, 201, 201, 200], |r| fx
+        .call(r, Method::POST, &format!("/api/conversations/{open}/join"), None)
+        .await);
+}
+
+#[tokio::test]
 async fn workspace_endpoints() {
     let fx = fixture().await;
     let app = &fx.app;

@@ -126,9 +126,6 @@ async fn workspace_channels_include_every_non_guest() {
         app.get(&format!("/api/conversations?workspace_id={ws}"), &guest).await.expect(200).body["data"],
         json!([])
     );
-    app.post(&format!("/api/conversations/{open}/leave"), &bob, json!({}))
-        .await
-        .expect_problem(409, "implicit_membership");
     // Removing someone from the workspace removes their access.
     app.delete(&format!("/api/workspaces/{ws}/members/{}", bob.id), &ann).await.expect(204);
     app.get(&format!("/api/conversations/{open}"), &bob).await.expect_problem(404, "not_found");
@@ -370,4 +367,79 @@ async fn last_event_for(stream: &mut SseClient, user: &str) -> skein_tests::sse:
             return event;
         }
     }
+}
+
+#[tokio::test]
+async fn members_leave_open_channels_and_join_them_again() {
+    let app = TestApp::spawn().await;
+    let (ann, bob, carol, guest) =
+        (app.register("Ann").await, app.register("Bob").await, app.register("Carol").await, app.register("Gus").await);
+    let ws = app.workspace(&ann, &[&bob, &carol]).await;
+    app.post(&format!("/api/workspaces/{ws}/members"), &ann, json!({ "user_id": guest.id, "role": "guest" }))
+        .await
+        .expect(201);
+    let open = app
+        .post(
+            "/api/conversations",
+            &ann,
+            json!({ "workspace_id": ws, "kind": "channel", "title": "all", "visibility": "workspace" }),
+        )
+        .await
+        .expect(201)
+        .str("id");
+    let root = app.root(&ann, &open, "hello all").await;
+    let listed = |user| {
+        let app = &app;
+        let ws = &ws;
+        async move {
+            let page = app.get(&format!("/api/conversations?workspace_id={ws}"), user).await.expect(200);
+            page.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let (leave, join) = (format!("/api/conversations/{open}/leave"), format!("/api/conversations/{open}/join"));
+
+    // An implicit member leaves: the channel is gone for them, everywhere, until they join.
+    app.post(&leave, &bob, json!({})).await.expect(204);
+    assert_eq!(listed(&bob).await, Vec::<String>::new());
+    app.get(&format!("/api/conversations/{open}"), &bob).await.expect_problem(404, "not_found");
+    app.get(&format!("/api/threads/{root}/tree"), &bob).await.expect_problem(404, "not_found");
+    let post = format!("/api/threads/{open}/root");
+    app.post(&post, &bob, json!({ "content": "hi" })).await.expect_problem(404, "not_found");
+    app.post(&leave, &bob, json!({})).await.expect_problem(404, "not_found");
+    assert_eq!(listed(&carol).await, vec![open.clone()], "others still see it");
+    // A mention no longer reaches him.
+    let mention = format!("<@{}> are you there?", bob.id);
+    let posted = app.post(&post, &ann, json!({ "content": mention })).await.expect(201);
+    assert_eq!(posted.body["mentions"], json!([]));
+
+    let joined = app.post(&join, &bob, json!({})).await.expect(201);
+    assert_eq!((joined.body["id"].as_str(), &joined.body["my_role"]), (Some(open.as_str()), &json!("member")));
+    assert_eq!(app.post(&join, &bob, json!({})).await.expect(200).body["my_role"], "member", "joining twice");
+    assert_eq!(listed(&bob).await, vec![open.clone()]);
+    let members = app.get(&format!("/api/conversations/{open}/members"), &ann).await.expect(200);
+    assert!(members.body["data"].as_array().unwrap().iter().any(|m| m["user_id"] == bob.id.as_str()), "explicit now");
+
+    // An explicit member who leaves is hidden the same way, and so is one an admin removes.
+    app.post(&leave, &bob, json!({})).await.expect(204);
+    assert_eq!(listed(&bob).await, Vec::<String>::new());
+    app.post(&join, &bob, json!({})).await.expect(201);
+    app.delete(&format!("/api/conversations/{open}/members/{}", bob.id), &ann).await.expect(204);
+    assert_eq!(listed(&bob).await, Vec::<String>::new());
+    app.post(&join, &bob, json!({})).await.expect(201);
+
+    // Who may not join: guests, and anyone at a private conversation; nobody at an archived one.
+    app.post(&join, &guest, json!({})).await.expect_problem(404, "not_found");
+    let private = app.channel(&ann, &ws, &[]).await;
+    app.post(&format!("/api/conversations/{private}/join"), &bob, json!({})).await.expect_problem(404, "not_found");
+    app.post(&leave, &carol, json!({})).await.expect(204);
+    app.post(&format!("/api/conversations/{open}/archive"), &ann, json!({})).await.expect(200);
+    app.post(&join, &carol, json!({})).await.expect_problem(409, "conversation_archived");
+    app.post(&format!("/api/conversations/{}/join", ulid::Ulid::generate()), &bob, json!({}))
+        .await
+        .expect_problem(404, "not_found");
 }

@@ -98,12 +98,19 @@ pub struct ConversationAccess {
     /// The conversation's `last_seq` when the user joined (explicit members only).
     pub joined_seq: Option<i64>,
     pub workspace_role: WorkspaceRole,
+    /// They left (or were removed from) the conversation and have not joined again.
+    pub departed: bool,
 }
 
 impl ConversationAccess {
     /// The role the user acts with, or `None` when they may not see the conversation.
     pub fn role(&self) -> Option<ConversationRole> {
-        roles::effective_conversation_role(self.conversation.visibility, self.explicit_role, self.workspace_role)
+        roles::effective_conversation_role(
+            self.conversation.visibility,
+            self.explicit_role,
+            self.workspace_role,
+            self.departed,
+        )
     }
 
     /// Messages with `seq` at or below this are hidden from the user (history policy).

@@ -178,11 +178,14 @@ pub trait ConversationRepo: Send + Sync {
         user: UserId,
     ) -> impl Future<Output = DomainResult<Option<ConversationRole>>> + Send;
     /// Adds the user (joining now, for the history policy); `Existing` when already there.
+    /// `change` says how (added by someone, or joined by themselves), for the event; either
+    /// ends a departure.
     fn add_conversation_member(
         &self,
         id: ConversationId,
         user: UserId,
         role: ConversationRole,
+        change: MembershipChange,
     ) -> impl Future<Output = DomainResult<Created<ConversationMember>>> + Send;
     /// `NotFound` when not a member; `LastOwner` when other members would be left without an owner.
     /// `change` says how (removed by someone, or left), for the event.
@@ -192,6 +195,9 @@ pub trait ConversationRepo: Send + Sync {
         user: UserId,
         change: MembershipChange,
     ) -> impl Future<Output = DomainResult<()>> + Send;
+    /// An implicit member leaves a workspace-visible conversation: `left` is appended and
+    /// the conversation is hidden from them until they join.
+    fn leave_implicitly(&self, id: ConversationId, user: UserId) -> impl Future<Output = DomainResult<()>> + Send;
     /// Of `ids`, the users who are members of the conversation (explicit, or implicit in a
     /// workspace-visible one) and the assistants of its workspace.
     fn mentionable(
@@ -346,7 +352,8 @@ pub trait ReadStateRepo: Send + Sync {
         thread: Option<MessageId>,
         seq: i64,
     ) -> impl Future<Output = DomainResult<Option<ConversationUnread>>> + Send;
-    /// Counts for every conversation the user is an explicit member of (or only `only`).
+    /// Counts for every conversation the user keeps a read cursor of and may see: explicit
+    /// members from joining, implicit ones from their first read (or only `only`).
     fn unread_counts(
         &self,
         user: UserId,

@@ -5,17 +5,25 @@ use skein_shared::workspace::WorkspaceRole;
 
 /// A workspace member's role in a conversation: their explicit membership, else implicit
 /// membership of a workspace-visible conversation (guests excluded: they see only what they
-/// are invited to).
+/// are invited to; and those who `departed`, left it and did not join again).
 pub fn effective_conversation_role(
     visibility: Visibility,
     explicit: Option<ConversationRole>,
     workspace_role: WorkspaceRole,
+    departed: bool,
 ) -> Option<ConversationRole> {
     explicit.or(match (visibility, workspace_role) {
         (Visibility::Workspace, WorkspaceRole::Guest) => None,
+        (Visibility::Workspace, _) if departed => None,
         (Visibility::Workspace, _) => Some(ConversationRole::Member),
         (Visibility::Private, _) => None,
     })
+}
+
+/// Who may join a conversation by themselves: a non-guest of its workspace, when it is
+/// workspace-visible (everyone else needs an invite or an admin).
+pub fn can_join(visibility: Visibility, workspace_role: WorkspaceRole) -> bool {
+    visibility == Visibility::Workspace && workspace_role != WorkspaceRole::Guest
 }
 
 pub fn can_post(role: ConversationRole) -> bool {
@@ -68,16 +76,23 @@ mod tests {
 
     #[test]
     fn explicit_membership_wins() {
-        assert_eq!(effective_conversation_role(Visibility::Private, Some(C::Viewer), W::Member), Some(C::Viewer));
-        assert_eq!(effective_conversation_role(Visibility::Workspace, Some(C::Owner), W::Guest), Some(C::Owner));
+        assert_eq!(
+            effective_conversation_role(Visibility::Private, Some(C::Viewer), W::Member, false),
+            Some(C::Viewer)
+        );
+        assert_eq!(effective_conversation_role(Visibility::Workspace, Some(C::Owner), W::Guest, false), Some(C::Owner));
+        assert_eq!(effective_conversation_role(Visibility::Workspace, Some(C::Admin), W::Member, true), Some(C::Admin));
     }
 
     #[test]
-    fn workspace_visibility_makes_non_guests_members() {
-        assert_eq!(effective_conversation_role(Visibility::Workspace, None, W::Member), Some(C::Member));
-        assert_eq!(effective_conversation_role(Visibility::Workspace, None, W::Owner), Some(C::Member));
-        assert_eq!(effective_conversation_role(Visibility::Workspace, None, W::Guest), None);
-        assert_eq!(effective_conversation_role(Visibility::Private, None, W::Owner), None);
+    fn workspace_visibility_makes_non_guests_members_until_they_leave() {
+        assert_eq!(effective_conversation_role(Visibility::Workspace, None, W::Member, false), Some(C::Member));
+        assert_eq!(effective_conversation_role(Visibility::Workspace, None, W::Owner, false), Some(C::Member));
+        assert_eq!(effective_conversation_role(Visibility::Workspace, None, W::Guest, false), None);
+        assert_eq!(effective_conversation_role(Visibility::Private, None, W::Owner, false), None);
+        assert_eq!(effective_conversation_role(Visibility::Workspace, None, W::Member, true), None);
+        assert!(can_join(Visibility::Workspace, W::Member) && can_join(Visibility::Workspace, W::Owner));
+        assert!(!can_join(Visibility::Workspace, W::Guest) && !can_join(Visibility::Private, W::Owner));
     }
 
     #[test]

@@ -40,8 +40,6 @@ pub enum ErrorCode {
     LastOwner,
     /// Direct conversations have exactly two fixed members.
     DirectConversationFixed,
-    /// The caller is a member through workspace visibility and cannot leave.
-    ImplicitMembership,
     /// Only a group can be converted into a channel.
     NotConvertible,
     /// The invite has expired or has no uses left.
@@ -84,7 +82,6 @@ impl ErrorCode {
             | ConversationArchived
             | LastOwner
             | DirectConversationFixed
-            | ImplicitMembership
             | NotConvertible
             | AlreadyMember
             | GenerationRunning
@@ -125,7 +122,6 @@ impl ErrorCode {
             ConversationArchived => "conversation_archived",
             LastOwner => "last_owner",
             DirectConversationFixed => "direct_conversation_fixed",
-            ImplicitMembership => "implicit_membership",
             NotConvertible => "not_convertible",
             InviteExpired => "invite_expired",
             AlreadyMember => "already_member",

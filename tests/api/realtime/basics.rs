@@ -137,10 +137,21 @@ async fn a_workspace_member_can_follow_a_workspace_channel_without_joining_it() 
     app.root(&r.alice, &open, "missed").await;
     let mut resumed = SseClient::open(&app, &carol, &path, first.id.as_deref()).await;
     assert_eq!(resumed.next().await.data["data"]["root"]["content"], "missed");
-    // Read state is for explicit members.
+    // Her read cursor starts with her first read: from then on she has counts there.
     let read = format!("/api/conversations/{open}/read");
     let id = first.data["message_id"].as_str().unwrap();
-    app.post(&read, &carol, json!({ "message_id": id })).await.expect_problem(409, "implicit_membership");
+    let counts = app.post(&read, &carol, json!({ "message_id": id })).await.expect(200);
+    assert_eq!((counts.body["conversation_id"].as_str(), &counts.body["unread"]), (Some(open.as_str()), &json!(1)));
+    let listed = |body: &serde_json::Value| {
+        body["conversations"].as_array().unwrap().iter().find(|c| c["conversation_id"] == open.as_str()).cloned()
+    };
+    let unread = app.get("/api/conversations/unread", &carol).await.expect(200);
+    assert_eq!(listed(&unread.body).map(|c| c["unread"].clone()), Some(json!(1)), "\"missed\" is after the cursor");
+    // Leaving drops the cursor with the channel.
+    app.post(&format!("/api/conversations/{open}/leave"), &carol, json!({})).await.expect(204);
+    let unread = app.get("/api/conversations/unread", &carol).await.expect(200);
+    assert_eq!(listed(&unread.body), None);
+    app.post(&read, &carol, json!({ "message_id": id })).await.expect_problem(404, "not_found");
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! The delivery rule exists twice: live in the hub (`realtime/hub/rule.rs`, judged against
 //! spans held in memory) and on replay in SQL (`store/read.rs`). Random histories of
-//! membership, workspace membership, visibility changes and posts go through both: every
-//! watcher's live stream must equal a replay of the same stretch, event for event.
+//! membership (added, removed, left, joined), workspace membership, visibility changes and
+//! posts go through both: every watcher's live stream must equal a replay of the same
+//! stretch, event for event.
 
 use serde_json::json;
 use skein_tests::sse::SseClient;
@@ -75,7 +76,7 @@ async fn random_histories_are_delivered_the_same_live_and_on_replay() {
         let conv = &conversations[rng.below(conversations.len())];
         let user = watchers[rng.below(watchers.len())];
         // Refusals (already a member, a guest in an open channel…) are part of the history.
-        match rng.below(6) {
+        match rng.below(8) {
             0 => {
                 app.post(&format!("/api/conversations/{conv}/members"), &alice, json!({ "user_id": user.id })).await;
             }
@@ -93,6 +94,13 @@ async fn random_histories_are_delivered_the_same_live_and_on_replay() {
                 let role = if user.id == gus.id { "guest" } else { "member" };
                 app.post(&format!("/api/workspaces/{ws}/members"), &alice, json!({ "user_id": user.id, "role": role }))
                     .await;
+            }
+            // Leaving and joining by themselves: explicit or implicit members, departures.
+            4 => {
+                app.post(&format!("/api/conversations/{conv}/leave"), user, json!({})).await;
+            }
+            5 => {
+                app.post(&format!("/api/conversations/{conv}/join"), user, json!({})).await;
             }
             _ => {
                 app.root(&alice, conv, &format!("post {step}")).await;

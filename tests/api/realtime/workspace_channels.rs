@@ -138,3 +138,49 @@ async fn leaving_the_workspace_ends_open_channels_on_every_stream() {
     let next = all.until("thread.new").await;
     assert_eq!(next.last().unwrap().data["data"]["root"]["content"], "sentinel", "nothing from the old workspace");
 }
+
+#[tokio::test]
+async fn leaving_an_open_channel_hides_it_from_streams_until_joining_again_live_and_on_replay() {
+    let app = TestApp::spawn().await;
+    let r = room(&app).await;
+    // Bob is an implicit member of the open channel; `r.conv` carries the markers.
+    let open = open_channel(&app, &r.alice, &r.ws, "town hall").await;
+    let mut all = SseClient::open(&app, &r.bob, "/api/stream", None).await;
+    let one_path = format!("/api/conversations/{open}/stream");
+    let mut one = SseClient::open(&app, &r.bob, &one_path, None).await;
+    app.root(&r.alice, &open, "before").await;
+    let before = all.next().await;
+    assert_eq!(before.data["data"]["root"]["content"], "before");
+    assert_eq!(one.next().await.data["data"]["root"]["content"], "before");
+
+    app.post(&format!("/api/conversations/{open}/leave"), &r.bob, json!({})).await.expect(204);
+    let left = all.next().await;
+    assert_eq!((left.kind(), &left.data["data"]["change"]), ("membership.changed", &json!("left")));
+    assert_eq!(left.data["data"]["user_id"], r.bob.id.as_str());
+    // The channel's own stream hands over the leaving event and ends; it cannot be reopened.
+    assert_eq!(one.next().await.kind(), "membership.changed");
+    assert!(matches!(one.next_within(std::time::Duration::from_secs(5)).await, Ok(None)), "the stream ended");
+    let refused = SseClient::try_open(&app, Some(&r.bob.token), &one_path, None).await.err().map(|(status, _)| status);
+    assert_eq!(refused, Some(404));
+
+    // Nothing of the channel while away: neither posts nor typing.
+    app.root(&r.alice, &open, "while away").await;
+    app.post(&format!("/api/conversations/{open}/typing"), &r.alice, json!({ "typing": true })).await.expect(204);
+    app.root(&r.alice, &r.conv, "marker").await;
+    let marker = all.next().await;
+    assert_eq!(marker.data["data"]["root"]["content"], "marker", "nothing from the channel: {marker:?}");
+
+    // Back: from the joining event on, as a member.
+    app.post(&format!("/api/conversations/{open}/join"), &r.bob, json!({})).await.expect(201);
+    let joined = all.next().await;
+    assert_eq!((joined.kind(), &joined.data["data"]["change"]), ("membership.changed", &json!("joined")));
+    app.root(&r.alice, &open, "back").await;
+    let back = all.next().await;
+    assert_eq!(back.data["data"]["root"]["content"], "back");
+
+    // A replay from before leaving is the same stretch, event for event.
+    let live: Vec<_> = [&left, &marker, &joined, &back].iter().map(|e| (e.id.clone(), e.kind().to_owned())).collect();
+    let mut replay = SseClient::open(&app, &r.bob, "/api/stream", before.id.as_deref()).await;
+    let replayed: Vec<_> = replay.take(4).await.iter().map(|e| (e.id.clone(), e.kind().to_owned())).collect();
+    assert_eq!(live, replayed);
+}

@@ -217,7 +217,7 @@ impl<P: Ports> Services<P> {
                 "the user is not a member of this workspace",
             ));
         }
-        self.ports.add_conversation_member(id, req.user_id, role).await
+        self.ports.add_conversation_member(id, req.user_id, role, MembershipChange::Added).await
     }
 
     /// Removes a member (admins), or the caller themselves (same as leaving).
@@ -241,18 +241,35 @@ impl<P: Ports> Services<P> {
         self.ports.remove_conversation_member(id, user, MembershipChange::Removed).await
     }
 
+    /// Leaves the conversation: an explicit member stops being one; either way a
+    /// workspace-visible conversation is hidden from them (lists, access, streams) until they
+    /// join it again.
     pub async fn leave_conversation(&self, caller: UserId, id: ConversationId) -> DomainResult<()> {
         let (access, _) = self.visible_conversation(caller, id).await?;
         if roles::membership_is_fixed(access.conversation.kind) {
             return Err(fixed_membership());
         }
-        if access.explicit_role.is_none() {
-            return Err(DomainError::rule(
-                ErrorCode::ImplicitMembership,
-                "every workspace member belongs to this conversation",
-            ));
+        match access.explicit_role {
+            Some(_) => self.ports.remove_conversation_member(id, caller, MembershipChange::Left).await,
+            None => self.ports.leave_implicitly(id, caller).await,
         }
-        self.ports.remove_conversation_member(id, caller, MembershipChange::Left).await
+    }
+
+    /// Joins a workspace-visible conversation (a non-guest of its workspace, also after
+    /// leaving it): the caller becomes an explicit member. Joining twice changes nothing.
+    pub async fn join_conversation(&self, caller: UserId, id: ConversationId) -> DomainResult<Created<Conversation>> {
+        let access = self.ports.access(id, caller).await?.ok_or(DomainError::NotFound)?;
+        if access.explicit_role.is_none() {
+            if !roles::can_join(access.conversation.visibility, access.workspace_role) {
+                return Err(DomainError::NotFound);
+            }
+            if access.conversation.archived {
+                return Err(DomainError::archived());
+            }
+            self.ports.add_conversation_member(id, caller, ConversationRole::Member, MembershipChange::Joined).await?;
+        }
+        let conversation = self.get_conversation(caller, id).await?;
+        Ok(if access.explicit_role.is_some() { Created::Existing(conversation) } else { Created::New(conversation) })
     }
 
     /// Deletes the conversation for good (its owners), once the caller repeats its id.

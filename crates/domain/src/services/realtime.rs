@@ -55,15 +55,9 @@ impl<P: Ports> Services<P> {
         id: ConversationId,
         req: MarkReadRequest,
     ) -> DomainResult<ConversationUnread> {
-        let (record, access, _, _) = self.visible_message(caller, req.message_id).await?;
+        let (record, _, _, _) = self.visible_message(caller, req.message_id).await?;
         if record.message.conversation_id != id {
             return Err(DomainError::field("message_id", "not_in_conversation", "not a message of this conversation"));
-        }
-        if access.explicit_role.is_none() {
-            return Err(DomainError::rule(
-                skein_shared::ErrorCode::ImplicitMembership,
-                "read state is kept for explicit members only",
-            ));
         }
         if let Some(root) = req.root_id
             && record.message.root_id != root

@@ -17,7 +17,8 @@ use skein_shared::{ConversationId, MessageId, UserId};
 use uuid::Uuid;
 
 use crate::store::codec::uuid;
-use crate::store::schema::{events, member_spans, workspace_spans};
+use crate::store::read::{SpanOf, moved_spans};
+use crate::store::schema::{conversation_reads, departure_spans, events, member_spans, workspace_spans};
 
 /// Serialises this transaction with every other event writer of the conversation, until
 /// commit. Must come before the transaction's first write.
@@ -162,8 +163,10 @@ macro_rules! reconcile_span {
     }};
 }
 
-/// Appends a `membership.changed` and opens or closes the member's span to match, so that
-/// streams deliver the conversation's events to them from this event on, or up to it.
+/// Appends a `membership.changed` and opens or closes the member's spans to match, so that
+/// streams deliver the conversation's events to them from this event on, or up to it, and
+/// hold back its workspace-visible events after they leave until they join again. Leaving
+/// or being removed also drops their read cursor: a comeback starts from then.
 pub async fn membership_changed(
     conn: &mut AsyncPgConnection,
     conversation: ConversationId,
@@ -172,8 +175,15 @@ pub async fn membership_changed(
     let (conv, user) = (uuid(conversation), uuid(change.user_id));
     let kind = change.change;
     let at = append(conn, &NewEvent::to_all(conversation, EventBody::MembershipChanged(change))).await?;
-    if kind != MembershipChange::RoleChanged {
-        reconcile_span!(conn, member_spans, conversation_id = conv, user, at, !kind.ends_membership());
+    for (of, open) in moved_spans(conversation, kind) {
+        match of {
+            SpanOf::Conversation(_) => reconcile_span!(conn, member_spans, conversation_id = conv, user, at, open),
+            SpanOf::Departure(_) => reconcile_span!(conn, departure_spans, conversation_id = conv, user, at, open),
+            SpanOf::Workspace(_) => {}
+        }
+    }
+    if matches!(kind, MembershipChange::Left | MembershipChange::Removed) {
+        diesel::delete(conversation_reads::table.find((user, conv))).execute(conn).await?;
     }
     Ok(at)
 }

@@ -11,13 +11,13 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use skein_domain::cursor::EventCursor;
-use skein_shared::event::{Event, EventBody};
+use skein_shared::event::{Event, EventBody, MembershipChange};
 use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::store::codec::{ulid, uuid};
-use crate::store::schema::{event_log_state, events, member_spans, workspace_spans};
+use crate::store::schema::{departure_spans, event_log_state, events, member_spans, workspace_spans};
 
 /// The oldest transaction still running, as of the statement's snapshot.
 const XMIN: &str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
@@ -126,8 +126,9 @@ pub async fn tail(conn: &mut AsyncPgConnection, after: EventCursor, limit: i64) 
 
 /// Events in (`after`, `upto`] that `user` may see, in log order, at most `limit`: of every
 /// conversation, or of one. The same rule as the hub's: a member span of the event's
-/// conversation covers it, or the event is `open` and a workspace span covers it; a user's
-/// own workspace-level events only on the all-conversations stream.
+/// conversation covers it, or the event is `open`, a workspace span covers it and no
+/// departure from the conversation does (after its leaving event); a user's own
+/// workspace-level events only on the all-conversations stream.
 pub async fn replay(
     conn: &mut AsyncPgConnection,
     user: UserId,
@@ -148,7 +149,10 @@ pub async fn replay(
            OR EXISTS (SELECT 1 FROM member_spans s \
                 WHERE s.conversation_id = e.conversation_id AND s.user_id = $5 AND {IN_SPAN}) \
            OR (e.open AND EXISTS (SELECT 1 FROM workspace_spans s \
-                WHERE s.workspace_id = e.workspace_id AND s.user_id = $5 AND {IN_SPAN}))) \
+                WHERE s.workspace_id = e.workspace_id AND s.user_id = $5 AND {IN_SPAN}) \
+              AND NOT EXISTS (SELECT 1 FROM departure_spans s \
+                WHERE s.conversation_id = e.conversation_id AND s.user_id = $5 AND {IN_SPAN} \
+                AND (e.tx, e.id) <> (s.from_tx, s.from_id)))) \
          ORDER BY e.tx, e.id LIMIT $7"
     );
     let rows: Vec<EventRow> = diesel::sql_query(text)
@@ -209,11 +213,34 @@ impl Span {
     }
 }
 
-/// What a span is of: a conversation (membership) or a workspace (non-guest membership).
+/// What a span is of: a conversation (membership), a workspace (non-guest membership), or
+/// a departure from a conversation (left or removed, not joined again).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SpanOf {
     Conversation(ConversationId),
     Workspace(WorkspaceId),
+    Departure(ConversationId),
+}
+
+impl SpanOf {
+    /// Membership and workspace spans bring events; departures only hold some back.
+    pub fn routes(self) -> bool {
+        !matches!(self, Self::Departure(_))
+    }
+}
+
+/// How a membership change moves the member's spans of the conversation, as (span, open
+/// after it): the one mapping the log (writing spans) and the hub (holding them) share.
+pub fn moved_spans(conversation: ConversationId, change: MembershipChange) -> impl Iterator<Item = (SpanOf, bool)> {
+    use MembershipChange::*;
+    type Move = (fn(ConversationId) -> SpanOf, bool);
+    let moves: &[Move] = match change {
+        Added | Joined => &[(SpanOf::Conversation, true), (SpanOf::Departure, false)],
+        Left | Removed => &[(SpanOf::Conversation, false), (SpanOf::Departure, true)],
+        ConversationDeleted => &[(SpanOf::Conversation, false)],
+        RoleChanged => &[],
+    };
+    moves.iter().map(move |(of, open)| (of(conversation), *open))
 }
 
 type SpanRow = (Uuid, Uuid, i64, i64, Option<i64>, Option<i64>);
@@ -253,17 +280,20 @@ fn span_of(row: SpanRow, of: fn(Uuid) -> SpanOf) -> (UserId, SpanOf, Span) {
     (UserId(ulid(user)), of(owner), Span { from: EventCursor { tx: from_tx, id: from_id }, until })
 }
 
-/// The conversation and workspace spans of these users.
+/// The conversation, workspace and departure spans of these users.
 pub async fn spans(conn: &mut AsyncPgConnection, users: &[UserId]) -> QueryResult<Vec<(UserId, SpanOf, Span)>> {
     let users: Vec<Uuid> = users.iter().map(|u| uuid(*u)).collect();
     let members: Vec<SpanRow> = span_rows!(member_spans, conversation_id, &users).load(conn).await?;
     let workspaces: Vec<SpanRow> = span_rows!(workspace_spans, workspace_id, &users).load(conn).await?;
+    let departures: Vec<SpanRow> = span_rows!(departure_spans, conversation_id, &users).load(conn).await?;
     let conversation = |c| SpanOf::Conversation(ConversationId(ulid(c)));
     let workspace = |w| SpanOf::Workspace(WorkspaceId(ulid(w)));
+    let departure = |c| SpanOf::Departure(ConversationId(ulid(c)));
     Ok(members
         .into_iter()
         .map(|row| span_of(row, conversation))
         .chain(workspaces.into_iter().map(|row| span_of(row, workspace)))
+        .chain(departures.into_iter().map(|row| span_of(row, departure)))
         .collect())
 }
 
@@ -324,6 +354,7 @@ pub async fn prune(
         // Spans that ended before what is kept can no longer match any event.
         delete_spans_ended_by!(conn, member_spans, boundary)?;
         delete_spans_ended_by!(conn, workspace_spans, boundary)?;
+        delete_spans_ended_by!(conn, departure_spans, boundary)?;
         diesel::update(event_log_state::table)
             .set((event_log_state::pruned_tx.eq(boundary.tx), event_log_state::pruned_id.eq(boundary.id)))
             .execute(conn)

@@ -125,16 +125,19 @@ impl ConversationRow {
 }
 
 /// A conversation with one user's explicit role, joined_seq and workspace role.
-pub type AccessRow = (ConversationRow, (Option<String>, Option<i64>, String));
+/// The conversation and the standing columns: explicit role, joined_seq, workspace role and
+/// where the user's open departure began (if they left).
+pub type AccessRow = (ConversationRow, (Option<String>, Option<i64>, String, Option<i64>));
 
 pub fn access(
-    (conversation, (explicit_role, joined_seq, workspace_role)): AccessRow,
+    (conversation, (explicit_role, joined_seq, workspace_role, departed_at)): AccessRow,
 ) -> Result<ConversationAccess, DomainError> {
     Ok(ConversationAccess {
         conversation: conversation.into_record()?,
         explicit_role: explicit_role.as_deref().map(enum_from_db).transpose()?,
         joined_seq,
         workspace_role: enum_from_db(&workspace_role)?,
+        departed: departed_at.is_some(),
     })
 }
 

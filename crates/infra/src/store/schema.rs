@@ -70,7 +70,6 @@ diesel::table! {
         role -> Text,
         joined_at -> Timestamptz,
         joined_seq -> Int8,
-        read_seq -> Int8,
     }
 }
 
@@ -204,6 +203,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    departure_spans (conversation_id, user_id, from_tx, from_id) {
+        conversation_id -> Uuid,
+        user_id -> Uuid,
+        from_tx -> Int8,
+        from_id -> Int8,
+        until_tx -> Nullable<Int8>,
+        until_id -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    conversation_reads (user_id, conversation_id) {
+        user_id -> Uuid,
+        conversation_id -> Uuid,
+        read_seq -> Int8,
+    }
+}
+
+diesel::table! {
     thread_reads (user_id, root_id) {
         user_id -> Uuid,
         root_id -> Uuid,
@@ -317,7 +335,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     threads,
     events,
     member_spans,
+    departure_spans,
     workspace_spans,
+    conversation_reads,
     thread_reads,
     stream_tokens,
     presence,

@@ -28,6 +28,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(add_member)
         .service(remove_member)
         .service(leave)
+        .service(join_conversation)
         .service(set_preferences)
         .service(create_invite)
         .service(accept_invite)
@@ -224,15 +225,32 @@ async fn remove_member(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Leave the conversation.
+/// Leave the conversation. A workspace-visible one (joined or not) is then hidden from the
+/// caller: gone from their conversation list, their streams and their access, until they join
+/// it again.
 #[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), responses(
     (status = 204, description = "Left"),
-    (status = 409, description = "`last_owner`, `implicit_membership` or `direct_conversation_fixed`", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 409, description = "`last_owner` or `direct_conversation_fixed`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/leave")]
 async fn leave(state: AppState, caller: Caller, id: web::Path<ConversationId>) -> ApiResult<HttpResponse> {
     state.services.leave_conversation(caller.id(), id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Join a workspace-visible conversation (any non-guest member of its workspace, also after
+/// leaving it): the caller becomes a member with the `member` role. Private conversations
+/// take an invite.
+#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), responses(
+    (status = 201, description = "Joined", body = Conversation),
+    (status = 200, description = "Already a member (unchanged)", body = Conversation),
+    (status = 404, description = "`not_found`: no such conversation, or not one the caller may join", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 409, description = "`conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
+))]
+#[post("/conversations/{id}/join")]
+async fn join_conversation(state: AppState, caller: Caller, id: web::Path<ConversationId>) -> ApiResult<HttpResponse> {
+    Ok(created(state.services.join_conversation(caller.id(), id.into_inner()).await?))
 }
 
 /// Change the caller's own settings for the conversation: starred, muted (until a time, or

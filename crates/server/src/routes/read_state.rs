@@ -14,7 +14,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(unread).service(mark_read);
 }
 
-/// Exact unread counts for every conversation the caller is a member of, with their threads.
+/// Exact unread counts for every conversation the caller keeps a read cursor of, with their
+/// threads: those they are a member of (from joining), and workspace-visible ones they read
+/// without joining (from their first read).
 #[utoipa::path(tag = "read state", responses((status = 200, description = "Unread counts", body = UnreadResponse)))]
 #[get("/conversations/unread")]
 async fn unread(state: AppState, caller: Caller) -> ApiResult<web::Json<UnreadResponse>> {
@@ -23,10 +25,11 @@ async fn unread(state: AppState, caller: Caller) -> ApiResult<web::Json<UnreadRe
 
 /// Moves the caller's read cursor forward to a message (the thread's cursor with `root_id`).
 /// An older message changes nothing. Every connection of the caller receives `unread.update`
-/// when the counts change.
+/// when the counts change. An implicit member of a workspace-visible conversation gets a
+/// cursor with their first read.
 #[utoipa::path(tag = "read state", request_body = MarkReadRequest, responses(
     (status = 200, description = "The conversation's unread counts after the move", body = ConversationUnread),
-    (status = 409, description = "`implicit_membership`: read state is kept for explicit members", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/read")]
 async fn mark_read(

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use skein_domain::cursor::EventCursor;
-use skein_shared::event::{EventBody, MembershipChange};
+use skein_shared::event::EventBody;
 use skein_shared::{ConversationId, UserId};
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -15,10 +15,10 @@ use super::answers::{AnswerStreams, DONE_RECHECK};
 use skein_domain::entities::FeedScope;
 
 use super::protocol::{Command, HubConfig, Registration, Subscription};
-use super::rule::{Viewer, closes_to_workspace, covers, relevant};
+use super::rule::{Viewer, closes_to_workspace, relevant};
 use crate::realtime::live::{Batch, Delivered, Delivery, Routed, Touched, counted_message_by};
 use crate::store::PgPool;
-use crate::store::read::{self, LoggedEvent, SpanOf};
+use crate::store::read::{self, LoggedEvent, SpanOf, moved_spans};
 
 /// A registered subscriber: who it is and what it may see, and its queue.
 struct Subscriber {
@@ -231,7 +231,7 @@ impl Actor {
             }
             // Routed by what may still have events for them.
             for (of, span) in &sub.viewer.spans {
-                if matches!(scope, FeedScope::Member) && span.until.is_none_or(|u| u > self.position) {
+                if matches!(scope, FeedScope::Member) && of.routes() && span.until.is_none_or(|u| u > self.position) {
                     self.by_span.entry(*of).or_default().insert(id);
                 }
             }
@@ -318,9 +318,9 @@ impl Actor {
             if sub.viewer.lost_its_conversation() {
                 ended.push(id);
             }
+            // Whoever sees it may keep a cursor there (implicit members too, once they read).
             if let (Some(author), Some(c)) = (author, event.conversation_id)
                 && author != Some(sub.viewer.user)
-                && covers(&sub.viewer.spans, SpanOf::Conversation(c), at)
                 && touched.insert(sub.viewer.user)
             {
                 let _ = self.touched.send((sub.viewer.user, c));
@@ -341,15 +341,12 @@ impl Actor {
     /// routes or unroutes their subscribers to match. Returns the all-conversations
     /// subscribers that left the event's conversation: they are unrouted after it is delivered.
     fn apply_membership(&mut self, event: &LoggedEvent) -> Vec<u64> {
-        let (user, of, open) = match (&event.event.body, event.conversation_id) {
+        let (user, moves): (UserId, Vec<(SpanOf, bool)>) = match (&event.event.body, event.conversation_id) {
             (EventBody::MembershipChanged(change), Some(c)) => {
-                if change.change == MembershipChange::RoleChanged {
-                    return Vec::new();
-                }
-                (change.user_id, SpanOf::Conversation(c), !change.change.ends_membership())
+                (change.user_id, moved_spans(c, change.change).collect())
             }
             (EventBody::WorkspaceMembershipChanged(change), _) => {
-                (change.user_id, SpanOf::Workspace(change.workspace_id), change.sees_open_conversations())
+                (change.user_id, vec![(SpanOf::Workspace(change.workspace_id), change.sees_open_conversations())])
             }
             _ => return Vec::new(),
         };
@@ -359,23 +356,26 @@ impl Actor {
         let mut ended = Vec::new();
         for id in ids {
             let Some(sub) = self.subs.get_mut(id) else { continue };
-            if !relevant(sub.viewer.scope, of) {
-                continue;
-            }
-            sub.viewer.reconcile(of, event.cursor, open);
-            match sub.viewer.scope {
-                FeedScope::Member => route.push((*id, open)),
-                // Its conversation's events are still delivered up to the membership event;
-                // a workspace-level event is not on this stream, so the stream ends now.
-                FeedScope::Conversation { .. }
-                    if matches!(of, SpanOf::Workspace(_)) && sub.viewer.lost_its_conversation() =>
-                {
-                    ended.push(*id)
+            for &(of, open) in &moves {
+                if !relevant(sub.viewer.scope, of) {
+                    continue;
                 }
-                FeedScope::Conversation { .. } => {}
+                sub.viewer.reconcile(of, event.cursor, open);
+                match sub.viewer.scope {
+                    FeedScope::Member if of.routes() => route.push((*id, of, open)),
+                    FeedScope::Member => {}
+                    // Its conversation's events are still delivered up to the membership
+                    // event; a workspace-level event is not on this stream, so it ends now.
+                    FeedScope::Conversation { .. }
+                        if matches!(of, SpanOf::Workspace(_)) && sub.viewer.lost_its_conversation() =>
+                    {
+                        ended.push(*id)
+                    }
+                    FeedScope::Conversation { .. } => {}
+                }
             }
         }
-        for (id, open) in route {
+        for (id, of, open) in route {
             if open {
                 self.by_span.entry(of).or_default().insert(id);
             } else if matches!(of, SpanOf::Workspace(_)) {

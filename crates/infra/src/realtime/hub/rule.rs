@@ -3,11 +3,12 @@
 //!
 //! A user sees a conversation's logged event if one of their membership spans of the
 //! conversation covers the event's position, or the event is `open` (its conversation was
-//! workspace-visible when it was written) and one of their workspace spans covers it. An
-//! event with an audience goes to that user only; a workspace-level event (no conversation)
-//! only to the all-conversations stream. Live-only events (typing, presence, deltas) go to
-//! whoever sees the conversation now: a span of it, or of its workspace when it is open, that
-//! has not ended.
+//! workspace-visible when it was written), one of their workspace spans covers it and no
+//! departure from the conversation does (a departure covers what comes after the leaving
+//! event, up to their joining again). An event with an audience goes to that user only; a
+//! workspace-level event (no conversation) only to the all-conversations stream. Live-only
+//! events (typing, presence, deltas) go to whoever sees the conversation now: a span of it,
+//! or of its workspace when it is open and they have not left it, that has not ended.
 //!
 //! Pure: no I/O, no clock, no channel.
 
@@ -44,11 +45,17 @@ fn open_now(spans: &[(SpanOf, Span)], of: SpanOf) -> bool {
     spans_of(spans, of).any(|s| s.until.is_none())
 }
 
+/// Open events of the conversation at `at` are held back: the user had left it (the leaving
+/// event itself still reaches them).
+fn departed(spans: &[(SpanOf, Span)], conversation: ConversationId, at: EventCursor) -> bool {
+    spans_of(spans, SpanOf::Departure(conversation)).any(|s| s.contains(at) && at != s.from)
+}
+
 /// Whether spans of `of` matter to a stream of `scope`.
 pub(super) fn relevant(scope: FeedScope, of: SpanOf) -> bool {
     match (scope, of) {
         (FeedScope::Member, _) => true,
-        (FeedScope::Conversation { id, .. }, SpanOf::Conversation(c)) => c == id,
+        (FeedScope::Conversation { id, .. }, SpanOf::Conversation(c) | SpanOf::Departure(c)) => c == id,
         (FeedScope::Conversation { workspace, .. }, SpanOf::Workspace(w)) => w == workspace,
     }
 }
@@ -82,7 +89,9 @@ impl Viewer {
         };
         self.wants(conversation)
             && (covers(&self.spans, SpanOf::Conversation(conversation), event.cursor)
-                || event.open && covers(&self.spans, SpanOf::Workspace(event.workspace_id), event.cursor))
+                || event.open
+                    && covers(&self.spans, SpanOf::Workspace(event.workspace_id), event.cursor)
+                    && !departed(&self.spans, conversation, event.cursor))
     }
 
     /// Sees the conversation now (for live-only events); `open_to` is its workspace when it
@@ -90,7 +99,10 @@ impl Viewer {
     pub fn present_in(&self, conversation: ConversationId, open_to: Option<WorkspaceId>) -> bool {
         self.wants(conversation)
             && (open_now(&self.spans, SpanOf::Conversation(conversation))
-                || open_to.is_some_and(|w| open_now(&self.spans, SpanOf::Workspace(w))))
+                || open_to.is_some_and(|w| {
+                    open_now(&self.spans, SpanOf::Workspace(w))
+                        && !open_now(&self.spans, SpanOf::Departure(conversation))
+                }))
     }
 
     /// A per-conversation stream that can no longer see its conversation: it ends.
@@ -162,6 +174,31 @@ mod tests {
         assert!(!member.may_see(&event(Some(c), WorkspaceId::generate(), 31, true)), "another workspace");
         assert!(member.present_in(other, Some(ws)), "an open conversation of their workspace, now");
         assert!(!member.present_in(c, None), "left");
+    }
+
+    #[test]
+    fn a_departure_holds_back_open_events_after_the_leaving_one_until_the_return() {
+        let (c, ws) = (ConversationId::generate(), WorkspaceId::generate());
+        let mut viewer = Viewer::new(
+            UserId::generate(),
+            FeedScope::Member,
+            vec![(SpanOf::Workspace(ws), Span { from: at(1), until: None })],
+        );
+        assert!(viewer.may_see(&event(Some(c), ws, 5, true)) && viewer.present_in(c, Some(ws)));
+        viewer.reconcile(SpanOf::Departure(c), at(10), true);
+        assert!(viewer.may_see(&event(Some(c), ws, 10, true)), "the leaving event");
+        assert!(!viewer.may_see(&event(Some(c), ws, 11, true)), "after leaving");
+        assert!(!viewer.present_in(c, Some(ws)), "gone from its live events");
+        assert!(viewer.may_see(&event(Some(ConversationId::generate()), ws, 11, true)), "other open conversations");
+        viewer.reconcile(SpanOf::Departure(c), at(20), false);
+        viewer.reconcile(SpanOf::Conversation(c), at(20), true);
+        assert!(viewer.may_see(&event(Some(c), ws, 20, true)), "the joining event, as a member");
+        assert!(viewer.may_see(&event(Some(c), ws, 21, true)) && viewer.present_in(c, Some(ws)));
+        viewer.reconcile(SpanOf::Conversation(c), at(30), false);
+        viewer.reconcile(SpanOf::Departure(c), at(30), true);
+        assert!(!viewer.may_see(&event(Some(c), ws, 31, true)), "left again");
+        assert!(viewer.may_see(&event(Some(c), ws, 25, true)), "between the departures");
+        assert!(!viewer.may_see(&event(Some(c), ws, 15, true)), "during the first");
     }
 
     #[test]

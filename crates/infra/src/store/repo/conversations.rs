@@ -18,12 +18,13 @@ use ulid::Ulid;
 use uuid::Uuid;
 
 use super::TxError;
-use super::standing::{in_conversation, in_workspace, standing};
+use super::standing::{departed_from, in_conversation, in_workspace, standing};
 use crate::store::codec::{enum_from_db, enum_to_db, ulid, uuid};
 use crate::store::log::{self, NewEvent};
 use crate::store::rows::{AccessRow, ConversationMemberRow, ConversationRow, InviteRow, access, conversation_member};
 use crate::store::schema::{
-    assistants, conversation_members, conversations, events, invites, member_preferences, users, workspace_members,
+    assistants, conversation_members, conversation_reads, conversations, departure_spans, events, invites,
+    member_preferences, users, workspace_members,
 };
 use crate::store::{Store, db_error};
 
@@ -76,6 +77,18 @@ impl ConversationRepo for Store {
                     })
                     .collect();
                 diesel::insert_into(conversation_members::table).values(members).execute(conn).await?;
+                let cursors: Vec<_> = new
+                    .members
+                    .iter()
+                    .map(|(user, _)| {
+                        (
+                            conversation_reads::user_id.eq(uuid(*user)),
+                            conversation_reads::conversation_id.eq(uuid(r.id)),
+                            conversation_reads::read_seq.eq(0),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(conversation_reads::table).values(cursors).execute(conn).await?;
                 for (user, role) in &new.members {
                     let change =
                         MembershipChanged { user_id: *user, change: MembershipChange::Added, role: Some(*role) };
@@ -96,6 +109,7 @@ impl ConversationRepo for Store {
         let row: Option<AccessRow> = conversations::table
             .inner_join(workspace_members::table.on(in_workspace(user)))
             .left_join(conversation_members::table.on(in_conversation(user)))
+            .left_join(departure_spans::table.on(departed_from(user)))
             .filter(conversations::id.eq(uuid(id)))
             .select((ConversationRow::as_select(), standing()))
             .first(&mut conn)
@@ -119,15 +133,17 @@ impl ConversationRepo for Store {
         let mut query = conversations::table
             .inner_join(workspace_members::table.on(in_workspace(user)))
             .left_join(conversation_members::table.on(in_conversation(user)))
+            .left_join(departure_spans::table.on(departed_from(user)))
             .left_join(member_preferences::table.on(
                 member_preferences::conversation_id.eq(conversations::id).and(member_preferences::user_id.eq(user)),
             ))
             .filter(conversations::workspace_id.eq(uuid(workspace)))
             // Mirrors roles::effective_conversation_role, so a page is never thinned out.
             .filter(
-                conversation_members::user_id
-                    .is_not_null()
-                    .or(conversations::visibility.eq("workspace").and(workspace_members::role.ne("guest"))),
+                conversation_members::user_id.is_not_null().or(conversations::visibility
+                    .eq("workspace")
+                    .and(workspace_members::role.ne("guest"))
+                    .and(departure_spans::from_tx.is_null())),
             )
             .select((ConversationRow::as_select(), standing()))
             .order((conversations::last_activity_at.desc(), conversations::id.desc()))
@@ -273,6 +289,7 @@ impl ConversationRepo for Store {
         id: ConversationId,
         user: UserId,
         role: ConversationRole,
+        change: MembershipChange,
     ) -> DomainResult<Created<ConversationMember>> {
         let mut conn = self.conn().await?;
         let (conv, user_id) = (uuid(id), uuid(user));
@@ -281,8 +298,8 @@ impl ConversationRepo for Store {
                 log::lock_conversation(conn, conv).await?;
                 let inserted = insert_member(conn, conv, user_id, &enum_to_db(role)).await?;
                 if inserted {
-                    let change = MembershipChanged { user_id: user, change: MembershipChange::Added, role: Some(role) };
-                    log::membership_changed(conn, id, change).await?;
+                    log::membership_changed(conn, id, MembershipChanged { user_id: user, change, role: Some(role) })
+                        .await?;
                 }
                 Ok::<_, TxError>(inserted)
             })
@@ -341,17 +358,35 @@ impl ConversationRepo for Store {
         Ok(())
     }
 
+    async fn leave_implicitly(&self, id: ConversationId, user: UserId) -> DomainResult<()> {
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            log::lock_conversation(conn, uuid(id)).await?;
+            let change = MembershipChanged { user_id: user, change: MembershipChange::Left, role: None };
+            log::membership_changed(conn, id, change).await?;
+            Ok::<_, TxError>(())
+        })
+        .await?;
+        self.signals.committed();
+        Ok(())
+    }
+
     async fn mentionable(&self, conversation: &ConversationRecord, ids: &[Ulid]) -> DomainResult<Mentionable> {
         let mut conn = self.conn().await?;
         let (conv, workspace) = (uuid(conversation.id), uuid(conversation.workspace_id));
         let ids: Vec<Uuid> = ids.iter().map(|i| uuid(*i)).collect();
         // Mirrors roles::effective_conversation_role: explicit members, and in a workspace
-        // channel every non-guest member of the workspace.
+        // channel every non-guest member of the workspace who has not left it.
         let users: Vec<Uuid> = if conversation.visibility == Visibility::Workspace {
+            let departed = departure_spans::table
+                .filter(departure_spans::conversation_id.eq(conv))
+                .filter(departure_spans::until_tx.is_null())
+                .select(departure_spans::user_id);
             workspace_members::table
                 .filter(workspace_members::workspace_id.eq(workspace))
                 .filter(workspace_members::user_id.eq_any(&ids))
                 .filter(workspace_members::role.ne("guest"))
+                .filter(workspace_members::user_id.ne_all(departed))
                 .select(workspace_members::user_id)
                 .union(
                     conversation_members::table
@@ -397,14 +432,29 @@ impl ConversationRepo for Store {
                 .order(conversation_members::user_id)
                 .load(conn)
                 .await?;
+            let mut last = None;
             for member in members {
                 let change = MembershipChanged {
                     user_id: UserId(ulid(member)),
                     change: MembershipChange::ConversationDeleted,
                     role: None,
                 };
-                log::membership_changed(conn, id, change).await?;
+                last = Some(log::membership_changed(conn, id, change).await?);
             }
+            // Departures still hold those events back from who left, up to the last of them
+            // (nothing comes after it); then they can be pruned like the rest.
+            let open_departures = departure_spans::table
+                .filter(departure_spans::conversation_id.eq(conv))
+                .filter(departure_spans::until_tx.is_null());
+            match last {
+                Some(at) => {
+                    diesel::update(open_departures)
+                        .set((departure_spans::until_tx.eq(at.tx), departure_spans::until_id.eq(at.id)))
+                        .execute(conn)
+                        .await?
+                }
+                None => diesel::delete(open_departures).execute(conn).await?,
+            };
             // Members, messages, threads, reactions, invites, read cursors cascade; member
             // spans stay (closed) so the events above replay, until the log is pruned past them.
             let deleted = diesel::delete(conversations::table.find(conv)).execute(conn).await?;
@@ -549,8 +599,17 @@ async fn insert_member(conn: &mut AsyncPgConnection, conv: Uuid, user: Uuid, rol
             conversation_members::user_id.eq(user),
             conversation_members::role.eq(role),
             conversation_members::joined_seq.eq(last_seq),
-            // Nothing from before joining counts as unread.
-            conversation_members::read_seq.eq(last_seq),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    // Nothing from before joining counts as unread; an implicit member who read here before
+    // keeps their cursor.
+    diesel::insert_into(conversation_reads::table)
+        .values((
+            conversation_reads::user_id.eq(user),
+            conversation_reads::conversation_id.eq(conv),
+            conversation_reads::read_seq.eq(last_seq),
         ))
         .on_conflict_do_nothing()
         .execute(conn)

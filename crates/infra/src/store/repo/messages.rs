@@ -14,10 +14,12 @@ use uuid::Uuid;
 
 use super::TxError;
 use super::append::{AppendReply, AppendRoot, stored_time};
-use super::standing::{in_conversation, in_workspace, standing};
+use super::standing::{departed_from, in_conversation, in_workspace, standing};
 use crate::store::codec::{unique_violation, uuid};
 use crate::store::rows::{AccessRow, ConversationRow, MessageRow, ThreadRow, access, thread_settings};
-use crate::store::schema::{conversation_members, conversations, messages, threads, workspace_members};
+use crate::store::schema::{
+    conversation_members, conversations, departure_spans, messages, threads, workspace_members,
+};
 use crate::store::{Store, db_error};
 
 impl MessageRepo for Store {
@@ -70,6 +72,7 @@ impl MessageRepo for Store {
             .inner_join(conversations::table.on(conversations::id.eq(messages::conversation_id)))
             .inner_join(workspace_members::table.on(in_workspace(user)))
             .left_join(conversation_members::table.on(in_conversation(user)))
+            .left_join(departure_spans::table.on(departed_from(user)))
             .filter(messages::id.eq(message))
             .select((MessageRow::as_select(), (ConversationRow::as_select(), standing())))
             .first::<(MessageRow, AccessRow)>(&mut &*conn);

@@ -10,8 +10,29 @@ use uuid::Uuid;
 use super::TxError;
 use crate::store::codec::{ulid, uuid};
 use crate::store::log::{self, NewEvent};
-use crate::store::schema::{conversation_members, thread_reads};
+use crate::store::schema::{conversation_reads, thread_reads};
 use crate::store::{Store, db_error};
+
+/// Moves the user's cursor in a cursor table (keyed by user and `$key`) forward to `$seq`,
+/// creating it at `$seq`; never back. Evaluates to the number of rows changed.
+macro_rules! advance_cursor {
+    ($conn:expr, $table:ident, $user:expr, $key:ident = $id:expr, $seq:expr) => {{
+        let inserted = diesel::insert_into($table::table)
+            .values(($table::user_id.eq($user), $table::$key.eq($id), $table::read_seq.eq($seq)))
+            .on_conflict_do_nothing()
+            .execute($conn)
+            .await?;
+        if inserted == 1 {
+            1
+        } else {
+            diesel::update($table::table.find(($user, $id)))
+                .filter($table::read_seq.lt($seq))
+                .set($table::read_seq.eq($seq))
+                .execute($conn)
+                .await?
+        }
+    }};
+}
 
 impl ReadStateRepo for Store {
     async fn mark_read(
@@ -27,33 +48,9 @@ impl ReadStateRepo for Store {
             .transaction(async |conn| {
                 log::lock_conversation(conn, conv).await?;
                 let moved = match thread {
-                    Some(root) => {
-                        let inserted = diesel::insert_into(thread_reads::table)
-                            .values((
-                                thread_reads::user_id.eq(user_id),
-                                thread_reads::root_id.eq(uuid(root)),
-                                thread_reads::read_seq.eq(seq),
-                            ))
-                            .on_conflict_do_nothing()
-                            .execute(conn)
-                            .await?;
-                        if inserted == 1 {
-                            1
-                        } else {
-                            diesel::update(thread_reads::table.find((user_id, uuid(root))))
-                                .filter(thread_reads::read_seq.lt(seq))
-                                .set(thread_reads::read_seq.eq(seq))
-                                .execute(conn)
-                                .await?
-                        }
-                    }
-                    None => {
-                        diesel::update(conversation_members::table.find((conv, user_id)))
-                            .filter(conversation_members::read_seq.lt(seq))
-                            .set(conversation_members::read_seq.eq(seq))
-                            .execute(conn)
-                            .await?
-                    }
+                    Some(root) => advance_cursor!(conn, thread_reads, user_id, root_id = uuid(root), seq),
+                    // An implicit member's cursor starts with their first read.
+                    None => advance_cursor!(conn, conversation_reads, user_id, conversation_id = conv, seq),
                 };
                 if moved == 0 {
                     return Ok::<_, TxError>(None);
@@ -108,43 +105,48 @@ pub(super) async fn counts(
     user: Uuid,
     only: Option<Uuid>,
 ) -> QueryResult<Vec<ConversationUnread>> {
-    let mut members = conversation_members::table
-        .filter(conversation_members::user_id.eq(user))
-        .select(conversation_members::conversation_id)
+    let mut read = conversation_reads::table
+        .filter(conversation_reads::user_id.eq(user))
+        .select(conversation_reads::conversation_id)
         .into_boxed();
     if let Some(c) = only {
-        members = members.filter(conversation_members::conversation_id.eq(c));
+        read = read.filter(conversation_reads::conversation_id.eq(c));
     }
-    let members: Vec<Uuid> = members.load(conn).await?;
-    let pairs: Vec<(Uuid, Uuid)> = members.into_iter().map(|c| (user, c)).collect();
+    let read: Vec<Uuid> = read.load(conn).await?;
+    let pairs: Vec<(Uuid, Uuid)> = read.into_iter().map(|c| (user, c)).collect();
     Ok(counts_for(conn, &pairs).await?.into_iter().map(|(_, counts)| counts).collect())
 }
 
-/// Unread counts for each (user, conversation) pair where the user is a member, ordered by
-/// user and conversation. One pass over the messages after each pair's conversation cursor
-/// (`messages_unread_idx`).
+/// Unread counts for each (user, conversation) pair where the user has a read cursor and
+/// sees the conversation (an explicit member, or a non-guest of its workspace when it is
+/// workspace-visible: leaving drops the cursor), ordered by user and conversation. One pass
+/// over the messages after each pair's conversation cursor (`messages_unread_idx`).
 pub(crate) async fn counts_for(
     conn: &mut AsyncPgConnection,
     pairs: &[(Uuid, Uuid)],
 ) -> QueryResult<Vec<(UserId, ConversationUnread)>> {
     let (users, conversations): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
     let rows: Vec<CountRow> = diesel::sql_query(
-        "SELECT cm.user_id, cm.conversation_id, u.thread, coalesce(u.n, 0) AS n, coalesce(u.mentions, 0) AS mentions, \
+        "SELECT r.user_id, r.conversation_id, u.thread, coalesce(u.n, 0) AS n, coalesce(u.mentions, 0) AS mentions, \
          coalesce(mp.mute_until > now(), false) AS muted \
          FROM unnest($1::uuid[], $2::uuid[]) AS p(user_id, conversation_id) \
-         JOIN conversation_members cm ON cm.user_id = p.user_id AND cm.conversation_id = p.conversation_id \
-         LEFT JOIN member_preferences mp ON mp.user_id = cm.user_id AND mp.conversation_id = cm.conversation_id \
+         JOIN conversation_reads r ON r.user_id = p.user_id AND r.conversation_id = p.conversation_id \
+         JOIN conversations c ON c.id = r.conversation_id \
+         JOIN workspace_members wm ON wm.workspace_id = c.workspace_id AND wm.user_id = r.user_id \
+         LEFT JOIN member_preferences mp ON mp.user_id = r.user_id AND mp.conversation_id = r.conversation_id \
          LEFT JOIN LATERAL ( \
            SELECT CASE WHEN m.parent_id IS NULL THEN NULL ELSE m.root_id END AS thread, count(*) AS n, \
-             count(*) FILTER (WHERE cm.user_id = ANY(m.mentioned_user_ids) \
+             count(*) FILTER (WHERE r.user_id = ANY(m.mentioned_user_ids) \
                OR m.mentions @> '[{\"kind\": \"channel\"}]' OR m.mentions @> '[{\"kind\": \"here\"}]') AS mentions \
            FROM messages m \
-           LEFT JOIN thread_reads tr ON tr.user_id = cm.user_id AND tr.root_id = m.root_id \
-           WHERE m.conversation_id = cm.conversation_id AND m.seq > cm.read_seq \
-           AND m.author_id IS DISTINCT FROM cm.user_id AND m.deleted_at IS NULL \
+           LEFT JOIN thread_reads tr ON tr.user_id = r.user_id AND tr.root_id = m.root_id \
+           WHERE m.conversation_id = r.conversation_id AND m.seq > r.read_seq \
+           AND m.author_id IS DISTINCT FROM r.user_id AND m.deleted_at IS NULL \
            AND (m.parent_id IS NULL OR tr.read_seq IS NULL OR m.seq > tr.read_seq) \
            GROUP BY 1 \
          ) u ON true \
+         WHERE (c.visibility = 'workspace' AND wm.role <> 'guest') OR EXISTS (SELECT 1 FROM conversation_members x \
+           WHERE x.conversation_id = r.conversation_id AND x.user_id = r.user_id) \
          ORDER BY 1, 2, 3 NULLS FIRST",
     )
     .bind::<Array<SqlUuid>, _>(users)

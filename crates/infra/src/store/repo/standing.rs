@@ -1,11 +1,12 @@
-//! The join that gives a user's standing in a conversation: their workspace role (inner join:
-//! outside the workspace there is no access at all) and their explicit membership, if any.
-//! Shared by every query that authorises against a conversation.
+//! The joins that give a user's standing in a conversation: their workspace role (inner join:
+//! outside the workspace there is no access at all), their explicit membership, if any, and
+//! their open departure from it, if any. Shared by every query that authorises against a
+//! conversation.
 
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::store::schema::{conversation_members, conversations, workspace_members};
+use crate::store::schema::{conversation_members, conversations, departure_spans, workspace_members};
 
 /// `ON` for `workspace_members`: the user's row in the conversation's workspace.
 #[diesel::dsl::auto_type(no_type_alias)]
@@ -19,8 +20,22 @@ pub fn in_conversation(user: Uuid) -> _ {
     conversation_members::conversation_id.eq(conversations::id).and(conversation_members::user_id.eq(user))
 }
 
+/// `ON` for `departure_spans`: the user's open departure, if any (at most one, by index).
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn departed_from(user: Uuid) -> _ {
+    departure_spans::conversation_id
+        .eq(conversations::id)
+        .and(departure_spans::user_id.eq(user))
+        .and(departure_spans::until_tx.is_null())
+}
+
 /// The standing columns after the conversation row, as read into an `AccessRow`.
 #[diesel::dsl::auto_type(no_type_alias)]
 pub fn standing() -> _ {
-    (conversation_members::role.nullable(), conversation_members::joined_seq.nullable(), workspace_members::role)
+    (
+        conversation_members::role.nullable(),
+        conversation_members::joined_seq.nullable(),
+        workspace_members::role,
+        departure_spans::from_tx.nullable(),
+    )
 }

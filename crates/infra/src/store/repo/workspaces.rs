@@ -13,7 +13,9 @@ use super::TxError;
 use crate::store::codec::{enum_from_db, enum_to_db, foreign_key_violation, ulid, uuid};
 use crate::store::log;
 use crate::store::rows::{WorkspaceMemberRow, WorkspaceRow, workspace_member};
-use crate::store::schema::{conversation_members, conversations, users, workspace_members, workspaces};
+use crate::store::schema::{
+    conversation_members, conversation_reads, conversations, users, workspace_members, workspaces,
+};
 use crate::store::{Store, db_error};
 
 const OWNER: &str = "owner";
@@ -193,6 +195,16 @@ impl WorkspaceRepo for Store {
                 let change = MembershipChanged { user_id: user, change: MembershipChange::Removed, role: None };
                 log::membership_changed(conn, ConversationId(ulid(*conv)), change).await?;
             }
+            // And the read cursors they kept as implicit members.
+            let of_workspace =
+                conversations::table.filter(conversations::workspace_id.eq(ws)).select(conversations::id);
+            diesel::delete(
+                conversation_reads::table
+                    .filter(conversation_reads::user_id.eq(user_uuid))
+                    .filter(conversation_reads::conversation_id.eq_any(of_workspace)),
+            )
+            .execute(conn)
+            .await?;
             Ok::<_, TxError>(())
         })
         .await?;
