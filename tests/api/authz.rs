@@ -233,16 +233,7 @@ async fn joining() {
         .call(r, Method::POST, &format!("/api/conversations/{c}/join"), None)
         .await);
     // A workspace-visible one: every workspace member joins; its creator is its owner already.
-    let open = fx
-        .app
-        .post(
-            "/api/conversations",
-            &fx.owner,
-            json!({ "workspace_id": fx.ws, "kind": "channel", "title": "open", "visibility": "workspace" }),
-        )
-        .await
-        .expect(201)
-        .str("id");
+    let open = fx.app.open_channel(&fx.owner, &fx.ws, "open").await;
     matrix!(fx, "join open", [401, 201, 201, 201, 201, 200], |r| fx
         .call(r, Method::POST, &format!("/api/conversations/{open}/join"), None)
         .await);
@@ -257,9 +248,7 @@ async fn workspace_endpoints() {
     let guest = app.register("Guest").await;
     let admin = app.register("WsAdmin").await;
     let ws = app.workspace(&fx.owner, &[]).await;
-    app.post(&format!("/api/workspaces/{ws}/members"), &fx.owner, json!({ "user_id": guest.id, "role": "guest" }))
-        .await
-        .expect(201);
+    app.add_to_workspace(&fx.owner, &ws, &guest, "guest").await;
     app.post(&format!("/api/workspaces/{ws}/members"), &fx.owner, json!({ "user_id": admin.id, "role": "admin" }))
         .await
         .expect(201);

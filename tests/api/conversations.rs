@@ -60,9 +60,7 @@ async fn creation_rules() {
     let guest = app.register("Guest").await;
     let outsider = app.register("Out").await;
     let ws = app.workspace(&ann, &[]).await;
-    app.post(&format!("/api/workspaces/{ws}/members"), &ann, json!({ "user_id": guest.id, "role": "guest" }))
-        .await
-        .expect(201);
+    app.add_to_workspace(&ann, &ws, &guest, "guest").await;
     app.post("/api/conversations", &ann, json!({ "workspace_id": ws, "kind": "channel" }))
         .await
         .expect_problem(422, "validation_failed");
@@ -102,18 +100,8 @@ async fn workspace_channels_include_every_non_guest() {
     let bob = app.register("Bob").await;
     let guest = app.register("Guest").await;
     let ws = app.workspace(&ann, &[&bob]).await;
-    app.post(&format!("/api/workspaces/{ws}/members"), &ann, json!({ "user_id": guest.id, "role": "guest" }))
-        .await
-        .expect(201);
-    let open = app
-        .post(
-            "/api/conversations",
-            &ann,
-            json!({ "workspace_id": ws, "kind": "channel", "title": "all", "visibility": "workspace" }),
-        )
-        .await
-        .expect(201)
-        .str("id");
+    app.add_to_workspace(&ann, &ws, &guest, "guest").await;
+    let open = app.open_channel(&ann, &ws, "all").await;
     let private = app.channel(&ann, &ws, &[]).await;
     let seen = app.get(&format!("/api/conversations?workspace_id={ws}"), &bob).await.expect(200);
     let ids: Vec<&str> = seen.body["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
@@ -375,18 +363,8 @@ async fn members_leave_open_channels_and_join_them_again() {
     let (ann, bob, carol, guest) =
         (app.register("Ann").await, app.register("Bob").await, app.register("Carol").await, app.register("Gus").await);
     let ws = app.workspace(&ann, &[&bob, &carol]).await;
-    app.post(&format!("/api/workspaces/{ws}/members"), &ann, json!({ "user_id": guest.id, "role": "guest" }))
-        .await
-        .expect(201);
-    let open = app
-        .post(
-            "/api/conversations",
-            &ann,
-            json!({ "workspace_id": ws, "kind": "channel", "title": "all", "visibility": "workspace" }),
-        )
-        .await
-        .expect(201)
-        .str("id");
+    app.add_to_workspace(&ann, &ws, &guest, "guest").await;
+    let open = app.open_channel(&ann, &ws, "all").await;
     let root = app.root(&ann, &open, "hello all").await;
     let listed = |user| {
         let app = &app;

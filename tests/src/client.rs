@@ -123,6 +123,26 @@ impl TestApp {
         ws
     }
 
+    /// Adds `user` to workspace `ws` with `role` (`member`, `guest`, …).
+    pub async fn add_to_workspace(&self, admin: &TestUser, ws: &str, user: &TestUser, role: &str) {
+        self.post(&format!("/api/workspaces/{ws}/members"), admin, json!({ "user_id": user.id, "role": role }))
+            .await
+            .expect(201);
+    }
+
+    /// A workspace-visible channel in `ws` titled `title`: every non-guest member of the
+    /// workspace is in it implicitly.
+    pub async fn open_channel(&self, owner: &TestUser, ws: &str, title: &str) -> String {
+        self.post(
+            "/api/conversations",
+            owner,
+            json!({ "workspace_id": ws, "kind": "channel", "title": title, "visibility": "workspace" }),
+        )
+        .await
+        .expect(201)
+        .str("id")
+    }
+
     /// A private channel in `ws` owned by `owner` with `members` as members.
     pub async fn channel(&self, owner: &TestUser, ws: &str, members: &[&TestUser]) -> String {
         let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();

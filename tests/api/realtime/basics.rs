@@ -118,15 +118,7 @@ async fn a_workspace_member_can_follow_a_workspace_channel_without_joining_it() 
     let r = room(&app).await;
     let carol = app.register("Carol").await;
     app.post(&format!("/api/workspaces/{}/members", r.ws), &r.alice, json!({ "user_id": carol.id })).await.expect(201);
-    let open = app
-        .post(
-            "/api/conversations",
-            &r.alice,
-            json!({ "workspace_id": r.ws, "kind": "channel", "title": "town hall", "visibility": "workspace" }),
-        )
-        .await
-        .expect(201)
-        .str("id");
+    let open = app.open_channel(&r.alice, &r.ws, "town hall").await;
     let path = format!("/api/conversations/{open}/stream");
     let mut follower = SseClient::open(&app, &carol, &path, None).await;
     app.root(&r.alice, &open, "all hands").await;

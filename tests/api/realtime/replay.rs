@@ -73,15 +73,7 @@ fn replay_after_random_disconnects_equals_the_uninterrupted_transcript() {
             rt.block_on(async {
                 let app = TestApp::spawn().await;
                 let r = room(&app).await;
-                let lobby = app
-                    .post(
-                        "/api/conversations",
-                        &r.alice,
-                        json!({ "workspace_id": r.ws, "kind": "channel", "title": "lobby", "visibility": "workspace" }),
-                    )
-                    .await
-                    .expect(201)
-                    .str("id");
+                let lobby = app.open_channel(&r.alice, &r.ws, "lobby").await;
                 let (mut lobby_open, mut bob_guest) = (true, false);
                 let mut lobby_posts_for_bob = 0;
                 // Both clients are registered before anything happens.

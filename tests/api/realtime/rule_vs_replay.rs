@@ -50,9 +50,7 @@ async fn random_histories_are_delivered_the_same_live_and_on_replay() {
     let (bob, carol, gus) = (app.register("Bob").await, app.register("Carol").await, app.register("Gus").await);
     let watchers: [&TestUser; 3] = [&bob, &carol, &gus];
     let ws = app.workspace(&alice, &[&bob, &carol]).await;
-    app.post(&format!("/api/workspaces/{ws}/members"), &alice, json!({ "user_id": gus.id, "role": "guest" }))
-        .await
-        .expect(201);
+    app.add_to_workspace(&alice, &ws, &gus, "guest").await;
     // Where every watcher starts: a conversation with all of them.
     let start = app.channel(&alice, &ws, &watchers).await;
     let conversations = [app.channel(&alice, &ws, &[]).await, app.channel(&alice, &ws, &[&bob]).await];

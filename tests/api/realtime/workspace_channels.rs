@@ -4,20 +4,9 @@
 
 use serde_json::json;
 use skein_tests::sse::SseClient;
-use skein_tests::{TestApp, TestUser};
+use skein_tests::TestApp;
 
 use super::room;
-
-async fn open_channel(app: &TestApp, owner: &TestUser, ws: &str, title: &str) -> String {
-    app.post(
-        "/api/conversations",
-        owner,
-        json!({ "workspace_id": ws, "kind": "channel", "title": title, "visibility": "workspace" }),
-    )
-    .await
-    .expect(201)
-    .str("id")
-}
 
 #[tokio::test]
 async fn workspace_members_receive_open_channels_on_the_combined_stream_live_and_on_replay() {
@@ -25,9 +14,7 @@ async fn workspace_members_receive_open_channels_on_the_combined_stream_live_and
     let r = room(&app).await;
     let (carol, guest) = (app.register("Carol").await, app.register("Gus").await);
     app.post(&format!("/api/workspaces/{}/members", r.ws), &r.alice, json!({ "user_id": carol.id })).await.expect(201);
-    app.post(&format!("/api/workspaces/{}/members", r.ws), &r.alice, json!({ "user_id": guest.id, "role": "guest" }))
-        .await
-        .expect(201);
+    app.add_to_workspace(&r.alice, &r.ws, &guest, "guest").await;
     // Gus is a guest in `r.conv` (private) only; Carol is in no conversation at all.
     app.post(&format!("/api/conversations/{}/members", r.conv), &r.alice, json!({ "user_id": guest.id }))
         .await
@@ -35,7 +22,7 @@ async fn workspace_members_receive_open_channels_on_the_combined_stream_live_and
     let mut carol_stream = SseClient::open(&app, &carol, "/api/stream", None).await;
     let mut guest_stream = SseClient::open(&app, &guest, "/api/stream", None).await;
 
-    let open = open_channel(&app, &r.alice, &r.ws, "town hall").await;
+    let open = app.open_channel(&r.alice, &r.ws, "town hall").await;
     app.root(&r.alice, &open, "all hands").await;
     // Its creation (Alice's membership) first, then the post.
     let created = carol_stream.until("thread.new").await;
@@ -60,7 +47,7 @@ async fn workspace_members_receive_open_channels_on_the_combined_stream_live_and
     app.root(&r.alice, &open, "missed").await;
     app.patch(&format!("/api/conversations/{open}"), &r.alice, json!({ "visibility": "private" })).await.expect(200);
     app.root(&r.alice, &open, "private now").await;
-    let still_open = open_channel(&app, &r.alice, &r.ws, "lobby").await;
+    let still_open = app.open_channel(&r.alice, &r.ws, "lobby").await;
     app.root(&r.alice, &still_open, "sentinel").await;
     let mut resumed = SseClient::open(&app, &carol, "/api/stream", first.id.as_deref()).await;
     let events = resumed.take(4).await;
@@ -93,7 +80,7 @@ async fn workspace_members_receive_open_channels_on_the_combined_stream_live_and
 async fn leaving_the_workspace_ends_open_channels_on_every_stream() {
     let app = TestApp::spawn().await;
     let r = room(&app).await;
-    let open = open_channel(&app, &r.alice, &r.ws, "town hall").await;
+    let open = app.open_channel(&r.alice, &r.ws, "town hall").await;
     let mut all = SseClient::open(&app, &r.bob, "/api/stream", None).await;
     let mut one = SseClient::open(&app, &r.bob, &format!("/api/conversations/{open}/stream"), None).await;
     app.root(&r.alice, &open, "hello").await;
@@ -144,7 +131,7 @@ async fn leaving_an_open_channel_hides_it_from_streams_until_joining_again_live_
     let app = TestApp::spawn().await;
     let r = room(&app).await;
     // Bob is an implicit member of the open channel; `r.conv` carries the markers.
-    let open = open_channel(&app, &r.alice, &r.ws, "town hall").await;
+    let open = app.open_channel(&r.alice, &r.ws, "town hall").await;
     let mut all = SseClient::open(&app, &r.bob, "/api/stream", None).await;
     let one_path = format!("/api/conversations/{open}/stream");
     let mut one = SseClient::open(&app, &r.bob, &one_path, None).await;
