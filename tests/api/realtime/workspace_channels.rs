@@ -3,8 +3,8 @@
 //! they leave the workspace; guests never do.
 
 use serde_json::json;
-use skein_tests::sse::SseClient;
 use skein_tests::TestApp;
+use skein_tests::sse::SseClient;
 
 use super::room;
 
