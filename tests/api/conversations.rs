@@ -1,6 +1,6 @@
 use serde_json::json;
-use skein_tests::TestApp;
 use skein_tests::sse::SseClient;
+use skein_tests::{TestApp, TestUser};
 
 #[tokio::test]
 async fn direct_conversations_are_one_per_pair() {
@@ -147,7 +147,9 @@ async fn list_orders_by_activity_and_pages() {
     app.get(&format!("/api/conversations?workspace_id={ws}&cursor=garbage"), &ann)
         .await
         .expect_problem(422, "validation_failed");
-    app.get("/api/conversations", &ann).await.expect_problem(400, "bad_request");
+    app.get(&format!("/api/conversations?workspace_id={}", ulid::Ulid::generate()), &ann)
+        .await
+        .expect_problem(404, "not_found");
     // Archived ones move to the archived list.
     app.post(&format!("/api/conversations/{}/archive", ids[2]), &ann, json!({})).await.expect(200);
     let active = app.get(&format!("/api/conversations?workspace_id={ws}&limit=50"), &ann).await.expect(200);
@@ -420,4 +422,63 @@ async fn members_leave_open_channels_and_join_them_again() {
     app.post(&format!("/api/conversations/{}/join", ulid::Ulid::generate()), &bob, json!({}))
         .await
         .expect_problem(404, "not_found");
+}
+
+fn listed_ids(body: &serde_json::Value) -> Vec<String> {
+    body["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn listed(app: &TestApp, user: &TestUser, path: &str) -> Vec<String> {
+    listed_ids(&app.get(path, user).await.expect(200).body)
+}
+
+#[tokio::test]
+async fn one_inbox_lists_every_workspace_by_activity_with_filters() {
+    let app = TestApp::spawn().await;
+    let (ann, bob) = (app.register("Ann").await, app.register("Bob").await);
+    let (acme, globex) = (app.workspace(&ann, &[&bob]).await, app.workspace(&bob, &[&ann]).await);
+    let private = app.channel(&ann, &acme, &[]).await;
+    let open = app.open_channel(&bob, &globex, "all").await;
+    let shared = app.channel(&bob, &globex, &[&ann]).await;
+    let theirs = app.channel(&bob, &globex, &[]).await;
+    // Ann's newest activity: shared, then open, then private.
+    app.root(&ann, &private, "p").await;
+    let in_open = app.root(&bob, &open, "o").await;
+    let in_shared = app.root(&bob, &shared, "s").await;
+    app.root(&bob, &theirs, "only bob").await;
+
+    let all = app.get("/api/conversations", &ann).await.expect(200).body;
+    assert_eq!(listed_ids(&all), vec![shared.clone(), open.clone(), private.clone()], "across workspaces, no others'");
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app.get(&format!("/api/conversations?limit=1{cursor}"), &ann).await.expect(200).body;
+        paged.extend(listed_ids(&page));
+        match page["page"]["next"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, listed_ids(&all));
+    let one = app.get(&format!("/api/conversations?workspace_id={acme}"), &ann).await.expect(200).body;
+    assert_eq!(listed_ids(&one), vec![private.clone()]);
+
+    // Unread: Ann has a cursor in the private channel and the shared one (explicit member);
+    // she reads the shared one; the open channel has no cursor of hers until she reads it.
+    assert_eq!(
+        listed(&app, &ann, "/api/conversations?unread=true").await,
+        vec![shared.clone()],
+        "her own post is not unread; no cursor in open"
+    );
+    let read = |up_to: &str| json!({ "message_id": up_to });
+    app.post(&format!("/api/conversations/{shared}/read"), &ann, read(&in_shared)).await.expect(200);
+    assert!(listed(&app, &ann, "/api/conversations?unread=true").await.is_empty());
+    app.reply(&bob, &app.root(&ann, &shared, "mine").await, "a reply to it").await;
+    assert_eq!(listed(&app, &ann, "/api/conversations?unread=true").await, vec![shared.clone()], "a reply counts too");
+    app.post(&format!("/api/conversations/{open}/read"), &ann, read(&in_open)).await.expect(200);
+    assert_eq!(listed(&app, &ann, "/api/conversations?unread=true").await, vec![shared.clone()]);
+    app.root(&bob, &open, "new in open").await;
+    assert_eq!(listed(&app, &ann, "/api/conversations?unread=true").await, vec![open.clone(), shared.clone()]);
+    app.put(&format!("/api/conversations/{open}/preferences"), &ann, json!({ "starred": true })).await.expect(200);
+    assert_eq!(listed(&app, &ann, "/api/conversations?unread=true&starred=true").await, vec![open]);
 }

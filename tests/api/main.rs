@@ -16,6 +16,7 @@ mod preferences;
 mod providers;
 mod provisioning;
 mod realtime;
+mod search;
 mod threads;
 mod tree_props;
 mod workspaces;

@@ -281,3 +281,32 @@ async fn large_tree_pages_cross_read_chunks() {
     assert_eq!(ids(&part), walked[..1100].to_vec());
     assert_eq!(part.body["page"]["next"], walked[1099].as_str());
 }
+
+#[tokio::test]
+async fn thread_lists_filter_by_tags_root_author_and_participant() {
+    let app = TestApp::spawn().await;
+    let (ann, bob) = (app.register("Ann").await, app.register("Bob").await);
+    let ws = app.workspace(&ann, &[&bob]).await;
+    let conv = app.channel(&ann, &ws, &[&bob]).await;
+    let tagged = |tags: serde_json::Value| json!({ "content": "topic", "tags": tags });
+    let both = app.post(&format!("/api/threads/{conv}/root"), &ann, tagged(json!(["ops", "db"]))).await.expect(201);
+    let ops = app.post(&format!("/api/threads/{conv}/root"), &bob, tagged(json!(["ops"]))).await.expect(201);
+    let plain = app.root(&bob, &conv, "untagged").await;
+    app.reply(&ann, &plain, "ann joins in").await;
+    let (both, ops) = (both.str("id"), ops.str("id"));
+    let roots = |body: serde_json::Value| -> Vec<String> {
+        body["data"].as_array().unwrap().iter().map(|t| t["root_id"].as_str().unwrap().to_owned()).collect()
+    };
+    let list = |q: &str| format!("/api/conversations/{conv}/threads?{q}");
+    assert_eq!(roots(app.get(&list("tags=ops"), &bob).await.expect(200).body), vec![ops.clone(), both.clone()]);
+    assert_eq!(roots(app.get(&list("tags=ops,%20db"), &bob).await.expect(200).body), vec![both.clone()]);
+    assert!(roots(app.get(&list("tags=nope"), &bob).await.expect(200).body).is_empty());
+    let by_ann = list(&format!("author_id={}", ann.id));
+    assert_eq!(roots(app.get(&by_ann, &bob).await.expect(200).body), vec![both.clone()]);
+    assert_eq!(roots(app.get(&list("participant=me"), &ann).await.expect(200).body), vec![plain.clone(), both.clone()]);
+    let bob_took_part = list(&format!("participant={}", bob.id));
+    assert_eq!(roots(app.get(&bob_took_part, &ann).await.expect(200).body), vec![plain, ops]);
+    app.get(&list("participant=someone"), &ann).await.expect_problem(422, "validation_failed");
+    let many: Vec<String> = (0..30).map(|i| format!("t{i}")).collect();
+    app.get(&list(&format!("tags={}", many.join(","))), &ann).await.expect_problem(422, "validation_failed");
+}

@@ -98,6 +98,13 @@ impl TestApp {
         self.request(Method::DELETE, path, Some(&user.token), None).await
     }
 
+    /// `GET /api/search` with these query parameters (encoded here).
+    pub async fn search(&self, user: &TestUser, params: &[(&str, &str)]) -> Resp {
+        let mut url = reqwest::Url::parse("http://skein/api/search").unwrap_or_else(|e| panic!("{e}"));
+        url.query_pairs_mut().extend_pairs(params);
+        self.get(&format!("{}?{}", url.path(), url.query().unwrap_or_default()), user).await
+    }
+
     /// Registers a fresh user named `name`.
     pub async fn register(&self, name: &str) -> TestUser {
         let n = self.users.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

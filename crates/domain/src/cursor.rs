@@ -28,6 +28,30 @@ impl TimeCursor {
     }
 }
 
+/// A hit's place in a search's order: its rank (0 when sorted by newest), then its id, both
+/// descending. The rank travels as its bits, so the next page compares it exactly.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SearchPosition {
+    pub rank: f32,
+    pub id: Ulid,
+}
+
+impl SearchPosition {
+    pub fn encode(&self) -> String {
+        format!("{:08x}.{}", self.rank.to_bits(), self.id)
+    }
+
+    pub fn decode(raw: &str) -> DomainResult<Self> {
+        let bad = || DomainError::field("cursor", "invalid", "not a cursor from this list");
+        let (bits, id) = raw.split_once('.').ok_or_else(bad)?;
+        let rank = f32::from_bits(u32::from_str_radix(bits, 16).map_err(|_| bad())?);
+        if !rank.is_finite() {
+            return Err(bad());
+        }
+        Ok(Self { rank, id: Ulid::from_string(id).map_err(|_| bad())? })
+    }
+}
+
 /// A keyset position in a list ordered by id ascending.
 pub fn decode_id_cursor(raw: &str) -> DomainResult<Ulid> {
     Ulid::from_string(raw).map_err(|_| DomainError::field("cursor", "invalid", "not a cursor from this list"))
@@ -71,6 +95,16 @@ impl<'de> serde::Deserialize<'de> for EventCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_positions_round_trip_exactly() {
+        for rank in [0.0_f32, 0.1, 1.0 / 3.0, 7.5e-8] {
+            let p = SearchPosition { rank, id: Ulid::from_parts(1_700_000_000_000, 42) };
+            assert_eq!(SearchPosition::decode(&p.encode()).ok(), Some(p));
+        }
+        assert!(SearchPosition::decode("7fc00000.01ARZ3NDEKTSV4RRFFQ69G5FAV").is_err());
+        assert!(SearchPosition::decode("nope").is_err());
+    }
 
     #[test]
     fn time_cursor_round_trips() {

@@ -5,6 +5,7 @@ use skein_shared::auth::User;
 use skein_shared::conversation::{Conversation, ConversationKind, ConversationRole, Invite, PinPolicy, Visibility};
 use skein_shared::message::Mention;
 use skein_shared::preferences::{MemberPreferences, MuteUntil, NotifyLevel};
+use skein_shared::search::{SearchHas, SearchSort};
 use skein_shared::thread::{Message, MessageRole};
 use skein_shared::workspace::WorkspaceRole;
 use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
@@ -111,6 +112,11 @@ impl ConversationAccess {
             self.workspace_role,
             self.departed,
         )
+    }
+
+    /// The role the user would act with had they not left: what `include_hidden` searches.
+    pub fn role_if_rejoined(&self) -> Option<ConversationRole> {
+        roles::effective_conversation_role(self.conversation.visibility, self.explicit_role, self.workspace_role, false)
     }
 
     /// Messages with `seq` at or below this are hidden from the user (history policy).
@@ -313,6 +319,51 @@ pub struct ConversationFilter {
     pub starred: Option<bool>,
     /// Only those the user has muted now (`true`) or has not (`false`).
     pub muted: Option<bool>,
+    /// Only those with messages the user has not read (as unread counts count them).
+    pub unread: bool,
+}
+
+/// Which of a conversation's threads to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ThreadFilter {
+    /// Threads carrying every one of these tags.
+    pub tags: Vec<String>,
+    /// Threads whose root this user wrote.
+    pub author: Option<UserId>,
+    /// Threads this user took part in (wrote the root or a reply).
+    pub participant: Option<UserId>,
+}
+
+/// A full-text search as the store runs it: every conversation in `scope` is one the caller
+/// may see, with the `seq` at or below which they see nothing (the history policy).
+#[derive(Clone, Debug)]
+pub struct MessageSearch {
+    /// A PostgreSQL `tsquery` in its text form, as `SearchRepo::search_terms` gave it.
+    pub terms: String,
+    pub scope: Vec<(ConversationId, i64)>,
+    pub root: Option<MessageId>,
+    pub author: Option<UserId>,
+    pub role: Option<MessageRole>,
+    /// Created at or after.
+    pub from: Option<OffsetDateTime>,
+    /// Created before.
+    pub to: Option<OffsetDateTime>,
+    /// Hits in threads carrying every one of these tags.
+    pub tags: Vec<String>,
+    pub has: Vec<SearchHas>,
+    pub sort: SearchSort,
+    /// Only hits after this position in `sort` order.
+    pub after: Option<crate::cursor::SearchPosition>,
+    pub limit: u32,
+}
+
+/// A message that matched, with its rank and its content with every matched word marked
+/// (`search::HIGHLIGHT_START`/`HIGHLIGHT_END`).
+#[derive(Clone, Debug)]
+pub struct FoundMessage {
+    pub record: MessageRecord,
+    pub rank: f32,
+    pub marked_content: String,
 }
 
 /// A user's stored preferences for one conversation.

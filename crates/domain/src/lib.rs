@@ -11,6 +11,7 @@ pub mod limits;
 pub mod mentions;
 pub mod ports;
 pub mod roles;
+pub mod search;
 pub mod services;
 pub mod validate;
 

@@ -153,9 +153,10 @@ pub trait ConversationRepo: Send + Sync {
         user: UserId,
     ) -> impl Future<Output = DomainResult<Option<ConversationAccess>>> + Send;
     /// Conversations of the workspace the user can see, by last activity (newest first).
+    /// The user's conversations in one workspace, or in all of theirs (`None`).
     fn list_conversations(
         &self,
-        workspace: WorkspaceId,
+        workspace: Option<WorkspaceId>,
         user: UserId,
         filter: ConversationFilter,
         after: Option<TimeCursor>,
@@ -325,6 +326,7 @@ pub trait MessageRepo: Send + Sync {
     fn list_threads(
         &self,
         conversation: ConversationId,
+        filter: &ThreadFilter,
         after: Option<TimeCursor>,
         visible_after_seq: i64,
         limit: u32,
@@ -479,6 +481,23 @@ pub trait PreferenceRepo: Send + Sync {
 }
 
 /// Everything the services need, in one bound.
+/// Full-text search over messages (`search_vector`, kept by the store with every write).
+pub trait SearchRepo: Send + Sync {
+    /// The query in web-search syntax as a `tsquery` in text form, through the configured
+    /// language (stemming, stop words, accents folded); empty when nothing searchable is left.
+    fn search_terms(&self, query: &str) -> impl Future<Output = DomainResult<String>> + Send;
+    /// The conversations of the user's workspaces (or of one) that they may see, or that they
+    /// left and could join again (`include_departed`); the caller applies the roles.
+    fn searchable_conversations(
+        &self,
+        user: UserId,
+        workspace: Option<WorkspaceId>,
+        include_departed: bool,
+    ) -> impl Future<Output = DomainResult<Vec<ConversationAccess>>> + Send;
+    /// One page of hits (never tombstones), in the search's order.
+    fn search_messages(&self, search: MessageSearch) -> impl Future<Output = DomainResult<Vec<FoundMessage>>> + Send;
+}
+
 pub trait Ports:
     AccountRepo
     + Clock
@@ -493,6 +512,7 @@ pub trait Ports:
     + EventFeeds
     + MessageChanges
     + PreferenceRepo
+    + SearchRepo
     + Clone
     + 'static
 {
@@ -511,7 +531,7 @@ impl<T> Ports for T where
         + EventFeeds
         + MessageChanges
         + PreferenceRepo
-        + PreferenceRepo
+        + SearchRepo
         + Clone
         + 'static
 {

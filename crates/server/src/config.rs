@@ -23,6 +23,24 @@ pub struct Config {
     pub realtime: RealtimeConfig,
     /// AI providers (OpenAI-compatible) and generation limits.
     pub llm: LlmConfig,
+    /// Full-text search.
+    pub search: SearchConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// The PostgreSQL text search configuration whose stemming and stop words apply
+    /// (`english`, `german`, `french`, `russian`, …, or `simple` for none; `SELECT cfgname FROM
+    /// pg_ts_config` lists them). Words also match as written, in any language. Changing it
+    /// rebuilds the index at the next start.
+    pub language: String,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self { language: "english".into() }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -124,6 +124,13 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
             acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
         },
     )?;
+    let index = store::search_index::prepare(&pool, &config.search.language).await?;
+    if !index.accent_folding {
+        tracing::warn!("search: the unaccent extension is not installed, so search is accent-sensitive");
+    }
+    if index.reindexed > 0 {
+        tracing::info!(messages = index.reindexed, language = %config.search.language, "search index rebuilt");
+    }
     let hasher = PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_passes)
         .map_err(|e| StartError::Config(e.to_string()))?;
     let sessions = Arc::new(SessionCache::default());

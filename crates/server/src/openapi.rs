@@ -28,6 +28,7 @@ use utoipa::{Modify, OpenApi};
         (name = "streams", description = "Realtime events over SSE and WebSocket, with exact resumption by cursor"),
         (name = "read state", description = "Read cursors and unread counts"),
         (name = "presence", description = "Typing indicators and presence (live only)"),
+        (name = "search", description = "Full-text search over messages, within what the caller may read"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

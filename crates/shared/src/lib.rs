@@ -13,6 +13,7 @@ pub mod ids;
 pub mod message;
 pub mod page;
 pub mod preferences;
+pub mod search;
 pub mod thread;
 pub mod workspace;
 

@@ -11,6 +11,8 @@ pub use generation::AnswerFollow;
 pub use messaging::reaction_emoji;
 mod realtime;
 pub use realtime::PRESENCE_MAX_USERS;
+mod search;
+pub use search::{SEARCH_QUERY_MAX_CHARS, SearchRequest};
 mod threads;
 pub use threads::HistoryQuery;
 mod workspaces;

@@ -67,18 +67,21 @@ impl<P: Ports> Services<P> {
         Ok(())
     }
 
-    /// Conversations of a workspace the caller can see, newest activity first, or their
-    /// starred ones first (`order=starred`, unless `filter.starred` already picks a part).
+    /// Conversations the caller can see in a workspace, or in every workspace of theirs
+    /// (`None`: one inbox), newest activity first, or their starred ones first
+    /// (`order=starred`, unless `filter.starred` already picks a part).
     pub async fn list_conversations(
         &self,
         caller: UserId,
-        workspace: WorkspaceId,
+        workspace: Option<WorkspaceId>,
         filter: ConversationFilter,
         order: ConversationOrder,
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> DomainResult<Page<Conversation>> {
-        self.ports.workspace_role(workspace, caller).await?.ok_or(DomainError::NotFound)?;
+        if let Some(workspace) = workspace {
+            self.ports.workspace_role(workspace, caller).await?.ok_or(DomainError::NotFound)?;
+        }
         let limit = self.limits.page_size(limit);
         let starred_first = order == ConversationOrder::Starred && filter.starred.is_none();
         let mut parts: Vec<(&str, Option<bool>)> = match starred_first {

@@ -11,7 +11,8 @@ use super::mentions::mentioned_assistant;
 use super::{Services, ensure_can_post, keyset_page};
 use crate::cursor::{TimeCursor, decode_id_cursor};
 use crate::entities::{
-    ConversationAccess, Created, HistoryAnchor, MessageRecord, NewMessage, NewThread, ThreadAi, ThreadPatch,
+    ConversationAccess, Created, HistoryAnchor, MessageRecord, NewMessage, NewThread, ThreadAi, ThreadFilter,
+    ThreadPatch,
 };
 use crate::ports::Ports;
 use crate::validate::Check;
@@ -190,17 +191,23 @@ impl<P: Ports> Services<P> {
         Ok(ThreadTreeResponse::new(thread, Page::new(tree_nodes(rows), next, None)))
     }
 
+    /// Threads of a conversation by last activity, newest first, optionally only those with
+    /// every tag of `filter.tags`, rooted by `filter.author` or joined by `filter.participant`.
     pub async fn list_threads(
         &self,
         caller: UserId,
         conversation: ConversationId,
+        filter: ThreadFilter,
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> DomainResult<Page<ThreadSummary>> {
         let (access, _) = self.visible_conversation(caller, conversation).await?;
         let limit = self.limits.page_size(limit);
         let after = cursor.map(TimeCursor::decode).transpose()?;
-        let rows = self.ports.list_threads(conversation, after, access.visible_after_seq(), limit + 1).await?;
+        let mut check = Check::new();
+        let filter = ThreadFilter { tags: self.check_tags(&mut check, &filter.tags), ..filter };
+        check.finish()?;
+        let rows = self.ports.list_threads(conversation, &filter, after, access.visible_after_seq(), limit + 1).await?;
         let (mut data, next) =
             keyset_page(rows, limit, |t| TimeCursor { at: t.last_activity_at, id: t.root_id.0 }.encode());
         self.fill_reactions(caller, data.iter_mut().map(|t| &mut t.root).collect()).await?;
@@ -264,7 +271,7 @@ impl<P: Ports> Services<P> {
     }
 
     /// Trimmed, deduplicated tags within the limits.
-    fn check_tags(&self, check: &mut Check, raw: &[String]) -> Vec<String> {
+    pub(super) fn check_tags(&self, check: &mut Check, raw: &[String]) -> Vec<String> {
         if raw.len() > self.limits.tags_max {
             check.fail("tags", "too_long", format!("at most {} tags", self.limits.tags_max));
         }

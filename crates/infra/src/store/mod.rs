@@ -16,6 +16,7 @@ pub mod read;
 pub(crate) mod repo;
 pub(crate) mod rows;
 pub mod schema;
+pub mod search_index;
 pub mod sessions;
 
 use std::sync::Arc;

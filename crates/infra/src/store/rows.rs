@@ -194,7 +194,7 @@ pub struct MessageRow {
     pub deleted_at: Option<OffsetDateTime>,
     pub deleted_by: Option<Uuid>,
     /// When a deleted message's content is erased (it is never shown meanwhile). Only the
-    /// purge reads it, in SQL; it is here because statements return whole rows (`msg.*`).
+    /// purge reads it, in SQL; it is here so that every statement returns the same row.
     #[allow(dead_code)]
     pub purge_at: Option<OffsetDateTime>,
     pub pinned_at: Option<OffsetDateTime>,
@@ -203,6 +203,36 @@ pub struct MessageRow {
     /// For unread counting, in SQL; `mentions` says the same for showing.
     #[allow(dead_code)]
     pub mentioned_user_ids: Vec<Uuid>,
+}
+
+/// The columns of a [`MessageRow`], for raw SQL that names `messages` as `alias` (never
+/// `alias.*`: that would also carry `search_vector`, which no row type reads).
+pub fn message_columns(alias: &str) -> String {
+    const COLUMNS: [&str; 22] = [
+        "id",
+        "conversation_id",
+        "root_id",
+        "parent_id",
+        "depth",
+        "path",
+        "seq",
+        "author_id",
+        "role",
+        "content",
+        "status",
+        "client_msg_id",
+        "created_at",
+        "edited_at",
+        "edit_count",
+        "deleted_at",
+        "deleted_by",
+        "purge_at",
+        "pinned_at",
+        "pinned_by",
+        "mentions",
+        "mentioned_user_ids",
+    ];
+    COLUMNS.map(|column| format!("{alias}.{column}")).join(", ")
 }
 
 impl MessageRow {

@@ -53,7 +53,9 @@ async fn create_conversation(
 #[derive(Debug, Deserialize, Serialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    pub workspace_id: WorkspaceId,
+    /// Only this workspace's conversations; absent: every workspace of the caller's (one
+    /// inbox).
+    pub workspace_id: Option<WorkspaceId>,
     /// `true`: only archived conversations; default: only active ones.
     #[serde(default)]
     pub archived: bool,
@@ -61,6 +63,9 @@ pub struct ListParams {
     pub starred: Option<bool>,
     /// Only those the caller has muted now (`true`) or has not (`false`).
     pub muted: Option<bool>,
+    /// `true`: only those with messages the caller has not read (as `unread` counts them).
+    #[serde(default)]
+    pub unread: bool,
     /// `activity` (default) or `starred`: the caller's starred ones first.
     #[serde(default)]
     #[param(inline)]
@@ -69,7 +74,8 @@ pub struct ListParams {
     pub limit: Option<u32>,
 }
 
-/// Conversations of a workspace the caller can see, by last activity (newest first).
+/// Conversations the caller can see, in one workspace or across all of theirs, by last
+/// activity (newest first).
 #[utoipa::path(tag = "conversations", params(ListParams), responses((status = 200, description = "A page of conversations", body = Page<Conversation>)))]
 #[get("/conversations")]
 async fn list_conversations(
@@ -84,7 +90,7 @@ async fn list_conversations(
             .list_conversations(
                 caller.id(),
                 q.workspace_id,
-                ConversationFilter { archived: q.archived, starred: q.starred, muted: q.muted },
+                ConversationFilter { archived: q.archived, starred: q.starred, muted: q.muted, unread: q.unread },
                 q.order,
                 q.cursor.as_deref(),
                 q.limit,

@@ -9,6 +9,7 @@ pub mod health;
 pub mod messages;
 pub mod presence;
 pub mod read_state;
+pub mod search;
 pub mod streams;
 pub mod threads;
 pub mod workspaces;
@@ -31,6 +32,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     answers::configure(cfg);
     streams::configure(cfg);
     presence::configure(cfg);
+    search::configure(cfg);
 }
 
 /// `?cursor=&limit=` of ordinary lists.
@@ -41,6 +43,11 @@ pub struct PageParams {
     pub cursor: Option<String>,
     /// Page size (default and maximum in the configuration).
     pub limit: Option<u32>,
+}
+
+/// The items of a comma-separated query value (`tags=a,b`), trimmed, blanks dropped.
+pub fn comma_list(raw: Option<&str>) -> Vec<&str> {
+    raw.unwrap_or_default().split(',').map(str::trim).filter(|item| !item.is_empty()).collect()
 }
 
 /// 201 for something new, 200 when an earlier identical request already made it.

@@ -1,15 +1,19 @@
+use std::str::FromStr;
+
 use actix_web::{HttpResponse, get, patch, post, web};
 use serde::{Deserialize, Serialize};
+use skein_domain::DomainError;
+use skein_domain::entities::ThreadFilter;
 use skein_domain::services::HistoryQuery;
 use skein_shared::assistant::{MessageDetail, ReplyWithAssistant};
 use skein_shared::thread::{
     CreateRootRequest, Message, ReplyRequest, ThreadSummary, ThreadTreeResponse, UpdateThreadRequest,
 };
-use skein_shared::{ConversationId, MessageId, Page};
+use skein_shared::{ConversationId, MessageId, Page, UserId};
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{PageParams, created};
+use super::{comma_list, created};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -103,18 +107,48 @@ async fn tree(
     Ok(web::Json(state.services.thread_tree(caller.id(), id.into_inner(), q.from, q.cursor.as_deref(), q.limit).await?))
 }
 
-/// Threads of a conversation by last activity, newest first.
-#[utoipa::path(tag = "threads", params(("id" = String, Path, description = "Conversation id"), PageParams), responses(
+#[derive(Debug, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ThreadListParams {
+    /// Comma-separated: only threads carrying every one of these tags.
+    pub tags: Option<String>,
+    /// Only threads whose root this user wrote.
+    pub author_id: Option<UserId>,
+    /// `me`, or a user id: only threads that user took part in (the root or a reply).
+    pub participant: Option<String>,
+    /// `page.next` of the previous page.
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// Threads of a conversation by last activity, newest first, optionally filtered.
+#[utoipa::path(tag = "threads", params(("id" = String, Path, description = "Conversation id"), ThreadListParams), responses(
     (status = 200, description = "A page of thread summaries", body = Page<ThreadSummary>),
+    (status = 422, description = "`validation_failed`: a bad filter or cursor", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[get("/conversations/{id}/threads")]
 async fn list_threads(
     state: AppState,
     caller: Caller,
     id: web::Path<ConversationId>,
-    q: web::Query<PageParams>,
+    q: web::Query<ThreadListParams>,
 ) -> ApiResult<web::Json<Page<ThreadSummary>>> {
-    Ok(web::Json(state.services.list_threads(caller.id(), id.into_inner(), q.cursor.as_deref(), q.limit).await?))
+    let q = q.into_inner();
+    let participant = match q.participant.as_deref() {
+        None => None,
+        Some("me") => Some(caller.id()),
+        Some(raw) => {
+            Some(UserId::from_str(raw).map_err(|_| DomainError::field("participant", "invalid", "`me` or a user id"))?)
+        }
+    };
+    let filter = ThreadFilter {
+        tags: comma_list(q.tags.as_deref()).into_iter().map(str::to_owned).collect(),
+        author: q.author_id,
+        participant,
+    };
+    Ok(web::Json(
+        state.services.list_threads(caller.id(), id.into_inner(), filter, q.cursor.as_deref(), q.limit).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, Serialize, IntoParams)]

@@ -36,6 +36,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::store::codec::{enum_to_db, uuid};
+use crate::store::rows::message_columns;
 use crate::store::schema::messages;
 
 /// The message as the statement binds it.
@@ -257,9 +258,10 @@ fn walk_events<'b>(events: &'b [EventText], out: &mut AstPass<'_, 'b, Pg>) -> Qu
         out.push_bind_param::<Text, _>(&event.tail)?;
         out.push_sql(")");
     }
+    out.push_sql(") AS e(n, kind, data) ORDER BY e.n RETURNING tx, id) SELECT ");
+    out.push_sql(&message_columns("msg"));
     out.push_sql(
-        ") AS e(n, kind, data) ORDER BY e.n RETURNING tx, id) \
-         SELECT msg.*, thread.reply_count, last.tx, last.id FROM msg, thread, \
+        ", thread.reply_count, last.tx, last.id FROM msg, thread, \
          (SELECT tx, max(id) AS id FROM ev GROUP BY tx) AS last",
     );
     Ok(())

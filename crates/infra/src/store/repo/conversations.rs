@@ -18,7 +18,8 @@ use ulid::Ulid;
 use uuid::Uuid;
 
 use super::TxError;
-use super::standing::{departed_from, in_conversation, in_workspace, standing};
+use super::read_state::has_unread;
+use super::standing::{departed_from, in_conversation, in_workspace, may_see, standing};
 use crate::store::codec::{enum_from_db, enum_to_db, ulid, uuid};
 use crate::store::log::{self, NewEvent};
 use crate::store::rows::{AccessRow, ConversationMemberRow, ConversationRow, InviteRow, access, conversation_member};
@@ -121,7 +122,7 @@ impl ConversationRepo for Store {
 
     async fn list_conversations(
         &self,
-        workspace: WorkspaceId,
+        workspace: Option<WorkspaceId>,
         user: UserId,
         filter: ConversationFilter,
         after: Option<TimeCursor>,
@@ -137,18 +138,17 @@ impl ConversationRepo for Store {
             .left_join(member_preferences::table.on(
                 member_preferences::conversation_id.eq(conversations::id).and(member_preferences::user_id.eq(user)),
             ))
-            .filter(conversations::workspace_id.eq(uuid(workspace)))
-            // Mirrors roles::effective_conversation_role, so a page is never thinned out.
-            .filter(
-                conversation_members::user_id.is_not_null().or(conversations::visibility
-                    .eq("workspace")
-                    .and(workspace_members::role.ne("guest"))
-                    .and(departure_spans::from_tx.is_null())),
-            )
+            .filter(may_see())
             .select((ConversationRow::as_select(), standing()))
             .order((conversations::last_activity_at.desc(), conversations::id.desc()))
             .limit(i64::from(limit))
             .into_boxed();
+        if let Some(workspace) = workspace {
+            query = query.filter(conversations::workspace_id.eq(uuid(workspace)));
+        }
+        if filter.unread {
+            query = query.filter(has_unread(user));
+        }
         query = match filter.starred {
             Some(true) => query.filter(member_preferences::starred.eq(true)),
             Some(false) => {

@@ -3,7 +3,7 @@ use diesel::result::Error as DieselError;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use skein_domain::cursor::{EventCursor, TimeCursor};
 use skein_domain::entities::{
-    ConversationAccess, Created, HistoryAnchor, HistoryWindow, MessageRecord, NewMessage, ThreadAi,
+    ConversationAccess, Created, HistoryAnchor, HistoryWindow, MessageRecord, NewMessage, ThreadAi, ThreadFilter,
 };
 use skein_domain::ports::MessageRepo;
 use skein_domain::{DomainError, DomainResult};
@@ -164,6 +164,7 @@ impl MessageRepo for Store {
     async fn list_threads(
         &self,
         conversation: ConversationId,
+        filter: &ThreadFilter,
         after: Option<TimeCursor>,
         visible_after_seq: i64,
         limit: u32,
@@ -184,6 +185,15 @@ impl MessageRepo for Store {
         }
         if visible_after_seq > 0 {
             query = query.filter(threads::root_seq.gt(visible_after_seq));
+        }
+        if !filter.tags.is_empty() {
+            query = query.filter(threads::tags.contains(filter.tags.clone()));
+        }
+        if let Some(author) = filter.author {
+            query = query.filter(messages::author_id.eq(uuid(author)));
+        }
+        if let Some(participant) = filter.participant {
+            query = query.filter(threads::participant_ids.contains(vec![uuid(participant)]));
         }
         let mut conn = self.conn().await?;
         let rows: Vec<(ThreadRow, MessageRow)> = query.load(&mut conn).await.map_err(db_error)?;

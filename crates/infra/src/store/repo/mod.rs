@@ -11,6 +11,7 @@ mod live;
 mod messages;
 mod preferences;
 pub(crate) mod read_state;
+mod search;
 mod standing;
 mod workspaces;
 

@@ -1,5 +1,7 @@
+use diesel::dsl::sql;
+use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use skein_domain::DomainResult;
 use skein_domain::ports::ReadStateRepo;
@@ -82,6 +84,25 @@ impl ReadStateRepo for Store {
     }
 }
 
+/// Whether message `m` counts as unread for the reader of cursor `r` (`conversation_reads`),
+/// with `tr` their cursor of the message's thread (`thread_reads`, left-joined): someone
+/// else's, not deleted, after the conversation cursor and, for a reply, after the thread's.
+const COUNTS_AS_UNREAD: &str = "m.seq > r.read_seq AND m.author_id IS DISTINCT FROM r.user_id \
+    AND m.deleted_at IS NULL AND (m.parent_id IS NULL OR tr.read_seq IS NULL OR m.seq > tr.read_seq)";
+
+/// For a list of conversations: the user has something unread in it, as the counts count.
+pub(super) fn has_unread<QS>(user: Uuid) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Bool>> {
+    Box::new(
+        sql::<Bool>(
+            "EXISTS (SELECT 1 FROM conversation_reads r JOIN messages m ON m.conversation_id = r.conversation_id \
+         LEFT JOIN thread_reads tr ON tr.user_id = r.user_id AND tr.root_id = m.root_id \
+         WHERE r.conversation_id = conversations.id AND r.user_id = ",
+        )
+        .bind::<SqlUuid, _>(user)
+        .sql(&format!(" AND {COUNTS_AS_UNREAD})")),
+    )
+}
+
 #[derive(QueryableByName)]
 struct CountRow {
     #[diesel(sql_type = SqlUuid)]
@@ -126,7 +147,7 @@ pub(crate) async fn counts_for(
     pairs: &[(Uuid, Uuid)],
 ) -> QueryResult<Vec<(UserId, ConversationUnread)>> {
     let (users, conversations): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
-    let rows: Vec<CountRow> = diesel::sql_query(
+    let rows: Vec<CountRow> = diesel::sql_query(format!(
         "SELECT r.user_id, r.conversation_id, u.thread, coalesce(u.n, 0) AS n, coalesce(u.mentions, 0) AS mentions, \
          coalesce(mp.mute_until > now(), false) AS muted \
          FROM unnest($1::uuid[], $2::uuid[]) AS p(user_id, conversation_id) \
@@ -137,18 +158,16 @@ pub(crate) async fn counts_for(
          LEFT JOIN LATERAL ( \
            SELECT CASE WHEN m.parent_id IS NULL THEN NULL ELSE m.root_id END AS thread, count(*) AS n, \
              count(*) FILTER (WHERE r.user_id = ANY(m.mentioned_user_ids) \
-               OR m.mentions @> '[{\"kind\": \"channel\"}]' OR m.mentions @> '[{\"kind\": \"here\"}]') AS mentions \
+               OR m.mentions @> '[{{\"kind\": \"channel\"}}]' OR m.mentions @> '[{{\"kind\": \"here\"}}]') AS mentions \
            FROM messages m \
            LEFT JOIN thread_reads tr ON tr.user_id = r.user_id AND tr.root_id = m.root_id \
-           WHERE m.conversation_id = r.conversation_id AND m.seq > r.read_seq \
-           AND m.author_id IS DISTINCT FROM r.user_id AND m.deleted_at IS NULL \
-           AND (m.parent_id IS NULL OR tr.read_seq IS NULL OR m.seq > tr.read_seq) \
+           WHERE m.conversation_id = r.conversation_id AND {COUNTS_AS_UNREAD} \
            GROUP BY 1 \
          ) u ON true \
          WHERE (c.visibility = 'workspace' AND wm.role <> 'guest') OR EXISTS (SELECT 1 FROM conversation_members x \
            WHERE x.conversation_id = r.conversation_id AND x.user_id = r.user_id) \
-         ORDER BY 1, 2, 3 NULLS FIRST",
-    )
+         ORDER BY 1, 2, 3 NULLS FIRST"
+    ))
     .bind::<Array<SqlUuid>, _>(users)
     .bind::<Array<SqlUuid>, _>(conversations)
     .load(conn)

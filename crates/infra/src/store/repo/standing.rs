@@ -39,3 +39,27 @@ pub fn standing() -> _ {
         departure_spans::from_tx.nullable(),
     )
 }
+
+/// Whether the user may see the conversation, over the standing joins: an explicit member,
+/// or a non-guest of its workspace when it is workspace-visible and they have not left it.
+/// Mirrors `roles::effective_conversation_role`, so a page filtered by it is never thinned
+/// out afterwards.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn may_see() -> _ {
+    let open: &'static str = "workspace";
+    let guest: &'static str = "guest";
+    conversation_members::user_id.is_not_null().or(conversations::visibility
+        .eq(open)
+        .and(workspace_members::role.ne(guest))
+        .and(departure_spans::from_tx.is_null()))
+}
+
+/// As [`may_see`], as if the user had joined again every workspace channel they left.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn may_see_after_rejoining() -> _ {
+    let open: &'static str = "workspace";
+    let guest: &'static str = "guest";
+    conversation_members::user_id
+        .is_not_null()
+        .or(conversations::visibility.eq(open).and(workspace_members::role.ne(guest)))
+}

@@ -1,0 +1,137 @@
+//! Full-text search over every message the caller may see.
+
+use skein_shared::search::{SearchHas, SearchHit, SearchSort};
+use skein_shared::thread::MessageRole;
+use skein_shared::{ConversationId, MessageId, Page, UserId, WorkspaceId};
+use time::OffsetDateTime;
+
+use super::{Services, keyset_page};
+use crate::cursor::SearchPosition;
+use crate::entities::{ConversationAccess, MessageSearch};
+use crate::ports::Ports;
+use crate::search;
+use crate::validate::Check;
+use crate::{DomainError, DomainResult};
+
+/// Longest accepted query, in characters.
+pub const SEARCH_QUERY_MAX_CHARS: usize = 256;
+
+/// `GET /api/search`: the query and its filters.
+#[derive(Clone, Debug, Default)]
+pub struct SearchRequest {
+    /// Web-search syntax: words, `"exact phrase"`, `-excluded`, `or`.
+    pub q: String,
+    pub conversation: Option<ConversationId>,
+    pub workspace: Option<WorkspaceId>,
+    /// Only this thread (a root's id).
+    pub root: Option<MessageId>,
+    pub author: Option<UserId>,
+    pub role: Option<MessageRole>,
+    pub from: Option<OffsetDateTime>,
+    pub to: Option<OffsetDateTime>,
+    pub tags: Vec<String>,
+    pub has: Vec<SearchHas>,
+    pub sort: SearchSort,
+    /// Also workspace channels the caller left (they may join them again).
+    pub include_hidden: bool,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+impl<P: Ports> Services<P> {
+    /// A page of messages matching the query in the conversations the caller may see now
+    /// (history policy applied), best first or newest first.
+    pub async fn search(&self, caller: UserId, req: SearchRequest) -> DomainResult<Page<SearchHit>> {
+        let mut check = Check::new();
+        let q = check.text("q", &req.q, SEARCH_QUERY_MAX_CHARS);
+        let tags = self.check_tags(&mut check, &req.tags);
+        if let (Some(from), Some(to)) = (req.from, req.to)
+            && from >= to
+        {
+            check.fail("to", "invalid", "must be after from");
+        }
+        check.finish()?;
+        let after = req.cursor.as_deref().map(SearchPosition::decode).transpose()?;
+        let limit = self.limits.page_size(req.limit);
+
+        let scope = self.search_scope(caller, &req).await?;
+        let terms = self.ports.search_terms(&q).await?;
+        if terms.is_empty() {
+            return Err(DomainError::field(
+                "q",
+                "no_terms",
+                "nothing to search for: the query has only stop words or punctuation",
+            ));
+        }
+        if scope.is_empty() {
+            return Ok(Page::new(Vec::new(), None, None));
+        }
+        let search = MessageSearch {
+            terms: search::with_prefix(&q, &terms),
+            scope,
+            root: req.root,
+            author: req.author,
+            role: req.role,
+            from: req.from,
+            to: req.to,
+            tags,
+            has: req.has,
+            sort: req.sort,
+            after,
+            limit: limit + 1,
+        };
+        let rows = self.ports.search_messages(search).await?;
+        let (rows, next) = keyset_page(rows, limit, |found| {
+            SearchPosition { rank: found.rank, id: found.record.message.id.0 }.encode()
+        });
+        let mut hits: Vec<SearchHit> = rows
+            .into_iter()
+            .map(|found| {
+                let message = found.record.message;
+                let (snippet, highlights) = search::snippet(&message.content, &found.marked_content);
+                SearchHit {
+                    conversation_id: message.conversation_id,
+                    root_id: message.root_id,
+                    message,
+                    snippet,
+                    highlights,
+                }
+            })
+            .collect();
+        self.fill_reactions(caller, hits.iter_mut().map(|hit| &mut hit.message).collect()).await?;
+        Ok(Page::new(hits, next, None))
+    }
+
+    /// The conversations searched, each with the `seq` at or below which the caller sees
+    /// nothing. A conversation, thread or workspace the caller may not see is `NotFound`.
+    async fn search_scope(&self, caller: UserId, req: &SearchRequest) -> DomainResult<Vec<(ConversationId, i64)>> {
+        let sees = |access: &ConversationAccess| match req.include_hidden {
+            true => access.role_if_rejoined().is_some(),
+            false => access.role().is_some(),
+        };
+        let mut only = req.conversation;
+        if let Some(root) = req.root {
+            let (record, access, _) = self.ports.message_access(root, caller).await?.ok_or(DomainError::NotFound)?;
+            let root = &record.message;
+            if root.parent_id.is_some() || !sees(&access) || root.seq <= access.visible_after_seq() {
+                return Err(DomainError::NotFound);
+            }
+            if only.is_some_and(|id| id != root.conversation_id) {
+                return Ok(Vec::new());
+            }
+            only = Some(root.conversation_id);
+        }
+        if let Some(id) = only {
+            let access = self.ports.access(id, caller).await?.filter(sees).ok_or(DomainError::NotFound)?;
+            if req.workspace.is_some_and(|ws| ws != access.conversation.workspace_id) {
+                return Ok(Vec::new());
+            }
+            return Ok(vec![(id, access.visible_after_seq())]);
+        }
+        if let Some(workspace) = req.workspace {
+            self.ports.workspace_role(workspace, caller).await?.ok_or(DomainError::NotFound)?;
+        }
+        let candidates = self.ports.searchable_conversations(caller, req.workspace, req.include_hidden).await?;
+        Ok(candidates.iter().filter(|a| sees(a)).map(|a| (a.conversation.id, a.visible_after_seq())).collect())
+    }
+}
