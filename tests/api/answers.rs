@@ -764,3 +764,25 @@ async fn deleting_a_streaming_answer_cancels_it_and_keeps_no_words() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(crate::messaging::traces(&s.app, "t1 ").await, 0);
 }
+
+#[tokio::test]
+async fn answers_are_found_by_search_once_they_end_and_by_role() {
+    let s = setup().await;
+    let root = s.thread("what are t3 and friends?").await;
+    let answer = s.generate(&root, "tokens-6-every-150").await;
+    let id = answer["id"].as_str().unwrap().to_owned();
+    let search = async |extra: &[(&str, &str)]| {
+        let mut params = vec![("q", "t3 ")];
+        params.extend_from_slice(extra);
+        super::search::all_hits(&s.app, &s.member, &params, 10).await
+    };
+    assert_eq!(search(&[]).await, vec![root.clone()], "nothing of a streaming answer is indexed");
+    s.ended(&id).await;
+    let mut both = search(&[]).await;
+    both.sort();
+    let mut expected = vec![root.clone(), id.clone()];
+    expected.sort();
+    assert_eq!(both, expected, "its final content is, when it ends");
+    assert_eq!(search(&[("role", "assistant")]).await, vec![id]);
+    assert_eq!(search(&[("role", "user")]).await, vec![root]);
+}
