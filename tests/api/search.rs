@@ -100,3 +100,27 @@ async fn edits_and_deletes_change_what_is_found_at_once() {
     assert_eq!(all_hits(&app, &ann, &[("q", "phrasing ")], 10).await, vec![root]);
     assert!(all_hits(&app, &ann, &[("q", "delete ")], 10).await.is_empty());
 }
+
+#[tokio::test]
+async fn the_language_is_configured_and_a_change_reindexes_at_start() {
+    use diesel_async::RunQueryDsl;
+
+    let mut app = TestApp::spawn().await;
+    let ann = app.register("Ann").await;
+    let ws = app.workspace(&ann, &[]).await;
+    let conv = app.channel(&ann, &ws, &[]).await;
+    for i in 0..5 {
+        app.root(&ann, &conv, &format!("we deployed it {i}")).await;
+    }
+    assert_eq!(all_hits(&app, &ann, &[("q", "deploy ")], 10).await.len(), 5, "english stems");
+
+    app.config.search.language = "simple".into();
+    app.restart().await;
+    assert!(all_hits(&app, &ann, &[("q", "deploy ")], 10).await.is_empty(), "simple: words as written");
+    assert_eq!(all_hits(&app, &ann, &[("q", "deployed ")], 10).await.len(), 5);
+    assert_eq!(all_hits(&app, &ann, &[("q", "we ")], 10).await.len(), 5, "and no stop words");
+
+    let mut db = app.db().await;
+    let refused = diesel::sql_query("SELECT skein_configure_search('klingon')").execute(&mut db).await;
+    assert!(refused.unwrap_err().to_string().contains("not a PostgreSQL text search configuration"));
+}

@@ -34,7 +34,8 @@ pub struct TestApp {
     admin_url: String,
     /// The time typing expiry and presence timeouts see; tests move it forward.
     pub clock: Arc<ManualClock>,
-    config: Config,
+    /// The configuration it runs with; change it before `restart` to restart with another.
+    pub config: Config,
     server: Option<Instance>,
     /// Peers share the schema and leave dropping it to the app that made it.
     owns_schema: bool,

@@ -128,6 +128,9 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
     if !index.accent_folding {
         tracing::warn!("search: the unaccent extension is not installed, so search is accent-sensitive");
     }
+    if !index.unicode_case_folding {
+        tracing::warn!("search: the database's LC_CTYPE is C, so only ASCII letters match in either case");
+    }
     if index.reindexed > 0 {
         tracing::info!(messages = index.reindexed, language = %config.search.language, "search index rebuilt");
     }

@@ -67,7 +67,8 @@ impl<P: Ports> Services<P> {
             return Ok(Page::new(Vec::new(), None, None));
         }
         let search = MessageSearch {
-            terms: search::with_prefix(&q, &terms),
+            // The untrimmed query: a trailing space ends the last word.
+            terms: search::with_prefix(&req.q, &terms),
             scope,
             root: req.root,
             author: req.author,

@@ -15,6 +15,8 @@ const REINDEX_BATCH: i64 = 2_000;
 pub struct SearchIndex {
     /// Accents are folded (`unaccent` is installed); otherwise search is accent-sensitive.
     pub accent_folding: bool,
+    /// Letters beyond ASCII fold case: the database's character type is not `C`/`POSIX`.
+    pub unicode_case_folding: bool,
     /// Messages reindexed at this start (the language changed, or a reindex was cut short).
     pub reindexed: u64,
 }
@@ -23,6 +25,8 @@ pub struct SearchIndex {
 struct Settings {
     #[diesel(sql_type = Bool)]
     accent_folding: bool,
+    #[diesel(sql_type = Bool)]
+    unicode_case_folding: bool,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -65,9 +69,16 @@ pub async fn prepare(pool: &PgPool, language: &str) -> Result<SearchIndex, Setup
         }
         tracing::info!(reindexed, "search index: rebuilding for the new language");
     }
-    let settings: Settings = diesel::sql_query("SELECT accent_folding FROM search_settings")
-        .get_result(&mut conn)
-        .await
-        .map_err(|e| failed(&e))?;
-    Ok(SearchIndex { accent_folding: settings.accent_folding, reindexed })
+    let settings: Settings = diesel::sql_query(
+        "SELECT accent_folding, (SELECT datctype NOT IN ('C', 'POSIX') FROM pg_database \
+         WHERE datname = current_database()) AS unicode_case_folding FROM search_settings",
+    )
+    .get_result(&mut conn)
+    .await
+    .map_err(|e| failed(&e))?;
+    Ok(SearchIndex {
+        accent_folding: settings.accent_folding,
+        unicode_case_folding: settings.unicode_case_folding,
+        reindexed,
+    })
 }
