@@ -8,8 +8,10 @@
 //! 3. History pages with reactions and edits next to plain ones (see `history.rs`).
 //! 4. Realtime delivery (see `realtime.rs`).
 //! 5. Assistant answers: token relay (see `answers.rs`).
+//! 6. Search over a million messages next to an `ILIKE` scan (see `search.rs`).
 //!
-//! `cargo xtask bench [posting|history|realtime|answers]` runs one part; without an argument, all.
+//! `cargo xtask bench [posting|history|realtime|answers|search]` runs one part; without an
+//! argument, all.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
 
@@ -161,8 +163,9 @@ mod answers;
 mod floor;
 mod history;
 mod realtime;
+mod search;
 
-/// `skein-bench [posting|history|realtime|answers]`: one part, or all of them.
+/// `skein-bench [posting|history|realtime|answers|search]`: one part, or all of them.
 #[tokio::main]
 async fn main() {
     let only = std::env::args().nth(1);
@@ -190,6 +193,9 @@ async fn main() {
     }
     if wants("answers") {
         answers::run(&binary, &url).await;
+    }
+    if wants("search") {
+        search::run().await;
     }
 }
 
