@@ -334,13 +334,10 @@ pub struct ThreadFilter {
     pub participant: Option<UserId>,
 }
 
-/// A full-text search as the store runs it: every conversation in `scope` is one the caller
-/// may see, with the `seq` at or below which they see nothing (the history policy).
-#[derive(Clone, Debug)]
-pub struct MessageSearch {
-    /// A PostgreSQL `tsquery` in its text form, as `SearchRepo::search_terms` gave it.
-    pub terms: String,
-    pub scope: Vec<(ConversationId, i64)>,
+/// What a search keeps of the hits, and their order: as asked, and as the store runs it.
+#[derive(Clone, Debug, Default)]
+pub struct SearchFilters {
+    /// Only this thread (a root's id).
     pub root: Option<MessageId>,
     pub author: Option<UserId>,
     pub role: Option<MessageRole>,
@@ -352,7 +349,17 @@ pub struct MessageSearch {
     pub tags: Vec<String>,
     pub has: Vec<SearchHas>,
     pub sort: SearchSort,
-    /// Only hits after this position in `sort` order.
+}
+
+/// A full-text search as the store runs it: every conversation in `scope` is one the caller
+/// may see, with the `seq` at or below which they see nothing (the history policy).
+#[derive(Clone, Debug)]
+pub struct MessageSearch {
+    /// A PostgreSQL `tsquery` in its text form, as `SearchRepo::search_terms` gave it.
+    pub terms: String,
+    pub scope: Vec<(ConversationId, i64)>,
+    pub filters: SearchFilters,
+    /// Only hits after this position in `filters.sort` order.
     pub after: Option<crate::cursor::SearchPosition>,
     pub limit: u32,
 }

@@ -1,13 +1,11 @@
 //! Full-text search over every message the caller may see.
 
-use skein_shared::search::{SearchHas, SearchHit, SearchSort};
-use skein_shared::thread::MessageRole;
-use skein_shared::{ConversationId, MessageId, Page, UserId, WorkspaceId};
-use time::OffsetDateTime;
+use skein_shared::search::SearchHit;
+use skein_shared::{ConversationId, Page, UserId, WorkspaceId};
 
 use super::{Services, keyset_page};
 use crate::cursor::SearchPosition;
-use crate::entities::{ConversationAccess, MessageSearch};
+use crate::entities::{ConversationAccess, MessageSearch, SearchFilters};
 use crate::ports::Ports;
 use crate::search;
 use crate::validate::Check;
@@ -23,15 +21,7 @@ pub struct SearchRequest {
     pub q: String,
     pub conversation: Option<ConversationId>,
     pub workspace: Option<WorkspaceId>,
-    /// Only this thread (a root's id).
-    pub root: Option<MessageId>,
-    pub author: Option<UserId>,
-    pub role: Option<MessageRole>,
-    pub from: Option<OffsetDateTime>,
-    pub to: Option<OffsetDateTime>,
-    pub tags: Vec<String>,
-    pub has: Vec<SearchHas>,
-    pub sort: SearchSort,
+    pub filters: SearchFilters,
     /// Also workspace channels the caller left (they may join them again).
     pub include_hidden: bool,
     pub cursor: Option<String>,
@@ -44,8 +34,8 @@ impl<P: Ports> Services<P> {
     pub async fn search(&self, caller: UserId, req: SearchRequest) -> DomainResult<Page<SearchHit>> {
         let mut check = Check::new();
         let q = check.text("q", &req.q, SEARCH_QUERY_MAX_CHARS);
-        let tags = self.check_tags(&mut check, &req.tags);
-        if let (Some(from), Some(to)) = (req.from, req.to)
+        let tags = self.check_tags(&mut check, &req.filters.tags);
+        if let (Some(from), Some(to)) = (req.filters.from, req.filters.to)
             && from >= to
         {
             check.fail("to", "invalid", "must be after from");
@@ -70,14 +60,7 @@ impl<P: Ports> Services<P> {
             // The untrimmed query: a trailing space ends the last word.
             terms: search::with_prefix(&req.q, &terms),
             scope,
-            root: req.root,
-            author: req.author,
-            role: req.role,
-            from: req.from,
-            to: req.to,
-            tags,
-            has: req.has,
-            sort: req.sort,
+            filters: SearchFilters { tags, ..req.filters },
             after,
             limit: limit + 1,
         };
@@ -111,7 +94,7 @@ impl<P: Ports> Services<P> {
             false => access.role().is_some(),
         };
         let mut only = req.conversation;
-        if let Some(root) = req.root {
+        if let Some(root) = req.filters.root {
             let (record, access, _) = self.ports.message_access(root, caller).await?.ok_or(DomainError::NotFound)?;
             let root = &record.message;
             if root.parent_id.is_some() || !sees(&access) || root.seq <= access.visible_after_seq() {

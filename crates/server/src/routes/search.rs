@@ -1,6 +1,7 @@
 use actix_web::{get, web};
 use serde::{Deserialize, Serialize};
 use skein_domain::DomainError;
+use skein_domain::entities::SearchFilters;
 use skein_domain::services::SearchRequest;
 use skein_shared::search::{SearchHas, SearchHit, SearchSort};
 use skein_shared::thread::MessageRole;
@@ -90,14 +91,16 @@ async fn search_messages(
         q: q.q,
         conversation: q.conversation_id,
         workspace: q.workspace_id,
-        root: q.root_id,
-        author: q.author_id,
-        role: q.role,
-        from: q.from,
-        to: q.to,
-        tags: comma_list(q.tags.as_deref()).into_iter().map(str::to_owned).collect(),
-        has,
-        sort: q.sort,
+        filters: SearchFilters {
+            root: q.root_id,
+            author: q.author_id,
+            role: q.role,
+            from: q.from,
+            to: q.to,
+            tags: comma_list(q.tags.as_deref()).into_iter().map(str::to_owned).collect(),
+            has,
+            sort: q.sort,
+        },
         include_hidden: q.include_hidden,
         cursor: q.cursor,
         limit: q.limit,

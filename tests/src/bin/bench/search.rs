@@ -89,14 +89,17 @@ struct Corpus {
 }
 
 pub async fn run() {
-    let app = TestApp::spawn_with(|c| {
-        c.database.max_connections = CLIENTS;
-        c.auth.argon2_memory_kib = 19 * 1024;
-        c.auth.argon2_passes = 2;
-    })
-    .await;
+    // With BENCH_SEARCH_KEEP set (or after a panic) the schema stays, to EXPLAIN queries on it.
+    let app = std::mem::ManuallyDrop::new(
+        TestApp::spawn_with(|c| {
+            c.database.max_connections = CLIENTS;
+            c.auth.argon2_memory_kib = 19 * 1024;
+            c.auth.argon2_passes = 2;
+        })
+        .await,
+    );
     let zipf = Zipf::new(WORDS);
-    let corpus = seed(&app, &zipf).await;
+    let mut corpus = seed(&app, &zipf).await;
 
     // Search words: between 0.3% and 1.5% of messages (the words people look for), not stop words.
     let total = (WORKSPACES * CHANNELS_PER_WORKSPACE * THREADS_PER_CHANNEL * MESSAGES_PER_THREAD) as f64;
@@ -113,6 +116,16 @@ pub async fn run() {
         }
     }
     let prefixes: Vec<&str> = words.iter().map(|w| &w[..4]).collect();
+    // A phrase of stop words only (`is they who`) has nothing to search.
+    for phrases in &mut corpus.phrases {
+        let mut kept = Vec::new();
+        for phrase in phrases.drain(..) {
+            if indexed(&mut conn, &phrase).await {
+                kept.push(phrase);
+            }
+        }
+        *phrases = kept;
+    }
     let common_matches = count_matches(&mut conn, COMMON).await;
     println!(
         "\nsearch words: {} (0.3–1.5% of messages each); prefixes: {}; {COMMON:?} in {common_matches} messages",
@@ -197,6 +210,12 @@ pub async fn run() {
 
     let http = load(CLIENTS, |_, _| must_find(search(&app, &corpus.auditor, vec![("q", common.clone())]))).await;
     row(&format!("word in {common_matches} messages, relevance"), "1,000 conversations", http, None);
+
+    if std::env::var_os("BENCH_SEARCH_KEEP").is_some() {
+        println!("\nsearch: data kept: {}", app.db_url);
+    } else {
+        drop(std::mem::ManuallyDrop::into_inner(app));
+    }
 }
 
 /// Asserts that a query found something: a query that finds nothing measures nothing.

@@ -117,11 +117,14 @@ impl SearchRepo for Store {
     }
 
     async fn search_messages(&self, search: MessageSearch) -> DomainResult<Vec<FoundMessage>> {
+        if search.scope.is_empty() {
+            return Ok(Vec::new());
+        }
         // Most conversations show their whole history; the others only what follows a floor.
         let (whole, floored): (Vec<_>, Vec<_>) = search.scope.iter().partition(|(_, floor)| *floor == 0);
         let whole: Vec<Uuid> = whole.iter().map(|(id, _)| uuid(*id)).collect();
         let (floored, floors): (Vec<Uuid>, Vec<i64>) = floored.iter().map(|(id, floor)| (uuid(*id), *floor)).unzip();
-        let (rank, order, outer_order) = match search.sort {
+        let (rank, order, outer_order) = match search.filters.sort {
             SearchSort::Relevance => (
                 "ts_rank_cd(m.search_vector, $1::tsquery)",
                 " ORDER BY rank DESC, m.id DESC",
@@ -132,38 +135,48 @@ impl SearchRepo for Store {
         let mut hits = Statement::with_terms(search.terms)
             .sql("WITH hits AS (SELECT m.id, ")
             .sql(rank)
-            .sql(" AS rank FROM messages m WHERE m.search_vector @@ $1::tsquery AND m.deleted_at IS NULL")
-            .sql(" AND (m.conversation_id = ANY(")
-            .bind::<Array<SqlUuid>, _>(whole)
-            .sql(") OR (m.conversation_id = ANY(")
-            .bind::<Array<SqlUuid>, _>(floored.clone())
-            .sql(") AND m.seq > (")
-            .bind::<Array<Int8>, _>(floors)
-            .sql(")[array_position(")
-            .bind::<Array<SqlUuid>, _>(floored)
-            .sql(", m.conversation_id)]))");
-        if let Some(root) = search.root {
+            .sql(" AS rank FROM messages m WHERE m.search_vector @@ $1::tsquery AND m.deleted_at IS NULL AND (");
+        // Only the parts the scope has: the planner then sees one plain `= ANY` in the usual case.
+        let both = !whole.is_empty() && !floored.is_empty();
+        if !whole.is_empty() {
+            hits = hits.sql("m.conversation_id = ANY(").bind::<Array<SqlUuid>, _>(whole).sql(")");
+        }
+        if both {
+            hits = hits.sql(" OR ");
+        }
+        if !floored.is_empty() {
+            hits = hits
+                .sql("(m.conversation_id = ANY(")
+                .bind::<Array<SqlUuid>, _>(floored.clone())
+                .sql(") AND m.seq > (")
+                .bind::<Array<Int8>, _>(floors)
+                .sql(")[array_position(")
+                .bind::<Array<SqlUuid>, _>(floored)
+                .sql(", m.conversation_id)])");
+        }
+        hits = hits.sql(")");
+        if let Some(root) = search.filters.root {
             hits = hits.sql(" AND m.root_id = ").bind::<SqlUuid, _>(uuid(root));
         }
-        if let Some(author) = search.author {
+        if let Some(author) = search.filters.author {
             hits = hits.sql(" AND m.author_id = ").bind::<SqlUuid, _>(uuid(author));
         }
-        if let Some(role) = search.role {
+        if let Some(role) = search.filters.role {
             hits = hits.sql(" AND m.role = ").bind::<Text, _>(enum_to_db(role));
         }
-        if let Some(from) = search.from {
+        if let Some(from) = search.filters.from {
             hits = hits.sql(" AND m.created_at >= ").bind::<Timestamptz, _>(from);
         }
-        if let Some(to) = search.to {
+        if let Some(to) = search.filters.to {
             hits = hits.sql(" AND m.created_at < ").bind::<Timestamptz, _>(to);
         }
-        if !search.tags.is_empty() {
+        if !search.filters.tags.is_empty() {
             hits = hits
                 .sql(" AND EXISTS (SELECT 1 FROM threads t WHERE t.root_id = m.root_id AND t.tags @> ")
-                .bind::<Array<Text>, _>(search.tags)
+                .bind::<Array<Text>, _>(search.filters.tags)
                 .sql(")");
         }
-        for has in search.has {
+        for has in search.filters.has {
             hits = hits.sql(match has {
                 SearchHas::Reactions => " AND EXISTS (SELECT 1 FROM reactions x WHERE x.message_id = m.id)",
                 SearchHas::Pins => " AND m.pinned_at IS NOT NULL",
@@ -172,7 +185,7 @@ impl SearchRepo for Store {
             });
         }
         if let Some(after) = search.after {
-            hits = match search.sort {
+            hits = match search.filters.sort {
                 SearchSort::Relevance => hits
                     .sql(" AND (ts_rank_cd(m.search_vector, $1::tsquery), m.id) < (")
                     .bind::<Float4, _>(after.rank)
