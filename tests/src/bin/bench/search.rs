@@ -115,7 +115,13 @@ pub async fn run() {
             break;
         }
     }
-    let prefixes: Vec<&str> = words.iter().map(|w| &w[..4]).collect();
+    // A prefix that is itself a stop word (`some`) has nothing to search yet.
+    let mut prefixes: Vec<&str> = Vec::new();
+    for word in &words {
+        if indexed(&mut conn, &word[..4]).await {
+            prefixes.push(&word[..4]);
+        }
+    }
     // A phrase of stop words only (`is they who`) has nothing to search.
     for phrases in &mut corpus.phrases {
         let mut kept = Vec::new();
@@ -354,13 +360,16 @@ async fn seed(app: &TestApp, zipf: &Zipf<'_>) -> Corpus {
     let mut phrases = vec![Vec::new(); WORKSPACES];
     let start_ms = (OffsetDateTime::now_utc().unix_timestamp() - 365 * 86_400) as u64 * 1000;
     let spacing_ms = 365 * 86_400 * 1000 / (THREADS_PER_CHANNEL * MESSAGES_PER_THREAD) as u64;
-    // Two writers: the trigger's work is most of the cost, and there are two cores.
-    let mut batches: Vec<(String, String)> = Vec::new();
+    // Two writers (the trigger's work is most of the cost, and there are two cores), each with
+    // every other conversation, so a root is always in before its replies. Each writes in time
+    // order, so the table's pages interleave conversations as a live server's do.
+    let mut messages: [Vec<(Uuid, String)>; 2] = [Vec::new(), Vec::new()];
+    let mut threads = [String::new(), String::new()];
     let mut message_number = 0usize;
     for (w, ids) in channels.iter().enumerate() {
         let team = &people[w * PEOPLE_PER_WORKSPACE..(w + 1) * PEOPLE_PER_WORKSPACE];
-        let (mut messages, mut threads) = (String::new(), String::new());
         for (c, conversation) in ids.iter().enumerate() {
+            let writer = c % 2;
             let conversation: Uuid = conversation.parse::<ulid::Ulid>().unwrap().into();
             let mut seq = 0u64;
             for _ in 0..THREADS_PER_CHANNEL {
@@ -386,36 +395,32 @@ async fn seed(app: &TestApp, zipf: &Zipf<'_>) -> Corpus {
                         let from = rng.below(words.len() - 2);
                         phrases[w].push(words[from..from + 3].join(" "));
                     }
-                    if reply == 0 {
+                    let line = if reply == 0 {
                         root = id;
                         root_at.clone_from(&at);
-                        writeln!(messages, "{id}\t{conversation}\t{id}\t\\N\t0\t{{{id}}}\t{seq}\t{author}\tuser\t{content}\tcomplete\t{at}").unwrap();
+                        format!("{id}\t{conversation}\t{id}\t\\N\t0\t{{{id}}}\t{seq}\t{author}\tuser\t{content}\tcomplete\t{at}\n")
                     } else {
-                        writeln!(messages, "{id}\t{conversation}\t{root}\t{root}\t1\t{{{root},{id}}}\t{seq}\t{author}\tuser\t{content}\tcomplete\t{at}").unwrap();
-                    }
+                        format!("{id}\t{conversation}\t{root}\t{root}\t1\t{{{root},{id}}}\t{seq}\t{author}\tuser\t{content}\tcomplete\t{at}\n")
+                    };
+                    messages[writer].push((id, line));
                 }
                 let root_seq = seq + 1 - MESSAGES_PER_THREAD as u64;
                 let participants: Vec<String> = participants.iter().map(Uuid::to_string).collect();
                 let (replies, participants) = (MESSAGES_PER_THREAD - 1, participants.join(","));
-                writeln!(threads, "{root}\t{conversation}\t{replies}\t{{{participants}}}\t{root_seq}\t{root_at}\t{at}")
+                writeln!(threads[writer], "{root}\t{conversation}\t{replies}\t{{{participants}}}\t{root_seq}\t{root_at}\t{at}")
                     .unwrap();
-            }
-            if c % 50 == 49 {
-                batches.push((std::mem::take(&mut messages), std::mem::take(&mut threads)));
             }
         }
     }
+    let batches = messages.map(|mut lines| {
+        lines.sort_unstable_by_key(|(id, _)| *id);
+        lines.chunks(20_000).map(|chunk| chunk.iter().map(|(_, line)| line.as_str()).collect::<String>()).collect::<Vec<_>>()
+    });
     let generated = started.elapsed();
 
     let started = Instant::now();
-    let halves: Vec<Vec<(String, String)>> = {
-        let mut halves = vec![Vec::new(), Vec::new()];
-        for (i, batch) in batches.into_iter().enumerate() {
-            halves[i % 2].push(batch);
-        }
-        halves
-    };
-    futures_util::future::join_all(halves.into_iter().map(|half| copy(&app.db_url, half))).await;
+    let writers = batches.into_iter().zip(threads).map(|(batches, threads)| copy(&app.db_url, batches, threads));
+    futures_util::future::join_all(writers).await;
     let copied = started.elapsed();
 
     let started = Instant::now();
@@ -434,7 +439,16 @@ async fn seed(app: &TestApp, zipf: &Zipf<'_>) -> Corpus {
         message_number as f64 / copied.as_secs_f64()
     );
     let (table, index) = (mebibytes(&mut conn, "messages").await, mebibytes(&mut conn, "messages_search_idx").await);
-    println!("search: messages heap {table:.0} MiB, GIN index messages_search_idx {index:.0} MiB");
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Text)]
+        shared_buffers: String,
+    }
+    let setting: Setting = diesel::sql_query("SHOW shared_buffers").get_result(&mut conn).await.unwrap();
+    println!(
+        "search: messages heap {table:.0} MiB, GIN index messages_search_idx {index:.0} MiB; PostgreSQL shared_buffers {}",
+        setting.shared_buffers
+    );
     Corpus { people, auditor, channels, phrases, document_frequency }
 }
 
@@ -466,26 +480,17 @@ fn sentence(zipf: &Zipf<'_>, rng: &mut Rng, number: usize, frequency: &mut [u32]
     words.join(" ")
 }
 
-/// `COPY`s each batch's messages, then its threads (they reference their roots).
-async fn copy(url: &str, batches: Vec<(String, String)>) {
+/// `COPY`s the batches of messages, then the threads (they reference their roots).
+async fn copy(url: &str, messages: Vec<String>, threads: String) {
+    const MESSAGES: &str = "COPY messages (id, conversation_id, root_id, parent_id, depth, path, seq, author_id, \
+                            role, content, status, created_at) FROM STDIN";
+    const THREADS: &str = "COPY threads (root_id, conversation_id, reply_count, participant_ids, root_seq, \
+                           created_at, last_activity_at) FROM STDIN";
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
-    for (messages, threads) in batches {
-        for (statement, rows) in [
-            (
-                "COPY messages (id, conversation_id, root_id, parent_id, depth, path, seq, author_id, role, content, \
-                 status, created_at) FROM STDIN",
-                messages,
-            ),
-            (
-                "COPY threads (root_id, conversation_id, reply_count, participant_ids, root_seq, created_at, \
-                 last_activity_at) FROM STDIN",
-                threads,
-            ),
-        ] {
-            let mut sink = std::pin::pin!(client.copy_in::<_, bytes::Bytes>(statement).await.unwrap());
-            sink.send(bytes::Bytes::from(rows)).await.unwrap();
-            sink.as_mut().finish().await.unwrap();
-        }
+    for (statement, rows) in messages.into_iter().map(|batch| (MESSAGES, batch)).chain([(THREADS, threads)]) {
+        let mut sink = std::pin::pin!(client.copy_in::<_, bytes::Bytes>(statement).await.unwrap());
+        sink.send(bytes::Bytes::from(rows)).await.unwrap();
+        sink.as_mut().finish().await.unwrap();
     }
 }
