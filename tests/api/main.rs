@@ -7,6 +7,7 @@ mod accounts;
 mod answers;
 mod assistants;
 mod authz;
+mod contract;
 mod conversations;
 mod health;
 mod history;

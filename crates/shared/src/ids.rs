@@ -25,7 +25,7 @@ macro_rules! id_type {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "01JD3Q7ZK6Y1V8W9X0A2B3C4D5"))]
+        #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$", example = "01JD3Q7ZK6Y1V8W9X0A2B3C4D5"))]
         pub struct $name(pub Ulid);
 
         impl $name {

@@ -20,19 +20,19 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(generate)
-        .service(cancel)
-        .service(follow)
-        .service(chunks)
-        .service(put_feedback)
-        .service(delete_feedback);
+    cfg.service(generate_answer)
+        .service(cancel_answer)
+        .service(stream_answer)
+        .service(list_answer_chunks)
+        .service(set_answer_feedback)
+        .service(delete_answer_feedback);
 }
 
 /// Ask for an assistant answer to any message: a new child with `status: streaming`, whose
 /// content arrives as `message.delta` events and ends with `message.done`. Asking again for
 /// the same message regenerates (a new sibling; the old answer stays). The thread's settings
 /// (else the conversation's default assistant) decide who answers; the body overrides.
-#[utoipa::path(tag = "answers", params(("message_id" = String, Path, description = "The message to answer")), request_body = GenerateRequest, responses(
+#[utoipa::path(tag = "answers", params(("message_id" = skein_shared::MessageId, Path, description = "The message to answer")), request_body = GenerateRequest, responses(
     (status = 201, description = "The assistant message, `status: streaming`", body = Message),
     (status = 403, description = "`forbidden` (viewers)", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 409, description = "`generation_running` (with the running `message_id`), `no_assistant`, `conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
@@ -41,7 +41,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     (status = 503, description = "`service_unavailable`: this server runs as many answers as it may (`Retry-After`)", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/messages/{message_id}/generate")]
-async fn generate(
+async fn generate_answer(
     state: AppState,
     caller: Caller,
     id: web::Path<MessageId>,
@@ -62,12 +62,12 @@ async fn generate(
 /// Stop an answer being generated (idempotent). The provider request is aborted at once; the
 /// partial content stays with `status: cancelled`. Answers with the message once it has ended
 /// (a cancel racing the natural end may find it `complete`).
-#[utoipa::path(tag = "answers", params(("message_id" = String, Path, description = "Assistant message id")), responses(
+#[utoipa::path(tag = "answers", params(("message_id" = skein_shared::MessageId, Path, description = "Assistant message id")), responses(
     (status = 200, description = "The message", body = Message),
     (status = 409, description = "`not_an_assistant_message`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/messages/{message_id}/cancel")]
-async fn cancel(state: AppState, caller: Caller, id: web::Path<MessageId>) -> ApiResult<web::Json<Message>> {
+async fn cancel_answer(state: AppState, caller: Caller, id: web::Path<MessageId>) -> ApiResult<web::Json<Message>> {
     Ok(web::Json(state.services.cancel_generation(caller.id(), id.into_inner()).await?))
 }
 
@@ -85,13 +85,13 @@ pub struct FollowParams {
 /// A finished answer gets its content and `message.done` at once. Each event's `id:` is the
 /// number of characters the client then has, so a reconnecting `EventSource` resumes with no
 /// gap and no duplicate.
-#[utoipa::path(tag = "answers", params(("message_id" = String, Path, description = "Assistant message id"), FollowParams, ("Last-Event-ID" = Option<String>, Header, description = "Characters already received")),
+#[utoipa::path(tag = "answers", params(("message_id" = skein_shared::MessageId, Path, description = "Assistant message id"), FollowParams, ("Last-Event-ID" = Option<String>, Header, description = "Characters already received")),
     responses(
         (status = 200, description = "`message.delta` events, then `message.done`", body = Event, content_type = "text/event-stream"),
         (status = 409, description = "`not_an_assistant_message`", body = skein_shared::Problem, content_type = "application/problem+json"),
     ))]
 #[get("/messages/{message_id}/stream")]
-async fn follow(
+async fn stream_answer(
     req: HttpRequest,
     state: AppState,
     id: web::Path<MessageId>,
@@ -111,22 +111,26 @@ async fn follow(
 }
 
 /// The persisted chunks of an assistant message, in order (for clients that rebuild a stream).
-#[utoipa::path(tag = "answers", params(("message_id" = String, Path, description = "Assistant message id")), responses(
+#[utoipa::path(tag = "answers", params(("message_id" = skein_shared::MessageId, Path, description = "Assistant message id")), responses(
     (status = 200, description = "The chunks and the message's status", body = MessageChunks),
     (status = 409, description = "`not_an_assistant_message`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[get("/messages/{message_id}/chunks")]
-async fn chunks(state: AppState, caller: Caller, id: web::Path<MessageId>) -> ApiResult<web::Json<MessageChunks>> {
+async fn list_answer_chunks(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<MessageId>,
+) -> ApiResult<web::Json<MessageChunks>> {
     Ok(web::Json(state.services.message_chunks(caller.id(), id.into_inner()).await?))
 }
 
 /// Rate an assistant message (one rating per user; again replaces it).
-#[utoipa::path(tag = "answers", params(("message_id" = String, Path, description = "Assistant message id")), request_body = FeedbackRequest, responses(
+#[utoipa::path(tag = "answers", params(("message_id" = skein_shared::MessageId, Path, description = "Assistant message id")), request_body = FeedbackRequest, responses(
     (status = 200, description = "The caller's rating and the totals", body = FeedbackSummary),
     (status = 409, description = "`not_an_assistant_message`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[put("/messages/{message_id}/feedback")]
-async fn put_feedback(
+async fn set_answer_feedback(
     state: AppState,
     caller: Caller,
     id: web::Path<MessageId>,
@@ -136,11 +140,11 @@ async fn put_feedback(
 }
 
 /// Remove the caller's rating (idempotent).
-#[utoipa::path(tag = "answers", params(("message_id" = String, Path, description = "Assistant message id")), responses(
+#[utoipa::path(tag = "answers", params(("message_id" = skein_shared::MessageId, Path, description = "Assistant message id")), responses(
     (status = 200, description = "The totals without the caller's rating", body = FeedbackSummary),
 ))]
 #[delete("/messages/{message_id}/feedback")]
-async fn delete_feedback(
+async fn delete_answer_feedback(
     state: AppState,
     caller: Caller,
     id: web::Path<MessageId>,

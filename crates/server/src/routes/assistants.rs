@@ -18,7 +18,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// Create an assistant (workspace admins). The provider must be configured on the server and
 /// the model allowed by it; without a model, the provider's default.
-#[utoipa::path(tag = "assistants", params(("id" = String, Path, description = "Workspace id")), request_body = CreateAssistantRequest, responses((status = 201, description = "Created", body = Assistant)))]
+#[utoipa::path(tag = "assistants", params(("id" = skein_shared::WorkspaceId, Path, description = "Workspace id")), request_body = CreateAssistantRequest, responses((status = 201, description = "Created", body = Assistant)))]
 #[post("/workspaces/{id}/assistants")]
 async fn create_assistant(
     state: AppState,
@@ -31,7 +31,7 @@ async fn create_assistant(
 }
 
 /// The workspace's assistants (any member).
-#[utoipa::path(tag = "assistants", params(("id" = String, Path, description = "Workspace id"), PageParams), responses((status = 200, description = "A page of assistants", body = Page<Assistant>)))]
+#[utoipa::path(tag = "assistants", params(("id" = skein_shared::WorkspaceId, Path, description = "Workspace id"), PageParams), responses((status = 200, description = "A page of assistants", body = Page<Assistant>)))]
 #[get("/workspaces/{id}/assistants")]
 async fn list_assistants(
     state: AppState,
@@ -43,7 +43,7 @@ async fn list_assistants(
     Ok(web::Json(page))
 }
 
-#[utoipa::path(tag = "assistants", params(("id" = String, Path, description = "Workspace id"), ("assistant_id" = String, Path, description = "Assistant id")), responses((status = 200, description = "The assistant", body = Assistant)))]
+#[utoipa::path(tag = "assistants", params(("id" = skein_shared::WorkspaceId, Path, description = "Workspace id"), ("assistant_id" = skein_shared::AssistantId, Path, description = "Assistant id")), responses((status = 200, description = "The assistant", body = Assistant)))]
 #[get("/workspaces/{id}/assistants/{assistant_id}")]
 async fn get_assistant(
     state: AppState,
@@ -56,7 +56,7 @@ async fn get_assistant(
 
 /// Change an assistant (workspace admins). Absent fields stay; an empty `system_prompt`
 /// removes it; a new `provider` without a `model` takes the provider's default model.
-#[utoipa::path(tag = "assistants", params(("id" = String, Path, description = "Workspace id"), ("assistant_id" = String, Path, description = "Assistant id")), request_body = UpdateAssistantRequest, responses((status = 200, description = "The assistant", body = Assistant)))]
+#[utoipa::path(tag = "assistants", params(("id" = skein_shared::WorkspaceId, Path, description = "Workspace id"), ("assistant_id" = skein_shared::AssistantId, Path, description = "Assistant id")), request_body = UpdateAssistantRequest, responses((status = 200, description = "The assistant", body = Assistant)))]
 #[patch("/workspaces/{id}/assistants/{assistant_id}")]
 async fn update_assistant(
     state: AppState,
@@ -69,7 +69,7 @@ async fn update_assistant(
 }
 
 /// Delete an assistant (workspace admins). Messages it wrote stay.
-#[utoipa::path(tag = "assistants", params(("id" = String, Path, description = "Workspace id"), ("assistant_id" = String, Path, description = "Assistant id")), responses((status = 204, description = "Deleted")))]
+#[utoipa::path(tag = "assistants", params(("id" = skein_shared::WorkspaceId, Path, description = "Workspace id"), ("assistant_id" = skein_shared::AssistantId, Path, description = "Assistant id")), responses((status = 204, description = "Deleted")))]
 #[delete("/workspaces/{id}/assistants/{assistant_id}")]
 async fn delete_assistant(
     state: AppState,

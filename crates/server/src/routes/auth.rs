@@ -8,7 +8,7 @@ use crate::auth::{Caller, cleared_cookies, session_cookies};
 use crate::error::ApiResult;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(register).service(login).service(logout).service(me);
+    cfg.service(register_account).service(log_in).service(log_out).service(get_current_user);
 }
 
 fn with_session(mut response: actix_web::HttpResponseBuilder, state: &AppState, auth: AuthResponse) -> HttpResponse {
@@ -26,7 +26,7 @@ fn with_session(mut response: actix_web::HttpResponseBuilder, state: &AppState, 
     (status = 409, description = "`email_taken`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/auth/register")]
-async fn register(state: AppState, body: web::Json<RegisterRequest>) -> ApiResult<HttpResponse> {
+async fn register_account(state: AppState, body: web::Json<RegisterRequest>) -> ApiResult<HttpResponse> {
     let auth = state.services.register(body.into_inner()).await?;
     Ok(with_session(HttpResponse::Created(), &state, auth))
 }
@@ -39,7 +39,7 @@ async fn register(state: AppState, body: web::Json<RegisterRequest>) -> ApiResul
     (status = 429, description = "`rate_limited`: too many failed logins for this email", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/auth/login")]
-async fn login(state: AppState, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
+async fn log_in(state: AppState, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
     let auth = state.services.login(body.into_inner()).await?;
     Ok(with_session(HttpResponse::Ok(), &state, auth))
 }
@@ -47,7 +47,7 @@ async fn login(state: AppState, body: web::Json<LoginRequest>) -> ApiResult<Http
 /// Revoke the caller's session token.
 #[utoipa::path(tag = "auth", responses((status = 204, description = "Logged out")))]
 #[post("/auth/logout")]
-async fn logout(state: AppState, caller: Caller) -> ApiResult<HttpResponse> {
+async fn log_out(state: AppState, caller: Caller) -> ApiResult<HttpResponse> {
     state.services.logout(caller.session.id).await?;
     let mut response = HttpResponse::NoContent();
     for cookie in cleared_cookies() {
@@ -59,6 +59,6 @@ async fn logout(state: AppState, caller: Caller) -> ApiResult<HttpResponse> {
 /// The caller.
 #[utoipa::path(tag = "auth", responses((status = 200, description = "The caller", body = User)))]
 #[get("/me")]
-async fn me(caller: Caller) -> web::Json<User> {
+async fn get_current_user(caller: Caller) -> web::Json<User> {
     web::Json(caller.session.user)
 }

@@ -21,18 +21,18 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_conversation)
         .service(update_conversation)
         .service(delete_conversation)
-        .service(archive)
-        .service(unarchive)
-        .service(convert)
-        .service(list_members)
-        .service(add_member)
-        .service(remove_member)
-        .service(leave)
+        .service(archive_conversation)
+        .service(unarchive_conversation)
+        .service(convert_conversation)
+        .service(list_conversation_members)
+        .service(add_conversation_member)
+        .service(remove_conversation_member)
+        .service(leave_conversation)
         .service(join_conversation)
-        .service(set_preferences)
-        .service(create_invite)
+        .service(set_conversation_preferences)
+        .service(create_conversation_invite)
         .service(accept_invite)
-        .service(revoke_invite);
+        .service(revoke_conversation_invite);
 }
 
 /// Create a conversation. `direct` returns the pair's existing one (200) when there is one.
@@ -99,7 +99,7 @@ async fn list_conversations(
     ))
 }
 
-#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), responses((status = 200, description = "The conversation", body = Conversation)))]
+#[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id")), responses((status = 200, description = "The conversation", body = Conversation)))]
 #[get("/conversations/{id}")]
 async fn get_conversation(
     state: AppState,
@@ -110,7 +110,7 @@ async fn get_conversation(
 }
 
 /// Change title, description, visibility or history policy (admins).
-#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), request_body = UpdateConversationRequest, responses(
+#[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id")), request_body = UpdateConversationRequest, responses(
     (status = 200, description = "Updated", body = Conversation),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 409, description = "`conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
@@ -127,7 +127,7 @@ async fn update_conversation(
 
 /// Delete the conversation for good (owners): its messages, threads, members and invites go
 /// with it. Members get `membership.changed` (`conversation_deleted`) as their last event from it.
-#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), request_body = DeleteConversationRequest, responses(
+#[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id")), request_body = DeleteConversationRequest, responses(
     (status = 204, description = "Deleted"),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
@@ -145,21 +145,25 @@ async fn delete_conversation(
 }
 
 /// Make the conversation read-only (admins).
-#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), responses(
+#[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id")), responses(
     (status = 200, description = "Archived", body = Conversation),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/archive")]
-async fn archive(state: AppState, caller: Caller, id: web::Path<ConversationId>) -> ApiResult<web::Json<Conversation>> {
+async fn archive_conversation(
+    state: AppState,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+) -> ApiResult<web::Json<Conversation>> {
     Ok(web::Json(state.services.set_archived(caller.id(), id.into_inner(), true).await?))
 }
 
-#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), responses(
+#[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id")), responses(
     (status = 200, description = "Writable again", body = Conversation),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/unarchive")]
-async fn unarchive(
+async fn unarchive_conversation(
     state: AppState,
     caller: Caller,
     id: web::Path<ConversationId>,
@@ -168,13 +172,13 @@ async fn unarchive(
 }
 
 /// Turn a group into a private channel (admins).
-#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), request_body = ConvertConversationRequest, responses(
+#[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id")), request_body = ConvertConversationRequest, responses(
     (status = 200, description = "Converted", body = Conversation),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 409, description = "`not_convertible` or `conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/convert")]
-async fn convert(
+async fn convert_conversation(
     state: AppState,
     caller: Caller,
     id: web::Path<ConversationId>,
@@ -184,9 +188,9 @@ async fn convert(
 }
 
 /// Explicit members. Workspace-visible channels also include every non-guest workspace member.
-#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id"), PageParams), responses((status = 200, description = "A page of members", body = Page<ConversationMember>)))]
+#[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id"), PageParams), responses((status = 200, description = "A page of members", body = Page<ConversationMember>)))]
 #[get("/conversations/{id}/members")]
-async fn list_members(
+async fn list_conversation_members(
     state: AppState,
     caller: Caller,
     id: web::Path<ConversationId>,
@@ -198,14 +202,14 @@ async fn list_members(
 }
 
 /// Add a workspace member to the conversation (admins; only owners add owners).
-#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), request_body = AddConversationMemberRequest, responses(
+#[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id")), request_body = AddConversationMemberRequest, responses(
     (status = 201, description = "Added", body = ConversationMember),
     (status = 200, description = "Already a member (unchanged)", body = ConversationMember),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 409, description = "`direct_conversation_fixed` or `conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/members")]
-async fn add_member(
+async fn add_conversation_member(
     state: AppState,
     caller: Caller,
     id: web::Path<ConversationId>,
@@ -215,13 +219,13 @@ async fn add_member(
 }
 
 /// Remove a member (admins; only owners remove owners). Removing yourself is leaving.
-#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id"), ("user_id" = String, Path, description = "Member's user id")), responses(
+#[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id"), ("user_id" = skein_shared::UserId, Path, description = "Member's user id")), responses(
     (status = 204, description = "Removed"),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 409, description = "`last_owner` or `direct_conversation_fixed`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/conversations/{id}/members/{user_id}")]
-async fn remove_member(
+async fn remove_conversation_member(
     state: AppState,
     caller: Caller,
     path: web::Path<(ConversationId, UserId)>,
@@ -234,13 +238,13 @@ async fn remove_member(
 /// Leave the conversation. A workspace-visible one (joined or not) is then hidden from the
 /// caller: gone from their conversation list, their streams and their access, until they join
 /// it again.
-#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), responses(
+#[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id")), responses(
     (status = 204, description = "Left"),
     (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 409, description = "`last_owner` or `direct_conversation_fixed`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/leave")]
-async fn leave(state: AppState, caller: Caller, id: web::Path<ConversationId>) -> ApiResult<HttpResponse> {
+async fn leave_conversation(state: AppState, caller: Caller, id: web::Path<ConversationId>) -> ApiResult<HttpResponse> {
     state.services.leave_conversation(caller.id(), id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -248,7 +252,7 @@ async fn leave(state: AppState, caller: Caller, id: web::Path<ConversationId>) -
 /// Join a workspace-visible conversation (any non-guest member of its workspace, also after
 /// leaving it): the caller becomes a member with the `member` role. Private conversations
 /// take an invite.
-#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), responses(
+#[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id")), responses(
     (status = 201, description = "Joined", body = Conversation),
     (status = 200, description = "Already a member (unchanged)", body = Conversation),
     (status = 404, description = "`not_found`: no such conversation, or not one the caller may join", body = skein_shared::Problem, content_type = "application/problem+json"),
@@ -261,14 +265,14 @@ async fn join_conversation(state: AppState, caller: Caller, id: web::Path<Conver
 
 /// Change the caller's own settings for the conversation: starred, muted (until a time, or
 /// `"forever"`: until unmuted; `null` unmutes), notify level. Absent fields stay as they are.
-#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), request_body = UpdatePreferencesRequest, responses(
+#[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id")), request_body = UpdatePreferencesRequest, responses(
     (status = 200, description = "The caller's preferences now", body = MemberPreferences),
     (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 409, description = "`conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 422, description = "`validation_failed`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[put("/conversations/{id}/preferences")]
-async fn set_preferences(
+async fn set_conversation_preferences(
     state: AppState,
     caller: Caller,
     id: web::Path<ConversationId>,
@@ -278,13 +282,13 @@ async fn set_preferences(
 }
 
 /// Create an invite code (admins).
-#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), request_body = CreateInviteRequest, responses(
+#[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id")), request_body = CreateInviteRequest, responses(
     (status = 201, description = "Created", body = Invite),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 409, description = "`direct_conversation_fixed` or `conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/invites")]
-async fn create_invite(
+async fn create_conversation_invite(
     state: AppState,
     caller: Caller,
     id: web::Path<ConversationId>,
@@ -306,12 +310,12 @@ async fn accept_invite(state: AppState, caller: Caller, code: web::Path<String>)
 }
 
 /// Revoke an invite (admins).
-#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id"), ("code" = String, Path, description = "Invite code")), responses(
+#[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id"), ("code" = String, Path, description = "Invite code")), responses(
     (status = 204, description = "Revoked"),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/conversations/{id}/invites/{code}")]
-async fn revoke_invite(
+async fn revoke_conversation_invite(
     state: AppState,
     caller: Caller,
     path: web::Path<(ConversationId, String)>,

@@ -5,13 +5,13 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(healthz).service(readyz);
+    cfg.service(check_health).service(check_readiness);
 }
 
 /// Liveness: the process answers. Does not touch the database.
 #[utoipa::path(tag = "health", security(()), responses((status = 200, description = "Alive")))]
 #[get("/healthz")]
-async fn healthz() -> HttpResponse {
+async fn check_health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
@@ -21,7 +21,7 @@ async fn healthz() -> HttpResponse {
     (status = 503, description = "Not ready: database unreachable or migrations missing"),
 ))]
 #[get("/readyz")]
-async fn readyz(state: AppState) -> HttpResponse {
+async fn check_readiness(state: AppState) -> HttpResponse {
     match skein_infra::store::is_ready(state.services.ports().pool(), &state.expected_migration).await {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready" })),
         Err(reason) => HttpResponse::ServiceUnavailable().json(json!({ "status": "not_ready", "reason": reason })),

@@ -13,21 +13,21 @@ use crate::error::ApiResult;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(edit_message)
-        .service(message_history)
+        .service(list_message_versions)
         .service(delete_message)
         .service(delete_thread)
         .service(add_reaction)
         .service(remove_reaction)
-        .service(list_reactors)
+        .service(list_reaction_users)
         .service(pin_message)
         .service(unpin_message)
-        .service(list_pins);
+        .service(list_conversation_pins);
 }
 
 /// Edit a message (its author; an assistant's answer: whoever asked for it, once it ended).
 /// The previous version is kept (`GET /api/messages/{id}/history`); `message.updated` goes
 /// out with the message as it is now.
-#[utoipa::path(tag = "messages", params(("id" = String, Path, description = "Message id")), request_body = EditMessageRequest, responses(
+#[utoipa::path(tag = "messages", params(("id" = skein_shared::MessageId, Path, description = "Message id")), request_body = EditMessageRequest, responses(
     (status = 200, description = "The edited message", body = Message),
     (status = 403, description = "`forbidden`: not the author, or a viewer", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
@@ -45,12 +45,12 @@ async fn edit_message(
 }
 
 /// Earlier versions of a message, newest first (for those who may see the message).
-#[utoipa::path(tag = "messages", params(("id" = String, Path, description = "Message id"), PageParams), responses(
+#[utoipa::path(tag = "messages", params(("id" = skein_shared::MessageId, Path, description = "Message id"), PageParams), responses(
     (status = 200, description = "A page of earlier versions", body = Page<MessageVersion>),
     (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[get("/messages/{id}/history")]
-async fn message_history(
+async fn list_message_versions(
     state: AppState,
     caller: Caller,
     id: web::Path<MessageId>,
@@ -62,7 +62,7 @@ async fn message_history(
 /// Delete a message (its author or conversation admins). It stays in the tree as a tombstone
 /// (`deleted_at`, empty content) so its replies keep their parent; its content and edit
 /// history are erased. A streaming answer is stopped first. Deleting it again is a no-op.
-#[utoipa::path(tag = "messages", params(("id" = String, Path, description = "Message id")), responses(
+#[utoipa::path(tag = "messages", params(("id" = skein_shared::MessageId, Path, description = "Message id")), responses(
     (status = 200, description = "The tombstone", body = Message),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
@@ -75,7 +75,7 @@ async fn delete_message(state: AppState, caller: Caller, id: web::Path<MessageId
 
 /// Delete a whole thread (its root's author or conversation admins): every message in it
 /// becomes a tombstone, each with its `message.deleted`.
-#[utoipa::path(tag = "messages", params(("root_id" = String, Path, description = "Root message id")), responses(
+#[utoipa::path(tag = "messages", params(("root_id" = skein_shared::MessageId, Path, description = "Root message id")), responses(
     (status = 204, description = "Deleted"),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
@@ -88,7 +88,7 @@ async fn delete_thread(state: AppState, caller: Caller, id: web::Path<MessageId>
 }
 
 /// React with one emoji (or a `:shortcode:`); idempotent. `reaction.added` goes out.
-#[utoipa::path(tag = "messages", params(("id" = String, Path, description = "Message id"), ("emoji" = String, Path, description = "One emoji (URL-encoded) or a `:shortcode:`")), responses(
+#[utoipa::path(tag = "messages", params(("id" = skein_shared::MessageId, Path, description = "Message id"), ("emoji" = String, Path, description = "One emoji (URL-encoded) or a `:shortcode:`")), responses(
     (status = 200, description = "The message with its reactions", body = Message),
     (status = 403, description = "`forbidden`: viewers, unless the conversation lets them react", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
@@ -106,7 +106,7 @@ async fn add_reaction(
 }
 
 /// Take back one's reaction; idempotent. `reaction.removed` goes out.
-#[utoipa::path(tag = "messages", params(("id" = String, Path, description = "Message id"), ("emoji" = String, Path, description = "One emoji (URL-encoded) or a `:shortcode:`")), responses(
+#[utoipa::path(tag = "messages", params(("id" = skein_shared::MessageId, Path, description = "Message id"), ("emoji" = String, Path, description = "One emoji (URL-encoded) or a `:shortcode:`")), responses(
     (status = 200, description = "The message with its reactions", body = Message),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
@@ -124,12 +124,12 @@ async fn remove_reaction(
 }
 
 /// Who reacted with an emoji, oldest first.
-#[utoipa::path(tag = "messages", params(("id" = String, Path, description = "Message id"), ("emoji" = String, Path, description = "One emoji (URL-encoded) or a `:shortcode:`"), PageParams), responses(
+#[utoipa::path(tag = "messages", params(("id" = skein_shared::MessageId, Path, description = "Message id"), ("emoji" = String, Path, description = "One emoji (URL-encoded) or a `:shortcode:`"), PageParams), responses(
     (status = 200, description = "A page of reactors", body = Page<Reactor>),
     (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[get("/messages/{id}/reactions/{emoji}")]
-async fn list_reactors(
+async fn list_reaction_users(
     state: AppState,
     caller: Caller,
     path: web::Path<(MessageId, String)>,
@@ -141,7 +141,7 @@ async fn list_reactors(
 
 /// Pin a message to its conversation (members, or admins where `pin_policy` is `admins`);
 /// idempotent. `message.pinned` goes out.
-#[utoipa::path(tag = "messages", params(("id" = String, Path, description = "Message id")), responses(
+#[utoipa::path(tag = "messages", params(("id" = skein_shared::MessageId, Path, description = "Message id")), responses(
     (status = 200, description = "The message (`pinned: true`)", body = Message),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
@@ -153,7 +153,7 @@ async fn pin_message(state: AppState, caller: Caller, id: web::Path<MessageId>) 
 }
 
 /// Unpin a message; idempotent. `message.unpinned` goes out.
-#[utoipa::path(tag = "messages", params(("id" = String, Path, description = "Message id")), responses(
+#[utoipa::path(tag = "messages", params(("id" = skein_shared::MessageId, Path, description = "Message id")), responses(
     (status = 200, description = "The message (`pinned: false`)", body = Message),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
@@ -165,12 +165,12 @@ async fn unpin_message(state: AppState, caller: Caller, id: web::Path<MessageId>
 }
 
 /// The conversation's pinned messages, newest pin first.
-#[utoipa::path(tag = "messages", params(("id" = String, Path, description = "Conversation id"), PageParams), responses(
+#[utoipa::path(tag = "messages", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id"), PageParams), responses(
     (status = 200, description = "A page of pinned messages", body = Page<PinnedMessage>),
     (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[get("/conversations/{id}/pins")]
-async fn list_pins(
+async fn list_conversation_pins(
     state: AppState,
     caller: Caller,
     id: web::Path<ConversationId>,

@@ -12,14 +12,14 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(typing).service(heartbeat).service(snapshot);
+    cfg.service(send_typing).service(send_presence_heartbeat).service(get_presence);
 }
 
 /// Starts or stops the caller's typing indicator. The server ends it by itself when no
 /// repeat comes within the configured time; repeats within it send nothing new.
-#[utoipa::path(tag = "presence", request_body = TypingRequest, responses((status = 204, description = "Sent to the conversation's members")))]
+#[utoipa::path(tag = "presence", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id")), request_body = TypingRequest, responses((status = 204, description = "Sent to the conversation's members")))]
 #[post("/conversations/{id}/typing")]
-async fn typing(
+async fn send_typing(
     state: AppState,
     caller: Caller,
     id: web::Path<ConversationId>,
@@ -33,7 +33,7 @@ async fn typing(
 /// without it the caller turns `away`, then `offline`, after the configured times.
 #[utoipa::path(tag = "presence", request_body = HeartbeatRequest, responses((status = 200, description = "The caller's presence now", body = PresenceInfo)))]
 #[post("/presence/heartbeat")]
-async fn heartbeat(
+async fn send_presence_heartbeat(
     state: AppState,
     caller: Caller,
     body: Option<web::Json<HeartbeatRequest>>,
@@ -53,7 +53,7 @@ pub struct PresenceParams {
 /// The presence of users who share a workspace with the caller (others are left out).
 #[utoipa::path(tag = "presence", params(PresenceParams), responses((status = 200, description = "Presence", body = PresenceResponse)))]
 #[get("/presence")]
-async fn snapshot(
+async fn get_presence(
     state: AppState,
     caller: Caller,
     params: web::Query<PresenceParams>,

@@ -11,7 +11,7 @@ use crate::error::ApiResult;
 
 /// Registered before the conversation routes: `/conversations/unread` is not an id.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(unread).service(mark_read);
+    cfg.service(get_unread_counts).service(mark_conversation_read);
 }
 
 /// Exact unread counts for every conversation the caller keeps a read cursor of, with their
@@ -19,7 +19,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 /// without joining (from their first read).
 #[utoipa::path(tag = "read state", responses((status = 200, description = "Unread counts", body = UnreadResponse)))]
 #[get("/conversations/unread")]
-async fn unread(state: AppState, caller: Caller) -> ApiResult<web::Json<UnreadResponse>> {
+async fn get_unread_counts(state: AppState, caller: Caller) -> ApiResult<web::Json<UnreadResponse>> {
     Ok(web::Json(state.services.unread(caller.id()).await?))
 }
 
@@ -27,12 +27,12 @@ async fn unread(state: AppState, caller: Caller) -> ApiResult<web::Json<UnreadRe
 /// An older message changes nothing. Every connection of the caller receives `unread.update`
 /// when the counts change. An implicit member of a workspace-visible conversation gets a
 /// cursor with their first read.
-#[utoipa::path(tag = "read state", request_body = MarkReadRequest, responses(
+#[utoipa::path(tag = "read state", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id")), request_body = MarkReadRequest, responses(
     (status = 200, description = "The conversation's unread counts after the move", body = ConversationUnread),
     (status = 404, description = "`not_found`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/conversations/{id}/read")]
-async fn mark_read(
+async fn mark_conversation_read(
     state: AppState,
     caller: Caller,
     id: web::Path<ConversationId>,

@@ -19,7 +19,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(stream_token).service(stream_all).service(stream_conversation).service(websocket);
+    cfg.service(create_stream_token).service(stream_events).service(stream_conversation).service(connect_websocket);
 }
 
 /// How long a client waits before reconnecting (the SSE `retry:` field).
@@ -47,7 +47,7 @@ pub struct WsParams {
 /// A token that opens streams (and nothing else) for the caller's session, for a few minutes.
 #[utoipa::path(tag = "streams", responses((status = 200, description = "A stream token", body = StreamTokenResponse)))]
 #[post("/stream/token")]
-async fn stream_token(state: AppState, caller: Caller) -> ApiResult<web::Json<StreamTokenResponse>> {
+async fn create_stream_token(state: AppState, caller: Caller) -> ApiResult<web::Json<StreamTokenResponse>> {
     let ttl = time::Duration::seconds(state.streams.stream_token_ttl_secs as i64);
     Ok(web::Json(state.services.issue_stream_token(&caller.session, ttl).await?))
 }
@@ -60,13 +60,17 @@ async fn stream_token(state: AppState, caller: Caller) -> ApiResult<web::Json<St
 #[utoipa::path(tag = "streams", params(StreamParams, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this cursor")),
     responses((status = 200, description = "An endless stream of events", body = Event, content_type = "text/event-stream")))]
 #[get("/stream")]
-async fn stream_all(req: HttpRequest, state: AppState, params: web::Query<StreamParams>) -> ApiResult<impl Responder> {
+async fn stream_events(
+    req: HttpRequest,
+    state: AppState,
+    params: web::Query<StreamParams>,
+) -> ApiResult<impl Responder> {
     let user = stream_user(&req, &state, params.token.as_deref()).await?;
     sse_response(&state, user, None, resume_cursor(&req, params.after.as_deref())).await
 }
 
 /// One conversation's events, as Server-Sent Events (for bots and services).
-#[utoipa::path(tag = "streams", params(StreamParams, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this cursor")),
+#[utoipa::path(tag = "streams", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id"), StreamParams, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this cursor")),
     responses((status = 200, description = "An endless stream of events", body = Event, content_type = "text/event-stream")))]
 #[get("/conversations/{id}/stream")]
 async fn stream_conversation(
@@ -86,7 +90,7 @@ async fn stream_conversation(
     (status = 101, description = "Switching to WebSocket; server frames are `Event`s, client frames `ClientFrame`s"),
 ))]
 #[get("/ws")]
-async fn websocket(
+async fn connect_websocket(
     req: HttpRequest,
     body: web::Payload,
     state: AppState,

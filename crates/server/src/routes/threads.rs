@@ -19,24 +19,24 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(create_root)
-        .service(reply)
+    cfg.service(create_thread)
+        .service(create_reply)
         .service(update_thread)
-        .service(tree)
+        .service(get_thread_tree)
         .service(list_threads)
-        .service(history)
+        .service(list_conversation_messages)
         .service(get_message);
 }
 
 /// Start a thread: its root message. A retried `client_msg_id` returns the original (200).
-#[utoipa::path(tag = "threads", params(("conversation_id" = String, Path, description = "Conversation id")), request_body = CreateRootRequest, responses(
+#[utoipa::path(tag = "threads", params(("conversation_id" = skein_shared::ConversationId, Path, description = "Conversation id")), request_body = CreateRootRequest, responses(
     (status = 201, description = "The root message (`root_id == id`)", body = Message),
     (status = 200, description = "A retry: the original message", body = Message),
     (status = 403, description = "`forbidden` (viewers)", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 409, description = "`conversation_archived`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/threads/{conversation_id}/root")]
-async fn create_root(
+async fn create_thread(
     state: AppState,
     caller: Caller,
     id: web::Path<ConversationId>,
@@ -48,7 +48,7 @@ async fn create_root(
 /// Reply to any message of a thread, at any depth. With `generate: true` (or the thread's
 /// `auto_reply`) the assistant's answer to the reply starts too and comes back as
 /// `assistant_message`; who answers is settled first, so a refused answer stores nothing.
-#[utoipa::path(tag = "threads", params(("message_id" = String, Path, description = "Parent message id")), request_body = ReplyRequest, responses(
+#[utoipa::path(tag = "threads", params(("message_id" = skein_shared::MessageId, Path, description = "Parent message id")), request_body = ReplyRequest, responses(
     (status = 201, description = "The reply (and `assistant_message` when an answer started)", body = ReplyWithAssistant),
     (status = 200, description = "A retry: the original message", body = ReplyWithAssistant),
     (status = 403, description = "`forbidden` (viewers)", body = skein_shared::Problem, content_type = "application/problem+json"),
@@ -57,7 +57,7 @@ async fn create_root(
     (status = 503, description = "`service_unavailable`: this server runs as many answers as it may", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/messages/{message_id}/reply")]
-async fn reply(
+async fn create_reply(
     state: AppState,
     caller: Caller,
     id: web::Path<MessageId>,
@@ -68,7 +68,7 @@ async fn reply(
 
 /// Edit a thread's title, tags and AI settings (its root's author or conversation admins).
 /// Announced with `thread.activity` carrying what changed.
-#[utoipa::path(tag = "threads", params(("root_id" = String, Path, description = "Root message id")), request_body = UpdateThreadRequest, responses(
+#[utoipa::path(tag = "threads", params(("root_id" = skein_shared::MessageId, Path, description = "Root message id")), request_body = UpdateThreadRequest, responses(
     (status = 200, description = "The thread", body = ThreadSummary),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 422, description = "`validation_failed`", body = skein_shared::Problem, content_type = "application/problem+json"),
@@ -94,11 +94,11 @@ pub struct TreeParams {
 }
 
 /// A thread as a depth-first list (siblings oldest first), each node with its ancestry.
-#[utoipa::path(tag = "threads", params(("root_id" = String, Path, description = "Root message id"), TreeParams), responses(
+#[utoipa::path(tag = "threads", params(("root_id" = skein_shared::MessageId, Path, description = "Root message id"), TreeParams), responses(
     (status = 200, description = "The summary and one page of nodes", body = ThreadTreeResponse),
 ))]
 #[get("/threads/{root_id}/tree")]
-async fn tree(
+async fn get_thread_tree(
     state: AppState,
     caller: Caller,
     id: web::Path<MessageId>,
@@ -122,7 +122,7 @@ pub struct ThreadListParams {
 }
 
 /// Threads of a conversation by last activity, newest first, optionally filtered.
-#[utoipa::path(tag = "threads", params(("id" = String, Path, description = "Conversation id"), ThreadListParams), responses(
+#[utoipa::path(tag = "threads", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id"), ThreadListParams), responses(
     (status = 200, description = "A page of thread summaries", body = Page<ThreadSummary>),
     (status = 422, description = "`validation_failed`: a bad filter or cursor", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
@@ -164,11 +164,11 @@ pub struct HistoryParams {
 }
 
 /// One page of the conversation's messages, oldest first; with no anchor, the newest page.
-#[utoipa::path(tag = "threads", params(("id" = String, Path, description = "Conversation id"), HistoryParams), responses(
+#[utoipa::path(tag = "threads", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id"), HistoryParams), responses(
     (status = 200, description = "A page of messages. `page.prev`: pass as `before`; `page.next`: pass as `after` (null at the newest page)", body = Page<Message>),
 ))]
 #[get("/conversations/{id}/messages")]
-async fn history(
+async fn list_conversation_messages(
     state: AppState,
     caller: Caller,
     id: web::Path<ConversationId>,
@@ -180,7 +180,7 @@ async fn history(
 
 /// A message; an assistant message also shows how it was generated (provider, model, usage,
 /// finish reason, timing, error) and its feedback.
-#[utoipa::path(tag = "threads", params(("id" = String, Path, description = "Message id")), responses((status = 200, description = "The message", body = MessageDetail)))]
+#[utoipa::path(tag = "threads", params(("id" = skein_shared::MessageId, Path, description = "Message id")), responses((status = 200, description = "The message", body = MessageDetail)))]
 #[get("/messages/{id}")]
 async fn get_message(state: AppState, caller: Caller, id: web::Path<MessageId>) -> ApiResult<web::Json<MessageDetail>> {
     Ok(web::Json(state.services.message_detail(caller.id(), id.into_inner()).await?))

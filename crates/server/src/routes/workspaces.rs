@@ -14,10 +14,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_workspace)
         .service(list_workspaces)
         .service(get_workspace)
-        .service(list_members)
-        .service(add_member)
-        .service(update_member)
-        .service(remove_member);
+        .service(list_workspace_members)
+        .service(add_workspace_member)
+        .service(update_workspace_member)
+        .service(remove_workspace_member);
 }
 
 /// Create a workspace; the caller becomes its owner.
@@ -43,16 +43,16 @@ async fn list_workspaces(
     Ok(web::Json(state.services.list_workspaces(caller.id(), q.cursor.as_deref(), q.limit).await?))
 }
 
-#[utoipa::path(tag = "workspaces", params(("id" = String, Path, description = "Workspace id")), responses((status = 200, description = "The workspace", body = Workspace)))]
+#[utoipa::path(tag = "workspaces", params(("id" = skein_shared::WorkspaceId, Path, description = "Workspace id")), responses((status = 200, description = "The workspace", body = Workspace)))]
 #[get("/workspaces/{id}")]
 async fn get_workspace(state: AppState, caller: Caller, id: web::Path<WorkspaceId>) -> ApiResult<web::Json<Workspace>> {
     Ok(web::Json(state.services.get_workspace(caller.id(), id.into_inner()).await?))
 }
 
 /// Members of a workspace (any member may list them).
-#[utoipa::path(tag = "workspaces", params(("id" = String, Path, description = "Workspace id"), PageParams), responses((status = 200, description = "A page of members", body = Page<WorkspaceMember>)))]
+#[utoipa::path(tag = "workspaces", params(("id" = skein_shared::WorkspaceId, Path, description = "Workspace id"), PageParams), responses((status = 200, description = "A page of members", body = Page<WorkspaceMember>)))]
 #[get("/workspaces/{id}/members")]
-async fn list_members(
+async fn list_workspace_members(
     state: AppState,
     caller: Caller,
     id: web::Path<WorkspaceId>,
@@ -64,13 +64,13 @@ async fn list_members(
 }
 
 /// Add a user by `email` or `user_id` (admins; only owners add owners).
-#[utoipa::path(tag = "workspaces", params(("id" = String, Path, description = "Workspace id")), request_body = AddWorkspaceMemberRequest, responses(
+#[utoipa::path(tag = "workspaces", params(("id" = skein_shared::WorkspaceId, Path, description = "Workspace id")), request_body = AddWorkspaceMemberRequest, responses(
     (status = 201, description = "Added", body = WorkspaceMember),
     (status = 200, description = "Already a member (unchanged)", body = WorkspaceMember),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/workspaces/{id}/members")]
-async fn add_member(
+async fn add_workspace_member(
     state: AppState,
     caller: Caller,
     id: web::Path<WorkspaceId>,
@@ -80,13 +80,13 @@ async fn add_member(
 }
 
 /// Change a member's role. The last owner cannot be demoted.
-#[utoipa::path(tag = "workspaces", params(("id" = String, Path, description = "Workspace id"), ("user_id" = String, Path, description = "Member's user id")), request_body = UpdateWorkspaceMemberRequest, responses(
+#[utoipa::path(tag = "workspaces", params(("id" = skein_shared::WorkspaceId, Path, description = "Workspace id"), ("user_id" = skein_shared::UserId, Path, description = "Member's user id")), request_body = UpdateWorkspaceMemberRequest, responses(
     (status = 200, description = "Updated", body = WorkspaceMember),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 409, description = "`last_owner`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[patch("/workspaces/{id}/members/{user_id}")]
-async fn update_member(
+async fn update_workspace_member(
     state: AppState,
     caller: Caller,
     path: web::Path<(WorkspaceId, UserId)>,
@@ -97,13 +97,13 @@ async fn update_member(
 }
 
 /// Remove a member (admins), or leave (yourself). The last owner cannot be removed.
-#[utoipa::path(tag = "workspaces", params(("id" = String, Path, description = "Workspace id"), ("user_id" = String, Path, description = "Member's user id")), responses(
+#[utoipa::path(tag = "workspaces", params(("id" = skein_shared::WorkspaceId, Path, description = "Workspace id"), ("user_id" = skein_shared::UserId, Path, description = "Member's user id")), responses(
     (status = 204, description = "Removed"),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 409, description = "`last_owner`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/workspaces/{id}/members/{user_id}")]
-async fn remove_member(
+async fn remove_workspace_member(
     state: AppState,
     caller: Caller,
     path: web::Path<(WorkspaceId, UserId)>,

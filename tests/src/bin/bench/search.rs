@@ -398,23 +398,33 @@ async fn seed(app: &TestApp, zipf: &Zipf<'_>) -> Corpus {
                     let line = if reply == 0 {
                         root = id;
                         root_at.clone_from(&at);
-                        format!("{id}\t{conversation}\t{id}\t\\N\t0\t{{{id}}}\t{seq}\t{author}\tuser\t{content}\tcomplete\t{at}\n")
+                        format!(
+                            "{id}\t{conversation}\t{id}\t\\N\t0\t{{{id}}}\t{seq}\t{author}\tuser\t{content}\tcomplete\t{at}\n"
+                        )
                     } else {
-                        format!("{id}\t{conversation}\t{root}\t{root}\t1\t{{{root},{id}}}\t{seq}\t{author}\tuser\t{content}\tcomplete\t{at}\n")
+                        format!(
+                            "{id}\t{conversation}\t{root}\t{root}\t1\t{{{root},{id}}}\t{seq}\t{author}\tuser\t{content}\tcomplete\t{at}\n"
+                        )
                     };
                     messages[writer].push((id, line));
                 }
                 let root_seq = seq + 1 - MESSAGES_PER_THREAD as u64;
                 let participants: Vec<String> = participants.iter().map(Uuid::to_string).collect();
                 let (replies, participants) = (MESSAGES_PER_THREAD - 1, participants.join(","));
-                writeln!(threads[writer], "{root}\t{conversation}\t{replies}\t{{{participants}}}\t{root_seq}\t{root_at}\t{at}")
-                    .unwrap();
+                writeln!(
+                    threads[writer],
+                    "{root}\t{conversation}\t{replies}\t{{{participants}}}\t{root_seq}\t{root_at}\t{at}"
+                )
+                .unwrap();
             }
         }
     }
     let batches = messages.map(|mut lines| {
         lines.sort_unstable_by_key(|(id, _)| *id);
-        lines.chunks(20_000).map(|chunk| chunk.iter().map(|(_, line)| line.as_str()).collect::<String>()).collect::<Vec<_>>()
+        lines
+            .chunks(20_000)
+            .map(|chunk| chunk.iter().map(|(_, line)| line.as_str()).collect::<String>())
+            .collect::<Vec<_>>()
     });
     let generated = started.elapsed();
 
