@@ -124,3 +124,36 @@ async fn the_language_is_configured_and_a_change_reindexes_at_start() {
     let refused = diesel::sql_query("SELECT skein_configure_search('klingon')").execute(&mut db).await;
     assert!(refused.unwrap_err().to_string().contains("not a PostgreSQL text search configuration"));
 }
+
+#[tokio::test]
+async fn relevance_ranks_the_newest_matches_and_pages_rank_the_same_ones() {
+    let app = TestApp::spawn_with(|c| c.limits.search_ranked_max = 5).await;
+    let ann = app.register("Ann").await;
+    let ws = app.workspace(&ann, &[]).await;
+    let conv = app.channel(&ann, &ws, &[]).await;
+    // Older messages say the word more often (and so rank higher), but only the newest 5 count.
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let content = format!("{} and then some", vec!["alpha"; 8 - i].join(" "));
+        ids.push(app.root(&ann, &conv, &content).await);
+    }
+    let newest: Vec<String> = ids[3..].to_vec();
+
+    let first = app.search(&ann, &[("q", "alpha "), ("limit", "2")]).await.expect(200).body;
+    let mut seen = hit_ids(&first);
+    // A message posted between pages is after the first page's ceiling: never ranked in.
+    app.root(&ann, &conv, &vec!["alpha"; 20].join(" ")).await;
+    let mut cursor = first["page"]["next"].as_str().map(str::to_owned);
+    while let Some(c) = cursor {
+        let page = app.search(&ann, &[("q", "alpha "), ("limit", "2"), ("cursor", &c)]).await.expect(200).body;
+        seen.extend(hit_ids(&page));
+        cursor = page["page"]["next"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, newest, "the newest 5, most 'alpha' first");
+
+    // A new search has a new ceiling: the newest message is ranked, and ranks first.
+    let again = all_hits(&app, &ann, &[("q", "alpha ")], 10).await;
+    assert_eq!(again.len(), 5);
+    assert_ne!(again[0], newest[0]);
+    assert_eq!(all_hits(&app, &ann, &[("q", "alpha "), ("sort", "newest")], 4).await.len(), 9, "newest is not capped");
+}

@@ -29,26 +29,34 @@ impl TimeCursor {
 }
 
 /// A hit's place in a search's order: its rank (0 when sorted by newest), then its id, both
-/// descending. The rank travels as its bits, so the next page compares it exactly.
+/// descending, and the ceiling of the search's first page (the newest id it could see), which
+/// keeps the messages ranked the same from page to page. The rank travels as its bits, so the
+/// next page compares it exactly.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SearchPosition {
     pub rank: f32,
     pub id: Ulid,
+    pub ceiling: Ulid,
 }
 
 impl SearchPosition {
     pub fn encode(&self) -> String {
-        format!("{:08x}.{}", self.rank.to_bits(), self.id)
+        format!("{:08x}.{}.{}", self.rank.to_bits(), self.id, self.ceiling)
     }
 
     pub fn decode(raw: &str) -> DomainResult<Self> {
         let bad = || DomainError::field("cursor", "invalid", "not a cursor from this list");
-        let (bits, id) = raw.split_once('.').ok_or_else(bad)?;
+        let mut parts = raw.split('.');
+        let (Some(bits), Some(id), Some(ceiling), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
         let rank = f32::from_bits(u32::from_str_radix(bits, 16).map_err(|_| bad())?);
         if !rank.is_finite() {
             return Err(bad());
         }
-        Ok(Self { rank, id: Ulid::from_string(id).map_err(|_| bad())? })
+        let ulid = |raw: &str| Ulid::from_string(raw).map_err(|_| bad());
+        Ok(Self { rank, id: ulid(id)?, ceiling: ulid(ceiling)? })
     }
 }
 
@@ -99,10 +107,15 @@ mod tests {
     #[test]
     fn search_positions_round_trip_exactly() {
         for rank in [0.0_f32, 0.1, 1.0 / 3.0, 7.5e-8] {
-            let p = SearchPosition { rank, id: Ulid::from_parts(1_700_000_000_000, 42) };
+            let p = SearchPosition {
+                rank,
+                id: Ulid::from_parts(1_700_000_000_000, 42),
+                ceiling: Ulid::from_parts(1_700_000_000_001, 7),
+            };
             assert_eq!(SearchPosition::decode(&p.encode()).ok(), Some(p));
         }
-        assert!(SearchPosition::decode("7fc00000.01ARZ3NDEKTSV4RRFFQ69G5FAV").is_err());
+        assert!(SearchPosition::decode("7fc00000.01ARZ3NDEKTSV4RRFFQ69G5FAV.01ARZ3NDEKTSV4RRFFQ69G5FAV").is_err());
+        assert!(SearchPosition::decode("00000000.01ARZ3NDEKTSV4RRFFQ69G5FAV").is_err(), "no ceiling");
         assert!(SearchPosition::decode("nope").is_err());
     }
 

@@ -361,6 +361,10 @@ pub struct MessageSearch {
     pub filters: SearchFilters,
     /// Only hits after this position in `filters.sort` order.
     pub after: Option<crate::cursor::SearchPosition>,
+    /// By relevance: only the `ranked` newest matches with an id at or below `ceiling` are
+    /// ranked (`Limits::search_ranked_max`).
+    pub ceiling: MessageId,
+    pub ranked: u32,
     pub limit: u32,
 }
 

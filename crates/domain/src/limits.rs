@@ -35,6 +35,9 @@ pub struct Limits {
     pub purge_deleted_after_secs: u64,
     /// Distinct emoji one message may carry.
     pub reactions_per_message_max: usize,
+    /// Search by relevance ranks the newest this many matches: a word found in most messages
+    /// costs a bounded amount per page, and the hits are the best of recent history.
+    pub search_ranked_max: u32,
 }
 
 impl Default for Limits {
@@ -57,6 +60,7 @@ impl Default for Limits {
             edit_window_secs: 0,
             purge_deleted_after_secs: 0,
             reactions_per_message_max: 50,
+            search_ranked_max: 2_000,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Full-text search over every message the caller may see.
 
 use skein_shared::search::SearchHit;
-use skein_shared::{ConversationId, Page, UserId, WorkspaceId};
+use skein_shared::{ConversationId, MessageId, Page, UserId, WorkspaceId};
 
 use super::{Services, keyset_page};
 use crate::cursor::SearchPosition;
@@ -42,6 +42,8 @@ impl<P: Ports> Services<P> {
         }
         check.finish()?;
         let after = req.cursor.as_deref().map(SearchPosition::decode).transpose()?;
+        // The first page's newest possible id: later pages rank the same messages.
+        let ceiling = after.map_or_else(MessageId::generate, |position| MessageId(position.ceiling));
         let limit = self.limits.page_size(req.limit);
 
         let scope = self.search_scope(caller, &req).await?;
@@ -62,11 +64,13 @@ impl<P: Ports> Services<P> {
             scope,
             filters: SearchFilters { tags, ..req.filters },
             after,
+            ceiling,
+            ranked: self.limits.search_ranked_max,
             limit: limit + 1,
         };
         let rows = self.ports.search_messages(search).await?;
         let (rows, next) = keyset_page(rows, limit, |found| {
-            SearchPosition { rank: found.rank, id: found.record.message.id.0 }.encode()
+            SearchPosition { rank: found.rank, id: found.record.message.id.0, ceiling: ceiling.0 }.encode()
         });
         let mut hits: Vec<SearchHit> = rows
             .into_iter()

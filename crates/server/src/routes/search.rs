@@ -50,7 +50,8 @@ pub struct SearchParams {
     pub tags: Option<String>,
     /// Comma-separated, each of `reactions`, `pins`, `attachments`: only messages having all.
     pub has: Option<String>,
-    /// `relevance` (default) or `newest`.
+    /// `relevance` (default: the newest `limits.search_ranked_max` matches, ranked) or `newest`
+    /// (every match, newest first).
     #[serde(default)]
     #[param(inline)]
     pub sort: SearchSort,

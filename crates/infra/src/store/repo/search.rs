@@ -124,18 +124,14 @@ impl SearchRepo for Store {
         let (whole, floored): (Vec<_>, Vec<_>) = search.scope.iter().partition(|(_, floor)| *floor == 0);
         let whole: Vec<Uuid> = whole.iter().map(|(id, _)| uuid(*id)).collect();
         let (floored, floors): (Vec<Uuid>, Vec<i64>) = floored.iter().map(|(id, floor)| (uuid(*id), *floor)).unzip();
-        let (rank, order, outer_order) = match search.filters.sort {
-            SearchSort::Relevance => (
-                "ts_rank_cd(m.search_vector, $1::tsquery)",
-                " ORDER BY rank DESC, m.id DESC",
-                " ORDER BY hits.rank DESC, m.id DESC",
-            ),
-            SearchSort::Newest => ("0::real", " ORDER BY m.id DESC", " ORDER BY m.id DESC"),
-        };
-        let mut hits = Statement::with_terms(search.terms)
-            .sql("WITH hits AS (SELECT m.id, ")
-            .sql(rank)
-            .sql(" AS rank FROM messages m WHERE m.search_vector @@ $1::tsquery AND m.deleted_at IS NULL AND (");
+        let sort = search.filters.sort;
+        // Relevance ranks the newest `ranked` matches under the first page's ceiling (so the
+        // work per page is bounded and every page ranks the same messages); newest walks ids.
+        let mut hits = Statement::with_terms(search.terms).sql(match sort {
+            SearchSort::Relevance => "WITH candidates AS (SELECT m.id, m.search_vector",
+            SearchSort::Newest => "WITH hits AS (SELECT m.id, 0::real AS rank",
+        });
+        hits = hits.sql(" FROM messages m WHERE m.search_vector @@ $1::tsquery AND m.deleted_at IS NULL AND (");
         // Only the parts the scope has: the planner then sees one plain `= ANY` in the usual case.
         let both = !whole.is_empty() && !floored.is_empty();
         if !whole.is_empty() {
@@ -184,20 +180,33 @@ impl SearchRepo for Store {
                 SearchHas::Attachments => " AND false",
             });
         }
-        if let Some(after) = search.after {
-            hits = match search.filters.sort {
-                SearchSort::Relevance => hits
-                    .sql(" AND (ts_rank_cd(m.search_vector, $1::tsquery), m.id) < (")
-                    .bind::<Float4, _>(after.rank)
-                    .sql(", ")
-                    .bind::<SqlUuid, _>(uuid(after.id))
-                    .sql(")"),
-                SearchSort::Newest => hits.sql(" AND m.id < ").bind::<SqlUuid, _>(uuid(after.id)),
-            };
-        }
+        hits = match sort {
+            SearchSort::Relevance => {
+                hits = hits
+                    .sql(" AND m.id <= ")
+                    .bind::<SqlUuid, _>(uuid(search.ceiling))
+                    .sql(" ORDER BY m.id DESC LIMIT ")
+                    .bind::<BigInt, _>(i64::from(search.ranked))
+                    .sql("), hits AS (SELECT c.id, ts_rank_cd(c.search_vector, $1::tsquery) AS rank FROM candidates c");
+                if let Some(after) = search.after {
+                    hits = hits
+                        .sql(" WHERE (ts_rank_cd(c.search_vector, $1::tsquery), c.id) < (")
+                        .bind::<Float4, _>(after.rank)
+                        .sql(", ")
+                        .bind::<SqlUuid, _>(uuid(after.id))
+                        .sql(")");
+                }
+                hits.sql(" ORDER BY rank DESC, c.id DESC")
+            }
+            SearchSort::Newest => {
+                if let Some(after) = search.after {
+                    hits = hits.sql(" AND m.id < ").bind::<SqlUuid, _>(uuid(after.id));
+                }
+                hits.sql(" ORDER BY m.id DESC")
+            }
+        };
         // Snippets only for the page's rows.
         let statement = hits
-            .sql(order)
             .sql(" LIMIT ")
             .bind::<BigInt, _>(i64::from(search.limit))
             .sql(") SELECT ")
@@ -209,7 +218,10 @@ impl SearchRepo for Store {
             .sql(", ' '), $1::tsquery, ")
             .bind::<Text, _>(headline_options())
             .sql(") AS marked_content FROM hits JOIN messages m ON m.id = hits.id")
-            .sql(outer_order);
+            .sql(match sort {
+                SearchSort::Relevance => " ORDER BY hits.rank DESC, m.id DESC",
+                SearchSort::Newest => " ORDER BY m.id DESC",
+            });
         let mut conn = self.conn().await?;
         let rows: Vec<HitRow> = statement.query.load(&mut conn).await.map_err(db_error)?;
         rows.into_iter()
