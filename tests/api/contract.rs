@@ -66,3 +66,24 @@ fn every_path_parameter_is_declared_and_ids_are_typed() {
         }
     }
 }
+
+#[test]
+fn cookie_writes_need_the_csrf_header_and_body_errors_need_a_body() {
+    let doc = document();
+    for (method, path, operation) in operations(&doc) {
+        let responses = operation["responses"].as_object().unwrap();
+        let has_body = operation.get("requestBody").is_some();
+        for status in ["413", "415"] {
+            assert_eq!(responses.contains_key(status), has_body, "{method} {path}: {status} without a body");
+        }
+        let Some(alternatives) = operation["security"].as_array() else { continue };
+        if alternatives.iter().all(|a| a.as_object().is_some_and(|o| o.is_empty())) {
+            continue; // public
+        }
+        let cookie = alternatives.iter().find(|a| a.get("session_cookie").is_some()).unwrap();
+        assert_eq!(cookie.get("csrf_token").is_some(), method != "GET", "{method} {path}: cookie auth and CSRF");
+        for (status, response) in responses {
+            assert!(response["headers"].get("X-Request-Id").is_some(), "{method} {path} {status}: X-Request-Id");
+        }
+    }
+}

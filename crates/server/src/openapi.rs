@@ -1,10 +1,14 @@
 //! The OpenAPI 3.1 document: generated from the handlers' annotations, with the security
 //! schemes and the problem responses every operation can give added here once.
 
+use utoipa::openapi::header::Header;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::server::Server;
+use utoipa::openapi::{Content, Object, OpenApi as Document, Ref, RefOr, Type};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -41,12 +45,17 @@ pub struct Conventions;
 const COMMON_ERRORS: &[(&str, &str)] = &[
     ("400", "`malformed_json` or `bad_request`: the body or query could not be read"),
     ("404", "`not_found`: no such resource, or the caller may not see it"),
-    ("413", "`payload_too_large`"),
-    ("415", "`unsupported_media_type`: the body must be application/json"),
     ("422", "`validation_failed`: see `errors` for the fields"),
     ("500", "`internal`"),
     ("503", "`service_unavailable`: retry after `Retry-After` seconds"),
 ];
+
+/// Responses only an operation that takes a body may give.
+const BODY_ERRORS: &[(&str, &str)] =
+    &[("413", "`payload_too_large`"), ("415", "`unsupported_media_type`: the body must be application/json")];
+
+/// Operations that also accept a stream token (`?token=`), for clients that cannot send headers.
+const STREAM_OPERATIONS: &[&str] = &["stream_events", "stream_conversation", "stream_answer", "connect_websocket"];
 
 impl Modify for Conventions {
     fn modify(&self, doc: &mut Document) {
@@ -62,26 +71,81 @@ impl Modify for Conventions {
                 "Set by login; writes also need the `X-CSRF-Token` header (the `skein_csrf` cookie's value)",
             ))),
         );
+        components.add_security_scheme(
+            "csrf_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                crate::auth::CSRF_HEADER,
+                "The `skein_csrf` cookie's value; needed with the session cookie on POST, PUT, PATCH and DELETE",
+            ))),
+        );
+        components.add_security_scheme(
+            "stream_token",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "token",
+                "A token from `POST /api/stream/token`: opens streams only, for a few minutes",
+            ))),
+        );
+        doc.servers = Some(vec![Server::new("/")]);
 
         for item in doc.paths.paths.values_mut() {
-            for op in
-                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
-            {
-                add_common_errors(op);
+            let reads = [&mut item.get].into_iter().flatten().map(|op| (op, false));
+            let writes = [&mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
+                .into_iter()
+                .flatten()
+                .map(|op| (op, true));
+            for (op, write) in reads.chain(writes) {
+                let secured = op.security.as_ref().is_none_or(|reqs| !reqs.iter().all(is_empty_requirement));
+                if secured {
+                    op.security = Some(security_for(op, write));
+                }
+                add_common_errors(op, secured);
+                add_headers(op);
             }
         }
     }
 }
 
-fn add_common_errors(op: &mut Operation) {
-    let secured = op.security.as_ref().is_none_or(|reqs| !reqs.iter().all(is_empty_requirement));
+/// Who may call a secured operation: a Bearer token, or the session cookie (with the CSRF
+/// header on writes), or for streams a stream token.
+fn security_for(op: &Operation, write: bool) -> Vec<SecurityRequirement> {
+    let none: [&str; 0] = [];
+    let mut alternatives = vec![SecurityRequirement::new("bearer", none)];
+    alternatives.push(match write {
+        true => SecurityRequirement::new("session_cookie", none).add("csrf_token", none),
+        false => SecurityRequirement::new("session_cookie", none),
+    });
+    if op.operation_id.as_deref().is_some_and(|id| STREAM_OPERATIONS.contains(&id)) {
+        alternatives.push(SecurityRequirement::new("stream_token", none));
+    }
+    alternatives
+}
+
+fn add_common_errors(op: &mut Operation, secured: bool) {
     let mut codes: Vec<(&str, &str)> = COMMON_ERRORS.to_vec();
+    if op.request_body.is_some() {
+        codes.extend_from_slice(BODY_ERRORS);
+    }
     if secured {
         codes.push(("401", "`unauthenticated`: no valid session token"));
         codes.push(("403", "`forbidden` or `csrf_failed`"));
     }
     for (status, description) in codes {
         op.responses.responses.entry(status.to_owned()).or_insert_with(|| problem_response(description));
+    }
+}
+
+/// `X-Request-Id` on every response; `Retry-After` on 429 and 503.
+fn add_headers(op: &mut Operation) {
+    for (status, response) in op.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else { continue };
+        let mut request_id = Header::default();
+        request_id.description = Some("The request's id (the caller's `X-Request-Id`, if it sent one)".to_owned());
+        response.headers.insert("X-Request-Id".to_owned(), RefOr::T(request_id));
+        if status == "429" || status == "503" {
+            let mut retry_after = Header::new(Object::with_type(Type::Integer));
+            retry_after.description = Some("Seconds to wait before retrying".to_owned());
+            response.headers.insert("Retry-After".to_owned(), RefOr::T(retry_after));
+        }
     }
 }
 
