@@ -4,6 +4,11 @@ use skein_shared::FieldError;
 
 use crate::{DomainError, DomainResult};
 
+/// The highest sampling temperature accepted.
+pub const TEMPERATURE_MAX: f32 = 2.0;
+/// The largest token budget a reply may ask for.
+pub const MAX_TOKENS: u32 = 1_000_000;
+
 /// Collects field errors; `finish` turns any into one 422.
 #[derive(Default)]
 pub struct Check {
@@ -37,16 +42,15 @@ impl Check {
         Some(trimmed.to_owned())
     }
 
-    /// A sampling temperature: 0 to 2, as OpenAI-compatible providers accept.
+    /// A sampling temperature: 0 to [`TEMPERATURE_MAX`], as OpenAI-compatible providers accept.
     pub fn temperature(&mut self, field: &str, value: Option<f32>) {
-        if value.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
-            self.fail(field, "out_of_range", "between 0 and 2");
+        if value.is_some_and(|t| !(0.0..=TEMPERATURE_MAX).contains(&t)) {
+            self.fail(field, "out_of_range", format!("between 0 and {TEMPERATURE_MAX}"));
         }
     }
 
-    /// A reply's token budget: 1 to 1,000,000.
+    /// A reply's token budget: 1 to [`MAX_TOKENS`].
     pub fn max_tokens(&mut self, field: &str, value: Option<u32>) {
-        const MAX_TOKENS: u32 = 1_000_000;
         if value.is_some_and(|n| n == 0 || n > MAX_TOKENS) {
             self.fail(field, "out_of_range", format!("between 1 and {MAX_TOKENS}"));
         }

@@ -11,6 +11,8 @@ use utoipa::openapi::server::Server;
 use utoipa::openapi::{Content, Object, OpenApi as Document, Ref, RefOr, Type};
 use utoipa::{Modify, OpenApi};
 
+mod limits;
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Skein API", description = "Threaded conversations for people and AI assistants. Errors are RFC 9457 problem documents with a stable `code`."),
@@ -86,6 +88,8 @@ impl Modify for Conventions {
             ))),
         );
         doc.servers = Some(vec![Server::new("/")]);
+        let unknown = limits::apply(doc, &skein_domain::Limits::default());
+        debug_assert!(unknown.is_empty(), "limits name fields the document lacks: {unknown:?}");
 
         for item in doc.paths.paths.values_mut() {
             let reads = [&mut item.get].into_iter().flatten().map(|op| (op, false));
