@@ -7,6 +7,8 @@
 //! - `modules`            prove `skein-infra`'s modules import in no circle and only down
 //!   its floors (see `modules.rs`)
 //! - `bench`              run the benchmarks against a release build
+//! - `lint`               lint the committed OpenAPI document with the pinned Redocly CLI
+//!   (installed from `openapi/package-lock.json` with `npm ci`); any error fails
 
 #![allow(clippy::print_stdout)]
 
@@ -24,7 +26,8 @@ fn main() -> ExitCode {
         Some("bench") => with_database(&root, "skein_bench", |url| bench(&root, url, &args[1..])),
         Some("deps") => deps(&root),
         Some("modules") => modules::check(&root),
-        _ => Err("usage: cargo xtask <openapi [--check] | test [ARGS…] | deps | modules | bench>".to_owned()),
+        Some("lint") => lint(&root),
+        _ => Err("usage: cargo xtask <openapi [--check] | test [ARGS…] | deps | modules | bench | lint>".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,6 +51,19 @@ fn cargo(root: &Path) -> Command {
 fn run(command: &mut Command) -> Result<(), String> {
     let status = command.status().map_err(|e| format!("cannot run {command:?}: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("{command:?} failed ({status})")) }
+}
+
+/// Redocly's recommended rules over `openapi/openapi.json`, from the pinned package.
+fn lint(root: &Path) -> Result<(), String> {
+    let dir = root.join("openapi");
+    if !dir.join("node_modules/.bin/redocly").exists() {
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir))?;
+    }
+    run(Command::new(dir.join("node_modules/.bin/redocly"))
+        .args(["lint", "--config", "redocly.yaml", "openapi.json"])
+        .env("REDOCLY_TELEMETRY", "off")
+        .env("REDOCLY_SUPPRESS_UPDATE_NOTICE", "true")
+        .current_dir(&dir))
 }
 
 /// Generates the document with the server binary and writes or compares it.

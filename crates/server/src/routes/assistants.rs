@@ -43,6 +43,7 @@ async fn list_assistants(
     Ok(web::Json(page))
 }
 
+/// One assistant of the workspace.
 #[utoipa::path(tag = "assistants", params(("id" = skein_shared::WorkspaceId, Path, description = "Workspace id"), ("assistant_id" = skein_shared::AssistantId, Path, description = "Assistant id")), responses((status = 200, description = "The assistant", body = Assistant)))]
 #[get("/workspaces/{id}/assistants/{assistant_id}")]
 async fn get_assistant(

@@ -99,6 +99,7 @@ async fn list_conversations(
     ))
 }
 
+/// One conversation the caller can see, with their role and preferences.
 #[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id")), responses((status = 200, description = "The conversation", body = Conversation)))]
 #[get("/conversations/{id}")]
 async fn get_conversation(
@@ -158,6 +159,7 @@ async fn archive_conversation(
     Ok(web::Json(state.services.set_archived(caller.id(), id.into_inner(), true).await?))
 }
 
+/// Makes an archived conversation writable again (admins).
 #[utoipa::path(tag = "conversations", params(("id" = skein_shared::ConversationId, Path, description = "Conversation id")), responses(
     (status = 200, description = "Writable again", body = Conversation),
     (status = 403, description = "`forbidden`", body = skein_shared::Problem, content_type = "application/problem+json"),

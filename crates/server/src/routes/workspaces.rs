@@ -43,6 +43,7 @@ async fn list_workspaces(
     Ok(web::Json(state.services.list_workspaces(caller.id(), q.cursor.as_deref(), q.limit).await?))
 }
 
+/// One workspace the caller is a member of.
 #[utoipa::path(tag = "workspaces", params(("id" = skein_shared::WorkspaceId, Path, description = "Workspace id")), responses((status = 200, description = "The workspace", body = Workspace)))]
 #[get("/workspaces/{id}")]
 async fn get_workspace(state: AppState, caller: Caller, id: web::Path<WorkspaceId>) -> ApiResult<web::Json<Workspace>> {
