@@ -157,3 +157,29 @@ async fn relevance_ranks_the_newest_matches_and_pages_rank_the_same_ones() {
     assert_ne!(again[0], newest[0]);
     assert_eq!(all_hits(&app, &ann, &[("q", "alpha "), ("sort", "newest")], 4).await.len(), 9, "newest is not capped");
 }
+
+#[tokio::test]
+async fn only_the_word_being_typed_becomes_a_prefix() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("Ann").await;
+    let ws = app.workspace(&ann, &[]).await;
+    let conv = app.channel(&ann, &ws, &[]).await;
+    let cats = app.root(&ann, &conv, "cats and doghouses").await;
+    let category = app.root(&ann, &conv, "the category list").await;
+    let sorted = |mut ids: Vec<String>| {
+        ids.sort();
+        ids
+    };
+
+    // A stop word typed last puts no prefix on the word before it.
+    assert_eq!(all_hits(&app, &ann, &[("q", "cat the")], 10).await, vec![cats.clone()]);
+    assert_eq!(
+        all_hits(&app, &ann, &[("q", "cats -dogs the")], 10).await,
+        vec![cats.clone()],
+        "doghouses are not dogs"
+    );
+    // The word typed last is a prefix from three characters on.
+    let typed = all_hits(&app, &ann, &[("q", "cat")], 10).await;
+    assert_eq!(sorted(typed), sorted(vec![cats, category]));
+    assert!(all_hits(&app, &ann, &[("q", "the li")], 10).await.is_empty(), "two letters are a word, not a prefix");
+}

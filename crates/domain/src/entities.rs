@@ -114,9 +114,22 @@ impl ConversationAccess {
         )
     }
 
-    /// The role the user would act with had they not left: what `include_hidden` searches.
+    /// The role the user would act with had they not left.
     pub fn role_if_rejoined(&self) -> Option<ConversationRole> {
         roles::effective_conversation_role(self.conversation.visibility, self.explicit_role, self.workspace_role, false)
+    }
+
+    /// What search may look at, as the `seq` at or below which nothing is found, or `None`:
+    /// what the user sees now, or with `include_hidden` what rejoining a channel they left would
+    /// show them (only a channel they can rejoin: not archived; with history hidden from new
+    /// members, nothing from before rejoining, which is nothing yet).
+    pub fn search_floor(&self, include_hidden: bool) -> Option<i64> {
+        if self.role().is_some() {
+            return Some(self.visible_after_seq());
+        }
+        let conversation = &self.conversation;
+        let rejoinable = include_hidden && !conversation.archived && self.role_if_rejoined().is_some();
+        rejoinable.then_some(if conversation.history_visible_to_new_members { 0 } else { conversation.last_seq })
     }
 
     /// Messages with `seq` at or below this are hidden from the user (history policy).

@@ -9,22 +9,29 @@ pub const HIGHLIGHT_START: char = '\u{E000}';
 /// Marks where a highlighted word ends.
 pub const HIGHLIGHT_END: char = '\u{E001}';
 
-/// Whether the query's last word is still being typed and should match as a prefix: it ends
-/// in a letter or digit, outside a quoted phrase, and is neither excluded (`-word`) nor the
-/// operator `or`.
-pub fn last_word_open(raw: &str) -> bool {
-    let Some(last) = raw.chars().last() else { return false };
+/// The shortest word matched as a prefix while it is typed: shorter ones match too much to help
+/// (and cost the most).
+pub const PREFIX_MIN_CHARS: usize = 3;
+
+/// The query's last word when it is still being typed and should match as a prefix: it ends
+/// in a letter or digit, outside a quoted phrase, is neither excluded (`-word`) nor the
+/// operator `or`, and has at least [`PREFIX_MIN_CHARS`] characters.
+pub fn open_last_word(raw: &str) -> Option<&str> {
+    let last = raw.chars().last()?;
     if !last.is_alphanumeric() || raw.matches('"').count() % 2 == 1 {
-        return false;
+        return None;
     }
     let word = raw.rsplit(char::is_whitespace).next().unwrap_or_default();
-    !word.starts_with('-') && !word.eq_ignore_ascii_case("or")
+    let open = !word.starts_with('-') && !word.eq_ignore_ascii_case("or") && word.chars().count() >= PREFIX_MIN_CHARS;
+    open.then_some(word)
 }
 
-/// `terms` (a `tsquery` in PostgreSQL's text form) with its last lexeme matching as a prefix
-/// when the query's last word is open.
-pub fn with_prefix(raw: &str, terms: &str) -> String {
-    if last_word_open(raw) && terms.ends_with('\'') { format!("{terms}:*") } else { terms.to_owned() }
+/// `terms` (a `tsquery` in PostgreSQL's text form) with the open last word matching as a
+/// prefix. `word_terms` is that word parsed alone: the prefix goes on only when the query's
+/// terms end with it, so a stop word typed last (no terms of its own) never puts a prefix on
+/// the word before it (`deploy the`, `cats -dogs the`).
+pub fn with_prefix(terms: &str, word_terms: &str) -> String {
+    if word_terms.ends_with('\'') && terms.ends_with(word_terms) { format!("{terms}:*") } else { terms.to_owned() }
 }
 
 /// A snippet is at most this many characters of the content (plus an ellipsis each side).
@@ -109,23 +116,27 @@ mod tests {
 
     #[test]
     fn the_word_being_typed_is_a_prefix() {
-        assert!(last_word_open("deploy pipel"));
-        assert!(last_word_open("café"));
-        assert!(!last_word_open("deploy pipeline "));
-        assert!(!last_word_open("\"exact phrase\""));
-        assert!(!last_word_open("\"open phrase"));
-        assert!(!last_word_open("cats -dogs"));
-        assert!(!last_word_open("cats or"));
-        assert!(!last_word_open("what?"));
-        assert!(!last_word_open(""));
+        assert_eq!(open_last_word("deploy pipel"), Some("pipel"));
+        assert_eq!(open_last_word("café"), Some("café"));
+        assert_eq!(open_last_word("o'brien"), Some("o'brien"));
+        assert_eq!(open_last_word("deploy pipeline "), None);
+        assert_eq!(open_last_word("\"exact phrase\""), None);
+        assert_eq!(open_last_word("\"open phrase"), None);
+        assert_eq!(open_last_word("cats -dogs"), None);
+        assert_eq!(open_last_word("cats or"), None);
+        assert_eq!(open_last_word("what?"), None);
+        assert_eq!(open_last_word("deploy b"), None, "too short to help");
+        assert_eq!(open_last_word(""), None);
     }
 
     #[test]
     fn prefix_goes_on_the_last_lexeme_only() {
-        assert_eq!(with_prefix("deploy pipel", "'deploy' & 'pipel'"), "'deploy' & 'pipel':*");
-        assert_eq!(with_prefix("deploy pipeline ", "'deploy' & 'pipelin'"), "'deploy' & 'pipelin'");
-        assert_eq!(with_prefix("o'brien", "'o' <-> 'brien'"), "'o' <-> 'brien':*");
-        assert_eq!(with_prefix("x", ""), "");
+        assert_eq!(with_prefix("'deploy' & 'pipel'", "'pipel'"), "'deploy' & 'pipel':*");
+        assert_eq!(with_prefix("'o' <-> 'brien'", "'o' <-> 'brien'"), "'o' <-> 'brien':*");
+        // A stop word typed last has no terms: nothing before it becomes a prefix.
+        assert_eq!(with_prefix("'deploy'", ""), "'deploy'");
+        assert_eq!(with_prefix("'cat' & !'dog'", ""), "'cat' & !'dog'");
+        assert_eq!(with_prefix("", ""), "");
     }
 
     fn words(snippet: &str, highlights: &[Highlight]) -> Vec<String> {

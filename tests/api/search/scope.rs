@@ -85,3 +85,31 @@ async fn no_hit_leaks_past_membership_history_or_departure() {
     assert_eq!(asked, set(&[&in_open]));
     assert!(found(&app, &gus, &[("include_hidden", "true")]).await.len() == 1, "guests gain nothing by asking");
 }
+
+#[tokio::test]
+async fn include_hidden_shows_only_what_rejoining_would() {
+    let app = TestApp::spawn().await;
+    let (ann, carol) = (app.register("Ann").await, app.register("Carol").await);
+    let ws = app.workspace(&ann, &[&carol]).await;
+    let open = |title: &'static str, history: bool| {
+        let body = json!({ "workspace_id": ws, "kind": "channel", "title": title, "visibility": "workspace",
+            "history_visible_to_new_members": history });
+        async { app.post("/api/conversations", &ann, body).await.expect(201).str("id") }
+    };
+    let (visible, hidden, archived) = (open("v", true).await, open("h", false).await, open("a", true).await);
+    let in_visible = app.root(&ann, &visible, "secret one").await;
+    app.root(&ann, &hidden, "secret two").await;
+    app.root(&ann, &archived, "secret three").await;
+    for conversation in [&visible, &hidden, &archived] {
+        app.post(&format!("/api/conversations/{conversation}/join"), &carol, json!({})).await;
+        app.post(&format!("/api/conversations/{conversation}/leave"), &carol, json!({})).await.expect(204);
+    }
+    app.post(&format!("/api/conversations/{archived}/archive"), &ann, json!({})).await.expect(200);
+
+    // Rejoining the hidden-history channel would show nothing from before; the archived one
+    // cannot be rejoined at all.
+    assert_eq!(found(&app, &carol, &[("include_hidden", "true")]).await, set(&[&in_visible]));
+    let asked =
+        app.search(&carol, &[("q", "secret"), ("include_hidden", "true"), ("conversation_id", &archived)]).await;
+    asked.expect_problem(404, "not_found");
+}

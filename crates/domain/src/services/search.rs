@@ -58,9 +58,13 @@ impl<P: Ports> Services<P> {
         if scope.is_empty() {
             return Ok(Page::new(Vec::new(), None, None));
         }
+        // The untrimmed query: a trailing space ends the last word.
+        let word_terms = match search::open_last_word(&req.q) {
+            Some(word) => self.ports.search_terms(word).await?,
+            None => String::new(),
+        };
         let search = MessageSearch {
-            // The untrimmed query: a trailing space ends the last word.
-            terms: search::with_prefix(&req.q, &terms),
+            terms: search::with_prefix(&terms, &word_terms),
             scope,
             filters: SearchFilters { tags, ..req.filters },
             after,
@@ -93,15 +97,13 @@ impl<P: Ports> Services<P> {
     /// The conversations searched, each with the `seq` at or below which the caller sees
     /// nothing. A conversation, thread or workspace the caller may not see is `NotFound`.
     async fn search_scope(&self, caller: UserId, req: &SearchRequest) -> DomainResult<Vec<(ConversationId, i64)>> {
-        let sees = |access: &ConversationAccess| match req.include_hidden {
-            true => access.role_if_rejoined().is_some(),
-            false => access.role().is_some(),
-        };
+        let floor = |access: &ConversationAccess| access.search_floor(req.include_hidden);
         let mut only = req.conversation;
         if let Some(root) = req.filters.root {
             let (record, access, _) = self.ports.message_access(root, caller).await?.ok_or(DomainError::NotFound)?;
             let root = &record.message;
-            if root.parent_id.is_some() || !sees(&access) || root.seq <= access.visible_after_seq() {
+            let floor = floor(&access).ok_or(DomainError::NotFound)?;
+            if root.parent_id.is_some() || root.seq <= floor {
                 return Err(DomainError::NotFound);
             }
             if only.is_some_and(|id| id != root.conversation_id) {
@@ -110,16 +112,17 @@ impl<P: Ports> Services<P> {
             only = Some(root.conversation_id);
         }
         if let Some(id) = only {
-            let access = self.ports.access(id, caller).await?.filter(sees).ok_or(DomainError::NotFound)?;
+            let access = self.ports.access(id, caller).await?.ok_or(DomainError::NotFound)?;
+            let floor = floor(&access).ok_or(DomainError::NotFound)?;
             if req.workspace.is_some_and(|ws| ws != access.conversation.workspace_id) {
                 return Ok(Vec::new());
             }
-            return Ok(vec![(id, access.visible_after_seq())]);
+            return Ok(vec![(id, floor)]);
         }
         if let Some(workspace) = req.workspace {
             self.ports.workspace_role(workspace, caller).await?.ok_or(DomainError::NotFound)?;
         }
         let candidates = self.ports.searchable_conversations(caller, req.workspace, req.include_hidden).await?;
-        Ok(candidates.iter().filter(|a| sees(a)).map(|a| (a.conversation.id, a.visible_after_seq())).collect())
+        Ok(candidates.iter().filter_map(|a| Some((a.conversation.id, floor(a)?))).collect())
     }
 }

@@ -24,7 +24,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 pub struct SearchParams {
     /// Web-search syntax: every word must match (stemmed in the configured language, case and
     /// accents ignored; the last word also as a prefix while it is being typed, i.e. when the
-    /// query does not end in a space), `"exact phrase"`, `-excluded`, `a or b`. A query with
+    /// query does not end in a space, from 3 characters on and unless it is a stop word), `"exact phrase"`, `-excluded`, `a or b`. A query with
     /// nothing but stop words or punctuation is refused (422 `no_terms`).
     pub q: String,
     /// Only this conversation.
@@ -55,7 +55,8 @@ pub struct SearchParams {
     #[serde(default)]
     #[param(inline)]
     pub sort: SearchSort,
-    /// Also the workspace channels the caller left (hidden from their lists until they join).
+    /// Also the workspace channels the caller left (hidden from their lists until they join), as
+    /// rejoining would show them: not archived ones, nothing from before with history hidden.
     #[serde(default)]
     pub include_hidden: bool,
     /// `page.next` of the previous page (with the same query and filters).
@@ -87,7 +88,7 @@ async fn search_messages(
             serde_json::from_value::<SearchHas>(serde_json::Value::String(raw.to_owned()))
                 .map_err(|_| DomainError::field("has", "invalid", "each of reactions, pins, attachments"))
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<std::collections::BTreeSet<_>, _>>()?;
     let req = SearchRequest {
         q: q.q,
         conversation: q.conversation_id,
@@ -99,7 +100,7 @@ async fn search_messages(
             from: q.from,
             to: q.to,
             tags: comma_list(q.tags.as_deref()).into_iter().map(str::to_owned).collect(),
-            has,
+            has: has.into_iter().collect(),
             sort: q.sort,
         },
         include_hidden: q.include_hidden,
