@@ -15,8 +15,9 @@ pub struct SearchHit {
     /// Open the hit in its thread: `GET /api/threads/{root_id}/tree?from={message.id}`, or in
     /// its conversation: `GET /api/conversations/{conversation_id}/messages?around={message.id}`.
     pub root_id: MessageId,
-    /// Plain text: up to two excerpts of the content around the matches (NFKC-normalised,
-    /// excerpts joined by ` … `). Never HTML: render it as text.
+    /// Plain text: the whole content when it is at most 200 characters, else one window of it
+    /// from a little before the first match, cut between words, with `…` where text was cut.
+    /// Never HTML: render it as text.
     pub snippet: String,
     /// The matched words in `snippet`, in order, as offsets (Unicode scalar values, `end`
     /// exclusive) — in JavaScript, index `Array.from(snippet)`.
