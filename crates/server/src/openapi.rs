@@ -138,14 +138,15 @@ fn add_common_errors(op: &mut Operation, secured: bool) {
     }
 }
 
-/// `X-Request-Id` on every response; `Retry-After` on 429 and 503.
+/// `X-Request-Id` on every response; `Retry-After` on 429 and 503 problems.
 fn add_headers(op: &mut Operation) {
     for (status, response) in op.responses.responses.iter_mut() {
         let RefOr::T(response) = response else { continue };
         let mut request_id = Header::default();
         request_id.description = Some("The request's id (the caller's `X-Request-Id`, if it sent one)".to_owned());
         response.headers.insert("X-Request-Id".to_owned(), RefOr::T(request_id));
-        if status == "429" || status == "503" {
+        // Only the problem responses carry it (`/readyz`'s own 503 does not).
+        if (status == "429" || status == "503") && response.content.contains_key("application/problem+json") {
             let mut retry_after = Header::new(Object::with_type(Type::Integer));
             retry_after.description = Some("Seconds to wait before retrying".to_owned());
             response.headers.insert("Retry-After".to_owned(), RefOr::T(retry_after));

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod conversation;
 pub mod error;
 pub mod event;
+pub mod health;
 pub mod ids;
 pub mod message;
 pub mod page;

@@ -1,5 +1,5 @@
 use actix_web::{HttpResponse, get};
-use serde_json::json;
+use skein_shared::health::{HealthState, HealthStatus};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::AppState;
@@ -9,21 +9,22 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// Liveness: the process answers. Does not touch the database.
-#[utoipa::path(tag = "health", security(()), responses((status = 200, description = "Alive")))]
+#[utoipa::path(tag = "health", security(()), responses((status = 200, description = "Alive", body = HealthStatus)))]
 #[get("/healthz")]
 async fn check_health() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(HealthStatus { status: HealthState::Ok, reason: None })
 }
 
 /// Readiness: the database answers and every migration is applied.
 #[utoipa::path(tag = "health", security(()), responses(
-    (status = 200, description = "Ready"),
-    (status = 503, description = "Not ready: database unreachable or migrations missing"),
+    (status = 200, description = "Ready", body = HealthStatus),
+    (status = 503, description = "Not ready: database unreachable or migrations missing", body = HealthStatus),
 ))]
 #[get("/readyz")]
 async fn check_readiness(state: AppState) -> HttpResponse {
     match skein_infra::store::is_ready(state.services.ports().pool(), &state.expected_migration).await {
-        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready" })),
-        Err(reason) => HttpResponse::ServiceUnavailable().json(json!({ "status": "not_ready", "reason": reason })),
+        Ok(()) => HttpResponse::Ok().json(HealthStatus { status: HealthState::Ready, reason: None }),
+        Err(reason) => HttpResponse::ServiceUnavailable()
+            .json(HealthStatus { status: HealthState::NotReady, reason: Some(reason) }),
     }
 }
