@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use skein_infra::answers::ProviderConfig;
 use skein_server::config::Config;
-use skein_tests::fake_llm::FakeLlm;
+use skein_tests::fake_llm::{FakeLlm, provider_config};
 use skein_tests::sse::{Received, SseClient, WsClient};
 use skein_tests::{TestApp, TestUser};
 
@@ -22,24 +21,12 @@ struct Setup {
     assistant: String,
 }
 
-fn fake_provider(name: &str, base_url: &str) -> ProviderConfig {
-    ProviderConfig {
-        name: name.into(),
-        base_url: base_url.into(),
-        api_key_env: None,
-        default_model: "tokens-5".into(),
-        allowed_models: Vec::new(),
-        request_timeout_secs: 2,
-        context_windows: Default::default(),
-        default_context_window: 8192,
-    }
-}
-
 async fn setup_with(adjust: impl FnOnce(&mut Config)) -> Setup {
     let llm = FakeLlm::start().await;
     let base_url = llm.base_url.clone();
     let app = TestApp::spawn_with(|config| {
-        config.llm.providers = vec![fake_provider("fake", &base_url), fake_provider("down", "http://127.0.0.1:9/v1")];
+        config.llm.providers =
+            vec![provider_config("fake", &base_url), provider_config("down", "http://127.0.0.1:9/v1")];
         config.llm.flush_interval_ms = 100;
         config.llm.recovery_interval_secs = 1;
         adjust(config);

@@ -151,18 +151,12 @@ async fn posting_endpoints() {
 #[tokio::test]
 async fn answer_endpoints() {
     let llm = FakeLlm::start().await;
-    let base_url = llm.base_url.clone();
     let fx = fixture_on(
         TestApp::spawn_with(|config| {
             config.llm.providers = vec![ProviderConfig {
-                name: "fake".into(),
-                base_url,
-                api_key_env: None,
                 default_model: "tokens-2".into(),
-                allowed_models: Vec::new(),
                 request_timeout_secs: 5,
-                context_windows: Default::default(),
-                default_context_window: 8192,
+                ..llm.provider("fake")
             }];
         })
         .await,

@@ -1,9 +1,10 @@
 //! The OpenAPI contract as generators read it: every operation has a unique `verb_resource`
 //! operationId, and every `{param}` of a path is declared, ids typed with their Id schema.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
+use skein_shared::ErrorCode;
 
 fn document() -> Value {
     serde_json::from_str(include_str!("../../openapi/openapi.json")).unwrap()
@@ -85,5 +86,50 @@ fn cookie_writes_need_the_csrf_header_and_body_errors_need_a_body() {
         for (status, response) in responses {
             assert!(response["headers"].get("X-Request-Id").is_some(), "{method} {path} {status}: X-Request-Id");
         }
+    }
+}
+
+/// Codes that travel only inside event streams (an `error` event's `code`), never as an HTTP
+/// problem; the `StreamError` schema documents them.
+const STREAM_ONLY_CODES: [ErrorCode; 1] = [ErrorCode::GenerationFailed];
+
+/// Codes of requests that match no operation: the document's description names them.
+const ROUTING_CODES: [ErrorCode; 2] = [ErrorCode::RouteNotFound, ErrorCode::MethodNotAllowed];
+
+/// Every `ErrorCode` is in the document's enum (so generated clients know it), and every code
+/// the server sends as a problem is named, in backquotes, by a response of its status on
+/// at least one operation (so an integrator reading an operation learns what it can send).
+#[test]
+fn every_error_code_is_documented_where_it_is_sent() {
+    let doc = document();
+    let listed: BTreeSet<&str> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let ours: BTreeSet<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
+    assert_eq!(listed, ours, "ErrorCode::ALL and the document's ErrorCode enum differ");
+
+    let mut undocumented = Vec::new();
+    for code in ErrorCode::ALL.into_iter().filter(|code| !STREAM_ONLY_CODES.contains(code)) {
+        let quoted = format!("`{}`", code.as_str());
+        let named = if ROUTING_CODES.contains(&code) {
+            doc["info"]["description"].as_str().unwrap().contains(&quoted)
+        } else {
+            operations(&doc).iter().any(|(_, _, operation)| {
+                operation["responses"][code.status().to_string()]["description"]
+                    .as_str()
+                    .is_some_and(|description| description.contains(&quoted))
+            })
+        };
+        if !named {
+            undocumented.push(format!("{} ({})", code.as_str(), code.status()));
+        }
+    }
+    assert!(undocumented.is_empty(), "no operation documents: {undocumented:?}");
+    let stream_error = doc["components"]["schemas"]["StreamError"].to_string();
+    for code in STREAM_ONLY_CODES {
+        assert!(stream_error.contains(&format!("`{}`", code.as_str())), "StreamError does not name {code:?}");
     }
 }

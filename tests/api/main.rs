@@ -17,6 +17,7 @@ mod preferences;
 mod providers;
 mod provisioning;
 mod realtime;
+mod rust_client;
 mod search;
 mod threads;
 mod tree_props;

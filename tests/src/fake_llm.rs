@@ -41,7 +41,27 @@ pub struct FakeLlm {
     counters: Arc<Mutex<Counters>>,
 }
 
+/// A provider named `name` at `base_url` (the fake's, or a dead address) with the fake's
+/// defaults: model `tokens-5`, a short request timeout.
+pub fn provider_config(name: &str, base_url: &str) -> skein_infra::answers::ProviderConfig {
+    skein_infra::answers::ProviderConfig {
+        name: name.into(),
+        base_url: base_url.into(),
+        api_key_env: None,
+        default_model: "tokens-5".into(),
+        allowed_models: Vec::new(),
+        request_timeout_secs: 2,
+        context_windows: Default::default(),
+        default_context_window: 8192,
+    }
+}
+
 impl FakeLlm {
+    /// This fake as provider `name`.
+    pub fn provider(&self, name: &str) -> skein_infra::answers::ProviderConfig {
+        provider_config(name, &self.base_url)
+    }
+
     pub async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fake provider");
         let base_url = format!("http://{}/v1", listener.local_addr().expect("addr"));

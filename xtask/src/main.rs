@@ -148,7 +148,12 @@ fn test(root: &Path, url: &str, extra: &[String]) -> Result<(), String> {
     } else {
         command.args(["test", "--workspace", "--no-fail-fast"]);
     }
-    run(command.args(extra).env("DATABASE_URL", url))
+    run(command.args(extra).env("DATABASE_URL", url))?;
+    if extra.is_empty() {
+        // The crate docs' examples (nextest does not run doctests).
+        run(cargo(root).args(["test", "--doc", "--package", "skein-shared", "--package", "skein-client"]))?;
+    }
+    Ok(())
 }
 
 fn bench(root: &Path, url: &str, extra: &[String]) -> Result<(), String> {

@@ -15,7 +15,7 @@ mod limits;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Skein API", description = "Threaded conversations for people and AI assistants. Errors are RFC 9457 problem documents with a stable `code`."),
+    info(title = "Skein API", description = "Threaded conversations for people and AI assistants. Errors are RFC 9457 problem documents with a stable `code`. A path no operation serves answers 404 `route_not_found`; a method its path does not take, 405 `method_not_allowed`."),
     components(schemas(
         skein_shared::Problem,
         skein_shared::ErrorCode,

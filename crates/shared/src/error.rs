@@ -44,8 +44,6 @@ pub enum ErrorCode {
     NotConvertible,
     /// The invite has expired or has no uses left.
     InviteExpired,
-    /// The user is already a member.
-    AlreadyMember,
     /// An assistant answer to this message is already being generated (`detail` names it).
     GenerationRunning,
     /// No assistant is set for this thread or conversation, and none was given.
@@ -69,6 +67,42 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 29] = {
+        use ErrorCode::*;
+        [
+            MalformedJson,
+            BadRequest,
+            UnsupportedMediaType,
+            PayloadTooLarge,
+            ValidationFailed,
+            Unauthenticated,
+            InvalidCredentials,
+            CsrfFailed,
+            Forbidden,
+            NotFound,
+            RouteNotFound,
+            MethodNotAllowed,
+            EmailTaken,
+            RegistrationClosed,
+            ConversationArchived,
+            LastOwner,
+            DirectConversationFixed,
+            NotConvertible,
+            InviteExpired,
+            GenerationRunning,
+            NoAssistant,
+            NotAnAssistantMessage,
+            MessageDeleted,
+            EditWindowClosed,
+            ReactionLimit,
+            GenerationFailed,
+            RateLimited,
+            ServiceUnavailable,
+            Internal,
+        ]
+    };
+
     /// The HTTP status this code is always sent with.
     pub fn status(self) -> u16 {
         use ErrorCode::*;
@@ -83,7 +117,6 @@ impl ErrorCode {
             | LastOwner
             | DirectConversationFixed
             | NotConvertible
-            | AlreadyMember
             | GenerationRunning
             | NoAssistant
             | NotAnAssistantMessage
@@ -124,7 +157,6 @@ impl ErrorCode {
             DirectConversationFixed => "direct_conversation_fixed",
             NotConvertible => "not_convertible",
             InviteExpired => "invite_expired",
-            AlreadyMember => "already_member",
             GenerationRunning => "generation_running",
             NoAssistant => "no_assistant",
             NotAnAssistantMessage => "not_an_assistant_message",
@@ -186,6 +218,22 @@ impl Problem {
             code,
             errors: Vec::new(),
             message_id: None,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// `ALL` is in declaration order with nothing skipped, and `as_str` is what serde sends.
+    /// (The OpenAPI contract test checks that `ALL` covers every variant.)
+    #[test]
+    fn every_code_is_listed_in_order_and_named_as_serialised() {
+        for (position, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(code as usize, position);
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
     }
 }

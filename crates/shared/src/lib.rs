@@ -2,7 +2,39 @@
 //!
 //! This crate is deliberately light (serde, time, ulid only) so that any Rust program can
 //! speak Skein's API without pulling in a web framework, a database driver or a runtime.
-//! OpenAPI schemas are derived only with the `openapi` feature.
+//! OpenAPI schemas are derived only with the `openapi` feature. For a ready HTTP client on
+//! these types, see the `skein-client` crate.
+//!
+//! - Requests and responses by resource: [`auth`], [`workspace`], [`conversation`],
+//!   [`thread`], [`message`], [`assistant`], [`search`], [`preferences`]; lists come as
+//!   [`Page`]s.
+//! - Ids are typed ULIDs ([`ids`]): a `MessageId` cannot be passed where a
+//!   `ConversationId` is expected.
+//! - Errors are RFC 9457 [`Problem`]s whose [`ErrorCode`] is stable.
+//! - Realtime: every transport (SSE, WebSocket, replay) carries the same [`event::Event`]
+//!   envelope, `type` + `data` plus where it happened and its `cursor`.
+//!
+//! Reading an event as it arrives on `GET /api/stream`:
+//!
+//! ```
+//! use skein_shared::event::{Event, EventBody};
+//!
+//! let data = r#"{
+//!     "type": "typing.update",
+//!     "data": { "user_id": "01JD3Q7ZK6Y1V8W9X0A2B3C4D5", "typing": true },
+//!     "conversation_id": "01JD3Q7ZK6Y1V8W9X0A2B3C4D6",
+//!     "occurred_at": "2026-12-03T10:00:00Z"
+//! }"#;
+//! let event: Event = serde_json::from_str(data)?;
+//! assert_eq!(event.body.kind(), "typing.update");
+//! match event.body {
+//!     EventBody::TypingUpdate(update) => assert!(update.typing),
+//!     other => panic!("not typing: {}", other.kind()),
+//! }
+//! // Live-only events have no cursor; logged ones resume a stream after it.
+//! assert!(event.cursor.is_none());
+//! # Ok::<(), serde_json::Error>(())
+//! ```
 
 pub mod assistant;
 pub mod auth;

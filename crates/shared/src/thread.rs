@@ -169,3 +169,34 @@ impl ThreadTreeResponse {
         Self { thread, data: nodes.data, page: nodes.page }
     }
 }
+
+/// The query of `GET /api/threads/{root_id}/tree`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct TreeParams {
+    /// Only the subtree under this message (it comes first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<MessageId>,
+    /// `page.next` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// The query of `GET /api/conversations/{id}/messages` (at most one anchor).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct HistoryParams {
+    /// Messages older than this one (pass `page.prev`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<MessageId>,
+    /// Messages newer than this one (pass `page.next`, or the newest id you have).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<MessageId>,
+    /// A page centred on this message (it is included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub around: Option<MessageId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}

@@ -7,7 +7,8 @@ use skein_domain::entities::ThreadFilter;
 use skein_domain::services::HistoryQuery;
 use skein_shared::assistant::{MessageDetail, ReplyWithAssistant};
 use skein_shared::thread::{
-    CreateRootRequest, Message, ReplyRequest, ThreadSummary, ThreadTreeResponse, UpdateThreadRequest,
+    CreateRootRequest, HistoryParams, Message, ReplyRequest, ThreadSummary, ThreadTreeResponse, TreeParams,
+    UpdateThreadRequest,
 };
 use skein_shared::{ConversationId, MessageId, Page, UserId};
 use utoipa::IntoParams;
@@ -83,16 +84,6 @@ async fn update_thread(
     Ok(web::Json(state.services.update_thread(caller.id(), id.into_inner(), body.into_inner()).await?))
 }
 
-#[derive(Debug, Deserialize, Serialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct TreeParams {
-    /// Only the subtree under this message (it comes first).
-    pub from: Option<MessageId>,
-    /// `page.next` of the previous page.
-    pub cursor: Option<String>,
-    pub limit: Option<u32>,
-}
-
 /// A thread as a depth-first list (siblings oldest first), each node with its ancestry.
 #[utoipa::path(tag = "threads", params(("root_id" = skein_shared::MessageId, Path, description = "Root message id"), TreeParams), responses(
     (status = 200, description = "The summary and one page of nodes", body = ThreadTreeResponse),
@@ -149,18 +140,6 @@ async fn list_threads(
     Ok(web::Json(
         state.services.list_threads(caller.id(), id.into_inner(), filter, q.cursor.as_deref(), q.limit).await?,
     ))
-}
-
-#[derive(Debug, Deserialize, Serialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct HistoryParams {
-    /// Messages older than this one (pass `page.prev`).
-    pub before: Option<MessageId>,
-    /// Messages newer than this one (pass `page.next`, or the newest id you have).
-    pub after: Option<MessageId>,
-    /// A page centred on this message (it is included).
-    pub around: Option<MessageId>,
-    pub limit: Option<u32>,
 }
 
 /// One page of the conversation's messages, oldest first; with no anchor, the newest page.
