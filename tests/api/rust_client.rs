@@ -103,7 +103,8 @@ async fn a_cut_event_stream_resumes_with_no_gap_and_no_duplicate() {
         for i in 0..4 {
             posted.push(ann.create_thread(conversation, &text(&format!("{round}.{i}"))).await.unwrap().id);
         }
-        // Read two of this round's four, then cut: the other two must come after the resume.
+        // Read two of this round's four, cut, post two more while the connection is down
+        // (only a resumed connection can bring those).
         while seen.len() < posted.len() - 2 {
             let event = tokio::time::timeout(PATIENCE, events.next()).await.unwrap().unwrap().unwrap();
             if let EventBody::ThreadNew(thread) = event.body {
@@ -111,6 +112,9 @@ async fn a_cut_event_stream_resumes_with_no_gap_and_no_duplicate() {
             }
         }
         events.disconnect();
+        for i in 4..6 {
+            posted.push(ann.create_thread(conversation, &text(&format!("{round}.{i}"))).await.unwrap().id);
+        }
     }
     while seen.len() < posted.len() {
         let event = tokio::time::timeout(PATIENCE, events.next()).await.unwrap().unwrap().unwrap();

@@ -9,6 +9,11 @@
 //! - `bench`              run the benchmarks against a release build
 //! - `lint`               lint the committed OpenAPI document with the pinned Redocly CLI
 //!   (installed from `openapi/package-lock.json` with `npm ci`); any error fails
+//! - `clients [--check]`  regenerate the TypeScript client from the document (or fail if the
+//!   committed one is stale), then type-check it (`tsc --strict`) and the quick starts, also
+//!   against an openapi-typescript client generated from the same document
+//! - `test-clients`       only the TypeScript client's suite against a live server (`test`
+//!   without arguments runs it too, beside the Rust tests)
 
 #![allow(clippy::print_stdout)]
 
@@ -27,7 +32,15 @@ fn main() -> ExitCode {
         Some("deps") => deps(&root),
         Some("modules") => modules::check(&root),
         Some("lint") => lint(&root),
-        _ => Err("usage: cargo xtask <openapi [--check] | test [ARGS…] | deps | modules | bench | lint>".to_owned()),
+        Some("clients") => clients(&root, args.iter().any(|a| a == "--check")),
+        Some("test-clients") => with_database(&root, "skein_test", |url| {
+            build_live_server(&root)?;
+            typescript_suite(&root, url)
+        }),
+        _ => Err(
+            "usage: cargo xtask <openapi [--check] | test [ARGS…] | test-clients | deps | modules | bench | lint | clients [--check]>"
+                .to_owned(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -53,12 +66,109 @@ fn run(command: &mut Command) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("{command:?} failed ({status})")) }
 }
 
+/// Installs `dir`'s pinned npm packages (`npm ci`) unless `node_modules` already matches its
+/// lock file.
+fn npm_install(dir: &Path) -> Result<(), String> {
+    let modified = |path: PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let installed = modified(dir.join("node_modules/.package-lock.json"));
+    if installed.is_none() || installed < modified(dir.join("package-lock.json")) {
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(dir))?;
+    }
+    Ok(())
+}
+
+fn npm(dir: &Path, script: &str) -> Command {
+    let mut command = Command::new("npm");
+    command.args(["run", "--silent", script]).current_dir(dir);
+    command
+}
+
+/// The TypeScript client: generated from `openapi/openapi.json` by the pinned
+/// @hey-api/openapi-ts (or compared with a fresh generation), then type-checked.
+fn clients(root: &Path, check: bool) -> Result<(), String> {
+    let dir = root.join("clients/typescript");
+    npm_install(&dir)?;
+    let committed = dir.join("src/generated");
+    if check {
+        let fresh = root.join("target/clients-check");
+        let _ = std::fs::remove_dir_all(&fresh);
+        run(Command::new(dir.join("node_modules/.bin/openapi-ts")).arg("--output").arg(&fresh).current_dir(&dir))?;
+        let (old, new) = (read_tree(&committed)?, read_tree(&fresh)?);
+        let stale: Vec<&String> =
+            old.keys().chain(new.keys()).filter(|path| old.get(*path) != new.get(*path)).collect();
+        if !stale.is_empty() {
+            return Err(format!(
+                "clients/typescript/src/generated is stale ({stale:?} differ): run `cargo xtask clients` and commit it"
+            ));
+        }
+        println!("clients/typescript/src/generated is up to date");
+    } else {
+        run(&mut npm(&dir, "generate"))?;
+    }
+    run(&mut npm(&dir, "build"))?;
+    run(&mut npm(&dir, "check"))
+}
+
+/// Every file under `dir`, by path relative to it.
+fn read_tree(dir: &Path) -> Result<std::collections::BTreeMap<String, Vec<u8>>, String> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).map_err(|e| format!("{}: {e}", next.display()))? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).unwrap_or(&path).display().to_string();
+                files.insert(relative, std::fs::read(&path).map_err(|e| e.to_string())?);
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn build_live_server(root: &Path) -> Result<(), String> {
+    run(cargo(root).args(["build", "--quiet", "--package", "skein-tests", "--bin", "skein-live"]))
+}
+
+/// `node --test` over the TypeScript client against `skein-live` (the real server and the
+/// fake provider on a schema of its own). Output is returned whole, so that it does not
+/// interleave with the Rust tests running meanwhile.
+fn typescript_suite(root: &Path, url: &str) -> Result<(), String> {
+    use std::io::BufRead;
+    let dir = root.join("clients/typescript");
+    npm_install(&dir)?;
+    run(&mut npm(&dir, "build"))?;
+    let mut live = Command::new(root.join("target/debug/skein-live"))
+        .env("DATABASE_URL", url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start skein-live: {e}"))?;
+    let mut ready = String::new();
+    if let Some(stdout) = live.stdout.take() {
+        let _ = std::io::BufReader::new(stdout).read_line(&mut ready);
+    }
+    let base_url =
+        serde_json::from_str::<serde_json::Value>(&ready).ok().and_then(|v| v["base_url"].as_str().map(str::to_owned));
+    let result = match base_url {
+        Some(base_url) => {
+            let output = npm(&dir, "test").env("SKEIN_URL", base_url).output().map_err(|e| e.to_string())?;
+            println!("== TypeScript client suite\n{}", String::from_utf8_lossy(&output.stdout));
+            eprint!("{}", String::from_utf8_lossy(&output.stderr));
+            if output.status.success() { Ok(()) } else { Err("the TypeScript client suite failed".to_owned()) }
+        }
+        None => Err(format!("skein-live did not start: {ready:?}")),
+    };
+    drop(live.stdin.take());
+    let _ = live.wait();
+    result
+}
+
 /// Redocly's recommended rules over `openapi/openapi.json`, from the pinned package.
 fn lint(root: &Path) -> Result<(), String> {
     let dir = root.join("openapi");
-    if !dir.join("node_modules/.bin/redocly").exists() {
-        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir))?;
-    }
+    npm_install(&dir)?;
     run(Command::new(dir.join("node_modules/.bin/redocly"))
         .args(["lint", "--config", "redocly.yaml", "openapi.json"])
         .env("REDOCLY_TELEMETRY", "off")
@@ -138,6 +248,15 @@ fn with_nats(root: &Path, f: impl FnOnce() -> Result<(), String>) -> Result<(), 
 }
 
 fn test(root: &Path, url: &str, extra: &[String]) -> Result<(), String> {
+    // Without filters, the TypeScript client's suite runs beside the Rust tests.
+    let typescript = match extra.is_empty() {
+        true => {
+            build_live_server(root)?;
+            let (root, url) = (root.to_path_buf(), url.to_owned());
+            Some(std::thread::spawn(move || typescript_suite(&root, &url)))
+        }
+        false => None,
+    };
     let nextest = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["nextest", "--version"])
         .output()
@@ -148,7 +267,10 @@ fn test(root: &Path, url: &str, extra: &[String]) -> Result<(), String> {
     } else {
         command.args(["test", "--workspace", "--no-fail-fast"]);
     }
-    run(command.args(extra).env("DATABASE_URL", url))?;
+    let rust = run(command.args(extra).env("DATABASE_URL", url));
+    let typescript = typescript.map_or(Ok(()), |suite| suite.join().unwrap_or_else(|_| Err("suite panicked".into())));
+    rust?;
+    typescript?;
     if extra.is_empty() {
         // The crate docs' examples (nextest does not run doctests).
         run(cargo(root).args(["test", "--doc", "--package", "skein-shared", "--package", "skein-client"]))?;
