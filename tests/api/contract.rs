@@ -133,3 +133,24 @@ fn every_error_code_is_documented_where_it_is_sent() {
         assert!(stream_error.contains(&format!("`{}`", code.as_str())), "StreamError does not name {code:?}");
     }
 }
+
+/// Every `text/event-stream` response says how it is framed: event names, ids to resume
+/// with, keep-alives.
+#[test]
+fn event_streams_document_their_framing() {
+    let doc = document();
+    let mut streams = 0;
+    for (method, path, operation) in operations(&doc) {
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            if response["content"]["text/event-stream"].is_null() {
+                continue;
+            }
+            streams += 1;
+            let description = response["description"].as_str().unwrap();
+            for needle in ["`event: <type>`", "`id: <id>`", "`Last-Event-ID`", "keep-alive"] {
+                assert!(description.contains(needle), "{method} {path} {status}: no {needle} in {description:?}");
+            }
+        }
+    }
+    assert_eq!(streams, 3, "stream_events, stream_conversation, stream_answer");
+}

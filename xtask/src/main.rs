@@ -1,6 +1,7 @@
 //! Project chores: `cargo xtask <command>`.
 //!
-//! - `openapi [--check]`  write `openapi/openapi.json` from the code (or fail if it is stale)
+//! - `openapi [--check]`  write `openapi/openapi.json` from the code and `openapi/asyncapi.yaml`
+//!   from it (or fail if either is stale)
 //! - `test [ARGS…]`       run every test, provisioning PostgreSQL like the server does (and
 //!   starting a NATS server when none listens on 127.0.0.1:4222)
 //! - `deps`               prove `skein-shared` stays light (no actix, diesel or tokio)
@@ -17,6 +18,7 @@
 
 #![allow(clippy::print_stdout)]
 
+mod asyncapi;
 mod modules;
 
 use std::path::{Path, PathBuf};
@@ -170,7 +172,7 @@ fn lint(root: &Path) -> Result<(), String> {
     let dir = root.join("openapi");
     npm_install(&dir)?;
     run(Command::new(dir.join("node_modules/.bin/redocly"))
-        .args(["lint", "--config", "redocly.yaml", "openapi.json"])
+        .args(["lint", "--config", "redocly.yaml", "openapi.json", "asyncapi.yaml"])
         .env("REDOCLY_TELEMETRY", "off")
         .env("REDOCLY_SUPPRESS_UPDATE_NOTICE", "true")
         .current_dir(&dir))
@@ -186,19 +188,21 @@ fn openapi(root: &Path, check: bool) -> Result<(), String> {
         return Err(format!("`skein openapi` failed:\n{}", String::from_utf8_lossy(&output.stderr)));
     }
     let generated = String::from_utf8_lossy(&output.stdout).into_owned();
-    let path = root.join("openapi/openapi.json");
-    if check {
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        if committed != generated {
-            return Err("openapi/openapi.json is stale: run `cargo xtask openapi` and commit it".to_owned());
+    let openapi: serde_json::Value = serde_json::from_str(&generated).map_err(|e| e.to_string())?;
+    let documents = [("openapi/openapi.json", generated), ("openapi/asyncapi.yaml", asyncapi::document(&openapi)?)];
+    for (name, content) in documents {
+        let path = root.join(name);
+        if check {
+            if std::fs::read_to_string(&path).unwrap_or_default() != content {
+                return Err(format!("{name} is stale: run `cargo xtask openapi` and commit it"));
+            }
+            println!("{name} is up to date");
+        } else {
+            std::fs::write(&path, content).map_err(|e| e.to_string())?;
+            println!("wrote {}", path.display());
         }
-        println!("openapi/openapi.json is up to date");
-        Ok(())
-    } else {
-        std::fs::write(&path, generated).map_err(|e| e.to_string())?;
-        println!("wrote {}", path.display());
-        Ok(())
     }
+    Ok(())
 }
 
 /// Finds or starts PostgreSQL (as `skein serve` does), runs `f` with the URL, then stops any

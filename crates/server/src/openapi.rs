@@ -12,6 +12,7 @@ use utoipa::openapi::{Content, Object, OpenApi as Document, Ref, RefOr, Type};
 use utoipa::{Modify, OpenApi};
 
 mod limits;
+mod sse;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -90,6 +91,8 @@ impl Modify for Conventions {
         doc.servers = Some(vec![Server::new("/")]);
         let unknown = limits::apply(doc, &skein_domain::Limits::default());
         debug_assert!(unknown.is_empty(), "limits name fields the document lacks: {unknown:?}");
+        let unknown = sse::describe(doc);
+        debug_assert!(unknown.is_empty(), "event streams without a framing description: {unknown:?}");
 
         for item in doc.paths.paths.values_mut() {
             let reads = [&mut item.get].into_iter().flatten().map(|op| (op, false));

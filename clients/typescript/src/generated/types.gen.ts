@@ -2876,6 +2876,8 @@ export type StreamConversationError = StreamConversationErrors[keyof StreamConve
 export type StreamConversationResponses = {
     /**
      * An endless stream of events
+     *
+     * Framing (Server-Sent Events, UTF-8): each event is `event: <type>` (the `Event`'s `type`), `id: <id>`, and `data: <the Event as one line of JSON>`, ended by a blank line. `id:` is the event's `cursor`, on logged events only (live-only ones such as `typing.update` have no `id:`). To resume after a cut, send the last `id:` received as `Last-Event-ID` (browsers' `EventSource` does): nothing is missed or repeated. Lines starting with `:` are keep-alive comments, at most 15 s apart when nothing else is sent (`realtime.keep_alive_secs`); ignore them. The stream opens with `retry: 2000` (milliseconds to wait before reconnecting).
      */
     200: Event;
 };
@@ -4176,6 +4178,8 @@ export type StreamAnswerError = StreamAnswerErrors[keyof StreamAnswerErrors];
 export type StreamAnswerResponses = {
     /**
      * `message.delta` events, then `message.done`
+     *
+     * Framing (Server-Sent Events, UTF-8): each event is `event: <type>` (the `Event`'s `type`), `id: <id>`, and `data: <the Event as one line of JSON>`, ended by a blank line. `id:` is the number of characters of the answer the client has after this event. To resume after a cut, send the last `id:` received as `Last-Event-ID` (browsers' `EventSource` does): nothing is missed or repeated. Lines starting with `:` are keep-alive comments, at most 15 s apart when nothing else is sent (`realtime.keep_alive_secs`); ignore them.
      */
     200: Event;
 };
@@ -4458,6 +4462,8 @@ export type StreamEventsError = StreamEventsErrors[keyof StreamEventsErrors];
 export type StreamEventsResponses = {
     /**
      * An endless stream of events
+     *
+     * Framing (Server-Sent Events, UTF-8): each event is `event: <type>` (the `Event`'s `type`), `id: <id>`, and `data: <the Event as one line of JSON>`, ended by a blank line. `id:` is the event's `cursor`, on logged events only (live-only ones such as `typing.update` have no `id:`). To resume after a cut, send the last `id:` received as `Last-Event-ID` (browsers' `EventSource` does): nothing is missed or repeated. Lines starting with `:` are keep-alive comments, at most 15 s apart when nothing else is sent (`realtime.keep_alive_secs`); ignore them. The stream opens with `retry: 2000` (milliseconds to wait before reconnecting).
      */
     200: Event;
 };
@@ -5512,6 +5518,9 @@ export type ConnectWebsocketData = {
          * Resume after this cursor.
          */
         after?: string;
+        /**
+         * A token from `POST /api/stream/token` (browsers' WebSocket cannot send headers).
+         */
         token?: string;
         /**
          * Follow one conversation instead of every conversation the caller is a member of.

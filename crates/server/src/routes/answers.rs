@@ -2,7 +2,6 @@
 //! persisted chunks, and feedback.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, Responder, delete, get, post, put, web};
 use actix_web_lab::sse;
@@ -14,7 +13,7 @@ use skein_shared::{ErrorCode, MessageId};
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::streams::stream_user;
+use super::streams::{keep_alive, stream_user};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -107,7 +106,7 @@ async fn stream_answer(
         let data = sse::Data::new(serde_json::to_string(&event).ok()?).event(kind).id(sent.to_string());
         Some((Ok::<_, Infallible>(sse::Event::Data(data)), follow))
     });
-    Ok(sse::Sse::from_stream(events).with_keep_alive(Duration::from_secs(15)))
+    Ok(sse::Sse::from_stream(events).with_keep_alive(keep_alive(&state)))
 }
 
 /// The persisted chunks of an assistant message, in order (for clients that rebuild a stream).

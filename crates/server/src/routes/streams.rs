@@ -23,7 +23,16 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// How long a client waits before reconnecting (the SSE `retry:` field).
-const RETRY: Duration = Duration::from_secs(2);
+pub(crate) const RETRY: Duration = Duration::from_secs(2);
+
+/// The longest gap between keep-alives (SSE comments, WebSocket pings) whatever
+/// `realtime.keep_alive_secs` says: proxies commonly cut idle connections after 30 s or more.
+pub(crate) const KEEP_ALIVE_MAX_SECS: u64 = 15;
+
+/// The keep-alive interval of every stream.
+pub(crate) fn keep_alive(state: &AppState) -> Duration {
+    Duration::from_secs(state.streams.keep_alive_secs.clamp(1, KEEP_ALIVE_MAX_SECS))
+}
 
 #[derive(Debug, Default, Deserialize, Serialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -39,6 +48,7 @@ pub struct StreamParams {
 pub struct WsParams {
     /// Resume after this cursor.
     pub after: Option<String>,
+    /// A token from `POST /api/stream/token` (browsers' WebSocket cannot send headers).
     pub token: Option<String>,
     /// Follow one conversation instead of every conversation the caller is a member of.
     pub conversation_id: Option<ConversationId>,
@@ -113,9 +123,7 @@ async fn sse_response(
 ) -> ApiResult<impl Responder + use<>> {
     let feed = state.services.open_feed(user, conversation, resume.as_deref()).await?;
     let events = feed.map(|delivery| Ok::<_, std::convert::Infallible>(sse_event(&delivery)));
-    Ok(sse::Sse::from_stream(events)
-        .with_keep_alive(Duration::from_secs(state.streams.keep_alive_secs.clamp(1, 15)))
-        .with_retry_duration(RETRY))
+    Ok(sse::Sse::from_stream(events).with_keep_alive(keep_alive(state)).with_retry_duration(RETRY))
 }
 
 fn sse_event(delivery: &Delivery) -> sse::Event {
@@ -168,7 +176,7 @@ async fn websocket_session(
     mut session: actix_ws::Session,
     messages: actix_ws::MessageStream,
 ) {
-    let keep_alive = Duration::from_secs(state.streams.keep_alive_secs.clamp(1, 15));
+    let keep_alive = keep_alive(&state);
     let mut messages = messages.max_frame_size(64 * 1024).aggregate_continuations();
     let mut ping = tokio::time::interval(keep_alive);
     let mut last_heard = Instant::now();
