@@ -8,8 +8,9 @@
 //! - `modules`            prove `skein-infra`'s modules import in no circle and only down
 //!   its floors (see `modules.rs`)
 //! - `bench`              run the benchmarks against a release build
-//! - `lint`               lint the committed OpenAPI document with the pinned Redocly CLI
-//!   (installed from `openapi/package-lock.json` with `npm ci`); any error fails
+//! - `lint`               lint the committed OpenAPI and AsyncAPI documents with the pinned
+//!   Redocly CLI and Spectral (installed from `openapi/package-lock.json` with `npm ci`); any
+//!   error fails
 //! - `clients [--check]`  regenerate the TypeScript client from the document (or fail if the
 //!   committed one is stale), then type-check it (`tsc --strict`) and the quick starts, also
 //!   against an openapi-typescript client generated from the same document
@@ -167,14 +168,21 @@ fn typescript_suite(root: &Path, url: &str) -> Result<(), String> {
     result
 }
 
-/// Redocly's recommended rules over `openapi/openapi.json`, from the pinned package.
+/// Both API documents through both pinned linters: Redocly's recommended rules and
+/// Spectral's `spectral:oas` / `spectral:asyncapi`. Any error fails (Redocly lists its warnings too).
 fn lint(root: &Path) -> Result<(), String> {
     let dir = root.join("openapi");
     npm_install(&dir)?;
+    let documents = ["openapi.json", "asyncapi.yaml"];
     run(Command::new(dir.join("node_modules/.bin/redocly"))
-        .args(["lint", "--config", "redocly.yaml", "openapi.json", "asyncapi.yaml"])
+        .args(["lint", "--config", "redocly.yaml"])
+        .args(documents)
         .env("REDOCLY_TELEMETRY", "off")
         .env("REDOCLY_SUPPRESS_UPDATE_NOTICE", "true")
+        .current_dir(&dir))?;
+    run(Command::new(dir.join("node_modules/.bin/spectral"))
+        .args(["lint", "--ruleset", ".spectral.yaml", "--fail-severity", "error", "--display-only-failures"])
+        .args(documents)
         .current_dir(&dir))
 }
 
