@@ -97,7 +97,7 @@ fn clients(root: &Path, check: bool) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&fresh);
         run(Command::new(dir.join("node_modules/.bin/openapi-ts")).arg("--output").arg(&fresh).current_dir(&dir))?;
         let (old, new) = (read_tree(&committed)?, read_tree(&fresh)?);
-        let stale: Vec<&String> =
+        let stale: std::collections::BTreeSet<&String> =
             old.keys().chain(new.keys()).filter(|path| old.get(*path) != new.get(*path)).collect();
         if !stale.is_empty() {
             return Err(format!(
