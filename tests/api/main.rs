@@ -5,6 +5,7 @@
 
 mod accounts;
 mod answers;
+mod api_keys;
 mod assistants;
 mod authz;
 mod contract;

@@ -163,6 +163,17 @@ impl TestApp {
         .str("id")
     }
 
+    /// Mints an API key in `ws` (as its admin `admin`) and returns it as a user whose token is
+    /// the key's secret (`id` is its service user's).
+    pub async fn api_key(&self, admin: &TestUser, ws: &str, body: Value) -> TestUser {
+        let res = self.post(&format!("/api/workspaces/{ws}/api-keys"), admin, body).await.expect(201);
+        TestUser {
+            id: res.str("user_id"),
+            email: format!("{}@service.invalid", res.str("id")),
+            token: res.str("secret"),
+        }
+    }
+
     /// Posts a thread root and returns its id.
     pub async fn root(&self, user: &TestUser, conversation: &str, content: &str) -> String {
         self.post(&format!("/api/threads/{conversation}/root"), user, json!({ "content": content }))

@@ -44,6 +44,42 @@ pub struct Session {
     pub id: Ulid,
     pub user: User,
     pub csrf_token: String,
+    /// Set when the session is an API key's (its id is the key's): what the key may do.
+    pub api_key: Option<ApiKeyGrant>,
+}
+
+/// The scopes of the API key a request authenticated with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyGrant {
+    pub id: skein_shared::ApiKeyId,
+    pub scopes: Vec<skein_shared::api_key::ApiScope>,
+}
+
+impl ApiKeyGrant {
+    /// Whether the key may do what `scope` covers (`admin` covers everything).
+    pub fn allows(&self, scope: skein_shared::api_key::ApiScope) -> bool {
+        use skein_shared::api_key::ApiScope;
+        self.scopes.contains(&scope) || self.scopes.contains(&ApiScope::Admin)
+    }
+}
+
+/// An API key to store, with the service user it acts as.
+#[derive(Clone, Debug)]
+pub struct NewApiKey {
+    pub id: skein_shared::ApiKeyId,
+    pub workspace_id: skein_shared::WorkspaceId,
+    pub name: String,
+    pub scopes: Vec<skein_shared::api_key::ApiScope>,
+    pub conversation_ids: Option<Vec<ConversationId>>,
+    /// The service user to create.
+    pub service_user: UserId,
+    /// Its role in the workspace: `admin` for admin keys, `guest` for keys limited to a
+    /// list of conversations (guests see only what they are members of), else `member`.
+    pub workspace_role: skein_shared::workspace::WorkspaceRole,
+    pub prefix: String,
+    pub token_digest: Vec<u8>,
+    pub created_by: UserId,
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 /// A conversation as stored, without any caller's point of view.
@@ -239,6 +275,8 @@ pub struct NewMessage {
     pub client_msg_id: Option<String>,
     /// Present for a root.
     pub thread: Option<NewThread>,
+    /// How it came in; with an API key its author is a service.
+    pub via: skein_shared::thread::Via,
 }
 
 /// Who of a list of ids can be mentioned in a conversation.
@@ -301,6 +339,8 @@ pub struct NewGeneration {
     pub provider: String,
     pub model: String,
     pub requested_by: UserId,
+    /// How the answer was asked for.
+    pub via: skein_shared::thread::Via,
     pub prompt: Vec<crate::context::PromptMessage>,
     pub temperature: Option<f32>,
     pub max_tokens: u32,

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use skein_shared::api_key::ApiKey;
 use skein_shared::assistant::{
     Assistant, FeedbackRequest, FeedbackSummary, Generation, MessageChunk, MessageDelta, MessageDone,
 };
@@ -18,7 +19,7 @@ use skein_shared::message::{
 use skein_shared::preferences::UpdatePreferencesRequest;
 use skein_shared::thread::{Message, ThreadSummary};
 use skein_shared::workspace::{Workspace, WorkspaceMember, WorkspaceRole};
-use skein_shared::{AssistantId, ConversationId, MessageId, UserId, WorkspaceId};
+use skein_shared::{ApiKeyId, AssistantId, ConversationId, MessageId, UserId, WorkspaceId};
 use time::{Duration, OffsetDateTime};
 use ulid::Ulid;
 
@@ -63,8 +64,25 @@ pub trait AccountRepo: Send + Sync {
         token_digest: Vec<u8>,
         expires_at: time::OffsetDateTime,
     ) -> impl Future<Output = DomainResult<()>> + Send;
-    /// The user of an unexpired stream token whose session is still live.
-    fn find_stream_token(&self, token_digest: &[u8]) -> impl Future<Output = DomainResult<Option<User>>> + Send;
+    /// The session of an unexpired stream token, while that session is live.
+    fn find_stream_token(&self, token_digest: &[u8]) -> impl Future<Output = DomainResult<Option<Session>>> + Send;
+}
+
+pub trait ApiKeyRepo: Send + Sync {
+    /// Creates, in one transaction, the key's service user, its workspace membership (and its
+    /// membership of each listed conversation), the session its secret opens (id = the key's,
+    /// no idle expiry) and the key.
+    fn create_api_key(&self, new: NewApiKey) -> impl Future<Output = DomainResult<ApiKey>> + Send;
+    /// The workspace's live keys (not revoked), oldest first, after the key `after`.
+    fn list_api_keys(
+        &self,
+        workspace: WorkspaceId,
+        after: Option<Ulid>,
+        limit: u32,
+    ) -> impl Future<Output = DomainResult<Vec<ApiKey>>> + Send;
+    /// Revokes the key and ends its session on every instance; false when no live key of the
+    /// workspace has this id.
+    fn revoke_api_key(&self, workspace: WorkspaceId, id: ApiKeyId) -> impl Future<Output = DomainResult<bool>> + Send;
 }
 
 /// Password hashing and secret tokens.
@@ -500,6 +518,7 @@ pub trait SearchRepo: Send + Sync {
 
 pub trait Ports:
     AccountRepo
+    + ApiKeyRepo
     + Clock
     + Credentials
     + WorkspaceRepo
@@ -519,6 +538,7 @@ pub trait Ports:
 }
 impl<T> Ports for T where
     T: AccountRepo
+        + ApiKeyRepo
         + Clock
         + Credentials
         + WorkspaceRepo

@@ -8,6 +8,7 @@ use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::Method;
 use actix_web::{FromRequest, HttpRequest};
 use skein_domain::entities::Session;
+use skein_shared::thread::{Via, ViaKind};
 use skein_shared::{ErrorCode, UserId};
 
 use crate::AppState;
@@ -26,6 +27,21 @@ impl Caller {
     pub fn id(&self) -> UserId {
         self.session.user.id
     }
+
+    /// How what this request writes came in (recorded on messages).
+    pub fn via(&self) -> Via {
+        via_of(&self.session, ViaKind::Session)
+    }
+}
+
+/// `kind` for a person's session; an API key's requests are always `api_key` or `openai`.
+pub fn via_of(session: &Session, kind: ViaKind) -> Via {
+    match &session.api_key {
+        Some(key) => {
+            Via { kind: if kind == ViaKind::Session { ViaKind::ApiKey } else { kind }, api_key_id: Some(key.id) }
+        }
+        None => Via { kind, api_key_id: None },
+    }
 }
 
 impl FromRequest for Caller {
@@ -43,6 +59,9 @@ impl FromRequest for Caller {
                 None => (req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()).ok_or_else(unauthenticated)?, true),
             };
             let session = state.services.authenticate(&token).await.map_err(ApiError::from)?;
+            if let Some(grant) = &session.api_key {
+                crate::scopes::check(grant, &req)?;
+            }
             if via_cookie && !is_safe(req.method()) {
                 let header = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
                 if !constant_time_eq(header.as_bytes(), session.csrf_token.as_bytes()) {

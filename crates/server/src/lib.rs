@@ -5,6 +5,7 @@ pub mod config;
 pub mod error;
 pub mod openapi;
 pub mod routes;
+pub mod scopes;
 pub mod state;
 
 use std::net::{SocketAddr, TcpListener};

@@ -1,6 +1,8 @@
 //! The OpenAPI 3.1 document: generated from the handlers' annotations, with the security
 //! schemes and the problem responses every operation can give added here once.
 
+use actix_web::http::Method;
+use skein_shared::api_key::ApiScope;
 use utoipa::openapi::header::Header;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
@@ -27,6 +29,7 @@ mod sse;
     tags(
         (name = "auth", description = "Accounts and sessions"),
         (name = "workspaces", description = "Workspaces and their members"),
+        (name = "api-keys", description = "Scoped API keys for services, acting as service users of a workspace"),
         (name = "assistants", description = "AI assistants of a workspace (OpenAI-compatible providers from the configuration)"),
         (name = "conversations", description = "Conversations, members and invites"),
         (name = "threads", description = "Threads (trees of messages) and history"),
@@ -65,7 +68,15 @@ impl Modify for Conventions {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A session token from login or register, or an API key (`sk_skein_…`). A key \
+                         may call what its scopes cover: each operation's requirement names the scope.",
+                    ))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "session_cookie",
@@ -94,16 +105,28 @@ impl Modify for Conventions {
         let unknown = sse::describe(doc);
         debug_assert!(unknown.is_empty(), "event streams without a framing description: {unknown:?}");
 
-        for item in doc.paths.paths.values_mut() {
-            let reads = [&mut item.get].into_iter().flatten().map(|op| (op, false));
-            let writes = [&mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
-                .into_iter()
-                .flatten()
-                .map(|op| (op, true));
-            for (op, write) in reads.chain(writes) {
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let reads = [(&mut item.get, Method::GET)].into_iter();
+            let writes = [
+                (&mut item.post, Method::POST),
+                (&mut item.put, Method::PUT),
+                (&mut item.patch, Method::PATCH),
+                (&mut item.delete, Method::DELETE),
+            ]
+            .into_iter();
+            let ops = reads.chain(writes).filter_map(|(op, method)| op.as_mut().map(|op| (op, method)));
+            for (op, method) in ops {
                 let secured = op.security.as_ref().is_none_or(|reqs| !reqs.iter().all(is_empty_requirement));
                 if secured {
-                    op.security = Some(security_for(op, write));
+                    let scope = crate::scopes::required(&method, path);
+                    op.security = Some(security_for(op, method != Method::GET, scope));
+                    if scope.is_none() {
+                        let note = "Not for API keys (403 `insufficient_scope`): a person's session only.";
+                        op.description = Some(match op.description.take() {
+                            Some(text) => format!("{text}\n\n{note}"),
+                            None => note.to_owned(),
+                        });
+                    }
                 }
                 add_common_errors(op, secured);
                 add_headers(op);
@@ -112,11 +135,12 @@ impl Modify for Conventions {
     }
 }
 
-/// Who may call a secured operation: a Bearer token, or the session cookie (with the CSRF
-/// header on writes), or for streams a stream token.
-fn security_for(op: &Operation, write: bool) -> Vec<SecurityRequirement> {
+/// Who may call a secured operation: a Bearer token (naming the scope an API key needs, as
+/// OpenAPI 3.1 lets any scheme name roles), or the session cookie (with the CSRF header on
+/// writes), or for streams a stream token.
+fn security_for(op: &Operation, write: bool, scope: Option<ApiScope>) -> Vec<SecurityRequirement> {
     let none: [&str; 0] = [];
-    let mut alternatives = vec![SecurityRequirement::new("bearer", none)];
+    let mut alternatives = vec![SecurityRequirement::new("bearer", scope.map(ApiScope::as_str))];
     alternatives.push(match write {
         true => SecurityRequirement::new("session_cookie", none).add("csrf_token", none),
         false => SecurityRequirement::new("session_cookie", none),
@@ -134,7 +158,7 @@ fn add_common_errors(op: &mut Operation, secured: bool) {
     }
     if secured {
         codes.push(("401", "`unauthenticated`: no valid session token"));
-        codes.push(("403", "`forbidden` or `csrf_failed`"));
+        codes.push(("403", "`forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)"));
     }
     for (status, description) in codes {
         op.responses.responses.entry(status.to_owned()).or_insert_with(|| problem_response(description));

@@ -25,6 +25,8 @@ pub enum ErrorCode {
     CsrfFailed,
     /// The caller may see this resource but not perform this action.
     Forbidden,
+    /// An API key without the scope this request needs (`detail` names it).
+    InsufficientScope,
     /// The resource does not exist, or the caller may not know that it does.
     NotFound,
     /// No such route or method.
@@ -68,7 +70,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 29] = {
+    pub const ALL: [ErrorCode; 30] = {
         use ErrorCode::*;
         [
             MalformedJson,
@@ -80,6 +82,7 @@ impl ErrorCode {
             InvalidCredentials,
             CsrfFailed,
             Forbidden,
+            InsufficientScope,
             NotFound,
             RouteNotFound,
             MethodNotAllowed,
@@ -109,7 +112,7 @@ impl ErrorCode {
         match self {
             MalformedJson | BadRequest => 400,
             Unauthenticated | InvalidCredentials => 401,
-            CsrfFailed | Forbidden | RegistrationClosed => 403,
+            CsrfFailed | Forbidden | InsufficientScope | RegistrationClosed => 403,
             NotFound | RouteNotFound => 404,
             MethodNotAllowed => 405,
             EmailTaken
@@ -147,6 +150,7 @@ impl ErrorCode {
             InvalidCredentials => "invalid_credentials",
             CsrfFailed => "csrf_failed",
             Forbidden => "forbidden",
+            InsufficientScope => "insufficient_scope",
             NotFound => "not_found",
             RouteNotFound => "route_not_found",
             MethodNotAllowed => "method_not_allowed",

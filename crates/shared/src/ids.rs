@@ -82,3 +82,7 @@ id_type!(
     /// An AI assistant of a workspace.
     AssistantId
 );
+id_type!(
+    /// A workspace's API key (a service's credential).
+    ApiKeyId
+);

@@ -36,6 +36,7 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
+pub mod api_key;
 pub mod assistant;
 pub mod auth;
 pub mod conversation;
@@ -51,7 +52,7 @@ pub mod thread;
 pub mod workspace;
 
 pub use error::{ErrorCode, FieldError, Problem};
-pub use ids::{AssistantId, ConversationId, MessageId, UserId, WorkspaceId};
+pub use ids::{ApiKeyId, AssistantId, ConversationId, MessageId, UserId, WorkspaceId};
 pub use page::{Page, PageInfo};
 
 /// For PATCH fields where `null` means "remove": absent stays `None`, `null` becomes

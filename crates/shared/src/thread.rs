@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::assistant::ThreadSettings;
-use crate::{ConversationId, MessageId, Page, UserId};
+use crate::{ApiKeyId, ConversationId, MessageId, Page, UserId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -13,6 +13,40 @@ pub enum MessageRole {
     User,
     Assistant,
     System,
+}
+
+/// Who wrote a message: a person, a service (through an API key), an assistant, or the
+/// server itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum AuthorKind {
+    #[default]
+    User,
+    Service,
+    Assistant,
+    System,
+}
+
+/// How a message came in: a person's session, an API key, or the OpenAI-compatible
+/// endpoint (with a session or a key). An assistant's answer records how it was asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ViaKind {
+    #[default]
+    Session,
+    ApiKey,
+    Openai,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Via {
+    pub kind: ViaKind,
+    /// The key, when one authenticated the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<ApiKeyId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -39,6 +73,12 @@ pub struct Message {
     /// Position in the conversation: gapless and increasing in commit order.
     pub seq: i64,
     pub author_id: Option<UserId>,
+    /// `service` when an API key's service user wrote it.
+    #[serde(default)]
+    pub author_kind: AuthorKind,
+    /// How it came in.
+    #[serde(default)]
+    pub via: Via,
     pub role: MessageRole,
     pub content: String,
     pub status: MessageStatus,

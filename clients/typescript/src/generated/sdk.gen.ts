@@ -2,7 +2,7 @@
 
 import { client } from './client.gen.js';
 import type { Client, Options as Options2, TDataShape } from './client/index.js';
-import type { AcceptInviteData, AcceptInviteErrors, AcceptInviteResponses, AddConversationMemberData, AddConversationMemberErrors, AddConversationMemberResponses, AddReactionData, AddReactionErrors, AddReactionResponses, AddWorkspaceMemberData, AddWorkspaceMemberErrors, AddWorkspaceMemberResponses, ArchiveConversationData, ArchiveConversationErrors, ArchiveConversationResponses, CancelAnswerData, CancelAnswerErrors, CancelAnswerResponses, CheckHealthData, CheckHealthErrors, CheckHealthResponses, CheckReadinessData, CheckReadinessErrors, CheckReadinessResponses, ConnectWebsocketData, ConnectWebsocketErrors, ConvertConversationData, ConvertConversationErrors, ConvertConversationResponses, CreateAssistantData, CreateAssistantErrors, CreateAssistantResponses, CreateConversationData, CreateConversationErrors, CreateConversationInviteData, CreateConversationInviteErrors, CreateConversationInviteResponses, CreateConversationResponses, CreateReplyData, CreateReplyErrors, CreateReplyResponses, CreateStreamTokenData, CreateStreamTokenErrors, CreateStreamTokenResponses, CreateThreadData, CreateThreadErrors, CreateThreadResponses, CreateWorkspaceData, CreateWorkspaceErrors, CreateWorkspaceResponses, DeleteAnswerFeedbackData, DeleteAnswerFeedbackErrors, DeleteAnswerFeedbackResponses, DeleteAssistantData, DeleteAssistantErrors, DeleteAssistantResponses, DeleteConversationData, DeleteConversationErrors, DeleteConversationResponses, DeleteMessageData, DeleteMessageErrors, DeleteMessageResponses, DeleteThreadData, DeleteThreadErrors, DeleteThreadResponses, EditMessageData, EditMessageErrors, EditMessageResponses, GenerateAnswerData, GenerateAnswerErrors, GenerateAnswerResponses, GetAssistantData, GetAssistantErrors, GetAssistantResponses, GetConversationData, GetConversationErrors, GetConversationResponses, GetCurrentUserData, GetCurrentUserErrors, GetCurrentUserResponses, GetMessageData, GetMessageErrors, GetMessageResponses, GetPresenceData, GetPresenceErrors, GetPresenceResponses, GetThreadTreeData, GetThreadTreeErrors, GetThreadTreeResponses, GetUnreadCountsData, GetUnreadCountsErrors, GetUnreadCountsResponses, GetWorkspaceData, GetWorkspaceErrors, GetWorkspaceResponses, JoinConversationData, JoinConversationErrors, JoinConversationResponses, LeaveConversationData, LeaveConversationErrors, LeaveConversationResponses, ListAnswerChunksData, ListAnswerChunksErrors, ListAnswerChunksResponses, ListAssistantsData, ListAssistantsErrors, ListAssistantsResponses, ListConversationMembersData, ListConversationMembersErrors, ListConversationMembersResponses, ListConversationMessagesData, ListConversationMessagesErrors, ListConversationMessagesResponses, ListConversationPinsData, ListConversationPinsErrors, ListConversationPinsResponses, ListConversationsData, ListConversationsErrors, ListConversationsResponses, ListMessageVersionsData, ListMessageVersionsErrors, ListMessageVersionsResponses, ListReactionUsersData, ListReactionUsersErrors, ListReactionUsersResponses, ListThreadsData, ListThreadsErrors, ListThreadsResponses, ListWorkspaceMembersData, ListWorkspaceMembersErrors, ListWorkspaceMembersResponses, ListWorkspacesData, ListWorkspacesErrors, ListWorkspacesResponses, LogInData, LogInErrors, LogInResponses, LogOutData, LogOutErrors, LogOutResponses, MarkConversationReadData, MarkConversationReadErrors, MarkConversationReadResponses, PinMessageData, PinMessageErrors, PinMessageResponses, RegisterAccountData, RegisterAccountErrors, RegisterAccountResponses, RemoveConversationMemberData, RemoveConversationMemberErrors, RemoveConversationMemberResponses, RemoveReactionData, RemoveReactionErrors, RemoveReactionResponses, RemoveWorkspaceMemberData, RemoveWorkspaceMemberErrors, RemoveWorkspaceMemberResponses, RevokeConversationInviteData, RevokeConversationInviteErrors, RevokeConversationInviteResponses, SearchMessagesData, SearchMessagesErrors, SearchMessagesResponses, SendPresenceHeartbeatData, SendPresenceHeartbeatErrors, SendPresenceHeartbeatResponses, SendTypingData, SendTypingErrors, SendTypingResponses, SetAnswerFeedbackData, SetAnswerFeedbackErrors, SetAnswerFeedbackResponses, SetConversationPreferencesData, SetConversationPreferencesErrors, SetConversationPreferencesResponses, StreamAnswerData, StreamAnswerErrors, StreamAnswerResponse, StreamAnswerResponses, StreamConversationData, StreamConversationErrors, StreamConversationResponse, StreamConversationResponses, StreamEventsData, StreamEventsErrors, StreamEventsResponse, StreamEventsResponses, UnarchiveConversationData, UnarchiveConversationErrors, UnarchiveConversationResponses, UnpinMessageData, UnpinMessageErrors, UnpinMessageResponses, UpdateAssistantData, UpdateAssistantErrors, UpdateAssistantResponses, UpdateConversationData, UpdateConversationErrors, UpdateConversationResponses, UpdateThreadData, UpdateThreadErrors, UpdateThreadResponses, UpdateWorkspaceMemberData, UpdateWorkspaceMemberErrors, UpdateWorkspaceMemberResponses } from './types.gen.js';
+import type { AcceptInviteData, AcceptInviteErrors, AcceptInviteResponses, AddConversationMemberData, AddConversationMemberErrors, AddConversationMemberResponses, AddReactionData, AddReactionErrors, AddReactionResponses, AddWorkspaceMemberData, AddWorkspaceMemberErrors, AddWorkspaceMemberResponses, ArchiveConversationData, ArchiveConversationErrors, ArchiveConversationResponses, CancelAnswerData, CancelAnswerErrors, CancelAnswerResponses, CheckHealthData, CheckHealthErrors, CheckHealthResponses, CheckReadinessData, CheckReadinessErrors, CheckReadinessResponses, ConnectWebsocketData, ConnectWebsocketErrors, ConvertConversationData, ConvertConversationErrors, ConvertConversationResponses, CreateApiKeyData, CreateApiKeyErrors, CreateApiKeyResponses, CreateAssistantData, CreateAssistantErrors, CreateAssistantResponses, CreateConversationData, CreateConversationErrors, CreateConversationInviteData, CreateConversationInviteErrors, CreateConversationInviteResponses, CreateConversationResponses, CreateReplyData, CreateReplyErrors, CreateReplyResponses, CreateStreamTokenData, CreateStreamTokenErrors, CreateStreamTokenResponses, CreateThreadData, CreateThreadErrors, CreateThreadResponses, CreateWorkspaceData, CreateWorkspaceErrors, CreateWorkspaceResponses, DeleteAnswerFeedbackData, DeleteAnswerFeedbackErrors, DeleteAnswerFeedbackResponses, DeleteAssistantData, DeleteAssistantErrors, DeleteAssistantResponses, DeleteConversationData, DeleteConversationErrors, DeleteConversationResponses, DeleteMessageData, DeleteMessageErrors, DeleteMessageResponses, DeleteThreadData, DeleteThreadErrors, DeleteThreadResponses, EditMessageData, EditMessageErrors, EditMessageResponses, GenerateAnswerData, GenerateAnswerErrors, GenerateAnswerResponses, GetAssistantData, GetAssistantErrors, GetAssistantResponses, GetConversationData, GetConversationErrors, GetConversationResponses, GetCurrentUserData, GetCurrentUserErrors, GetCurrentUserResponses, GetMessageData, GetMessageErrors, GetMessageResponses, GetPresenceData, GetPresenceErrors, GetPresenceResponses, GetThreadTreeData, GetThreadTreeErrors, GetThreadTreeResponses, GetUnreadCountsData, GetUnreadCountsErrors, GetUnreadCountsResponses, GetWorkspaceData, GetWorkspaceErrors, GetWorkspaceResponses, JoinConversationData, JoinConversationErrors, JoinConversationResponses, LeaveConversationData, LeaveConversationErrors, LeaveConversationResponses, ListAnswerChunksData, ListAnswerChunksErrors, ListAnswerChunksResponses, ListApiKeysData, ListApiKeysErrors, ListApiKeysResponses, ListAssistantsData, ListAssistantsErrors, ListAssistantsResponses, ListConversationMembersData, ListConversationMembersErrors, ListConversationMembersResponses, ListConversationMessagesData, ListConversationMessagesErrors, ListConversationMessagesResponses, ListConversationPinsData, ListConversationPinsErrors, ListConversationPinsResponses, ListConversationsData, ListConversationsErrors, ListConversationsResponses, ListMessageVersionsData, ListMessageVersionsErrors, ListMessageVersionsResponses, ListReactionUsersData, ListReactionUsersErrors, ListReactionUsersResponses, ListThreadsData, ListThreadsErrors, ListThreadsResponses, ListWorkspaceMembersData, ListWorkspaceMembersErrors, ListWorkspaceMembersResponses, ListWorkspacesData, ListWorkspacesErrors, ListWorkspacesResponses, LogInData, LogInErrors, LogInResponses, LogOutData, LogOutErrors, LogOutResponses, MarkConversationReadData, MarkConversationReadErrors, MarkConversationReadResponses, PinMessageData, PinMessageErrors, PinMessageResponses, RegisterAccountData, RegisterAccountErrors, RegisterAccountResponses, RemoveConversationMemberData, RemoveConversationMemberErrors, RemoveConversationMemberResponses, RemoveReactionData, RemoveReactionErrors, RemoveReactionResponses, RemoveWorkspaceMemberData, RemoveWorkspaceMemberErrors, RemoveWorkspaceMemberResponses, RevokeApiKeyData, RevokeApiKeyErrors, RevokeApiKeyResponses, RevokeConversationInviteData, RevokeConversationInviteErrors, RevokeConversationInviteResponses, SearchMessagesData, SearchMessagesErrors, SearchMessagesResponses, SendPresenceHeartbeatData, SendPresenceHeartbeatErrors, SendPresenceHeartbeatResponses, SendTypingData, SendTypingErrors, SendTypingResponses, SetAnswerFeedbackData, SetAnswerFeedbackErrors, SetAnswerFeedbackResponses, SetConversationPreferencesData, SetConversationPreferencesErrors, SetConversationPreferencesResponses, StreamAnswerData, StreamAnswerErrors, StreamAnswerResponse, StreamAnswerResponses, StreamConversationData, StreamConversationErrors, StreamConversationResponse, StreamConversationResponses, StreamEventsData, StreamEventsErrors, StreamEventsResponse, StreamEventsResponses, UnarchiveConversationData, UnarchiveConversationErrors, UnarchiveConversationResponses, UnpinMessageData, UnpinMessageErrors, UnpinMessageResponses, UpdateAssistantData, UpdateAssistantErrors, UpdateAssistantResponses, UpdateConversationData, UpdateConversationErrors, UpdateConversationResponses, UpdateThreadData, UpdateThreadErrors, UpdateThreadResponses, UpdateWorkspaceMemberData, UpdateWorkspaceMemberErrors, UpdateWorkspaceMemberResponses } from './types.gen.js';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -33,6 +33,8 @@ export const logIn = <ThrowOnError extends boolean = true>(options: Options<LogI
 
 /**
  * Revoke the caller's session token.
+ *
+ * Not for API keys (403 `insufficient_scope`): a person's session only.
  */
 export const logOut = <ThrowOnError extends boolean = true>(options?: Options<LogOutData, ThrowOnError>) => (options?.client ?? client).post<LogOutResponses, LogOutErrors, ThrowOnError>({
     security: [
@@ -478,6 +480,8 @@ export const unarchiveConversation = <ThrowOnError extends boolean = true>(optio
 
 /**
  * Join through an invite. Someone outside the workspace joins it as a guest.
+ *
+ * Not for API keys (403 `insufficient_scope`): a person's session only.
  */
 export const acceptInvite = <ThrowOnError extends boolean = true>(options: Options<AcceptInviteData, ThrowOnError>) => (options.client ?? client).post<AcceptInviteResponses, AcceptInviteErrors, ThrowOnError>({
     security: [
@@ -983,6 +987,8 @@ export const listWorkspaces = <ThrowOnError extends boolean = true>(options?: Op
 
 /**
  * Create a workspace; the caller becomes its owner.
+ *
+ * Not for API keys (403 `insufficient_scope`): a person's session only.
  */
 export const createWorkspace = <ThrowOnError extends boolean = true>(options: Options<CreateWorkspaceData, ThrowOnError>) => (options.client ?? client).post<CreateWorkspaceResponses, CreateWorkspaceErrors, ThrowOnError>({
     security: [
@@ -1012,6 +1018,67 @@ export const getWorkspace = <ThrowOnError extends boolean = true>(options: Optio
             type: 'apiKey'
         }],
     url: '/api/workspaces/{id}',
+    ...options
+});
+
+/**
+ * The workspace's live keys, oldest first, with when each was last used (never a secret).
+ *
+ * Not for API keys (403 `insufficient_scope`): a person's session only.
+ */
+export const listApiKeys = <ThrowOnError extends boolean = true>(options: Options<ListApiKeysData, ThrowOnError>) => (options.client ?? client).get<ListApiKeysResponses, ListApiKeysErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, {
+            in: 'cookie',
+            name: 'skein_session',
+            type: 'apiKey'
+        }],
+    url: '/api/workspaces/{id}/api-keys',
+    ...options
+});
+
+/**
+ * Mint an API key (workspace admins). The secret (`sk_skein_…`) is in this response only;
+ * the server keeps its hash. The key acts as a service user of its own, named `name`: a
+ * workspace `member` (`admin` with the `admin` scope; a `guest` that is a member of exactly
+ * the listed conversations with `conversation_ids`).
+ *
+ * Not for API keys (403 `insufficient_scope`): a person's session only.
+ */
+export const createApiKey = <ThrowOnError extends boolean = true>(options: Options<CreateApiKeyData, ThrowOnError>) => (options.client ?? client).post<CreateApiKeyResponses, CreateApiKeyErrors, ThrowOnError>({
+    security: [
+        { scheme: 'bearer', type: 'http' },
+        { name: 'x-csrf-token', type: 'apiKey' },
+        {
+            in: 'cookie',
+            name: 'skein_session',
+            type: 'apiKey'
+        }
+    ],
+    url: '/api/workspaces/{id}/api-keys',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Revoke a key: every instance refuses it from now on (within a second). What it posted
+ * stays, authored by its service user.
+ *
+ * Not for API keys (403 `insufficient_scope`): a person's session only.
+ */
+export const revokeApiKey = <ThrowOnError extends boolean = true>(options: Options<RevokeApiKeyData, ThrowOnError>) => (options.client ?? client).delete<RevokeApiKeyResponses, RevokeApiKeyErrors, ThrowOnError>({
+    security: [
+        { scheme: 'bearer', type: 'http' },
+        { name: 'x-csrf-token', type: 'apiKey' },
+        {
+            in: 'cookie',
+            name: 'skein_session',
+            type: 'apiKey'
+        }
+    ],
+    url: '/api/workspaces/{id}/api-keys/{key_id}',
     ...options
 });
 

@@ -22,6 +22,44 @@ export type AddWorkspaceMemberRequest = {
 };
 
 /**
+ * An API key as listed: never its secret.
+ */
+export type ApiKey = {
+    conversation_ids?: Array<ConversationId> | null;
+    created_at: string;
+    created_by?: UserId | null;
+    expires_at?: string | null;
+    id: ApiKeyId;
+    /**
+     * Within a minute.
+     */
+    last_used_at?: string | null;
+    name: string;
+    /**
+     * The secret's first characters (`sk_skein_` and 6 more), to tell keys apart.
+     */
+    prefix: string;
+    scopes: Array<ApiScope>;
+    /**
+     * The service user the key acts as (the author of what it posts).
+     */
+    user_id: UserId;
+    workspace_id: WorkspaceId;
+};
+
+/**
+ * A workspace's API key (a service's credential).
+ */
+export type ApiKeyId = string;
+
+/**
+ * What a key may do. A request needs `read` to read (GET), `write` to change anything,
+ * `assistant` to ask for, cancel or rate assistant answers; `admin` makes the key's service
+ * user a workspace admin and grants the other three.
+ */
+export type ApiScope = 'read' | 'write' | 'assistant' | 'admin';
+
+/**
  * An assistant of a workspace: which provider and model answer, and how.
  */
 export type Assistant = {
@@ -66,6 +104,12 @@ export type AuthResponse = {
     token: string;
     user: User;
 };
+
+/**
+ * Who wrote a message: a person, a service (through an API key), an assistant, or the
+ * server itself.
+ */
+export type AuthorKind = 'user' | 'service' | 'assistant' | 'system';
 
 /**
  * What a WebSocket client sends.
@@ -180,6 +224,29 @@ export type ConvertConversationRequest = {
 };
 
 /**
+ * `POST /api/workspaces/{id}/api-keys` (workspace admins).
+ */
+export type CreateApiKeyRequest = {
+    /**
+     * Only these conversations (others are 404 to the key); absent: the workspace, as a
+     * member sees it. Not with `admin`.
+     */
+    conversation_ids?: Array<ConversationId> | null;
+    /**
+     * Absent: the key does not expire (revoke it with `DELETE`).
+     */
+    expires_at?: string | null;
+    /**
+     * Shown as the service user's display name on what the key posts.
+     */
+    name: string;
+    /**
+     * At least one.
+     */
+    scopes: Array<ApiScope>;
+};
+
+/**
  * `POST /api/workspaces/{id}/assistants`.
  */
 export type CreateAssistantRequest = {
@@ -253,6 +320,16 @@ export type CreateWorkspaceRequest = {
 };
 
 /**
+ * A new key with its secret: shown this once, stored only as a hash.
+ */
+export type CreatedApiKey = ApiKey & {
+    /**
+     * `sk_skein_…`: send as `Authorization: Bearer <secret>`.
+     */
+    secret: string;
+};
+
+/**
  * `DELETE /api/conversations/{id}`: deleting is for good, so the caller repeats the
  * conversation's id.
  */
@@ -276,7 +353,7 @@ export type EditMessageRequest = {
 /**
  * Stable machine codes. Clients switch on these; the wording of `title`/`detail` may change.
  */
-export type ErrorCode = 'malformed_json' | 'bad_request' | 'unsupported_media_type' | 'payload_too_large' | 'validation_failed' | 'unauthenticated' | 'invalid_credentials' | 'csrf_failed' | 'forbidden' | 'not_found' | 'route_not_found' | 'method_not_allowed' | 'email_taken' | 'registration_closed' | 'conversation_archived' | 'last_owner' | 'direct_conversation_fixed' | 'not_convertible' | 'invite_expired' | 'generation_running' | 'no_assistant' | 'not_an_assistant_message' | 'message_deleted' | 'edit_window_closed' | 'reaction_limit' | 'generation_failed' | 'rate_limited' | 'service_unavailable' | 'internal';
+export type ErrorCode = 'malformed_json' | 'bad_request' | 'unsupported_media_type' | 'payload_too_large' | 'validation_failed' | 'unauthenticated' | 'invalid_credentials' | 'csrf_failed' | 'forbidden' | 'insufficient_scope' | 'not_found' | 'route_not_found' | 'method_not_allowed' | 'email_taken' | 'registration_closed' | 'conversation_archived' | 'last_owner' | 'direct_conversation_fixed' | 'not_convertible' | 'invite_expired' | 'generation_running' | 'no_assistant' | 'not_an_assistant_message' | 'message_deleted' | 'edit_window_closed' | 'reaction_limit' | 'generation_failed' | 'rate_limited' | 'service_unavailable' | 'internal';
 
 /**
  * An event as a client receives it.
@@ -580,6 +657,10 @@ export type MentionKind = 'user' | 'assistant' | 'channel' | 'here';
 
 export type Message = {
     author_id?: UserId | null;
+    /**
+     * `service` when an API key's service user wrote it.
+     */
+    author_kind?: AuthorKind;
     client_msg_id?: string | null;
     content: string;
     conversation_id: ConversationId;
@@ -627,6 +708,10 @@ export type Message = {
      */
     seq: number;
     status: MessageStatus;
+    /**
+     * How it came in.
+     */
+    via?: Via;
 };
 
 /**
@@ -742,6 +827,35 @@ export type PageInfo = {
 /**
  * One page of a list: `{ "data": [...], "page": { "next": ..., "prev": ... } }`.
  */
+export type PageApiKey = {
+    data: Array<{
+        conversation_ids?: Array<ConversationId> | null;
+        created_at: string;
+        created_by?: UserId | null;
+        expires_at?: string | null;
+        id: ApiKeyId;
+        /**
+         * Within a minute.
+         */
+        last_used_at?: string | null;
+        name: string;
+        /**
+         * The secret's first characters (`sk_skein_` and 6 more), to tell keys apart.
+         */
+        prefix: string;
+        scopes: Array<ApiScope>;
+        /**
+         * The service user the key acts as (the author of what it posts).
+         */
+        user_id: UserId;
+        workspace_id: WorkspaceId;
+    }>;
+    page: PageInfo;
+};
+
+/**
+ * One page of a list: `{ "data": [...], "page": { "next": ..., "prev": ... } }`.
+ */
 export type PageAssistant = {
     data: Array<{
         created_at: string;
@@ -821,6 +935,10 @@ export type PageConversationMember = {
 export type PageMessage = {
     data: Array<{
         author_id?: UserId | null;
+        /**
+         * `service` when an API key's service user wrote it.
+         */
+        author_kind?: AuthorKind;
         client_msg_id?: string | null;
         content: string;
         conversation_id: ConversationId;
@@ -868,6 +986,10 @@ export type PageMessage = {
          */
         seq: number;
         status: MessageStatus;
+        /**
+         * How it came in.
+         */
+        via?: Via;
     }>;
     page: PageInfo;
 };
@@ -1425,6 +1547,17 @@ export type User = {
  */
 export type UserId = string;
 
+export type Via = {
+    api_key_id?: ApiKeyId | null;
+    kind: ViaKind;
+};
+
+/**
+ * How a message came in: a person's session, an API key, or the OpenAI-compatible
+ * endpoint (with a session or a key). An assistant's answer records how it was asked for.
+ */
+export type ViaKind = 'session' | 'api_key' | 'openai';
+
 export type Visibility = 'private' | 'workspace';
 
 export type Workspace = {
@@ -1537,7 +1670,7 @@ export type LogOutErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -1671,7 +1804,7 @@ export type ListConversationsErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -1781,7 +1914,7 @@ export type GetUnreadCountsErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -1897,7 +2030,7 @@ export type GetConversationErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -2261,7 +2394,7 @@ export type JoinConversationErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -2323,7 +2456,7 @@ export type LeaveConversationErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -2390,7 +2523,7 @@ export type ListConversationMembersErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -2590,7 +2723,7 @@ export type ListConversationMessagesErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -2653,7 +2786,7 @@ export type ListConversationPinsErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -2707,7 +2840,7 @@ export type SetConversationPreferencesErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -2773,7 +2906,7 @@ export type MarkConversationReadErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -2850,7 +2983,7 @@ export type StreamConversationErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -2924,7 +3057,7 @@ export type ListThreadsErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -2978,7 +3111,7 @@ export type SendTypingErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -3094,7 +3227,7 @@ export type AcceptInviteErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -3151,7 +3284,7 @@ export type GetCurrentUserErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -3263,7 +3396,7 @@ export type GetMessageErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -3392,7 +3525,7 @@ export type ListMessageVersionsErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -3637,7 +3770,7 @@ export type ListReactionUsersErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -3753,7 +3886,7 @@ export type CancelAnswerErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -3811,7 +3944,7 @@ export type ListAnswerChunksErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -3869,7 +4002,7 @@ export type DeleteAnswerFeedbackErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -3923,7 +4056,7 @@ export type SetAnswerFeedbackErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -4148,7 +4281,7 @@ export type StreamAnswerErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -4208,7 +4341,7 @@ export type GetPresenceErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -4257,7 +4390,7 @@ export type SendPresenceHeartbeatErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -4372,7 +4505,7 @@ export type SearchMessagesErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -4436,7 +4569,7 @@ export type StreamEventsErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -4487,7 +4620,7 @@ export type CreateStreamTokenErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -4741,7 +4874,7 @@ export type GetThreadTreeErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -4799,7 +4932,7 @@ export type ListWorkspacesErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -4848,7 +4981,7 @@ export type CreateWorkspaceErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -4910,7 +5043,7 @@ export type GetWorkspaceErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -4941,6 +5074,189 @@ export type GetWorkspaceResponses = {
 };
 
 export type GetWorkspaceResponse = GetWorkspaceResponses[keyof GetWorkspaceResponses];
+
+export type ListApiKeysData = {
+    body?: never;
+    path: {
+        /**
+         * Workspace id
+         */
+        id: WorkspaceId;
+    };
+    query?: {
+        /**
+         * `page.next` of the previous page.
+         */
+        cursor?: string;
+        /**
+         * Page size (default and maximum in the configuration).
+         */
+        limit?: number;
+    };
+    url: '/api/workspaces/{id}/api-keys';
+};
+
+export type ListApiKeysErrors = {
+    /**
+     * `malformed_json` or `bad_request`: the body or query could not be read
+     */
+    400: Problem;
+    /**
+     * `unauthenticated`: no valid session token
+     */
+    401: Problem;
+    /**
+     * `forbidden` (not a workspace admin), `insufficient_scope` (an API key)
+     */
+    403: Problem;
+    /**
+     * `not_found`: no such resource, or the caller may not see it
+     */
+    404: Problem;
+    /**
+     * `validation_failed`: see `errors` for the fields
+     */
+    422: Problem;
+    /**
+     * `internal`
+     */
+    500: Problem;
+    /**
+     * `service_unavailable`: retry after `Retry-After` seconds
+     */
+    503: Problem;
+};
+
+export type ListApiKeysError = ListApiKeysErrors[keyof ListApiKeysErrors];
+
+export type ListApiKeysResponses = {
+    /**
+     * A page of keys
+     */
+    200: PageApiKey;
+};
+
+export type ListApiKeysResponse = ListApiKeysResponses[keyof ListApiKeysResponses];
+
+export type CreateApiKeyData = {
+    body: CreateApiKeyRequest;
+    path: {
+        /**
+         * Workspace id
+         */
+        id: WorkspaceId;
+    };
+    query?: never;
+    url: '/api/workspaces/{id}/api-keys';
+};
+
+export type CreateApiKeyErrors = {
+    /**
+     * `malformed_json` or `bad_request`: the body or query could not be read
+     */
+    400: Problem;
+    /**
+     * `unauthenticated`: no valid session token
+     */
+    401: Problem;
+    /**
+     * `forbidden` (not a workspace admin), `insufficient_scope` (an API key)
+     */
+    403: Problem;
+    /**
+     * `not_found`: no such resource, or the caller may not see it
+     */
+    404: Problem;
+    /**
+     * `payload_too_large`
+     */
+    413: Problem;
+    /**
+     * `unsupported_media_type`: the body must be application/json
+     */
+    415: Problem;
+    /**
+     * `validation_failed`: see `errors` for the fields
+     */
+    422: Problem;
+    /**
+     * `internal`
+     */
+    500: Problem;
+    /**
+     * `service_unavailable`: retry after `Retry-After` seconds
+     */
+    503: Problem;
+};
+
+export type CreateApiKeyError = CreateApiKeyErrors[keyof CreateApiKeyErrors];
+
+export type CreateApiKeyResponses = {
+    /**
+     * The key, with its secret shown this once
+     */
+    201: CreatedApiKey;
+};
+
+export type CreateApiKeyResponse = CreateApiKeyResponses[keyof CreateApiKeyResponses];
+
+export type RevokeApiKeyData = {
+    body?: never;
+    path: {
+        /**
+         * Workspace id
+         */
+        id: WorkspaceId;
+        /**
+         * API key id
+         */
+        key_id: ApiKeyId;
+    };
+    query?: never;
+    url: '/api/workspaces/{id}/api-keys/{key_id}';
+};
+
+export type RevokeApiKeyErrors = {
+    /**
+     * `malformed_json` or `bad_request`: the body or query could not be read
+     */
+    400: Problem;
+    /**
+     * `unauthenticated`: no valid session token
+     */
+    401: Problem;
+    /**
+     * `forbidden` (not a workspace admin), `insufficient_scope` (an API key)
+     */
+    403: Problem;
+    /**
+     * `not_found`: no such resource, or the caller may not see it
+     */
+    404: Problem;
+    /**
+     * `validation_failed`: see `errors` for the fields
+     */
+    422: Problem;
+    /**
+     * `internal`
+     */
+    500: Problem;
+    /**
+     * `service_unavailable`: retry after `Retry-After` seconds
+     */
+    503: Problem;
+};
+
+export type RevokeApiKeyError = RevokeApiKeyErrors[keyof RevokeApiKeyErrors];
+
+export type RevokeApiKeyResponses = {
+    /**
+     * Revoked
+     */
+    204: void;
+};
+
+export type RevokeApiKeyResponse = RevokeApiKeyResponses[keyof RevokeApiKeyResponses];
 
 export type ListAssistantsData = {
     body?: never;
@@ -4973,7 +5289,7 @@ export type ListAssistantsErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -5027,7 +5343,7 @@ export type CreateAssistantErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -5093,7 +5409,7 @@ export type DeleteAssistantErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -5151,7 +5467,7 @@ export type GetAssistantErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -5209,7 +5525,7 @@ export type UpdateAssistantErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -5280,7 +5596,7 @@ export type ListWorkspaceMembersErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**
@@ -5540,7 +5856,7 @@ export type ConnectWebsocketErrors = {
      */
     401: Problem;
     /**
-     * `forbidden` or `csrf_failed`
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
      */
     403: Problem;
     /**

@@ -37,7 +37,9 @@ impl<P: Ports> Services<P> {
         let (failures, oldest) = self.ports.login_failures_since(&email, window_start).await?;
         if failures >= self.auth.login_max_failures {
             let frees_at = oldest.unwrap_or(now) + self.auth.login_failure_window;
-            let retry_after_secs = (frees_at - now).whole_seconds().max(1) as u64;
+            // Failures are stamped by the database's clock; the server's may be behind it.
+            let window = self.auth.login_failure_window.whole_seconds().max(1);
+            let retry_after_secs = (frees_at - now).whole_seconds().clamp(1, window) as u64;
             return Err(DomainError::RateLimited { retry_after_secs });
         }
         let credential = self.ports.find_credential(&email).await?;

@@ -8,7 +8,7 @@ use skein_shared::assistant::{
 };
 use skein_shared::conversation::Visibility;
 use skein_shared::event::{Event, EventBody};
-use skein_shared::thread::{Message, MessageRole, MessageStatus};
+use skein_shared::thread::{Message, MessageRole, MessageStatus, Via};
 use skein_shared::{AssistantId, ErrorCode, MessageId, UserId, WorkspaceId};
 use std::future::Future;
 use std::pin::Pin;
@@ -47,7 +47,13 @@ pub(super) struct Answerer {
 impl<P: Ports> Services<P> {
     /// Starts an assistant answer to any visible message: a new child with `status:
     /// streaming`. Asking again for the same message is a regenerate (a new sibling).
-    pub async fn generate(&self, caller: UserId, parent_id: MessageId, req: GenerateRequest) -> DomainResult<Message> {
+    pub async fn generate(
+        &self,
+        caller: UserId,
+        via: Via,
+        parent_id: MessageId,
+        req: GenerateRequest,
+    ) -> DomainResult<Message> {
         let (parent, access, role, ai) = self.visible_message(caller, parent_id).await?;
         ensure_can_post(&access, role)?;
         let mut check = Check::new();
@@ -56,7 +62,7 @@ impl<P: Ports> Services<P> {
         self.check_depth(&mut check, &parent);
         check.finish()?;
         let answerer = self.answerer(caller, ai, &access, &req).await?;
-        self.start_answer(answerer, &parent).await
+        self.start_answer(answerer, &parent, via).await
     }
 
     /// Who answers in the thread and how, for this caller now: refuses (before anything is
@@ -105,7 +111,12 @@ impl<P: Ports> Services<P> {
     }
 
     /// Starts the answer to `parent`: the branch up to it goes to the model.
-    pub(super) async fn start_answer(&self, answerer: Answerer, parent: &MessageRecord) -> DomainResult<Message> {
+    pub(super) async fn start_answer(
+        &self,
+        answerer: Answerer,
+        parent: &MessageRecord,
+        via: Via,
+    ) -> DomainResult<Message> {
         let branch = self.ports.branch(&parent.path).await?;
         let system = [answerer.system[0].as_str(), answerer.system[1].as_str()];
         let new = NewGeneration {
@@ -116,6 +127,7 @@ impl<P: Ports> Services<P> {
             provider: answerer.provider,
             model: answerer.model,
             requested_by: answerer.requested_by,
+            via,
             prompt: build_prompt(&system, &branch, answerer.budget),
             temperature: answerer.temperature,
             max_tokens: answerer.max_tokens,

@@ -1,6 +1,7 @@
 //! Use cases. Each public method authorises the caller, validates input and calls the store.
 
 mod accounts;
+mod api_keys;
 mod assistants;
 mod conversations;
 mod generation;

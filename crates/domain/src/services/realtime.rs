@@ -1,6 +1,5 @@
 //! Streams, read state, typing and presence: who may follow, mark and signal what.
 
-use skein_shared::auth::User;
 use skein_shared::conversation::Visibility;
 use skein_shared::event::{ConversationUnread, MarkReadRequest, PresenceInfo, StreamTokenResponse, UnreadResponse};
 use skein_shared::{ConversationId, MessageId, UserId};
@@ -23,7 +22,7 @@ impl<P: Ports> Services<P> {
         Ok(StreamTokenResponse { token, expires_at })
     }
 
-    pub async fn authenticate_stream_token(&self, token: &str) -> DomainResult<User> {
+    pub async fn authenticate_stream_token(&self, token: &str) -> DomainResult<Session> {
         self.ports.find_stream_token(&self.ports.digest(token)).await?.ok_or(DomainError::Unauthenticated)
     }
 

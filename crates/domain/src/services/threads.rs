@@ -3,7 +3,7 @@ use std::collections::HashSet;
 use skein_shared::assistant::{GenerateRequest, ReplyWithAssistant};
 use skein_shared::thread::{
     CreateRootRequest, Message, MessageRole, ReplyRequest, ThreadSummary, ThreadTreeResponse, TreeNode,
-    UpdateThreadRequest,
+    UpdateThreadRequest, Via,
 };
 use skein_shared::{ConversationId, MessageId, Page, UserId};
 
@@ -32,6 +32,7 @@ impl<P: Ports> Services<P> {
     pub async fn create_root(
         &self,
         caller: UserId,
+        via: Via,
         conversation: ConversationId,
         req: CreateRootRequest,
     ) -> DomainResult<Created<Message>> {
@@ -63,10 +64,11 @@ impl<P: Ports> Services<P> {
             mentions,
             client_msg_id,
             thread: Some(NewThread { title, tags, settings }),
+            via,
         };
         let stored = self.ports.insert_message(new).await?;
         if let (Created::New(record), Some(answerer)) = (&stored, answerer) {
-            self.start_answer(answerer, record).await?;
+            self.start_answer(answerer, record, via).await?;
         }
         Ok(stored.map(|r| r.message))
     }
@@ -77,6 +79,7 @@ impl<P: Ports> Services<P> {
     pub async fn reply(
         &self,
         caller: UserId,
+        via: Via,
         parent_id: MessageId,
         req: ReplyRequest,
     ) -> DomainResult<Created<ReplyWithAssistant>> {
@@ -105,13 +108,14 @@ impl<P: Ports> Services<P> {
             mentions,
             client_msg_id,
             thread: None,
+            via,
         };
         let stored = self.ports.insert_message(new).await?;
         let Created::New(record) = stored else {
             return Ok(stored.map(|r| ReplyWithAssistant { message: r.message, assistant_message: None }));
         };
         let assistant_message = match answerer {
-            Some(answerer) => Some(self.start_answer(answerer, &record).await?),
+            Some(answerer) => Some(self.start_answer(answerer, &record, via).await?),
             None => None,
         };
         Ok(Created::New(ReplyWithAssistant { message: record.message, assistant_message }))
@@ -329,6 +333,8 @@ mod tests {
                 depth: path.len() as i32 - 1,
                 seq: 1,
                 author_id: None,
+                author_kind: Default::default(),
+                via: Default::default(),
                 role: MessageRole::User,
                 content: String::new(),
                 status: MessageStatus::Complete,

@@ -269,6 +269,10 @@ pub async fn is_ready(pool: &PgPool, expected_version: &str) -> Result<(), Strin
 pub(crate) fn db_error(err: DieselError) -> DomainError {
     match err {
         DieselError::NotFound => DomainError::NotFound,
+        // The migration's trigger that keeps a key's service user where its key puts it.
+        DieselError::DatabaseError(_, ref info) if info.constraint_name() == Some("api_key_reach") => {
+            DomainError::Forbidden("an API key's service user stays in its key's workspace and conversations")
+        }
         DieselError::DatabaseError(_, ref info) if info.message().contains("canceling statement") => {
             DomainError::Unavailable(err.to_string())
         }

@@ -3,12 +3,13 @@
 use diesel::prelude::*;
 use skein_domain::DomainError;
 use skein_domain::entities::{ConversationAccess, ConversationRecord, Credential, InviteRecord, MessageRecord};
+use skein_shared::api_key::ApiKey;
 use skein_shared::assistant::ThreadSettings;
 use skein_shared::auth::User;
 use skein_shared::conversation::{ConversationMember, Invite};
-use skein_shared::thread::{Message, ThreadSummary};
+use skein_shared::thread::{Message, ThreadSummary, Via};
 use skein_shared::workspace::{Workspace, WorkspaceMember};
-use skein_shared::{ConversationId, MessageId, UserId, WorkspaceId};
+use skein_shared::{ApiKeyId, ConversationId, MessageId, UserId, WorkspaceId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -40,6 +41,43 @@ impl UserRow {
             is_instance_admin: self.is_instance_admin,
             created_at: self.created_at,
         }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKeyRow {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub conversation_ids: Option<Vec<Uuid>>,
+    pub prefix: String,
+    pub created_by: Option<Uuid>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl ApiKeyRow {
+    /// With its session's `last_used_at`.
+    pub fn into_api_key(self, last_used_at: OffsetDateTime) -> Result<ApiKey, DomainError> {
+        Ok(ApiKey {
+            id: ApiKeyId(ulid(self.id)),
+            workspace_id: WorkspaceId(ulid(self.workspace_id)),
+            name: self.name,
+            scopes: self.scopes.iter().map(|s| enum_from_db(s)).collect::<Result<_, _>>()?,
+            conversation_ids: self
+                .conversation_ids
+                .map(|ids| ids.into_iter().map(|c| ConversationId(ulid(c))).collect()),
+            user_id: UserId(ulid(self.user_id)),
+            prefix: self.prefix,
+            created_by: self.created_by.map(|u| UserId(ulid(u))),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            // A key's session is stored as last used before the key existed: not used yet.
+            last_used_at: (last_used_at >= self.created_at).then_some(last_used_at),
+        })
     }
 }
 
@@ -203,12 +241,15 @@ pub struct MessageRow {
     /// For unread counting, in SQL; `mentions` says the same for showing.
     #[allow(dead_code)]
     pub mentioned_user_ids: Vec<Uuid>,
+    pub author_kind: String,
+    pub via_kind: String,
+    pub via_api_key_id: Option<Uuid>,
 }
 
 /// The columns of a [`MessageRow`], for raw SQL that names `messages` as `alias` (never
 /// `alias.*`: that would also carry `search_vector`, which no row type reads).
 pub fn message_columns(alias: &str) -> String {
-    const COLUMNS: [&str; 22] = [
+    const COLUMNS: [&str; 25] = [
         "id",
         "conversation_id",
         "root_id",
@@ -231,6 +272,9 @@ pub fn message_columns(alias: &str) -> String {
         "pinned_by",
         "mentions",
         "mentioned_user_ids",
+        "author_kind",
+        "via_kind",
+        "via_api_key_id",
     ];
     COLUMNS.map(|column| format!("{alias}.{column}")).join(", ")
 }
@@ -248,6 +292,11 @@ impl MessageRow {
                 depth: self.depth,
                 seq: self.seq,
                 author_id: self.author_id.map(|a| UserId(ulid(a))),
+                author_kind: enum_from_db(&self.author_kind)?,
+                via: Via {
+                    kind: enum_from_db(&self.via_kind)?,
+                    api_key_id: self.via_api_key_id.map(|k| ApiKeyId(ulid(k))),
+                },
                 role: enum_from_db(&self.role)?,
                 // A tombstone shows nothing of what it said, even before the purge erases it.
                 content: if self.deleted_at.is_some() { String::new() } else { self.content },

@@ -8,6 +8,23 @@ diesel::table! {
         password_hash -> Text,
         is_instance_admin -> Bool,
         created_at -> Timestamptz,
+        kind -> Text,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        scopes -> Array<Text>,
+        conversation_ids -> Nullable<Array<Uuid>>,
+        prefix -> Text,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -111,6 +128,9 @@ diesel::table! {
         pinned_by -> Nullable<Uuid>,
         mentions -> Jsonb,
         mentioned_user_ids -> Array<Uuid>,
+        author_kind -> Text,
+        via_kind -> Text,
+        via_api_key_id -> Nullable<Uuid>,
     }
 }
 
@@ -317,6 +337,7 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
     assistants,
     generations,
     message_chunks,

@@ -101,7 +101,7 @@ mod tests {
             is_instance_admin: false,
             created_at: OffsetDateTime::now_utc(),
         };
-        Session { id: Ulid::generate(), user, csrf_token: "csrf".into() }
+        Session { id: Ulid::generate(), user, csrf_token: "csrf".into(), api_key: None }
     }
 
     #[test]

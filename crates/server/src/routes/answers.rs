@@ -54,7 +54,7 @@ async fn generate_answer(
                 .with_detail(e.to_string())
         })?,
     };
-    let message = state.services.generate(caller.id(), id.into_inner(), req).await?;
+    let message = state.services.generate(caller.id(), caller.via(), id.into_inner(), req).await?;
     Ok(HttpResponse::Created().json(message))
 }
 

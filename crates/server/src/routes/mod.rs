@@ -2,6 +2,7 @@
 //! response; rules live in `skein-domain`.
 
 pub mod answers;
+pub mod api_keys;
 pub mod assistants;
 pub mod auth;
 pub mod conversations;
@@ -24,6 +25,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 pub fn configure(cfg: &mut ServiceConfig) {
     auth::configure(cfg);
     workspaces::configure(cfg);
+    api_keys::configure(cfg);
     assistants::configure(cfg);
     read_state::configure(cfg);
     conversations::configure(cfg);

@@ -8,15 +8,17 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, get, post, we
 use actix_web_lab::sse;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use skein_domain::entities::Session;
 use skein_infra::store::delivery::{Delivery, DeliveryStream};
+use skein_shared::api_key::ApiScope;
 use skein_shared::event::{ClientFrame, Event, EventBody, StreamError, StreamTokenResponse};
 use skein_shared::{ConversationId, ErrorCode, UserId};
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::{AppState, scopes};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_stream_token).service(stream_events).service(stream_conversation).service(connect_websocket);
@@ -107,11 +109,11 @@ async fn connect_websocket(
     params: web::Query<WsParams>,
 ) -> ApiResult<HttpResponse> {
     check_origin(&req, &state)?;
-    let user = stream_user(&req, &state, params.token.as_deref()).await?;
-    let feed = state.services.open_feed(user, params.conversation_id, params.after.as_deref()).await?;
+    let caller = stream_session(&req, &state, params.token.as_deref()).await?;
+    let feed = state.services.open_feed(caller.user.id, params.conversation_id, params.after.as_deref()).await?;
     let (response, session, messages) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("not a WebSocket handshake: {e}")))?;
-    actix_web::rt::spawn(websocket_session(state.clone(), user, feed, session, messages));
+    actix_web::rt::spawn(websocket_session(state.clone(), caller, feed, session, messages));
     Ok(response)
 }
 
@@ -144,15 +146,27 @@ fn resume_cursor(req: &HttpRequest, after: Option<&str>) -> Option<String> {
         .filter(|c| !c.trim().is_empty())
 }
 
-/// The caller by session (header or cookie), else by stream token.
-pub(super) async fn stream_user(req: &HttpRequest, state: &AppState, token: Option<&str>) -> ApiResult<UserId> {
+/// The caller by session (header or cookie), else by stream token (an API key's needs
+/// `read`, as its requests do).
+pub(super) async fn stream_session(req: &HttpRequest, state: &AppState, token: Option<&str>) -> ApiResult<Session> {
     match Caller::extract(req).await {
-        Ok(caller) => Ok(caller.id()),
+        Ok(caller) => Ok(caller.session),
         Err(e) => match token {
-            Some(token) => Ok(state.services.authenticate_stream_token(token).await?.id),
+            Some(token) => {
+                let session = state.services.authenticate_stream_token(token).await?;
+                if let Some(grant) = &session.api_key {
+                    scopes::demand(grant, ApiScope::Read)?;
+                }
+                Ok(session)
+            }
             None => Err(e),
         },
     }
+}
+
+/// The user of [`stream_session`].
+pub(super) async fn stream_user(req: &HttpRequest, state: &AppState, token: Option<&str>) -> ApiResult<UserId> {
+    Ok(stream_session(req, state, token).await?.user.id)
 }
 
 /// Browsers send `Origin` on WebSocket handshakes; other sites must not ride a user's cookie.
@@ -171,7 +185,7 @@ fn check_origin(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
 
 async fn websocket_session(
     state: AppState,
-    user: UserId,
+    caller: Session,
     mut feed: DeliveryStream,
     mut session: actix_ws::Session,
     messages: actix_ws::MessageStream,
@@ -190,7 +204,7 @@ async fn websocket_session(
             message = messages.next() => match message {
                 Some(Ok(actix_ws::AggregatedMessage::Text(text))) => {
                     last_heard = Instant::now();
-                    match client_frame(&state, user, &text).await {
+                    match client_frame(&state, &caller, &text).await {
                         Ok(Some(cursor)) => acked = Some(cursor),
                         Ok(None) => {}
                         Err(e) => {
@@ -214,13 +228,14 @@ async fn websocket_session(
             }
         }
     };
-    tracing::debug!(%user, reason = ended, acked = acked.as_deref().unwrap_or("-"), "websocket closed");
+    tracing::debug!(user = %caller.user.id, reason = ended, acked = acked.as_deref().unwrap_or("-"), "websocket closed");
     let _ = session.close(None).await;
 }
 
 /// Handles one client frame; `Ok(Some(cursor))` for an acknowledgement. An error is the
 /// `error` event to send before closing.
-async fn client_frame(state: &AppState, user: UserId, text: &str) -> Result<Option<String>, String> {
+async fn client_frame(state: &AppState, caller: &Session, text: &str) -> Result<Option<String>, String> {
+    let user = caller.user.id;
     let fail = |code: ErrorCode, message: String| {
         let event =
             Event::live(EventBody::Error(StreamError { code, message, reason: None }), time::OffsetDateTime::now_utc());
@@ -228,6 +243,10 @@ async fn client_frame(state: &AppState, user: UserId, text: &str) -> Result<Opti
     };
     let frame: ClientFrame =
         serde_json::from_str(text).map_err(|e| fail(ErrorCode::MalformedJson, format!("unreadable frame: {e}")))?;
+    // Typing and presence are seen by others: an API key needs `write` to send them.
+    if let (Some(grant), ClientFrame::Typing { .. } | ClientFrame::Presence { .. }) = (&caller.api_key, &frame) {
+        scopes::demand(grant, ApiScope::Write).map_err(|e| fail(e.0.code, e.0.detail.unwrap_or(e.0.title)))?;
+    }
     match frame {
         ClientFrame::Typing { conversation_id, root_id, typing } => {
             state.services.typing(user, conversation_id, root_id, typing).await.map_err(|e| {

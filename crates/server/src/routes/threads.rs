@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use skein_domain::DomainError;
 use skein_domain::entities::ThreadFilter;
 use skein_domain::services::HistoryQuery;
+use skein_shared::api_key::ApiScope;
 use skein_shared::assistant::{MessageDetail, ReplyWithAssistant};
 use skein_shared::thread::{
     CreateRootRequest, HistoryParams, Message, ReplyRequest, ThreadSummary, ThreadTreeResponse, TreeParams,
@@ -43,7 +44,7 @@ async fn create_thread(
     id: web::Path<ConversationId>,
     body: web::Json<CreateRootRequest>,
 ) -> ApiResult<HttpResponse> {
-    Ok(created(state.services.create_root(caller.id(), id.into_inner(), body.into_inner()).await?))
+    Ok(created(state.services.create_root(caller.id(), caller.via(), id.into_inner(), body.into_inner()).await?))
 }
 
 /// Reply to any message of a thread, at any depth. With `generate: true` (or the thread's
@@ -64,7 +65,11 @@ async fn create_reply(
     id: web::Path<MessageId>,
     body: web::Json<ReplyRequest>,
 ) -> ApiResult<HttpResponse> {
-    Ok(created(state.services.reply(caller.id(), id.into_inner(), body.into_inner()).await?))
+    // Asking for the answer explicitly is the `assistant` scope's (as `generate` is).
+    if let (true, Some(grant)) = (body.generate, &caller.session.api_key) {
+        crate::scopes::demand(grant, ApiScope::Assistant)?;
+    }
+    Ok(created(state.services.reply(caller.id(), caller.via(), id.into_inner(), body.into_inner()).await?))
 }
 
 /// Edit a thread's title, tags and AI settings (its root's author or conversation admins).

@@ -40,10 +40,12 @@ impl AnswerStreams {
         true
     }
 
-    /// Whether the `message.done` must wait for deltas still on their way: this hub has seen
-    /// the answer's deltas, they stop short of its length, and it has not waited too long.
+    /// Whether the `message.done` must wait for deltas still on their way: the deltas this
+    /// hub has seen of the answer (none at all, too, when a quick answer's whole batch of
+    /// deltas is still crossing) stop short of its length, and it has not waited too long.
     pub(super) fn must_wait(&mut self, done: &MessageDone) -> bool {
-        let short = self.relayed.get(&done.message_id).is_some_and(|end| *end < done.length);
+        let relayed = self.relayed.get(&done.message_id).copied().unwrap_or(0);
+        let short = relayed < done.length;
         if !short {
             return false;
         }

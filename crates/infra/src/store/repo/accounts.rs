@@ -1,22 +1,22 @@
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use skein_domain::entities::{Credential, NewSession, NewUser, Session};
+use skein_domain::entities::{ApiKeyGrant, Credential, NewSession, NewUser, Session};
 use skein_domain::ports::AccountRepo;
 use skein_domain::{DomainError, DomainResult};
-use skein_shared::ErrorCode;
 use skein_shared::auth::User;
+use skein_shared::{ApiKeyId, ErrorCode};
 use time::{Duration, OffsetDateTime};
 use ulid::Ulid;
 
 use super::TxError;
-use crate::store::codec::{unique_violation, uuid};
+use crate::store::codec::{enum_from_db, unique_violation, uuid};
 use crate::store::rows::UserRow;
-use crate::store::schema::{login_failures, sessions, stream_tokens, users};
+use crate::store::schema::{api_keys, login_failures, sessions, stream_tokens, users};
 use crate::store::{Store, db_error};
 
 /// Sessions are marked used at most this often, so that authenticating is a read.
-const TOUCH_EVERY: Duration = Duration::minutes(1);
+pub(super) const TOUCH_EVERY: Duration = Duration::minutes(1);
 
 impl AccountRepo for Store {
     async fn login_failures_since(
@@ -137,34 +137,25 @@ impl AccountRepo for Store {
             return Ok(Some(session));
         }
         let mut conn = self.conn().await?;
-        let found = sessions::table
-            .inner_join(users::table.on(users::id.eq(sessions::user_id)))
-            .filter(sessions::token_digest.eq(token_digest))
-            .filter(sessions::revoked_at.is_null())
-            .filter(sessions::expires_at.gt(now))
-            .filter(sessions::last_used_at.gt(now - idle))
-            .select((
-                sessions::id,
-                sessions::csrf_token,
-                sessions::last_used_at,
-                sessions::expires_at,
-                UserRow::as_select(),
-            ))
-            .first::<(uuid::Uuid, String, OffsetDateTime, OffsetDateTime, UserRow)>(&mut conn)
+        let found = session_query(token_digest, now)
+            // A key's session does not idle out: services call when they have something to do.
+            .filter(sessions::last_used_at.gt(now - idle).or(api_keys::id.nullable().is_not_null()))
+            .select((SessionColumns::as_select(), sessions::last_used_at, sessions::expires_at))
+            .first::<(SessionColumns, OffsetDateTime, OffsetDateTime)>(&mut conn)
             .await
             .optional()
             .map_err(db_error)?;
-        let Some((id, csrf_token, last_used_at, expires_at, user)) = found else {
+        let Some((found, last_used_at, expires_at)) = found else {
             return Ok(None);
         };
+        let session = found.into_session()?;
         if last_used_at < now - TOUCH_EVERY {
-            diesel::update(sessions::table.find(id))
+            diesel::update(sessions::table.find(uuid(session.id)))
                 .set(sessions::last_used_at.eq(now))
                 .execute(&mut conn)
                 .await
                 .map_err(db_error)?;
         }
-        let session = Session { id: Ulid::from(id), user: user.into_user(), csrf_token };
         // Believed for a few seconds at most: idle expiry is minutes away at the least.
         let expires_at = expires_at.min(now + idle);
         self.sessions.put(token_digest.to_vec(), session.clone(), expires_at, now);
@@ -195,22 +186,23 @@ impl AccountRepo for Store {
         Ok(())
     }
 
-    async fn find_stream_token(&self, token_digest: &[u8]) -> DomainResult<Option<User>> {
+    async fn find_stream_token(&self, token_digest: &[u8]) -> DomainResult<Option<Session>> {
         let mut conn = self.conn().await?;
         let now = self.clock.now();
-        let user = stream_tokens::table
+        let found = stream_tokens::table
             .inner_join(sessions::table.on(sessions::id.eq(stream_tokens::session_id)))
             .inner_join(users::table.on(users::id.eq(sessions::user_id)))
+            .left_join(api_keys::table.on(api_keys::id.eq(sessions::id)))
             .filter(stream_tokens::token_digest.eq(token_digest))
             .filter(stream_tokens::expires_at.gt(now))
             .filter(sessions::revoked_at.is_null())
             .filter(sessions::expires_at.gt(now))
-            .select(UserRow::as_select())
-            .first::<UserRow>(&mut conn)
+            .select(SessionColumns::as_select())
+            .first::<SessionColumns>(&mut conn)
             .await
             .optional()
             .map_err(db_error)?;
-        Ok(user.map(UserRow::into_user))
+        found.map(SessionColumns::into_session).transpose()
     }
 
     async fn revoke_session(&self, id: Ulid) -> DomainResult<()> {
@@ -226,11 +218,51 @@ impl AccountRepo for Store {
     }
 }
 
+/// A live session by its token digest, with its user and, for a key's session, the key.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn session_query<'a>(token_digest: &'a [u8], now: OffsetDateTime) -> _ {
+    sessions::table
+        .inner_join(users::table.on(users::id.eq(sessions::user_id)))
+        .left_join(api_keys::table.on(api_keys::id.eq(sessions::id)))
+        .filter(sessions::token_digest.eq(token_digest))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+struct SessionColumns {
+    #[diesel(select_expression = sessions::id)]
+    id: uuid::Uuid,
+    #[diesel(select_expression = sessions::csrf_token)]
+    csrf_token: String,
+    #[diesel(embed)]
+    user: UserRow,
+    #[diesel(select_expression = api_keys::scopes.nullable())]
+    key_scopes: Option<Vec<String>>,
+}
+
+impl SessionColumns {
+    fn into_session(self) -> DomainResult<Session> {
+        let id = Ulid::from(self.id);
+        let api_key = match self.key_scopes {
+            Some(scopes) => Some(ApiKeyGrant {
+                id: ApiKeyId(id),
+                scopes: scopes.iter().map(|s| enum_from_db(s)).collect::<DomainResult<_>>()?,
+            }),
+            None => None,
+        };
+        Ok(Session { id, user: self.user.into_user(), csrf_token: self.csrf_token, api_key })
+    }
+}
+
 impl Store {
     async fn user_by_email(&self, email: &str) -> DomainResult<Option<UserRow>> {
         let mut conn = self.conn().await?;
         users::table
             .filter(diesel::dsl::sql::<diesel::sql_types::Text>("lower(email)").eq(email.to_lowercase()))
+            // Service users (API keys) neither log in nor get found by address.
+            .filter(users::kind.eq("person"))
             .select(UserRow::as_select())
             .first(&mut conn)
             .await

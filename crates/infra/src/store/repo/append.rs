@@ -55,6 +55,9 @@ struct Row {
     created_at: OffsetDateTime,
     mentions: serde_json::Value,
     mentioned_user_ids: Vec<Uuid>,
+    author_kind: String,
+    via_kind: String,
+    via_api_key_id: Option<Uuid>,
 }
 
 impl Row {
@@ -76,6 +79,9 @@ impl Row {
             created_at: message.created_at,
             mentions,
             mentioned_user_ids,
+            author_kind: enum_to_db(message.author_kind),
+            via_kind: enum_to_db(message.via.kind),
+            via_api_key_id: message.via.api_key_id.map(uuid),
         })
     }
 }
@@ -206,7 +212,8 @@ impl Row {
             " AND archived_at IS NULL AND EXISTS (SELECT 1 FROM lock) \
              RETURNING id, workspace_id, visibility, last_seq), \
              msg AS (INSERT INTO messages (id, conversation_id, root_id, parent_id, depth, path, seq, \
-             author_id, role, content, status, client_msg_id, created_at, mentions, mentioned_user_ids) SELECT ",
+             author_id, role, content, status, client_msg_id, created_at, mentions, mentioned_user_ids, \
+             author_kind, via_kind, via_api_key_id) SELECT ",
         );
         out.push_bind_param::<SqlUuid, _>(&self.id)?;
         out.push_sql(", conv.id, ");
@@ -233,6 +240,12 @@ impl Row {
         out.push_bind_param::<Jsonb, _>(&self.mentions)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<SqlUuid>, _>(&self.mentioned_user_ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.author_kind)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.via_kind)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<SqlUuid>, _>(&self.via_api_key_id)?;
         out.push_sql(" FROM conv RETURNING *)");
         Ok(())
     }
@@ -330,6 +343,8 @@ mod tests {
             depth: 1,
             seq: 0,
             author_id: Some(UserId::generate()),
+            author_kind: Default::default(),
+            via: Default::default(),
             role: MessageRole::User,
             content: tricky.to_owned(),
             status: MessageStatus::Complete,

@@ -591,7 +591,12 @@ async fn member_role(conn: &mut AsyncPgConnection, conv: Uuid, user: Uuid) -> Qu
 
 /// Adds a member who joins now: their `joined_seq` is the conversation's current sequence.
 /// Returns false when they were already a member.
-async fn insert_member(conn: &mut AsyncPgConnection, conv: Uuid, user: Uuid, role: &str) -> QueryResult<bool> {
+pub(super) async fn insert_member(
+    conn: &mut AsyncPgConnection,
+    conv: Uuid,
+    user: Uuid,
+    role: &str,
+) -> QueryResult<bool> {
     let last_seq: i64 = conversations::table.find(conv).select(conversations::last_seq).first(conn).await?;
     let inserted = diesel::insert_into(conversation_members::table)
         .values((

@@ -16,7 +16,7 @@ use skein_shared::assistant::{
     FeedbackRequest, FeedbackSummary, Generation, GenerationError, MessageChunk, Rating, Usage,
 };
 use skein_shared::event::{EventBody, ThreadActivity};
-use skein_shared::thread::{Message, MessageRole, MessageStatus, ThreadSummary};
+use skein_shared::thread::{AuthorKind, Message, MessageRole, MessageStatus, ThreadSummary};
 use skein_shared::{AssistantId, MessageId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -93,6 +93,8 @@ impl GenerationRepo for Store {
             depth: 0,
             seq: 0,
             author_id: None,
+            author_kind: AuthorKind::Assistant,
+            via: new.via,
             role: MessageRole::Assistant,
             content: String::new(),
             status: MessageStatus::Streaming,

@@ -7,7 +7,7 @@ use skein_domain::entities::{
 };
 use skein_domain::ports::MessageRepo;
 use skein_domain::{DomainError, DomainResult};
-use skein_shared::thread::{Message, MessageStatus, ThreadSummary};
+use skein_shared::thread::{AuthorKind, Message, MessageRole, MessageStatus, ThreadSummary};
 use skein_shared::{ConversationId, MessageId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -279,6 +279,13 @@ async fn append(conn: &mut AsyncPgConnection, new: &NewMessage, now: OffsetDateT
         depth: 0,
         seq: 0,
         author_id: Some(new.author_id),
+        author_kind: match (new.role, new.via.api_key_id) {
+            (MessageRole::Assistant, _) => AuthorKind::Assistant,
+            (MessageRole::System, _) => AuthorKind::System,
+            (MessageRole::User, Some(_)) => AuthorKind::Service,
+            (MessageRole::User, None) => AuthorKind::User,
+        },
+        via: new.via,
         role: new.role,
         content: new.content.clone(),
         status: MessageStatus::Complete,

@@ -1,6 +1,7 @@
 //! The domain's ports implemented on PostgreSQL, one file per concern.
 
 mod accounts;
+mod api_keys;
 mod append;
 mod assistants;
 mod changes;

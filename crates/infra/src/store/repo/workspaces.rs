@@ -254,7 +254,7 @@ async fn role_in(conn: &mut AsyncPgConnection, ws: Uuid, user: Uuid) -> QueryRes
     workspace_members::table.find((ws, user)).select(workspace_members::role).first(conn).await.optional()
 }
 
-fn workspace_change(
+pub(super) fn workspace_change(
     workspace_id: WorkspaceId,
     user_id: UserId,
     change: MembershipChange,

@@ -1,0 +1,107 @@
+//! What an API key's scopes let it call, by route. People's sessions may call everything;
+//! a key may call what its scopes cover (`admin` covers all three others), and never the
+//! routes that manage people's own credentials or would take it out of its workspace.
+
+use actix_web::HttpRequest;
+use actix_web::http::Method;
+use skein_domain::entities::ApiKeyGrant;
+use skein_shared::ErrorCode;
+use skein_shared::api_key::ApiScope;
+
+use crate::error::ApiError;
+
+/// Routes (method, pattern) no key may call: keys are minted for one workspace by its
+/// admins, and cannot mint keys, create workspaces, accept invitations or log out (a key is
+/// revoked with `DELETE /api/workspaces/{id}/api-keys/{key_id}`).
+const PEOPLE_ONLY: [(&str, &str); 6] = [
+    ("POST", "/api/workspaces"),
+    ("POST", "/api/workspaces/{id}/api-keys"),
+    ("GET", "/api/workspaces/{id}/api-keys"),
+    ("DELETE", "/api/workspaces/{id}/api-keys/{key_id}"),
+    ("POST", "/api/invites/{code}/accept"),
+    ("POST", "/api/auth/logout"),
+];
+
+/// Writes that touch only the caller's own state, which no one else sees: `read` covers them.
+const OWN_STATE: [(&str, &str); 3] = [
+    ("POST", "/api/stream/token"),
+    ("POST", "/api/conversations/{id}/read"),
+    ("PUT", "/api/conversations/{id}/preferences"),
+];
+
+/// Asking for, stopping and rating assistant answers.
+const ASSISTANT: [(&str, &str); 4] = [
+    ("POST", "/api/messages/{message_id}/generate"),
+    ("POST", "/api/messages/{message_id}/cancel"),
+    ("PUT", "/api/messages/{message_id}/feedback"),
+    ("DELETE", "/api/messages/{message_id}/feedback"),
+];
+
+/// The scope a request needs, or `None` when no key may make it.
+pub fn required(method: &Method, pattern: &str) -> Option<ApiScope> {
+    let route = |list: &[(&str, &str)]| list.iter().any(|(m, p)| *m == method.as_str() && *p == pattern);
+    if route(&PEOPLE_ONLY) {
+        None
+    } else if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) || route(&OWN_STATE) {
+        Some(ApiScope::Read)
+    } else if route(&ASSISTANT) {
+        Some(ApiScope::Assistant)
+    } else {
+        Some(ApiScope::Write)
+    }
+}
+
+/// Refuses a key's request that its scopes do not cover.
+pub fn check(grant: &ApiKeyGrant, req: &HttpRequest) -> Result<(), ApiError> {
+    let pattern = req.match_pattern().unwrap_or_default();
+    match required(req.method(), &pattern) {
+        Some(scope) => demand(grant, scope),
+        None => Err(insufficient().with_detail("API keys cannot call this route: it needs a person's session")),
+    }
+}
+
+/// Refuses unless the key has `scope`.
+pub fn demand(grant: &ApiKeyGrant, scope: ApiScope) -> Result<(), ApiError> {
+    match grant.allows(scope) {
+        true => Ok(()),
+        false => Err(insufficient().with_detail(format!("this request needs the `{}` scope", scope.as_str()))),
+    }
+}
+
+fn insufficient() -> ApiError {
+    ApiError::new(ErrorCode::InsufficientScope, "The API key may not make this request")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// A renamed route must not silently fall to `write` (or out of people-only).
+    #[test]
+    fn every_listed_route_exists() {
+        let doc = crate::openapi_document();
+        for (method, path) in PEOPLE_ONLY.iter().chain(&OWN_STATE).chain(&ASSISTANT) {
+            let item = doc.paths.paths.get(*path).unwrap_or_else(|| panic!("no path {path}"));
+            let op = match *method {
+                "GET" => &item.get,
+                "POST" => &item.post,
+                "PUT" => &item.put,
+                "DELETE" => &item.delete,
+                other => panic!("unexpected method {other}"),
+            };
+            assert!(op.is_some(), "no {method} {path}");
+        }
+    }
+
+    #[test]
+    fn reads_writes_and_answers_need_their_scopes() {
+        assert_eq!(required(&Method::GET, "/api/threads/{root_id}/tree"), Some(ApiScope::Read));
+        assert_eq!(required(&Method::POST, "/api/stream/token"), Some(ApiScope::Read));
+        assert_eq!(required(&Method::POST, "/api/messages/{message_id}/reply"), Some(ApiScope::Write));
+        assert_eq!(required(&Method::DELETE, "/api/messages/{id}"), Some(ApiScope::Write));
+        assert_eq!(required(&Method::POST, "/api/messages/{message_id}/generate"), Some(ApiScope::Assistant));
+        assert_eq!(required(&Method::POST, "/api/workspaces/{id}/api-keys"), None);
+        assert_eq!(required(&Method::GET, "/api/workspaces/{id}/api-keys"), None);
+    }
+}
