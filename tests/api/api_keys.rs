@@ -176,8 +176,13 @@ async fn scopes_limit_what_a_key_may_call() {
     let token = s.app.post("/api/stream/token", &read, json!({})).await.expect(200).str("token");
     let mut socket = WsClient::open(&s.app, &read, &format!("token={token}"), None).await.unwrap();
     socket.send(json!({ "type": "typing", "conversation_id": s.channel, "typing": true })).await;
-    let error = socket.next().await;
-    assert_eq!((error["type"].as_str(), error["data"]["code"].as_str()), (Some("error"), Some("insufficient_scope")));
+    let refused = socket.next().await;
+    assert_eq!(refused["type"], "ack");
+    assert_eq!(refused["data"]["problem"]["code"], "insufficient_scope");
+    let send = json!({ "type": "send", "request_id": "r", "conversation_id": s.channel, "root": true, "content": "x" });
+    socket.send(send).await;
+    let refused = socket.next().await;
+    assert_eq!((refused["data"]["request_id"].as_str(), refused["data"]["status"].as_u64()), (Some("r"), Some(403)));
 }
 
 #[tokio::test]

@@ -92,6 +92,11 @@ pub enum EventBody {
     /// A terminal failure on the stream.
     #[serde(rename = "error")]
     Error(StreamError),
+    /// WebSocket only: the outcome of a client frame. Every `send`, `feedback` and `cancel`
+    /// gets one; `typing`, `presence` and cursor `ack` frames only when refused. A refused
+    /// frame (unreadable too) leaves the socket open.
+    #[serde(rename = "ack")]
+    Ack(FrameAck),
 }
 
 impl EventBody {
@@ -117,6 +122,7 @@ impl EventBody {
             Self::PresenceUpdate(_) => "presence.update",
             Self::Resync(_) => "resync",
             Self::Error(_) => "error",
+            Self::Ack(_) => "ack",
         }
     }
 }
@@ -376,6 +382,82 @@ pub enum ClientFrame {
     },
     /// The client has processed everything up to `cursor`.
     Ack { cursor: String },
+    /// Posts a thread root (`root: true`, in `conversation_id`) or a reply to `parent_id`,
+    /// as `POST /api/threads/{conversation_id}/root` and `POST /api/messages/{id}/reply`
+    /// do (the same rules, limits and `client_msg_id` replay).
+    Send(SendFrame),
+    /// As `PUT /api/messages/{id}/feedback` (`rating: null`: as `DELETE`).
+    Feedback {
+        #[serde(default)]
+        request_id: Option<String>,
+        message_id: MessageId,
+        rating: Option<crate::assistant::Rating>,
+        #[serde(default)]
+        reason: Option<String>,
+        #[serde(default)]
+        comment: Option<String>,
+    },
+    /// As `POST /api/messages/{id}/cancel`.
+    Cancel {
+        #[serde(default)]
+        request_id: Option<String>,
+        message_id: MessageId,
+    },
+}
+
+/// The `send` client frame.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SendFrame {
+    /// Echoed in the `ack`, to match it to this frame.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// The conversation; for a reply, when given, it must be the parent's.
+    #[serde(default)]
+    pub conversation_id: Option<ConversationId>,
+    /// The message replied to; absent with `root: true`.
+    #[serde(default)]
+    pub parent_id: Option<MessageId>,
+    /// Start a thread instead of replying.
+    #[serde(default)]
+    pub root: bool,
+    pub content: String,
+    /// A retry with the same id is acknowledged with the original message (`status: 200`).
+    #[serde(default)]
+    pub client_msg_id: Option<String>,
+    /// Ask the thread's assistant to answer the reply.
+    #[serde(default)]
+    pub generate: bool,
+    /// For a root.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// For a root.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// `ack`: what became of a client frame.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FrameAck {
+    /// The frame's `request_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The frame's `client_msg_id` (`send`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+    /// What the REST call would have answered: 201 (stored), 200 (done, or a retried
+    /// `client_msg_id`: the original), else the problem's status.
+    pub status: u16,
+    /// `send`: the stored message; `cancel`: the answer cancelled; `feedback`: the answer rated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<MessageId>,
+    /// `send` with an answer started: the assistant's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant_message_id: Option<MessageId>,
+    /// Why the frame was refused (nothing was done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<crate::Problem>,
 }
 
 impl Event {

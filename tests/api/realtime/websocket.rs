@@ -32,7 +32,7 @@ async fn the_same_scenario_over_websocket_and_sse_yields_the_same_events() {
 }
 
 #[tokio::test]
-async fn websocket_frames_drive_typing_and_presence_and_bad_frames_end_the_socket() {
+async fn websocket_frames_drive_typing_and_presence_and_bad_frames_leave_the_socket_open() {
     let app = TestApp::spawn().await;
     let r = room(&app).await;
     let mut alice = SseClient::open(&app, &r.alice, "/api/stream", None).await;
@@ -49,9 +49,17 @@ async fn websocket_frames_drive_typing_and_presence_and_bad_frames_end_the_socke
     ws.send(json!({ "type": "ack", "cursor": event["cursor"] })).await;
 
     ws.send(json!({ "type": "shout" })).await;
-    let error = ws.next().await;
-    assert_eq!((error["type"].as_str(), error["data"]["code"].as_str()), (Some("error"), Some("malformed_json")));
-    assert_eq!(ws.next_within(std::time::Duration::from_secs(5)).await, Ok(None), "closed after the error");
+    let refused = ws.next().await;
+    assert_eq!(refused["type"], "ack");
+    assert_eq!(
+        (refused["data"]["status"].as_u64(), refused["data"]["problem"]["code"].as_str()),
+        (Some(400), Some("malformed_json"))
+    );
+    ws.send(json!({ "type": "ack", "cursor": "not a cursor" })).await;
+    assert_eq!(ws.next().await["data"]["problem"]["code"], "bad_request");
+    // Still open and working.
+    let second = app.root(&r.alice, &r.conv, "still there?").await;
+    assert_eq!(ws.next().await["message_id"], second.as_str());
 }
 
 #[tokio::test]
@@ -67,13 +75,16 @@ async fn websocket_origins_are_checked() {
 }
 
 #[tokio::test]
-async fn a_typing_frame_for_a_conversation_the_caller_cannot_see_ends_the_socket() {
+async fn a_typing_frame_for_a_conversation_the_caller_cannot_see_is_refused_as_not_found() {
     let app = TestApp::spawn().await;
     let r = room(&app).await;
     let stranger = app.register("Mallory").await;
     let mut ws = WsClient::open(&app, &stranger, "", None).await.expect("websocket");
     ws.send(json!({ "type": "typing", "conversation_id": r.conv, "root_id": null, "typing": true })).await;
-    let error = ws.next().await;
-    assert_eq!((error["type"].as_str(), error["data"]["code"].as_str()), (Some("error"), Some("not_found")));
-    assert_eq!(ws.next_within(std::time::Duration::from_secs(5)).await, Ok(None));
+    let refused = ws.next().await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["data"]["problem"]["code"].as_str()),
+        (Some("ack"), Some("not_found"))
+    );
+    assert_eq!(refused["data"]["status"], 404);
 }

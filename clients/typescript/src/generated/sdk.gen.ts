@@ -1243,8 +1243,11 @@ export const updateWorkspaceMember = <ThrowOnError extends boolean = true>(optio
 
 /**
  * The same events over a WebSocket (one JSON envelope per text frame). The client may send
- * `typing`, `presence` and `ack` frames. Browsers' `Origin` must be this server or allowed
- * in the configuration. Resume with `?after=`.
+ * `typing`, `presence` and `ack` (cursor) frames, and chat frames that do what their REST
+ * routes do: `send` (a root or a reply), `feedback` and `cancel`, each answered by an `ack`
+ * event with its `request_id` (and `client_msg_id`), the stored message's id, or a problem.
+ * A refused or unreadable frame gets an `ack` with the problem; the socket stays open.
+ * Browsers' `Origin` must be this server or allowed in the configuration. Resume with `?after=`.
  */
 export const connectWebsocket = <ThrowOnError extends boolean = true>(options?: Options<ConnectWebsocketData, ThrowOnError>) => (options?.client ?? client).get<unknown, ConnectWebsocketErrors, ThrowOnError>({
     security: [

@@ -125,6 +125,19 @@ export type ClientFrame = {
 } | {
     cursor: string;
     type: 'ack';
+} | (SendFrame & {
+    type: 'send';
+}) | {
+    comment?: string | null;
+    message_id: MessageId;
+    rating?: Rating | null;
+    reason?: string | null;
+    request_id?: string | null;
+    type: 'feedback';
+} | {
+    message_id: MessageId;
+    request_id?: string | null;
+    type: 'cancel';
 };
 
 export type Conversation = {
@@ -465,6 +478,14 @@ export type EventBody = {
      */
     data: StreamError;
     type: 'error';
+} | {
+    /**
+     * WebSocket only: the outcome of a client frame. Every `send`, `feedback` and `cancel`
+     * gets one; `typing`, `presence` and cursor `ack` frames only when refused. A refused
+     * frame (unreadable too) leaves the socket open.
+     */
+    data: FrameAck;
+    type: 'ack';
 };
 
 /**
@@ -499,6 +520,28 @@ export type FieldError = {
      */
     field: string;
     message: string;
+};
+
+/**
+ * `ack`: what became of a client frame.
+ */
+export type FrameAck = {
+    assistant_message_id?: MessageId | null;
+    /**
+     * The frame's `client_msg_id` (`send`).
+     */
+    client_msg_id?: string | null;
+    message_id?: MessageId | null;
+    problem?: Problem | null;
+    /**
+     * The frame's `request_id`.
+     */
+    request_id?: string | null;
+    /**
+     * What the REST call would have answered: 201 (stored), 200 (done, or a retried
+     * `client_msg_id`: the original), else the problem's status.
+     */
+    status: number;
 };
 
 /**
@@ -1314,6 +1357,39 @@ export type SearchHit = {
      * Never HTML: render it as text.
      */
     snippet: string;
+};
+
+/**
+ * The `send` client frame.
+ */
+export type SendFrame = {
+    /**
+     * A retry with the same id is acknowledged with the original message (`status: 200`).
+     */
+    client_msg_id?: string | null;
+    content: string;
+    conversation_id?: ConversationId | null;
+    /**
+     * Ask the thread's assistant to answer the reply.
+     */
+    generate?: boolean;
+    parent_id?: MessageId | null;
+    /**
+     * Echoed in the `ack`, to match it to this frame.
+     */
+    request_id?: string | null;
+    /**
+     * Start a thread instead of replying.
+     */
+    root?: boolean;
+    /**
+     * For a root.
+     */
+    tags?: Array<string>;
+    /**
+     * For a root.
+     */
+    title?: string | null;
 };
 
 /**

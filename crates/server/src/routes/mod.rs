@@ -14,6 +14,7 @@ pub mod search;
 pub mod streams;
 pub mod threads;
 pub mod workspaces;
+mod ws_frames;
 
 use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};

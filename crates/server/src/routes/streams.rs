@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 use skein_domain::entities::Session;
 use skein_infra::store::delivery::{Delivery, DeliveryStream};
 use skein_shared::api_key::ApiScope;
-use skein_shared::event::{ClientFrame, Event, EventBody, StreamError, StreamTokenResponse};
+use skein_shared::event::{Event, StreamTokenResponse};
 use skein_shared::{ConversationId, ErrorCode, UserId};
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::ws_frames::{self, Outcome};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, scopes};
@@ -96,8 +97,11 @@ async fn stream_conversation(
 }
 
 /// The same events over a WebSocket (one JSON envelope per text frame). The client may send
-/// `typing`, `presence` and `ack` frames. Browsers' `Origin` must be this server or allowed
-/// in the configuration. Resume with `?after=`.
+/// `typing`, `presence` and `ack` (cursor) frames, and chat frames that do what their REST
+/// routes do: `send` (a root or a reply), `feedback` and `cancel`, each answered by an `ack`
+/// event with its `request_id` (and `client_msg_id`), the stored message's id, or a problem.
+/// A refused or unreadable frame gets an `ack` with the problem; the socket stays open.
+/// Browsers' `Origin` must be this server or allowed in the configuration. Resume with `?after=`.
 #[utoipa::path(tag = "streams", params(WsParams), responses(
     (status = 101, description = "Switching to WebSocket; server frames are `Event`s, client frames `ClientFrame`s"),
 ))]
@@ -204,13 +208,10 @@ async fn websocket_session(
             message = messages.next() => match message {
                 Some(Ok(actix_ws::AggregatedMessage::Text(text))) => {
                     last_heard = Instant::now();
-                    match client_frame(&state, &caller, &text).await {
-                        Ok(Some(cursor)) => acked = Some(cursor),
-                        Ok(None) => {}
-                        Err(e) => {
-                            let _ = session.text(e).await;
-                            break "bad client frame";
-                        }
+                    match ws_frames::handle(&state, &caller, &text).await {
+                        Outcome::Cursor(cursor) => acked = Some(cursor),
+                        Outcome::Nothing => {}
+                        Outcome::Reply(ack) => if session.text(ack).await.is_err() { break "client gone" },
                     }
                 }
                 Some(Ok(actix_ws::AggregatedMessage::Ping(bytes))) => {
@@ -230,42 +231,4 @@ async fn websocket_session(
     };
     tracing::debug!(user = %caller.user.id, reason = ended, acked = acked.as_deref().unwrap_or("-"), "websocket closed");
     let _ = session.close(None).await;
-}
-
-/// Handles one client frame; `Ok(Some(cursor))` for an acknowledgement. An error is the
-/// `error` event to send before closing.
-async fn client_frame(state: &AppState, caller: &Session, text: &str) -> Result<Option<String>, String> {
-    let user = caller.user.id;
-    let fail = |code: ErrorCode, message: String| {
-        let event =
-            Event::live(EventBody::Error(StreamError { code, message, reason: None }), time::OffsetDateTime::now_utc());
-        serde_json::to_string(&event).unwrap_or_default()
-    };
-    let frame: ClientFrame =
-        serde_json::from_str(text).map_err(|e| fail(ErrorCode::MalformedJson, format!("unreadable frame: {e}")))?;
-    // Typing and presence are seen by others: an API key needs `write` to send them.
-    if let (Some(grant), ClientFrame::Typing { .. } | ClientFrame::Presence { .. }) = (&caller.api_key, &frame) {
-        scopes::demand(grant, ApiScope::Write).map_err(|e| fail(e.0.code, e.0.detail.unwrap_or(e.0.title)))?;
-    }
-    match frame {
-        ClientFrame::Typing { conversation_id, root_id, typing } => {
-            state.services.typing(user, conversation_id, root_id, typing).await.map_err(|e| {
-                let problem = ApiError::from(e).0;
-                fail(problem.code, problem.detail.unwrap_or(problem.title))
-            })?;
-            Ok(None)
-        }
-        ClientFrame::Presence { away } => {
-            state
-                .services
-                .heartbeat(user, away)
-                .await
-                .map_err(|_| fail(ErrorCode::ServiceUnavailable, "presence is unavailable".into()))?;
-            Ok(None)
-        }
-        ClientFrame::Ack { cursor } => match skein_domain::cursor::EventCursor::decode(&cursor) {
-            Some(_) => Ok(Some(cursor)),
-            None => Err(fail(ErrorCode::BadRequest, "not a cursor".into())),
-        },
-    }
 }
