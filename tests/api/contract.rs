@@ -74,8 +74,10 @@ fn cookie_writes_need_the_csrf_header_and_body_errors_need_a_body() {
     for (method, path, operation) in operations(&doc) {
         let responses = operation["responses"].as_object().unwrap();
         let has_body = operation.get("requestBody").is_some();
-        for status in ["413", "415"] {
-            assert_eq!(responses.contains_key(status), has_body, "{method} {path}: {status} without a body");
+        assert_eq!(responses.contains_key("413"), has_body, "{method} {path}: 413 without a body");
+        // `/v1` reads any body as JSON, as OpenAI does: it never answers 415.
+        if !path.starts_with("/v1/") {
+            assert_eq!(responses.contains_key("415"), has_body, "{method} {path}: 415 without a body");
         }
         let Some(alternatives) = operation["security"].as_array() else { continue };
         if alternatives.iter().all(|a| a.as_object().is_some_and(|o| o.is_empty())) {

@@ -14,6 +14,7 @@ mod health;
 mod history;
 mod messaging;
 mod messaging_props;
+mod openai;
 mod preferences;
 mod providers;
 mod provisioning;

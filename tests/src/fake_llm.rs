@@ -100,7 +100,20 @@ impl FakeLlm {
 }
 
 async fn serve(mut socket: TcpStream, counters: Arc<Mutex<Counters>>) {
-    let Some(body) = read_request(&mut socket).await else { return };
+    let Some((head, body)) = read_request(&mut socket).await else { return };
+    // For suites in other processes (`skein-live`): what this provider has seen.
+    if head.starts_with("get /stats") {
+        let stats = {
+            let c = counters.lock().unwrap_or_else(|e| e.into_inner());
+            json!({ "requests": c.requests, "tokens": c.tokens, "aborted": c.aborted }).to_string()
+        };
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            stats.len()
+        );
+        let _ = socket.write_all(format!("{head}{stats}").as_bytes()).await;
+        return;
+    }
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     {
         let mut c = counters.lock().unwrap_or_else(|e| e.into_inner());
@@ -199,8 +212,8 @@ async fn stream_tokens(
     socket.write_all(tail.as_bytes()).await.is_ok() && socket.flush().await.is_ok()
 }
 
-/// Reads one HTTP request; returns its JSON body.
-async fn read_request(socket: &mut TcpStream) -> Option<Value> {
+/// Reads one HTTP request; returns its head (lower case) and JSON body (`null` if none).
+async fn read_request(socket: &mut TcpStream) -> Option<(String, Value)> {
     let mut data = Vec::new();
     let mut buf = [0u8; 8192];
     let header_end = loop {
@@ -223,7 +236,10 @@ async fn read_request(socket: &mut TcpStream) -> Option<Value> {
         }
         data.extend_from_slice(&buf[..n]);
     }
-    serde_json::from_slice(&data[header_end..header_end + length]).ok()
+    if length == 0 {
+        return Some((head, Value::Null));
+    }
+    serde_json::from_slice(&data[header_end..header_end + length]).ok().map(|body| (head, body))
 }
 
 /// Microseconds since the Unix epoch (comparable across processes on one machine).

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         Some("clients") => clients(&root, args.iter().any(|a| a == "--check")),
         Some("test-clients") => with_database(&root, "skein_test", |url| {
             build_live_server(&root)?;
-            typescript_suite(&root, url)
+            client_suites(&root, url)
         }),
         _ => Err(
             "usage: cargo xtask <openapi [--check] | test [ARGS…] | test-clients | deps | modules | bench | lint | clients [--check]>"
@@ -134,14 +134,17 @@ fn build_live_server(root: &Path) -> Result<(), String> {
     run(cargo(root).args(["build", "--quiet", "--package", "skein-tests", "--bin", "skein-live"]))
 }
 
-/// `node --test` over the TypeScript client against `skein-live` (the real server and the
-/// fake provider on a schema of its own). Output is returned whole, so that it does not
-/// interleave with the Rust tests running meanwhile.
-fn typescript_suite(root: &Path, url: &str) -> Result<(), String> {
+/// The suites in other languages against `skein-live` (the real server and the fake provider
+/// on a schema of its own), side by side: the TypeScript client's, and the official `openai`
+/// packages for Python and Node against the OpenAI-compatible endpoint. Each suite's output
+/// is printed whole, so that it does not interleave with the others or the Rust tests.
+fn client_suites(root: &Path, url: &str) -> Result<(), String> {
     use std::io::BufRead;
-    let dir = root.join("clients/typescript");
-    npm_install(&dir)?;
-    run(&mut npm(&dir, "build"))?;
+    let typescript = root.join("clients/typescript");
+    let node = root.join("tests/openai/node");
+    npm_install(&typescript)?;
+    npm_install(&node)?;
+    let python = python_env(root)?;
     let mut live = Command::new(root.join("target/debug/skein-live"))
         .env("DATABASE_URL", url)
         .stdin(std::process::Stdio::piped())
@@ -152,20 +155,66 @@ fn typescript_suite(root: &Path, url: &str) -> Result<(), String> {
     if let Some(stdout) = live.stdout.take() {
         let _ = std::io::BufReader::new(stdout).read_line(&mut ready);
     }
-    let base_url =
-        serde_json::from_str::<serde_json::Value>(&ready).ok().and_then(|v| v["base_url"].as_str().map(str::to_owned));
-    let result = match base_url {
-        Some(base_url) => {
-            let output = npm(&dir, "test").env("SKEIN_URL", base_url).output().map_err(|e| e.to_string())?;
-            println!("== TypeScript client suite\n{}", String::from_utf8_lossy(&output.stdout));
-            eprint!("{}", String::from_utf8_lossy(&output.stderr));
-            if output.status.success() { Ok(()) } else { Err("the TypeScript client suite failed".to_owned()) }
+    let started = serde_json::from_str::<serde_json::Value>(&ready).ok();
+    let field = |name: &str| started.as_ref().and_then(|v| v[name].as_str().map(str::to_owned));
+    let result = match (field("base_url"), field("llm_stats_url")) {
+        (Some(base_url), Some(stats)) => {
+            let mut pytest = Command::new(python);
+            pytest.args(["-m", "unittest", "discover", "-v", "-s"]).arg(root.join("tests/openai/python"));
+            let suites = [
+                ("TypeScript client", npm(&typescript, "test")),
+                ("openai (npm)", npm(&node, "test")),
+                ("openai (Python)", pytest),
+            ];
+            let running: Vec<_> = suites
+                .into_iter()
+                .map(|(name, mut command)| {
+                    command.env("SKEIN_URL", &base_url).env("SKEIN_LLM_STATS", &stats);
+                    (name, std::thread::spawn(move || command.output()))
+                })
+                .collect();
+            let mut failed = Vec::new();
+            for (name, suite) in running {
+                match suite.join() {
+                    Ok(Ok(output)) => {
+                        println!("== {name} suite\n{}", String::from_utf8_lossy(&output.stdout));
+                        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+                        if !output.status.success() {
+                            failed.push(name);
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        eprintln!("{name}: cannot run: {e}");
+                        failed.push(name);
+                    }
+                    Err(_) => failed.push(name),
+                }
+            }
+            if failed.is_empty() { Ok(()) } else { Err(format!("failed: {}", failed.join(", "))) }
         }
-        None => Err(format!("skein-live did not start: {ready:?}")),
+        _ => Err(format!("skein-live did not start: {ready:?}")),
     };
     drop(live.stdin.take());
     let _ = live.wait();
     result
+}
+
+/// A virtual environment under `target/` with `tests/openai/python/requirements.txt`
+/// installed (again only when that file changes); returns its Python.
+fn python_env(root: &Path) -> Result<PathBuf, String> {
+    let env = root.join("target/openai-python");
+    let requirements = root.join("tests/openai/python/requirements.txt");
+    let marker = env.join("installed-requirements.txt");
+    let python = env.join("bin/python");
+    let wanted = std::fs::read(&requirements).map_err(|e| format!("{}: {e}", requirements.display()))?;
+    if std::fs::read(&marker).ok().as_deref() != Some(wanted.as_slice()) || !python.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&env))?;
+        run(Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements))?;
+        std::fs::write(&marker, wanted).map_err(|e| e.to_string())?;
+    }
+    Ok(python)
 }
 
 /// Both API documents through both pinned linters: Redocly's recommended rules and
@@ -260,12 +309,12 @@ fn with_nats(root: &Path, f: impl FnOnce() -> Result<(), String>) -> Result<(), 
 }
 
 fn test(root: &Path, url: &str, extra: &[String]) -> Result<(), String> {
-    // Without filters, the TypeScript client's suite runs beside the Rust tests.
-    let typescript = match extra.is_empty() {
+    // Without filters, the suites in other languages run beside the Rust tests.
+    let others = match extra.is_empty() {
         true => {
             build_live_server(root)?;
             let (root, url) = (root.to_path_buf(), url.to_owned());
-            Some(std::thread::spawn(move || typescript_suite(&root, &url)))
+            Some(std::thread::spawn(move || client_suites(&root, &url)))
         }
         false => None,
     };
@@ -280,9 +329,9 @@ fn test(root: &Path, url: &str, extra: &[String]) -> Result<(), String> {
         command.args(["test", "--workspace", "--no-fail-fast"]);
     }
     let rust = run(command.args(extra).env("DATABASE_URL", url));
-    let typescript = typescript.map_or(Ok(()), |suite| suite.join().unwrap_or_else(|_| Err("suite panicked".into())));
+    let others = others.map_or(Ok(()), |suites| suites.join().unwrap_or_else(|_| Err("suites panicked".into())));
     rust?;
-    typescript?;
+    others?;
     if extra.is_empty() {
         // The crate docs' examples (nextest does not run doctests).
         run(cargo(root).args(["test", "--doc", "--package", "skein-shared", "--package", "skein-client"]))?;

@@ -222,6 +222,13 @@ pub enum Created<T> {
 }
 
 impl<T> Created<T> {
+    /// The value, new or not.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::New(v) | Self::Existing(v) => v,
+        }
+    }
+
     /// The same outcome with the value transformed.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Created<U> {
         match self {

@@ -320,6 +320,9 @@ pub trait MessageRepo: Send + Sync {
     /// `ConversationArchived` when the conversation was archived meanwhile.
     fn insert_message(&self, new: NewMessage) -> impl Future<Output = DomainResult<Created<MessageRecord>>> + Send;
     fn get_message(&self, id: MessageId) -> impl Future<Output = DomainResult<Option<MessageRecord>>> + Send;
+    /// The thread's newest message that is neither deleted nor still streaming (where a
+    /// conversation that only ever continues the thread goes on); `None` for no such thread.
+    fn thread_leaf(&self, root: MessageId) -> impl Future<Output = DomainResult<Option<MessageId>>> + Send;
     /// The message with its conversation, the user's standing there and its thread's AI
     /// settings, in one read; `None` when the message does not exist or the user is not in the
     /// conversation's workspace.
@@ -392,6 +395,13 @@ pub trait AssistantRepo: Send + Sync {
         limit: u32,
     ) -> impl Future<Output = DomainResult<Vec<Assistant>>> + Send;
     fn find_assistant(&self, id: AssistantId) -> impl Future<Output = DomainResult<Option<Assistant>>> + Send;
+    /// The assistants of every workspace `user` is a member of, with each workspace's name,
+    /// oldest first, at most `limit`.
+    fn assistants_of_member(
+        &self,
+        user: UserId,
+        limit: u32,
+    ) -> impl Future<Output = DomainResult<Vec<(Assistant, String)>>> + Send;
     fn update_assistant(&self, assistant: Assistant) -> impl Future<Output = DomainResult<Assistant>> + Send;
     fn delete_assistant(&self, id: AssistantId) -> impl Future<Output = DomainResult<()>> + Send;
 }
@@ -516,9 +526,50 @@ pub trait SearchRepo: Send + Sync {
     fn search_messages(&self, search: MessageSearch) -> impl Future<Output = DomainResult<Vec<FoundMessage>>> + Send;
 }
 
+/// A piece of a completion asked of a provider directly (nothing stored).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProxyPiece {
+    Text(String),
+    /// The last piece: why it ended and what it used.
+    End {
+        finish_reason: Option<String>,
+        usage: Option<skein_shared::assistant::Usage>,
+    },
+}
+
+/// The next piece of a proxied completion, or how it failed.
+pub type ProxyNext = Option<Result<ProxyPiece, skein_shared::assistant::GenerationError>>;
+
+/// A provider's streamed completion, as it comes.
+pub trait ProxyCompletion: Send {
+    /// The next piece; `None` after `End` (or an error).
+    fn next(&mut self) -> Pin<Box<dyn Future<Output = ProxyNext> + Send + '_>>;
+}
+
+/// Asking a provider for a completion without storing anything (the OpenAI-compatible
+/// endpoint's plain proxy).
+pub trait ChatProxy: Send + Sync {
+    /// Starts the completion; fails as an answer would (unreachable, refused, timed out).
+    fn proxy_chat(
+        &self,
+        provider: &str,
+        request: ProxyRequest,
+    ) -> impl Future<Output = DomainResult<Result<Box<dyn ProxyCompletion>, skein_shared::assistant::GenerationError>>> + Send;
+}
+
+/// What a proxied completion sends the provider.
+#[derive(Clone, Debug)]
+pub struct ProxyRequest {
+    pub model: String,
+    pub messages: Vec<crate::context::PromptMessage>,
+    pub temperature: Option<f32>,
+    pub max_tokens: u32,
+}
+
 pub trait Ports:
     AccountRepo
     + ApiKeyRepo
+    + ChatProxy
     + Clock
     + Credentials
     + WorkspaceRepo
@@ -539,6 +590,7 @@ pub trait Ports:
 impl<T> Ports for T where
     T: AccountRepo
         + ApiKeyRepo
+        + ChatProxy
         + Clock
         + Credentials
         + WorkspaceRepo

@@ -27,6 +27,11 @@ impl ApiError {
         self
     }
 
+    /// Seconds the caller should wait before retrying, when the error says.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.1
+    }
+
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.0.detail = Some(detail.into());
         self

@@ -43,6 +43,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(routes::health::configure)
+        .configure(routes::openai::configure)
         .service(scope("/api").configure(routes::configure))
         .split_for_parts();
     utoipa::Modify::modify(&openapi::Conventions, &mut doc);
@@ -172,6 +173,8 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
             .service(docs)
             .app_data(state.clone())
             .app_data(web::JsonConfig::default().limit(body_limit).error_handler(error::json_error))
+            // Bodies read whole (`/v1`'s) have the same limit.
+            .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .wrap_fn(|req, srv| {
@@ -194,6 +197,7 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
             .into_utoipa_app()
             .openapi(ApiDoc::openapi())
             .configure(routes::health::configure)
+            .configure(routes::openai::configure)
             .service(scope("/api").configure(routes::configure))
             .split_for_parts();
         app.route(

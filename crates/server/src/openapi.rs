@@ -23,7 +23,8 @@ mod sse;
         skein_shared::Problem,
         skein_shared::ErrorCode,
         skein_shared::FieldError,
-        skein_shared::event::ClientFrame
+        skein_shared::event::ClientFrame,
+        skein_shared::openai::ChatCompletionChunk
     )),
     security(("bearer" = []), ("session_cookie" = [])),
     tags(
@@ -40,6 +41,7 @@ mod sse;
         (name = "presence", description = "Typing indicators and presence (live only)"),
         (name = "search", description = "Full-text search over messages, within what the caller may read"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "openai", description = "OpenAI-compatible chat completions and models (errors in OpenAI's shape)"),
     )
 )]
 pub struct ApiDoc;
@@ -128,7 +130,10 @@ impl Modify for Conventions {
                         });
                     }
                 }
-                add_common_errors(op, secured);
+                // `/v1` speaks OpenAI's error shape: its handlers document their own errors.
+                if !path.starts_with("/v1/") {
+                    add_common_errors(op, secured);
+                }
                 add_headers(op);
             }
         }

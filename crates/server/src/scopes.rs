@@ -29,8 +29,10 @@ const OWN_STATE: [(&str, &str); 3] = [
     ("PUT", "/api/conversations/{id}/preferences"),
 ];
 
-/// Asking for, stopping and rating assistant answers.
-const ASSISTANT: [(&str, &str); 4] = [
+/// Asking for, stopping and rating assistant answers (a chat completion bound to a thread
+/// posts a message too: its handler also demands `write`).
+const ASSISTANT: [(&str, &str); 5] = [
+    ("POST", "/v1/chat/completions"),
     ("POST", "/api/messages/{message_id}/generate"),
     ("POST", "/api/messages/{message_id}/cancel"),
     ("PUT", "/api/messages/{message_id}/feedback"),

@@ -45,6 +45,7 @@ pub mod event;
 pub mod health;
 pub mod ids;
 pub mod message;
+pub mod openai;
 pub mod page;
 pub mod preferences;
 pub mod search;

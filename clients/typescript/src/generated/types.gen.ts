@@ -86,6 +86,14 @@ export type Assistant = {
  */
 export type AssistantId = string;
 
+export type AssistantMessage = {
+    content: string;
+    /**
+     * `assistant`.
+     */
+    role: string;
+};
+
 /**
  * A new session: the token is shown once and stored only as a hash.
  */
@@ -110,6 +118,120 @@ export type AuthResponse = {
  * server itself.
  */
 export type AuthorKind = 'user' | 'service' | 'assistant' | 'system';
+
+export type ChatChoice = {
+    /**
+     * `stop`, `length`, or `cancelled` when the answer was stopped.
+     */
+    finish_reason?: string | null;
+    index: number;
+    message: AssistantMessage;
+};
+
+/**
+ * A non-streamed answer.
+ */
+export type ChatCompletion = {
+    choices: Array<ChatChoice>;
+    /**
+     * Unix seconds.
+     */
+    created: number;
+    id: string;
+    model: string;
+    /**
+     * `chat.completion`.
+     */
+    object: string;
+    skein?: SkeinExchange | null;
+    usage?: CompletionUsage | null;
+};
+
+/**
+ * One streamed piece (`data:` of the SSE stream, which ends with `data: [DONE]`).
+ */
+export type ChatCompletionChunk = {
+    choices: Array<ChunkChoice>;
+    created: number;
+    id: string;
+    model: string;
+    /**
+     * `chat.completion.chunk`.
+     */
+    object: string;
+    skein?: SkeinExchange | null;
+    usage?: CompletionUsage | null;
+};
+
+/**
+ * `POST /v1/chat/completions`.
+ */
+export type ChatCompletionRequest = {
+    /**
+     * Refused when not empty (the deprecated form of `tools`).
+     */
+    functions?: Array<{
+        [key: string]: unknown;
+    }> | null;
+    /**
+     * Refused when true.
+     */
+    logprobs?: boolean | null;
+    max_completion_tokens?: number | null;
+    /**
+     * The answer's token limit (`max_completion_tokens` wins when both are given).
+     */
+    max_tokens?: number | null;
+    messages: Array<ChatMessage>;
+    /**
+     * `{"skein_thread": "<root id>"}` stores the exchange in that thread.
+     */
+    metadata?: {
+        [key: string]: string;
+    } | null;
+    /**
+     * An assistant's name (or id), or `provider/model`; `GET /v1/models` lists them.
+     */
+    model: string;
+    /**
+     * Only 1 (refused otherwise).
+     */
+    n?: number | null;
+    stream?: boolean;
+    stream_options?: StreamOptions | null;
+    temperature?: number | null;
+    /**
+     * Refused when not empty: Skein's assistants do not call tools.
+     */
+    tools?: Array<{
+        [key: string]: unknown;
+    }> | null;
+};
+
+/**
+ * A message's content: a string, or parts of which Skein reads the `text` ones.
+ */
+export type ChatContent = string | Array<ContentPart>;
+
+export type ChatMessage = {
+    content?: ChatContent | null;
+    name?: string | null;
+    /**
+     * `system`, `developer` (as `system`), `user` or `assistant`.
+     */
+    role: string;
+};
+
+export type ChunkChoice = {
+    delta: ChunkDelta;
+    finish_reason?: string | null;
+    index: number;
+};
+
+export type ChunkDelta = {
+    content?: string | null;
+    role?: string | null;
+};
 
 /**
  * What a WebSocket client sends.
@@ -138,6 +260,20 @@ export type ClientFrame = {
     message_id: MessageId;
     request_id?: string | null;
     type: 'cancel';
+};
+
+export type CompletionUsage = {
+    completion_tokens: number;
+    prompt_tokens: number;
+    total_tokens: number;
+};
+
+export type ContentPart = {
+    text?: string | null;
+    /**
+     * `text` (other kinds are refused).
+     */
+    type: string;
 };
 
 export type Conversation = {
@@ -854,10 +990,61 @@ export type MessageVersion = {
     version: number;
 };
 
+export type Model = {
+    created: number;
+    /**
+     * What to pass as `model`.
+     */
+    id: string;
+    /**
+     * `model`.
+     */
+    object: string;
+    /**
+     * The assistant's workspace, or the provider.
+     */
+    owned_by: string;
+};
+
+/**
+ * `GET /v1/models`.
+ */
+export type ModelList = {
+    data: Array<Model>;
+    /**
+     * `list`.
+     */
+    object: string;
+};
+
 /**
  * What the member wants to be notified of.
  */
 export type NotifyLevel = 'all' | 'mentions' | 'none';
+
+/**
+ * Every error of `/v1`, in OpenAI's shape (not problem+json).
+ */
+export type OpenAiError = {
+    error: OpenAiErrorBody;
+};
+
+export type OpenAiErrorBody = {
+    /**
+     * Skein's stable error code (`ErrorCode`).
+     */
+    code?: string | null;
+    message: string;
+    /**
+     * The request field at fault.
+     */
+    param?: string | null;
+    /**
+     * `invalid_request_error`, `authentication_error`, `permission_error`,
+     * `not_found_error`, `rate_limit_error`, `api_error`.
+     */
+    type: string;
+};
 
 /**
  * Opaque cursors for the neighbouring pages; `null` when there is nothing there (yet).
@@ -1393,12 +1580,28 @@ export type SendFrame = {
 };
 
 /**
+ * Where a thread-bound exchange went: the user's reply and the assistant's answer.
+ */
+export type SkeinExchange = {
+    answer_id: MessageId;
+    message_id: MessageId;
+    root_id: MessageId;
+};
+
+/**
  * `error`.
  */
 export type StreamError = {
     code: ErrorCode;
     message: string;
     reason?: GenerationErrorCode | null;
+};
+
+export type StreamOptions = {
+    /**
+     * A last chunk with `usage` and no choices.
+     */
+    include_usage?: boolean;
 };
 
 /**
@@ -6036,3 +6239,87 @@ export type CheckReadinessResponses = {
 };
 
 export type CheckReadinessResponse = CheckReadinessResponses[keyof CheckReadinessResponses];
+
+export type CreateChatCompletionData = {
+    body: ChatCompletionRequest;
+    headers?: {
+        /**
+         * Store the exchange in this thread (its root id)
+         */
+        'X-Skein-Thread'?: MessageId | null;
+    };
+    path?: never;
+    query?: never;
+    url: '/v1/chat/completions';
+};
+
+export type CreateChatCompletionErrors = {
+    /**
+     * `invalid_request_error`
+     */
+    400: OpenAiError;
+    /**
+     * `authentication_error` (`invalid_api_key`)
+     */
+    401: OpenAiError;
+    /**
+     * `permission_error`
+     */
+    403: OpenAiError;
+    /**
+     * `not_found_error`: the thread
+     */
+    404: OpenAiError;
+    /**
+     * `invalid_request_error` (`payload_too_large`): the body is larger than allowed
+     */
+    413: OpenAiError;
+    /**
+     * `rate_limit_error`
+     */
+    429: OpenAiError;
+    /**
+     * `api_error`: the provider failed
+     */
+    502: OpenAiError;
+    /**
+     * `api_error`: at capacity
+     */
+    503: OpenAiError;
+};
+
+export type CreateChatCompletionError = CreateChatCompletionErrors[keyof CreateChatCompletionErrors];
+
+export type CreateChatCompletionResponses = {
+    /**
+     * The answer (`stream: false`), or `ChatCompletionChunk`s as SSE `data:` lines then `data: [DONE]`
+     */
+    200: ChatCompletion;
+};
+
+export type CreateChatCompletionResponse = CreateChatCompletionResponses[keyof CreateChatCompletionResponses];
+
+export type ListModelsData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/v1/models';
+};
+
+export type ListModelsErrors = {
+    /**
+     * `authentication_error`
+     */
+    401: OpenAiError;
+};
+
+export type ListModelsError = ListModelsErrors[keyof ListModelsErrors];
+
+export type ListModelsResponses = {
+    /**
+     * The models
+     */
+    200: ModelList;
+};
+
+export type ListModelsResponse = ListModelsResponses[keyof ListModelsResponses];

@@ -24,7 +24,7 @@ use crate::validate::Check;
 use crate::{DomainError, DomainResult};
 
 /// Seconds a caller over a generation limit is asked to wait.
-const RETRY_AFTER_SECS: u64 = 2;
+pub(super) const RETRY_AFTER_SECS: u64 = 2;
 /// Longest feedback reason (a short label such as `inaccurate`).
 const REASON_MAX_CHARS: usize = 100;
 

@@ -83,6 +83,19 @@ impl<P: Ports> Services<P> {
         parent_id: MessageId,
         req: ReplyRequest,
     ) -> DomainResult<Created<ReplyWithAssistant>> {
+        self.post_reply(caller, via, parent_id, req, None).await
+    }
+
+    /// [`Self::reply`], asking for an answer as `ask` says when given (whatever the reply's
+    /// `generate`, the thread's `auto_reply` and its mentions say).
+    pub(super) async fn post_reply(
+        &self,
+        caller: UserId,
+        via: Via,
+        parent_id: MessageId,
+        req: ReplyRequest,
+        ask: Option<GenerateRequest>,
+    ) -> DomainResult<Created<ReplyWithAssistant>> {
         let (parent, access, role, ai) = self.visible_message(caller, parent_id).await?;
         ensure_can_post(&access, role)?;
         let conversation = parent.message.conversation_id;
@@ -93,10 +106,11 @@ impl<P: Ports> Services<P> {
         check.finish()?;
         let mentions = self.resolve_mentions(&access, &req.content).await?;
         // Mentioning an assistant asks it, as `generate` asks the thread's.
-        let asked = GenerateRequest { assistant_id: mentioned_assistant(&mentions), ..GenerateRequest::default() };
-        let answerer = match req.generate || ai.settings.auto_reply || asked.assistant_id.is_some() {
-            true => Some(self.answerer(caller, ai, &access, &asked).await?),
-            false => None,
+        let mentioned = GenerateRequest { assistant_id: mentioned_assistant(&mentions), ..GenerateRequest::default() };
+        let asks = req.generate || ai.settings.auto_reply || mentioned.assistant_id.is_some();
+        let answerer = match ask.or(asks.then_some(mentioned)) {
+            Some(asked) => Some(self.answerer(caller, ai, &access, &asked).await?),
+            None => None,
         };
         let new = NewMessage {
             id: MessageId::generate(),

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod flusher;
 pub mod provider;
+pub mod proxy;
 pub mod registry;
 pub mod runner;
 pub mod title;
@@ -154,6 +155,23 @@ impl crate::store::AnswerRunner for Llm {
 
     fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.config.flush_interval_ms.max(50))
+    }
+
+    fn proxy(
+        &self,
+        provider: &str,
+        request: crate::store::job::ChatRequest,
+    ) -> crate::store::BoxFuture<'_, crate::store::ProxyStarted> {
+        let provider = self.providers.get(provider).cloned();
+        Box::pin(async move {
+            let provider = provider.ok_or_else(|| skein_shared::assistant::GenerationError {
+                code: skein_shared::assistant::GenerationErrorCode::ProviderNotConfigured,
+                message: "no such provider is configured".into(),
+            })?;
+            let chunks = provider.stream(&request).await?;
+            Ok(Box::new(proxy::ProxyStream::new(chunks, provider.timeout()))
+                as Box<dyn skein_domain::ports::ProxyCompletion>)
+        })
     }
 }
 

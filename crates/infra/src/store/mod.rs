@@ -119,7 +119,13 @@ pub trait AnswerRunner: Send + Sync {
     fn follow_here(&self, message: MessageId) -> Option<FollowHere>;
     /// How often followers of answers running elsewhere read what has been flushed.
     fn flush_interval(&self) -> Duration;
+    /// Starts a completion with the named provider that nothing stores (the OpenAI-compatible
+    /// endpoint's proxy).
+    fn proxy(&self, provider: &str, request: job::ChatRequest) -> BoxFuture<'_, ProxyStarted>;
 }
+
+/// A proxied completion, or why the provider could not be asked.
+pub type ProxyStarted = Result<Box<dyn skein_domain::ports::ProxyCompletion>, skein_shared::assistant::GenerationError>;
 
 /// Following an answer that runs on this instance.
 pub type FollowHere = (String, Option<MessageDone>, tokio::sync::broadcast::Receiver<AnswerPiece>);

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod conversations;
 pub mod health;
 pub mod messages;
+pub mod openai;
 pub mod presence;
 pub mod read_state;
 pub mod search;

@@ -9,7 +9,7 @@ use ulid::Ulid;
 use uuid::Uuid;
 
 use crate::store::codec::{ulid, uuid};
-use crate::store::schema::assistants;
+use crate::store::schema::{assistants, workspace_members, workspaces};
 use crate::store::{Store, db_error};
 
 #[derive(Queryable, Selectable)]
@@ -106,6 +106,25 @@ impl AssistantRepo for Store {
         }
         let rows: Vec<AssistantRow> = query.load(&mut conn).await.map_err(db_error)?;
         Ok(rows.into_iter().map(Assistant::from).collect())
+    }
+
+    async fn assistants_of_member(&self, user: UserId, limit: u32) -> DomainResult<Vec<(Assistant, String)>> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<(AssistantRow, String)> = assistants::table
+            .inner_join(
+                workspace_members::table.on(workspace_members::workspace_id
+                    .eq(assistants::workspace_id)
+                    .and(workspace_members::user_id.eq(uuid(user)))),
+            )
+            .inner_join(workspaces::table.on(workspaces::id.eq(assistants::workspace_id)))
+            .filter(assistants::deleted_at.is_null())
+            .select((AssistantRow::as_select(), workspaces::name))
+            .order(assistants::id)
+            .limit(i64::from(limit))
+            .load(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(|(row, workspace)| (Assistant::from(row), workspace)).collect())
     }
 
     async fn find_assistant(&self, id: AssistantId) -> DomainResult<Option<Assistant>> {

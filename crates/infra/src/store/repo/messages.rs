@@ -49,6 +49,21 @@ impl MessageRepo for Store {
         }
     }
 
+    async fn thread_leaf(&self, root: MessageId) -> DomainResult<Option<MessageId>> {
+        let mut conn = self.conn().await?;
+        let leaf: Option<Uuid> = messages::table
+            .filter(messages::root_id.eq(uuid(root)))
+            .filter(messages::deleted_at.is_null())
+            .filter(messages::status.ne("streaming"))
+            .order(messages::seq.desc())
+            .select(messages::id)
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        Ok(leaf.map(|id| MessageId(ulid::Ulid::from(id))))
+    }
+
     async fn get_message(&self, id: MessageId) -> DomainResult<Option<MessageRecord>> {
         let mut conn = self.conn().await?;
         let row = messages::table

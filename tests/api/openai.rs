@@ -1,0 +1,109 @@
+//! The OpenAI-compatible endpoint's own rules (the official SDKs' suites in `tests/openai/`
+//! drive the rest): errors in OpenAI's shape, scopes, models, the thread-bound path's checks.
+
+use reqwest::Method;
+use serde_json::json;
+use skein_tests::fake_llm::FakeLlm;
+use skein_tests::{TestApp, TestUser};
+
+struct Setup {
+    app: TestApp,
+    owner: TestUser,
+    ws: String,
+    _llm: FakeLlm,
+}
+
+async fn setup() -> Setup {
+    let llm = FakeLlm::start().await;
+    let provider = llm.provider("fake");
+    let app = TestApp::spawn_with(|config| config.llm.providers = vec![provider]).await;
+    let owner = app.register("Owner").await;
+    let ws = app.workspace(&owner, &[]).await;
+    let body = json!({ "name": "Helper", "provider": "fake", "model": "tokens-3" });
+    app.post(&format!("/api/workspaces/{ws}/assistants"), &owner, body).await.expect(201);
+    Setup { app, owner, ws, _llm: llm }
+}
+
+fn ask(model: &str) -> serde_json::Value {
+    json!({ "model": model, "messages": [{ "role": "user", "content": "hi" }] })
+}
+
+#[tokio::test]
+async fn errors_are_in_openai_shape_and_scopes_apply() {
+    let s = setup().await;
+    let path = "/v1/chat/completions";
+    let anonymous = s.app.request(Method::POST, path, None, Some(ask("Helper"))).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.body["error"]["type"], "authentication_error");
+    assert_eq!(anonymous.body["error"]["code"], "invalid_api_key");
+    assert_eq!(anonymous.headers["content-type"], "application/json");
+
+    let res = s.app.post(path, &s.owner, json!({ "model": "Helper" })).await;
+    assert_eq!((res.status, res.body["error"]["type"].as_str()), (400, Some("invalid_request_error")), "{}", res.body);
+    let res = s.app.post(path, &s.owner, json!({ "model": "Helper", "messages": [] })).await;
+    assert_eq!((res.status, res.body["error"]["param"].as_str()), (400, Some("messages")), "{}", res.body);
+    let parts = json!({ "model": "Helper", "messages": [{ "role": "user", "content": [{ "type": "image_url" }] }] });
+    let res = s.app.post(path, &s.owner, parts).await;
+    assert_eq!(res.body["error"]["param"], "messages[0].content", "{}", res.body);
+
+    let huge = json!({ "model": "Helper", "messages": [{ "role": "user", "content": "x".repeat(300 * 1024) }] });
+    let res = s.app.post(path, &s.owner, huge).await;
+    assert_eq!((res.status, res.body["error"]["code"].as_str()), (413, Some("payload_too_large")), "{}", res.body);
+
+    let read = s.app.api_key(&s.owner, &s.ws, json!({ "name": "reader", "scopes": ["read"] })).await;
+    let res = s.app.post(path, &read, ask("Helper")).await;
+    assert_eq!((res.status, res.body["error"]["code"].as_str()), (403, Some("insufficient_scope")), "{}", res.body);
+    let models = s.app.get("/v1/models", &read).await.expect(200);
+    let ids: Vec<&str> = models.body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["Helper", "fake/tokens-5"]);
+
+    let answer = s.app.post(path, &s.owner, ask("Helper")).await.expect(200);
+    assert_eq!(answer.body["choices"][0]["message"]["content"], "t0 t1 t2 ");
+    assert!(answer.body.get("skein").is_none(), "nothing stored: {}", answer.body);
+}
+
+#[tokio::test]
+async fn a_thread_bound_call_needs_a_thread_the_caller_can_post_in() {
+    let s = setup().await;
+    let path = "/v1/chat/completions";
+    let conversation = s.app.channel(&s.owner, &s.ws, &[]).await;
+    let root = s.app.root(&s.owner, &conversation, "the thread").await;
+    let reply = s.app.reply(&s.owner, &root, "a reply").await;
+    let bound = |thread: &str, model: &str| {
+        let mut body = ask(model);
+        body["metadata"] = json!({ "skein_thread": thread });
+        body
+    };
+    // Not a root; not an assistant; not visible to the caller.
+    let res = s.app.post(path, &s.owner, bound(&reply, "Helper")).await;
+    assert_eq!((res.status, res.body["error"]["param"].as_str()), (400, Some("metadata.skein_thread")), "{}", res.body);
+    let res = s.app.post(path, &s.owner, bound(&root, "fake/tokens-2")).await;
+    assert_eq!(res.body["error"]["param"], "model", "{}", res.body);
+    let outsider = s.app.register("Outsider").await;
+    let res = s.app.post(path, &outsider, bound(&root, "Helper")).await;
+    assert_eq!(res.status, 400, "an outsider has no assistant named so: {}", res.body);
+    let stranger_key =
+        s.app.api_key(&s.owner, &s.ws, json!({ "name": "k", "scopes": ["read", "write", "assistant"] })).await;
+    let res = s.app.post(path, &stranger_key, bound(&root, "Helper")).await;
+    assert_eq!((res.status, res.body["error"]["type"].as_str()), (404, Some("not_found_error")), "{}", res.body);
+
+    // By header, as the owner: the reply goes at the thread's newest message.
+    let res = s
+        .app
+        .http
+        .post(format!("{}{path}", s.app.base))
+        .bearer_auth(&s.owner.token)
+        .header("x-skein-thread", &root)
+        .json(&ask("Helper"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let asked = body["skein"]["message_id"].as_str().unwrap();
+    let message = s.app.get(&format!("/api/messages/{asked}"), &s.owner).await.expect(200);
+    assert_eq!(
+        (message.body["parent_id"].as_str(), message.body["via"]["kind"].as_str()),
+        (Some(reply.as_str()), Some("openai"))
+    );
+}
