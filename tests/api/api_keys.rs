@@ -264,3 +264,66 @@ async fn a_revoked_or_expired_key_is_refused_on_every_instance_at_once() {
     app.clock.advance(day * 13);
     app.get("/api/me", &key).await.expect_problem(401, "unauthenticated");
 }
+
+/// Every operation of the document, called with API keys: one that holds every scope but
+/// the one its `bearer` requirement names is refused with `insufficient_scope`, one that
+/// holds just that scope is not (whatever else it then gets); people-only operations refuse
+/// even an admin key. So the document tells integrators the truth about every route.
+#[tokio::test]
+async fn every_operation_enforces_the_scope_the_document_names() {
+    let s = setup().await;
+    let all = ["read", "write", "assistant"];
+    let mut keys = std::collections::HashMap::new();
+    for scope in all {
+        let others: Vec<&str> = all.iter().copied().filter(|s| *s != scope).collect();
+        keys.insert(format!("only {scope}"), s.key(&[scope]).await);
+        keys.insert(format!("all but {scope}"), s.key(&others).await);
+    }
+    let admin = s.key(&["admin"]).await;
+    let doc = crate::contract::document();
+    let mut checked = 0;
+    for (method, path, operation) in crate::contract::operations(&doc) {
+        let Some(bearer) = operation["security"].as_array().and_then(|alts| alts.iter().find_map(|a| a.get("bearer")))
+        else {
+            continue; // public
+        };
+        // Ids that exist nowhere: the scope is checked before anything is looked up.
+        let url = path
+            .split('/')
+            .map(|part| match part.starts_with('{') {
+                true if part == "{code}" => "nocode".to_owned(),
+                true if part == "{emoji}" => "%F0%9F%91%8D".to_owned(),
+                true => ulid::Ulid::generate().to_string(),
+                false => part.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let refused = |key: &TestUser| {
+            let (app, method, url) = (&s.app, method.clone(), url.clone());
+            let token = key.token.clone();
+            async move {
+                let mut req = app.http.request(method.clone(), format!("{}{url}", app.base)).bearer_auth(token);
+                if method != Method::GET {
+                    req = req.json(&json!({}));
+                }
+                let res = req.send().await.unwrap();
+                if res.status() != 403 {
+                    return false; // never read a stream's body
+                }
+                let body: serde_json::Value = res.json().await.unwrap_or_default();
+                [&body["code"], &body["error"]["code"]].iter().any(|c| c.as_str() == Some("insufficient_scope"))
+            }
+        };
+        match bearer.as_array().unwrap().first().and_then(|s| s.as_str()) {
+            Some(scope) => {
+                assert!(refused(&keys[&format!("all but {scope}")]).await, "{method} {path} without `{scope}`");
+                assert!(!refused(&keys[&format!("only {scope}")]).await, "{method} {path} with `{scope}`");
+                assert!(!refused(&admin).await, "{method} {path} with `admin`");
+            }
+            None => assert!(refused(&admin).await, "{method} {path} is people-only"),
+        }
+        checked += 1;
+    }
+    assert!(checked > 60, "only {checked} operations");
+}

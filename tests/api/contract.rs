@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 use skein_shared::ErrorCode;
 
-fn document() -> Value {
+pub(crate) fn document() -> Value {
     serde_json::from_str(include_str!("../../openapi/openapi.json")).unwrap()
 }
 
 /// `(method, path, operation)` for every operation of the document.
-fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+pub(crate) fn operations(doc: &Value) -> Vec<(String, String, Value)> {
     let mut found = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {

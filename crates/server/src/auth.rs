@@ -58,10 +58,8 @@ impl FromRequest for Caller {
                 Some(token) => (token, false),
                 None => (req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()).ok_or_else(unauthenticated)?, true),
             };
+            // An API key's scopes were checked before the handler (`scopes::enforce`).
             let session = state.services.authenticate(&token).await.map_err(ApiError::from)?;
-            if let Some(grant) = &session.api_key {
-                crate::scopes::check(grant, &req)?;
-            }
             if via_cookie && !is_safe(req.method()) {
                 let header = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
                 if !constant_time_eq(header.as_bytes(), session.csrf_token.as_bytes()) {
@@ -76,7 +74,7 @@ impl FromRequest for Caller {
     }
 }
 
-fn bearer_token(req: &HttpRequest) -> Option<String> {
+pub(crate) fn bearer_token(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned()).filter(|t| !t.is_empty())

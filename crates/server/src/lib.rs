@@ -177,6 +177,7 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
+            .wrap(actix_web::middleware::from_fn(scopes::enforce))
             .wrap_fn(|req, srv| {
                 // Keep the caller's request id, or make one, and echo it in the response.
                 let id = req.headers().get(&REQUEST_ID).cloned().filter(|v| v.len() <= 64).unwrap_or_else(|| {

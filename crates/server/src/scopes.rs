@@ -3,9 +3,13 @@
 //! routes that manage people's own credentials or would take it out of its workspace.
 
 use actix_web::HttpRequest;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
+use actix_web::middleware::Next;
 use skein_domain::entities::ApiKeyGrant;
 use skein_shared::ErrorCode;
+use skein_shared::api_key::API_KEY_PREFIX;
 use skein_shared::api_key::ApiScope;
 
 use crate::error::ApiError;
@@ -51,6 +55,30 @@ pub fn required(method: &Method, pattern: &str) -> Option<ApiScope> {
     } else {
         Some(ApiScope::Write)
     }
+}
+
+/// Middleware: a request with an API key whose scopes do not cover its route is refused
+/// here, before any extractor reads its path or body (so the answer does not depend on the
+/// order a handler's arguments are read in). Sessions and unknown tokens pass on (the
+/// `Caller` extractor answers 401 for the latter).
+pub async fn enforce(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let key = crate::auth::bearer_token(req.request()).filter(|t| t.starts_with(API_KEY_PREFIX));
+    let state = req.app_data::<crate::AppState>().cloned();
+    if let (Some(token), Some(state)) = (key, state)
+        && let Ok(session) = state.services.authenticate(&token).await
+        && let Some(grant) = &session.api_key
+        && let Err(refused) = check(grant, req.request())
+    {
+        let response = match req.path().starts_with("/v1/") {
+            true => crate::routes::openai::V1Error::from(refused).into_response(),
+            false => actix_web::ResponseError::error_response(&refused),
+        };
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
 }
 
 /// Refuses a key's request that its scopes do not cover.

@@ -43,6 +43,10 @@ impl<E: Into<ApiError>> From<E> for V1Error {
 }
 
 impl V1Error {
+    pub fn into_response(self) -> HttpResponse {
+        self.response()
+    }
+
     fn response(&self) -> HttpResponse {
         let problem = &self.0.0;
         // OpenAI answers invalid requests with 400, whatever the reason.
