@@ -175,3 +175,37 @@ async fn an_answer_streams_from_the_fake_provider() {
     assert_eq!(done.length as usize, content.chars().count());
     assert_eq!(stream.connections(), 2);
 }
+
+#[tokio::test]
+async fn a_service_posts_with_an_api_key_until_it_is_revoked() {
+    use skein_shared::api_key::{ApiScope, CreateApiKeyRequest};
+    use skein_shared::thread::AuthorKind;
+    let app = TestApp::spawn().await;
+    let admin = signed_in(&app, "Ann").await;
+    let workspace = admin.create_workspace("Acme").await.unwrap();
+    let request = CreateConversationRequest {
+        workspace_id: workspace.id,
+        kind: ConversationKind::Channel,
+        title: Some("alerts".into()),
+        description: None,
+        visibility: None,
+        member_ids: Vec::new(),
+        history_visible_to_new_members: None,
+    };
+    let alerts = admin.create_conversation(&request).await.unwrap().id;
+    let key = CreateApiKeyRequest {
+        name: "CI".into(),
+        scopes: vec![ApiScope::Write, ApiScope::Read],
+        conversation_ids: Some(vec![alerts]),
+        expires_at: None,
+    };
+    let created = admin.create_api_key(workspace.id, &key).await.unwrap();
+    let service = Client::new(&app.base).with_token(created.secret.clone());
+    let posted = service.create_thread(alerts, &text("build 42 is green")).await.unwrap();
+    assert_eq!((posted.author_kind, posted.via.api_key_id), (AuthorKind::Service, Some(created.key.id)));
+    let listed = admin.list_api_keys(workspace.id).await.unwrap();
+    assert_eq!(listed.data.iter().map(|k| k.id).collect::<Vec<_>>(), [created.key.id]);
+    admin.revoke_api_key(workspace.id, created.key.id).await.unwrap();
+    let refused = service.create_thread(alerts, &text("after revocation")).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::Unauthenticated));
+}

@@ -1,11 +1,12 @@
 //! Typed methods for the endpoints most programs use; each is one line over the generic verbs.
 
+use skein_shared::api_key::{ApiKey, CreateApiKeyRequest, CreatedApiKey};
 use skein_shared::assistant::{Assistant, CreateAssistantRequest, GenerateRequest, ReplyWithAssistant};
 use skein_shared::auth::{AuthResponse, LoginRequest, RegisterRequest, User};
 use skein_shared::conversation::{Conversation, CreateConversationRequest};
 use skein_shared::thread::{CreateRootRequest, HistoryParams, Message, ReplyRequest, ThreadTreeResponse, TreeParams};
 use skein_shared::workspace::{CreateWorkspaceRequest, Workspace};
-use skein_shared::{ConversationId, MessageId, Page, WorkspaceId};
+use skein_shared::{ApiKeyId, ConversationId, MessageId, Page, WorkspaceId};
 
 use crate::{Client, EventStream, Result};
 
@@ -37,6 +38,22 @@ impl Client {
         request: &CreateAssistantRequest,
     ) -> Result<Assistant> {
         self.post(&format!("/api/workspaces/{workspace}/assistants"), request).await
+    }
+
+    /// `POST /api/workspaces/{id}/api-keys` (workspace admins): the secret is in this
+    /// response only; a client for the service is `Client::new(base).with_token(secret)`.
+    pub async fn create_api_key(&self, workspace: WorkspaceId, request: &CreateApiKeyRequest) -> Result<CreatedApiKey> {
+        self.post(&format!("/api/workspaces/{workspace}/api-keys"), request).await
+    }
+
+    /// `GET /api/workspaces/{id}/api-keys`: the first page of live keys (never secrets).
+    pub async fn list_api_keys(&self, workspace: WorkspaceId) -> Result<Page<ApiKey>> {
+        self.get(&format!("/api/workspaces/{workspace}/api-keys")).await
+    }
+
+    /// `DELETE /api/workspaces/{id}/api-keys/{key_id}`: refused from now on, on every instance.
+    pub async fn revoke_api_key(&self, workspace: WorkspaceId, key: ApiKeyId) -> Result<()> {
+        self.delete(&format!("/api/workspaces/{workspace}/api-keys/{key}")).await
     }
 
     /// `POST /api/conversations`.
