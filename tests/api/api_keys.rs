@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::json;
-use skein_tests::sse::WsClient;
+use skein_tests::sse::{SseClient, WsClient};
 use skein_tests::{TestApp, TestUser};
 
 struct Setup {
@@ -231,9 +231,12 @@ async fn a_revoked_or_expired_key_is_refused_on_every_instance_at_once() {
             .await;
         let created = created.expect(201);
         let key = created.str("secret");
-        // Both instances have looked the key up (and cached its session).
+        // Both instances have looked the key up (and cached its session); a stream is open
+        // on the peer.
         app.request(Method::GET, "/api/me", Some(&key), None).await.expect(200);
         peer.request(Method::GET, "/api/me", Some(&key), None).await.expect(200);
+        let service = TestUser { id: created.str("user_id"), email: String::new(), token: key.clone() };
+        let mut stream = SseClient::open(&peer, &service, "/api/stream", None).await;
 
         let revoke = format!("/api/workspaces/{ws}/api-keys/{}", created.str("id"));
         app.delete(&revoke, &owner).await.expect(204);
@@ -242,6 +245,14 @@ async fn a_revoked_or_expired_key_is_refused_on_every_instance_at_once() {
         while peer.request(Method::GET, "/api/me", Some(&key), None).await.status != 401 {
             assert!(Instant::now() < deadline, "{fanout:?}: the peer still accepts the revoked key");
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Its stream ends with it.
+        loop {
+            match stream.next_within(Duration::from_secs(5)).await {
+                Ok(None) => break,
+                Ok(Some(_)) => continue,
+                Err(()) => panic!("{fanout:?}: the revoked key's stream is still open"),
+            }
         }
         app.delete(&revoke, &owner).await.expect_problem(404, "not_found");
         let listed = app.get(&format!("/api/workspaces/{ws}/api-keys"), &owner).await.expect(200);

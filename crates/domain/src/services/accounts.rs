@@ -65,6 +65,14 @@ impl<P: Ports> Services<P> {
         self.ports.find_session(&digest, self.auth.session_idle).await?.ok_or(DomainError::Unauthenticated)
     }
 
+    /// Resolves when the session ends, on any instance (its streams end then).
+    pub fn session_end(
+        &self,
+        session: Ulid,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>> {
+        self.ports.session_ended(session)
+    }
+
     pub async fn logout(&self, session: Ulid) -> DomainResult<()> {
         self.ports.revoke_session(session).await
     }

@@ -19,9 +19,16 @@ pub const FRESH_FOR: Duration = Duration::from_secs(10);
 /// Entries kept at most; past it, stale ones go, and if none are stale, all of them.
 const CAPACITY: usize = 100_000;
 
-#[derive(Default)]
 pub struct SessionCache {
     inner: Mutex<Inner>,
+    /// Each ended session's id, for the streams it opened (which end with it).
+    ended: tokio::sync::broadcast::Sender<Ulid>,
+}
+
+impl Default for SessionCache {
+    fn default() -> Self {
+        Self { inner: Mutex::default(), ended: tokio::sync::broadcast::channel(1024).0 }
+    }
 }
 
 #[derive(Default)]
@@ -82,6 +89,24 @@ impl SessionCache {
         // trusted for FRESH_FOR at most: remembering the end twice that long covers both.
         inner.ended.retain(|_, at| at.elapsed() < FRESH_FOR * 2);
         inner.ended.insert(session, Instant::now());
+        drop(inner);
+        // No stream listening is not an error.
+        let _ = self.ended.send(session);
+    }
+
+    /// Resolves when `session` ends (a logout, a revoked key), here or on another instance.
+    pub fn ended(&self, session: Ulid) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut ends = self.ended.subscribe();
+        async move {
+            loop {
+                match ends.recv().await {
+                    Ok(id) if id == session => return,
+                    // Missed ends (a burst of logouts): the stream's next request finds out.
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending().await,
+                }
+            }
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::convert::Infallible;
 
 use actix_web::{HttpRequest, HttpResponse, Responder, delete, get, post, put, web};
 use actix_web_lab::sse;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use skein_shared::assistant::{FeedbackRequest, FeedbackSummary, GenerateRequest, MessageChunks};
 use skein_shared::event::Event;
@@ -13,7 +14,7 @@ use skein_shared::{ErrorCode, MessageId};
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::streams::{keep_alive, stream_user};
+use super::streams::{keep_alive, stream_session};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -96,7 +97,8 @@ async fn stream_answer(
     id: web::Path<MessageId>,
     params: web::Query<FollowParams>,
 ) -> ApiResult<impl Responder> {
-    let user = stream_user(&req, &state, params.token.as_deref()).await?;
+    let caller = stream_session(&req, &state, params.token.as_deref()).await?;
+    let user = caller.user.id;
     let resume = req.headers().get("Last-Event-ID").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     let offset = resume.or(params.offset).unwrap_or(0);
     let follow = state.services.follow_answer(user, id.into_inner(), offset).await?;
@@ -105,7 +107,8 @@ async fn stream_answer(
         let kind = event.body.kind();
         let data = sse::Data::new(serde_json::to_string(&event).ok()?).event(kind).id(sent.to_string());
         Some((Ok::<_, Infallible>(sse::Event::Data(data)), follow))
-    });
+    })
+    .take_until(state.services.session_end(caller.id));
     Ok(sse::Sse::from_stream(events).with_keep_alive(keep_alive(&state)))
 }
 

@@ -12,7 +12,7 @@ use skein_domain::entities::Session;
 use skein_infra::store::delivery::{Delivery, DeliveryStream};
 use skein_shared::api_key::ApiScope;
 use skein_shared::event::{Event, StreamTokenResponse};
-use skein_shared::{ConversationId, ErrorCode, UserId};
+use skein_shared::{ConversationId, ErrorCode};
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -78,8 +78,8 @@ async fn stream_events(
     state: AppState,
     params: web::Query<StreamParams>,
 ) -> ApiResult<impl Responder> {
-    let user = stream_user(&req, &state, params.token.as_deref()).await?;
-    sse_response(&state, user, None, resume_cursor(&req, params.after.as_deref())).await
+    let caller = stream_session(&req, &state, params.token.as_deref()).await?;
+    sse_response(&state, &caller, None, resume_cursor(&req, params.after.as_deref())).await
 }
 
 /// One conversation's events, as Server-Sent Events (for bots and services).
@@ -92,8 +92,8 @@ async fn stream_conversation(
     id: web::Path<ConversationId>,
     params: web::Query<StreamParams>,
 ) -> ApiResult<impl Responder> {
-    let user = stream_user(&req, &state, params.token.as_deref()).await?;
-    sse_response(&state, user, Some(id.into_inner()), resume_cursor(&req, params.after.as_deref())).await
+    let caller = stream_session(&req, &state, params.token.as_deref()).await?;
+    sse_response(&state, &caller, Some(id.into_inner()), resume_cursor(&req, params.after.as_deref())).await
 }
 
 /// The same events over a WebSocket (one JSON envelope per text frame). The client may send
@@ -121,14 +121,17 @@ async fn connect_websocket(
     Ok(response)
 }
 
+/// The feed as SSE, until it ends or the session that opened it does.
 async fn sse_response(
     state: &AppState,
-    user: UserId,
+    caller: &Session,
     conversation: Option<ConversationId>,
     resume: Option<String>,
 ) -> ApiResult<impl Responder + use<>> {
-    let feed = state.services.open_feed(user, conversation, resume.as_deref()).await?;
-    let events = feed.map(|delivery| Ok::<_, std::convert::Infallible>(sse_event(&delivery)));
+    let feed = state.services.open_feed(caller.user.id, conversation, resume.as_deref()).await?;
+    let events = feed
+        .take_until(state.services.session_end(caller.id))
+        .map(|delivery| Ok::<_, std::convert::Infallible>(sse_event(&delivery)));
     Ok(sse::Sse::from_stream(events).with_keep_alive(keep_alive(state)).with_retry_duration(RETRY))
 }
 
@@ -168,11 +171,6 @@ pub(super) async fn stream_session(req: &HttpRequest, state: &AppState, token: O
     }
 }
 
-/// The user of [`stream_session`].
-pub(super) async fn stream_user(req: &HttpRequest, state: &AppState, token: Option<&str>) -> ApiResult<UserId> {
-    Ok(stream_session(req, state, token).await?.user.id)
-}
-
 /// Browsers send `Origin` on WebSocket handshakes; other sites must not ride a user's cookie.
 fn check_origin(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
     let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
@@ -199,8 +197,11 @@ async fn websocket_session(
     let mut ping = tokio::time::interval(keep_alive);
     let mut last_heard = Instant::now();
     let mut acked: Option<String> = None;
+    let session_end = state.services.session_end(caller.id);
+    tokio::pin!(session_end);
     let ended = loop {
         tokio::select! {
+            () = &mut session_end => break "session ended",
             delivery = feed.next() => match delivery {
                 Some(d) => if session.text(d.json.clone()).await.is_err() { break "client gone" },
                 None => break "stream ended",

@@ -205,6 +205,13 @@ impl AccountRepo for Store {
         found.map(SessionColumns::into_session).transpose()
     }
 
+    fn session_ended(
+        &self,
+        session: Ulid,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>> {
+        Box::pin(self.sessions.ended(session))
+    }
+
     async fn revoke_session(&self, id: Ulid) -> DomainResult<()> {
         let mut conn = self.conn().await?;
         diesel::update(sessions::table.find(uuid(id)))
