@@ -1,3 +1,4 @@
+DROP TRIGGER workspace_members_api_key_role ON workspace_members;
 DROP TRIGGER conversation_members_api_key_reach ON conversation_members;
 DROP TRIGGER workspace_members_api_key_reach ON workspace_members;
 DROP FUNCTION skein_api_key_reach();

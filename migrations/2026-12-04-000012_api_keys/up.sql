@@ -36,7 +36,13 @@ UPDATE messages SET author_kind = role WHERE role IN ('assistant', 'system');
 -- route). Checked here, once, for every way a membership can be made.
 CREATE FUNCTION skein_api_key_reach() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_TABLE_NAME = 'workspace_members' THEN
+    IF TG_OP = 'UPDATE' THEN
+        -- A key's role follows its scopes and list (a guest stays a guest): mint another key.
+        IF EXISTS (SELECT 1 FROM api_keys k WHERE k.user_id = NEW.user_id) THEN
+            RAISE EXCEPTION 'an API key''s role is set by its key'
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'api_key_reach';
+        END IF;
+    ELSIF TG_TABLE_NAME = 'workspace_members' THEN
         IF EXISTS (SELECT 1 FROM api_keys k WHERE k.user_id = NEW.user_id AND k.workspace_id <> NEW.workspace_id) THEN
             RAISE EXCEPTION 'an API key acts in its own workspace only'
                 USING ERRCODE = 'check_violation', CONSTRAINT = 'api_key_reach';
@@ -50,5 +56,7 @@ BEGIN
 END $$;
 CREATE TRIGGER workspace_members_api_key_reach BEFORE INSERT ON workspace_members
     FOR EACH ROW EXECUTE FUNCTION skein_api_key_reach();
+CREATE TRIGGER workspace_members_api_key_role BEFORE UPDATE OF role ON workspace_members
+    FOR EACH ROW WHEN (OLD.role IS DISTINCT FROM NEW.role) EXECUTE FUNCTION skein_api_key_reach();
 CREATE TRIGGER conversation_members_api_key_reach BEFORE INSERT ON conversation_members
     FOR EACH ROW EXECUTE FUNCTION skein_api_key_reach();

@@ -338,3 +338,40 @@ async fn every_operation_enforces_the_scope_the_document_names() {
     }
     assert!(checked > 60, "only {checked} operations");
 }
+
+/// The holes a review found: a key's scopes hold however the request is spelled or carried.
+#[tokio::test]
+async fn a_key_cannot_slip_past_its_scopes_by_encoding_cookies_or_role_changes() {
+    let s = setup().await;
+    let (admin, write) = (s.key(&["admin"]).await, s.key(&["read", "write"]).await);
+    // `%6B` is `k`: the route is the people-only key route all the same.
+    let encoded = format!("/api/workspaces/{}/api-%6Beys", s.ws);
+    let res = s.app.post(&encoded, &admin, json!({ "name": "x", "scopes": ["read"] })).await;
+    res.expect_problem(403, "insufficient_scope");
+    let root = s.app.root(&s.owner, &s.channel, "q").await;
+    let res = s.app.post(&format!("/api/messages/{root}/gener%61te"), &write, json!({})).await;
+    res.expect_problem(403, "insufficient_scope");
+    // A path no route has is a 404, even for a key.
+    s.app.get("/api/no-such-thing", &write).await.expect_problem(404, "route_not_found");
+
+    // A key is a bearer credential only: as the session cookie it is no session at all.
+    let res = s
+        .app
+        .http
+        .post(format!("{}/api/threads/{}/root", s.app.base, s.channel))
+        .header("cookie", format!("skein_session={}", write.token))
+        .json(&json!({ "content": "through the cookie" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    // A key's role is its key's: a guest key does not become a member by a role change.
+    let guest = s
+        .app
+        .api_key(&s.owner, &s.ws, json!({ "name": "g", "scopes": ["read"], "conversation_ids": [s.channel] }))
+        .await;
+    let promote = json!({ "role": "member" });
+    let res = s.app.patch(&format!("/api/workspaces/{}/members/{}", s.ws, guest.id), &s.owner, promote).await;
+    res.expect_problem(403, "forbidden");
+}

@@ -107,3 +107,29 @@ async fn a_thread_bound_call_needs_a_thread_the_caller_can_post_in() {
         (Some(reply.as_str()), Some("openai"))
     );
 }
+
+#[tokio::test]
+async fn a_key_without_the_assistant_scope_starts_no_answer() {
+    let s = setup().await;
+    let assistants = s.app.get(&format!("/api/workspaces/{}/assistants", s.ws), &s.owner).await.expect(200);
+    let helper = assistants.body["data"][0]["id"].as_str().unwrap().to_owned();
+    let conversation = s.app.channel(&s.owner, &s.ws, &[]).await;
+    let writer = s
+        .app
+        .api_key(
+            &s.owner,
+            &s.ws,
+            json!({ "name": "w", "scopes": ["read", "write"], "conversation_ids": [conversation] }),
+        )
+        .await;
+    // A mention would ask the assistant; the key may not spend on it, so the root is all.
+    let body = json!({ "content": format!("<@{helper}> what is up?") });
+    let root = s.app.post(&format!("/api/threads/{conversation}/root"), &writer, body).await.expect(201).str("id");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let tree = s.app.get(&format!("/api/threads/{root}/tree"), &s.owner).await.expect(200);
+    assert_eq!(tree.body["data"].as_array().unwrap().len(), 1, "{}", tree.body);
+    // The owner's mention does ask.
+    let body = json!({ "content": format!("<@{helper}> and you?") });
+    let asked = s.app.post(&format!("/api/messages/{root}/reply"), &s.owner, body).await.expect(201);
+    assert!(asked.body["assistant_message"].is_object(), "{}", asked.body);
+}

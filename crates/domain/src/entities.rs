@@ -46,6 +46,9 @@ pub struct Session {
     pub csrf_token: String,
     /// Set when the session is an API key's (its id is the key's): what the key may do.
     pub api_key: Option<ApiKeyGrant>,
+    /// When it ends at the latest (a key's expiry, a session's absolute lifetime): the
+    /// streams it opened end then too.
+    pub expires_at: OffsetDateTime,
 }
 
 /// The scopes of the API key a request authenticated with.

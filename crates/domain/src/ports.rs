@@ -64,9 +64,13 @@ pub trait AccountRepo: Send + Sync {
         token_digest: Vec<u8>,
         expires_at: time::OffsetDateTime,
     ) -> impl Future<Output = DomainResult<()>> + Send;
-    /// Resolves when the session ends (logout, a revoked key) on any instance: the streams it
-    /// opened end with it.
-    fn session_ended(&self, session: Ulid) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+    /// Resolves when the session ends (logout, a revoked key) on any instance, or expires:
+    /// the streams it opened end with it.
+    fn session_ended(
+        &self,
+        session: Ulid,
+        expires_at: OffsetDateTime,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
     /// The session of an unexpired stream token, while that session is live.
     fn find_stream_token(&self, token_digest: &[u8]) -> impl Future<Output = DomainResult<Option<Session>>> + Send;
 }

@@ -28,10 +28,20 @@ impl Caller {
         self.session.user.id
     }
 
+    /// Whether the caller may start assistant answers (an API key needs `assistant`).
+    pub fn may_ask(&self) -> bool {
+        may_ask(&self.session)
+    }
+
     /// How what this request writes came in (recorded on messages).
     pub fn via(&self) -> Via {
         via_of(&self.session, ViaKind::Session)
     }
+}
+
+/// Whether the session may start assistant answers (an API key needs `assistant`).
+pub fn may_ask(session: &Session) -> bool {
+    session.api_key.as_ref().is_none_or(|grant| grant.allows(skein_shared::api_key::ApiScope::Assistant))
 }
 
 /// `kind` for a person's session; an API key's requests are always `api_key` or `openai`.
@@ -58,11 +68,20 @@ impl FromRequest for Caller {
                 Some(token) => (token, false),
                 None => (req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()).ok_or_else(unauthenticated)?, true),
             };
-            // An API key's scopes were checked before the handler (`scopes::enforce`).
             let session = state.services.authenticate(&token).await.map_err(ApiError::from)?;
+            if let Some(grant) = &session.api_key {
+                // Keys travel in the Authorization header only (a key has no CSRF token).
+                if via_cookie {
+                    return Err(unauthenticated());
+                }
+                // `scopes::enforce` refused it before any extractor if it could; this is the
+                // routed pattern, the final word.
+                crate::scopes::check(grant, req.method(), req.match_pattern().as_deref())?;
+            }
             if via_cookie && !is_safe(req.method()) {
                 let header = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-                if !constant_time_eq(header.as_bytes(), session.csrf_token.as_bytes()) {
+                if session.csrf_token.is_empty() || !constant_time_eq(header.as_bytes(), session.csrf_token.as_bytes())
+                {
                     return Err(ApiError::new(
                         ErrorCode::CsrfFailed,
                         "Cookie-authenticated writes need the X-CSRF-Token header",

@@ -2,7 +2,6 @@
 //! a key may call what its scopes cover (`admin` covers all three others), and never the
 //! routes that manage people's own credentials or would take it out of its workspace.
 
-use actix_web::HttpRequest;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
@@ -59,32 +58,45 @@ pub fn required(method: &Method, pattern: &str) -> Option<ApiScope> {
 
 /// Middleware: a request with an API key whose scopes do not cover its route is refused
 /// here, before any extractor reads its path or body (so the answer does not depend on the
-/// order a handler's arguments are read in). Sessions and unknown tokens pass on (the
-/// `Caller` extractor answers 401 for the latter).
+/// order a handler's arguments are read in). The route is looked up by the path as the
+/// router decodes it (`%6B` is `k`). A key that cannot be checked (the database is down) is
+/// refused; an unknown token passes on to the `Caller` extractor's 401, and a path no route
+/// has to the 404. `Caller` checks the routed pattern again, so a key never reaches a handler
+/// unchecked.
 pub async fn enforce(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let key = crate::auth::bearer_token(req.request()).filter(|t| t.starts_with(API_KEY_PREFIX));
-    let state = req.app_data::<crate::AppState>().cloned();
-    if let (Some(token), Some(state)) = (key, state)
-        && let Ok(session) = state.services.authenticate(&token).await
-        && let Some(grant) = &session.api_key
-        && let Err(refused) = check(grant, req.request())
-    {
-        let response = match req.path().starts_with("/v1/") {
-            true => crate::routes::openai::V1Error::from(refused).into_response(),
-            false => actix_web::ResponseError::error_response(&refused),
+    if let Some(token) = key {
+        let decoded = actix_web::dev::Url::new(req.uri().clone());
+        let pattern = req.request().resource_map().match_pattern(decoded.path());
+        let refused = match req.app_data::<crate::AppState>() {
+            None => Some(ApiError::new(ErrorCode::Internal, "state missing")),
+            Some(state) => match state.services.authenticate(&token).await {
+                Ok(session) => match (&session.api_key, &pattern) {
+                    (Some(grant), Some(pattern)) => check(grant, req.method(), Some(pattern)).err(),
+                    _ => None,
+                },
+                Err(skein_domain::DomainError::Unauthenticated) => None,
+                Err(e) => Some(e.into()),
+            },
         };
-        return Ok(req.into_response(response).map_into_right_body());
+        if let Some(refused) = refused {
+            let response = match req.path().starts_with("/v1/") {
+                true => crate::routes::openai::V1Error::from(refused).into_response(),
+                false => actix_web::ResponseError::error_response(&refused),
+            };
+            return Ok(req.into_response(response).map_into_right_body());
+        }
     }
     Ok(next.call(req).await?.map_into_left_body())
 }
 
-/// Refuses a key's request that its scopes do not cover.
-pub fn check(grant: &ApiKeyGrant, req: &HttpRequest) -> Result<(), ApiError> {
-    let pattern = req.match_pattern().unwrap_or_default();
-    match required(req.method(), &pattern) {
+/// Refuses a key's request that its scopes do not cover; a route whose pattern is unknown is
+/// refused too (no key may call what cannot be classified).
+pub fn check(grant: &ApiKeyGrant, method: &Method, pattern: Option<&str>) -> Result<(), ApiError> {
+    match pattern.and_then(|pattern| required(method, pattern)) {
         Some(scope) => demand(grant, scope),
         None => Err(insufficient().with_detail("API keys cannot call this route: it needs a person's session")),
     }

@@ -65,12 +65,12 @@ impl<P: Ports> Services<P> {
         self.ports.find_session(&digest, self.auth.session_idle).await?.ok_or(DomainError::Unauthenticated)
     }
 
-    /// Resolves when the session ends, on any instance (its streams end then).
+    /// Resolves when the session ends, on any instance, or expires (its streams end then).
     pub fn session_end(
         &self,
-        session: Ulid,
+        session: &Session,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>> {
-        self.ports.session_ended(session)
+        self.ports.session_ended(session.id, session.expires_at)
     }
 
     pub async fn logout(&self, session: Ulid) -> DomainResult<()> {

@@ -12,6 +12,7 @@ use skein_shared::thread::{MessageRole, ReplyRequest, Via};
 use skein_shared::{MessageId, UserId};
 
 use super::generation::RETRY_AFTER_SECS;
+use super::threads::Ask;
 use super::{AnswerFollow, Services};
 use crate::context::PromptMessage;
 use crate::ports::Ports;
@@ -160,7 +161,7 @@ impl<P: Ports> Services<P> {
         let parent = self.ports.thread_leaf(root).await?.ok_or(DomainError::NotFound)?;
         let ask = GenerateRequest { assistant_id: Some(assistant.id), model: None, temperature, max_tokens };
         let reply = ReplyRequest { content, client_msg_id: None, generate: false };
-        let stored = self.post_reply(caller, via, parent, reply, Some(ask)).await?.into_inner();
+        let stored = self.post_reply(caller, via, parent, reply, Ask::This(ask)).await?.into_inner();
         let answer = stored.assistant_message.ok_or_else(|| DomainError::Internal("no answer started".into()))?;
         let follow = self.follow_answer(caller, answer.id, 0).await?;
         Ok(OpenAiChat::Thread {

@@ -28,11 +28,24 @@ pub struct HistoryQuery {
     pub limit: Option<u32>,
 }
 
+/// Which answer a reply asks for.
+pub(super) enum Ask {
+    /// This one, whatever the reply, the thread and its mentions say.
+    This(GenerateRequest),
+    /// As the reply's `generate`, the thread's `auto_reply` and its mentions say.
+    AsTheThreadSays,
+    /// None (the caller may not start answers).
+    Nothing,
+}
+
 impl<P: Ports> Services<P> {
+    /// `may_ask`: whether the caller may start answers (an API key needs the `assistant`
+    /// scope); without it a mention of an assistant asks nothing.
     pub async fn create_root(
         &self,
         caller: UserId,
         via: Via,
+        may_ask: bool,
         conversation: ConversationId,
         req: CreateRootRequest,
     ) -> DomainResult<Created<Message>> {
@@ -46,7 +59,7 @@ impl<P: Ports> Services<P> {
         let client_msg_id = self.check_client_msg_id(&mut check, req.client_msg_id);
         check.finish()?;
         let mentions = self.resolve_mentions(&access, &req.content).await?;
-        let answerer = match mentioned_assistant(&mentions) {
+        let answerer = match mentioned_assistant(&mentions).filter(|_| may_ask) {
             Some(assistant) => {
                 let ai = ThreadAi { settings: settings.clone(), default_assistant: None, title: title.clone() };
                 let asked = GenerateRequest { assistant_id: Some(assistant), ..GenerateRequest::default() };
@@ -76,25 +89,31 @@ impl<P: Ports> Services<P> {
     /// Stores the reply; with `generate` (or the thread's `auto_reply`) also starts the
     /// assistant's answer to it. Who answers is settled before anything is stored, so a
     /// refused answer stores nothing. A retried `client_msg_id` starts nothing new.
+    /// `may_ask` as for [`Self::create_root`]: without it neither `generate`, `auto_reply` nor
+    /// a mention starts an answer (`generate` is refused before this, by scope).
     pub async fn reply(
         &self,
         caller: UserId,
         via: Via,
+        may_ask: bool,
         parent_id: MessageId,
         req: ReplyRequest,
     ) -> DomainResult<Created<ReplyWithAssistant>> {
-        self.post_reply(caller, via, parent_id, req, None).await
+        let ask = match may_ask {
+            true => Ask::AsTheThreadSays,
+            false => Ask::Nothing,
+        };
+        self.post_reply(caller, via, parent_id, req, ask).await
     }
 
-    /// [`Self::reply`], asking for an answer as `ask` says when given (whatever the reply's
-    /// `generate`, the thread's `auto_reply` and its mentions say).
+    /// [`Self::reply`], asking for an answer as `ask` says.
     pub(super) async fn post_reply(
         &self,
         caller: UserId,
         via: Via,
         parent_id: MessageId,
         req: ReplyRequest,
-        ask: Option<GenerateRequest>,
+        ask: Ask,
     ) -> DomainResult<Created<ReplyWithAssistant>> {
         let (parent, access, role, ai) = self.visible_message(caller, parent_id).await?;
         ensure_can_post(&access, role)?;
@@ -108,7 +127,12 @@ impl<P: Ports> Services<P> {
         // Mentioning an assistant asks it, as `generate` asks the thread's.
         let mentioned = GenerateRequest { assistant_id: mentioned_assistant(&mentions), ..GenerateRequest::default() };
         let asks = req.generate || ai.settings.auto_reply || mentioned.assistant_id.is_some();
-        let answerer = match ask.or(asks.then_some(mentioned)) {
+        let asked = match ask {
+            Ask::This(request) => Some(request),
+            Ask::AsTheThreadSays => asks.then_some(mentioned),
+            Ask::Nothing => None,
+        };
+        let answerer = match asked {
             Some(asked) => Some(self.answerer(caller, ai, &access, &asked).await?),
             None => None,
         };

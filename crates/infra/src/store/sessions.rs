@@ -126,7 +126,8 @@ mod tests {
             is_instance_admin: false,
             created_at: OffsetDateTime::now_utc(),
         };
-        Session { id: Ulid::generate(), user, csrf_token: "csrf".into(), api_key: None }
+        let expires_at = OffsetDateTime::now_utc() + time::Duration::hours(1);
+        Session { id: Ulid::generate(), user, csrf_token: "csrf".into(), api_key: None, expires_at }
     }
 
     #[test]

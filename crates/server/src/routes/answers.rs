@@ -108,7 +108,7 @@ async fn stream_answer(
         let data = sse::Data::new(serde_json::to_string(&event).ok()?).event(kind).id(sent.to_string());
         Some((Ok::<_, Infallible>(sse::Event::Data(data)), follow))
     })
-    .take_until(state.services.session_end(caller.id));
+    .take_until(state.services.session_end(&caller));
     Ok(sse::Sse::from_stream(events).with_keep_alive(keep_alive(&state)))
 }
 

@@ -145,7 +145,11 @@ async fn chat(
     })?;
     let request: ChatCompletionRequest = serde_json::from_slice(&body)
         .map_err(|e| invalid(format!("the body is not a chat completion request: {e}"), None))?;
-    let header = req.headers().get(THREAD_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = match req.headers().get(THREAD_HEADER).map(|v| v.to_str()) {
+        Some(Ok(value)) => Some(value.to_owned()),
+        Some(Err(_)) => return Err(invalid("X-Skein-Thread is not a message id".into(), Some("X-Skein-Thread"))),
+        None => None,
+    };
     let named = header.or_else(|| request.metadata.as_ref().and_then(|m| m.get(THREAD_METADATA_KEY).cloned()));
     let thread = named
         .map(|id| {
@@ -190,8 +194,12 @@ async fn list_models(req: HttpRequest, state: AppState) -> HttpResponse {
     listed.await.unwrap_or_else(|e| e.response())
 }
 
+/// The provider's own words (its address, an echo of its key) go to the log, not the caller.
 fn provider_failed(e: &GenerationError) -> V1Error {
-    let mut error = ApiError::new(ErrorCode::GenerationFailed, "The provider failed").with_detail(e.message.clone());
+    tracing::warn!(error = %e.message, "a /v1 completion failed at the provider");
+    let code = serde_json::to_value(e.code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let mut error = ApiError::new(ErrorCode::GenerationFailed, "The provider failed")
+        .with_detail(format!("the provider failed ({code})"));
     error.0.status = 502;
     V1Error(error)
 }
@@ -206,7 +214,7 @@ enum Source {
 enum Piece {
     Text(String),
     End { finish_reason: String, usage: Option<Usage> },
-    Failed(String),
+    Failed(GenerationError),
 }
 
 impl Source {
@@ -217,7 +225,7 @@ impl Source {
                 Ok(skein_domain::ports::ProxyPiece::End { finish_reason, usage }) => {
                     Some(Piece::End { finish_reason: finish_reason.unwrap_or_else(|| "stop".into()), usage })
                 }
-                Err(e) => Some(Piece::Failed(e.message)),
+                Err(e) => Some(Piece::Failed(e)),
             },
             Self::Thread { follow, .. } => loop {
                 let (event, _) = follow.next().await?;
@@ -225,9 +233,10 @@ impl Source {
                     EventBody::MessageDelta(delta) => return Some(Piece::Text(delta.delta)),
                     EventBody::MessageDone(done) => {
                         return Some(match done.status {
-                            MessageStatus::Failed => Piece::Failed(
-                                done.error.map(|e| e.message).unwrap_or_else(|| "the answer failed".into()),
-                            ),
+                            MessageStatus::Failed => Piece::Failed(done.error.unwrap_or(GenerationError {
+                                code: skein_shared::assistant::GenerationErrorCode::ProviderError,
+                                message: "the answer failed".into(),
+                            })),
                             // A stopped answer ends as OpenAI's clients expect an end.
                             _ => Piece::End {
                                 finish_reason: done.finish_reason.unwrap_or_else(|| "stop".into()),
@@ -273,12 +282,7 @@ impl Answer {
             match source.next().await {
                 Some(Piece::Text(text)) => content.push_str(&text),
                 Some(Piece::End { finish_reason, usage }) => break (finish_reason, usage),
-                Some(Piece::Failed(message)) => {
-                    return Err(provider_failed(&GenerationError {
-                        code: skein_shared::assistant::GenerationErrorCode::ProviderError,
-                        message,
-                    }));
-                }
+                Some(Piece::Failed(e)) => return Err(provider_failed(&e)),
                 None => return Err(V1Error(ApiError::new(ErrorCode::NotFound, "The answer is gone"))),
             }
         };
@@ -335,10 +339,11 @@ impl Answer {
                     (lines, false)
                 }
                 // OpenAI's clients raise on an `error` object in the stream.
-                Some(Piece::Failed(message)) => {
+                Some(Piece::Failed(e)) => {
+                    let problem = provider_failed(&e).0.0;
                     let error = OpenAiError {
                         error: OpenAiErrorBody {
-                            message,
+                            message: problem.detail.unwrap_or(problem.title),
                             kind: "api_error".into(),
                             param: None,
                             code: Some(ErrorCode::GenerationFailed.as_str().into()),

@@ -130,7 +130,7 @@ async fn sse_response(
 ) -> ApiResult<impl Responder + use<>> {
     let feed = state.services.open_feed(caller.user.id, conversation, resume.as_deref()).await?;
     let events = feed
-        .take_until(state.services.session_end(caller.id))
+        .take_until(state.services.session_end(caller))
         .map(|delivery| Ok::<_, std::convert::Infallible>(sse_event(&delivery)));
     Ok(sse::Sse::from_stream(events).with_keep_alive(keep_alive(state)).with_retry_duration(RETRY))
 }
@@ -197,7 +197,7 @@ async fn websocket_session(
     let mut ping = tokio::time::interval(keep_alive);
     let mut last_heard = Instant::now();
     let mut acked: Option<String> = None;
-    let session_end = state.services.session_end(caller.id);
+    let session_end = state.services.session_end(&caller);
     tokio::pin!(session_end);
     let ended = loop {
         tokio::select! {

@@ -44,7 +44,12 @@ async fn create_thread(
     id: web::Path<ConversationId>,
     body: web::Json<CreateRootRequest>,
 ) -> ApiResult<HttpResponse> {
-    Ok(created(state.services.create_root(caller.id(), caller.via(), id.into_inner(), body.into_inner()).await?))
+    Ok(created(
+        state
+            .services
+            .create_root(caller.id(), caller.via(), caller.may_ask(), id.into_inner(), body.into_inner())
+            .await?,
+    ))
 }
 
 /// Reply to any message of a thread, at any depth. With `generate: true` (or the thread's
@@ -69,7 +74,9 @@ async fn create_reply(
     if let (true, Some(grant)) = (body.generate, &caller.session.api_key) {
         crate::scopes::demand(grant, ApiScope::Assistant)?;
     }
-    Ok(created(state.services.reply(caller.id(), caller.via(), id.into_inner(), body.into_inner()).await?))
+    Ok(created(
+        state.services.reply(caller.id(), caller.via(), caller.may_ask(), id.into_inner(), body.into_inner()).await?,
+    ))
 }
 
 /// Edit a thread's title, tags and AI settings (its root's author or conversation admins).

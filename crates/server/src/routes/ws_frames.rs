@@ -12,7 +12,7 @@ use skein_shared::thread::{CreateRootRequest, ReplyRequest, ViaKind};
 use skein_shared::{ErrorCode, Problem};
 
 use crate::AppState;
-use crate::auth::via_of;
+use crate::auth::{may_ask, via_of};
 use crate::error::ApiError;
 use crate::scopes;
 
@@ -117,7 +117,7 @@ async fn send_message(state: &AppState, caller: &Session, send: SendFrame) -> Re
                 client_msg_id: send.client_msg_id,
                 settings: None,
             };
-            state.services.create_root(user, via, conversation, req).await?.map(|m| (m, None))
+            state.services.create_root(user, via, may_ask(caller), conversation, req).await?.map(|m| (m, None))
         }
         (false, Some(parent), conversation) => {
             if let Some(conversation) = conversation {
@@ -129,7 +129,7 @@ async fn send_message(state: &AppState, caller: &Session, send: SendFrame) -> Re
             }
             let req =
                 ReplyRequest { content: send.content, client_msg_id: send.client_msg_id, generate: send.generate };
-            let stored = state.services.reply(user, via, parent, req).await?;
+            let stored = state.services.reply(user, via, may_ask(caller), parent, req).await?;
             stored.map(|r| (r.message, r.assistant_message.map(|a| a.id)))
         }
         (true, _, _) => {

@@ -140,15 +140,18 @@ impl AccountRepo for Store {
         let found = session_query(token_digest, now)
             // A key's session does not idle out: services call when they have something to do.
             .filter(sessions::last_used_at.gt(now - idle).or(api_keys::id.nullable().is_not_null()))
-            .select((SessionColumns::as_select(), sessions::last_used_at, sessions::expires_at))
-            .first::<(SessionColumns, OffsetDateTime, OffsetDateTime)>(&mut conn)
+            .select((SessionColumns::as_select(), sessions::last_used_at))
+            .first::<(SessionColumns, OffsetDateTime)>(&mut conn)
             .await
             .optional()
             .map_err(db_error)?;
-        let Some((found, last_used_at, expires_at)) = found else {
+        let Some((found, last_used_at)) = found else {
             return Ok(None);
         };
-        let session = found.into_session()?;
+        let Some(session) = found.into_session()? else {
+            return Ok(None);
+        };
+        let expires_at = session.expires_at;
         if last_used_at < now - TOUCH_EVERY {
             diesel::update(sessions::table.find(uuid(session.id)))
                 .set(sessions::last_used_at.eq(now))
@@ -202,14 +205,29 @@ impl AccountRepo for Store {
             .await
             .optional()
             .map_err(db_error)?;
-        found.map(SessionColumns::into_session).transpose()
+        Ok(found.map(SessionColumns::into_session).transpose()?.flatten())
     }
 
     fn session_ended(
         &self,
         session: Ulid,
+        expires_at: OffsetDateTime,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>> {
-        Box::pin(self.sessions.ended(session))
+        let ended = self.sessions.ended(session);
+        // By the server's clock, as every expiry; a far-off end (a key without one) never comes.
+        let left = expires_at - self.clock.now();
+        let expiry = async move {
+            match left < Duration::days(30) {
+                true => tokio::time::sleep(left.max(Duration::ZERO).unsigned_abs()).await,
+                false => std::future::pending().await,
+            }
+        };
+        Box::pin(async move {
+            tokio::select! {
+                () = ended => {}
+                () = expiry => {}
+            }
+        })
     }
 
     async fn revoke_session(&self, id: Ulid) -> DomainResult<()> {
@@ -243,23 +261,31 @@ struct SessionColumns {
     id: uuid::Uuid,
     #[diesel(select_expression = sessions::csrf_token)]
     csrf_token: String,
+    #[diesel(select_expression = sessions::expires_at)]
+    expires_at: OffsetDateTime,
     #[diesel(embed)]
     user: UserRow,
+    #[diesel(select_expression = users::kind)]
+    user_kind: String,
     #[diesel(select_expression = api_keys::scopes.nullable())]
     key_scopes: Option<Vec<String>>,
 }
 
 impl SessionColumns {
-    fn into_session(self) -> DomainResult<Session> {
+    /// `None` for a service user's session without its key (gone with its workspace): a
+    /// service never acts without the limits of its key.
+    fn into_session(self) -> DomainResult<Option<Session>> {
         let id = Ulid::from(self.id);
-        let api_key = match self.key_scopes {
-            Some(scopes) => Some(ApiKeyGrant {
+        let api_key = match (self.key_scopes, self.user_kind.as_str()) {
+            (Some(scopes), _) => Some(ApiKeyGrant {
                 id: ApiKeyId(id),
                 scopes: scopes.iter().map(|s| enum_from_db(s)).collect::<DomainResult<_>>()?,
             }),
-            None => None,
+            (None, "person") => None,
+            (None, _) => return Ok(None),
         };
-        Ok(Session { id, user: self.user.into_user(), csrf_token: self.csrf_token, api_key })
+        let (user, csrf_token, expires_at) = (self.user.into_user(), self.csrf_token, self.expires_at);
+        Ok(Some(Session { id, user, csrf_token, api_key, expires_at }))
     }
 }
 

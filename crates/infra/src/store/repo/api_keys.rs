@@ -121,6 +121,7 @@ impl ApiKeyRepo for Store {
             .inner_join(sessions::table.on(sessions::id.eq(api_keys::id)))
             .filter(api_keys::workspace_id.eq(uuid(workspace)))
             .filter(api_keys::revoked_at.is_null())
+            .filter(api_keys::expires_at.is_null().or(api_keys::expires_at.gt(self.clock.now())))
             .order(api_keys::id.asc())
             .limit(i64::from(limit))
             .select((ApiKeyRow::as_select(), sessions::last_used_at))
