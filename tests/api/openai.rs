@@ -14,9 +14,17 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(|_| {}).await
+}
+
+async fn setup_with(adjust: impl FnOnce(&mut skein_server::config::Config)) -> Setup {
     let llm = FakeLlm::start().await;
     let provider = llm.provider("fake");
-    let app = TestApp::spawn_with(|config| config.llm.providers = vec![provider]).await;
+    let app = TestApp::spawn_with(|config| {
+        config.llm.providers = vec![provider];
+        adjust(config);
+    })
+    .await;
     let owner = app.register("Owner").await;
     let ws = app.workspace(&owner, &[]).await;
     let body = json!({ "name": "Helper", "provider": "fake", "model": "tokens-3" });
@@ -132,4 +140,30 @@ async fn a_key_without_the_assistant_scope_starts_no_answer() {
     let body = json!({ "content": format!("<@{helper}> and you?") });
     let asked = s.app.post(&format!("/api/messages/{root}/reply"), &s.owner, body).await.expect(201);
     assert!(asked.body["assistant_message"].is_object(), "{}", asked.body);
+}
+
+#[tokio::test]
+async fn a_proxied_completion_takes_room_as_an_answer_does() {
+    let s = setup_with(|config| config.llm.max_running_per_instance = 1).await;
+    let path = "/v1/chat/completions";
+    let mut long = ask("fake/tokens-400-every-20");
+    long["stream"] = json!(true);
+    let first = s.app.http.post(format!("{}{path}", s.app.base)).bearer_auth(&s.owner.token).json(&long).send();
+    let mut first = first.await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.chunk().await.unwrap().is_some(), "streaming");
+    let busy = s.app.post(path, &s.owner, ask("fake/tokens-1")).await;
+    assert_eq!((busy.status, busy.body["error"]["type"].as_str()), (503, Some("api_error")), "{}", busy.body);
+    assert!(busy.headers.contains_key("retry-after"));
+    drop(first);
+    // Its room comes back when the client goes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let res = s.app.post(path, &s.owner, ask("fake/tokens-1")).await;
+        if res.status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the room was not given back: {}", res.body);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -30,6 +30,9 @@ pub struct Llm {
     pub config: Arc<LlmConfig>,
     providers: Arc<HashMap<String, Arc<Provider>>>,
     pub registry: Registry,
+    /// Proxied completions streaming now (the OpenAI-compatible endpoint's): they take room
+    /// as answers do.
+    proxies: Arc<std::sync::atomic::AtomicUsize>,
     queue: FlushQueue,
     pool: PgPool,
     signals: Signals,
@@ -56,6 +59,7 @@ impl Llm {
             config: Arc::new(config.clone()),
             providers: Arc::new(providers),
             registry: Registry::default(),
+            proxies: Arc::default(),
             queue: FlushQueue::new(config.flush_max_chars),
             pool,
             signals,
@@ -110,7 +114,8 @@ impl Llm {
 
     /// Whether this instance may start another generation.
     pub fn has_room(&self) -> bool {
-        self.registry.len() < self.config.max_running_per_instance as usize
+        let proxies = self.proxies.load(std::sync::atomic::Ordering::Relaxed);
+        self.registry.len() + proxies < self.config.max_running_per_instance as usize
     }
 
     /// Runs the job on this instance.
@@ -163,13 +168,14 @@ impl crate::store::AnswerRunner for Llm {
         request: crate::store::job::ChatRequest,
     ) -> crate::store::BoxFuture<'_, crate::store::ProxyStarted> {
         let provider = self.providers.get(provider).cloned();
+        let slot = proxy::Slot::take(&self.proxies);
         Box::pin(async move {
             let provider = provider.ok_or_else(|| skein_shared::assistant::GenerationError {
                 code: skein_shared::assistant::GenerationErrorCode::ProviderNotConfigured,
                 message: "no such provider is configured".into(),
             })?;
             let chunks = provider.stream(&request).await?;
-            Ok(Box::new(proxy::ProxyStream::new(chunks, provider.timeout()))
+            Ok(Box::new(proxy::ProxyStream::new(chunks, provider.timeout(), slot))
                 as Box<dyn skein_domain::ports::ProxyCompletion>)
         })
     }

@@ -4,6 +4,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -12,18 +14,35 @@ use skein_shared::assistant::{GenerationError, Usage};
 
 use super::provider::{ChunkStream, provider_error, storable, timed_out};
 
+/// One proxied completion's share of the instance's room for answers, given back on drop.
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    pub(super) fn take(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 pub struct ProxyStream {
-    pub(super) chunks: ChunkStream,
+    chunks: ChunkStream,
     /// The longest the provider may stay silent.
-    pub(super) silence: Duration,
+    silence: Duration,
     finish_reason: Option<String>,
     usage: Option<Usage>,
     ended: bool,
+    _slot: Slot,
 }
 
 impl ProxyStream {
-    pub(super) fn new(chunks: ChunkStream, silence: Duration) -> Self {
-        Self { chunks, silence, finish_reason: None, usage: None, ended: false }
+    pub(super) fn new(chunks: ChunkStream, silence: Duration, slot: Slot) -> Self {
+        Self { chunks, silence, finish_reason: None, usage: None, ended: false, _slot: slot }
     }
 
     async fn next_piece(&mut self) -> Option<Result<ProxyPiece, GenerationError>> {
