@@ -318,3 +318,19 @@ async fn failures_age_out_of_the_window() {
         .unwrap();
     attempt("correct horse battery").await.expect(200);
 }
+
+/// A logout ends the streams the session opened, each with a last `error` saying why.
+#[tokio::test]
+async fn a_logout_ends_the_sessions_streams() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("Ann").await;
+    let mut sse = skein_tests::sse::SseClient::open(&app, &ann, "/api/stream", None).await;
+    let mut ws = skein_tests::sse::WsClient::open(&app, &ann, "", None).await.expect("websocket");
+    app.request(Method::POST, "/api/auth/logout", Some(&ann.token), None).await.expect(204);
+    let last = sse.next().await;
+    assert_eq!((last.kind(), last.data["data"]["code"].as_str()), ("error", Some("unauthenticated")));
+    assert_eq!(sse.next_within(std::time::Duration::from_secs(5)).await.map(|e| e.is_none()), Ok(true));
+    let last = ws.next().await;
+    assert_eq!((last["type"].as_str(), last["data"]["code"].as_str()), (Some("error"), Some("unauthenticated")));
+    assert_eq!(ws.next_within(std::time::Duration::from_secs(5)).await, Ok(None));
+}

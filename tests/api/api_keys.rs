@@ -246,14 +246,17 @@ async fn a_revoked_or_expired_key_is_refused_on_every_instance_at_once() {
             assert!(Instant::now() < deadline, "{fanout:?}: the peer still accepts the revoked key");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        // Its stream ends with it.
+        // Its stream ends with it, saying why last.
+        let mut last = None;
         loop {
             match stream.next_within(Duration::from_secs(5)).await {
                 Ok(None) => break,
-                Ok(Some(_)) => continue,
+                Ok(Some(event)) => last = Some(event),
                 Err(()) => panic!("{fanout:?}: the revoked key's stream is still open"),
             }
         }
+        let last = last.expect("a final event");
+        assert_eq!((last.kind(), last.data["data"]["code"].as_str()), ("error", Some("unauthenticated")));
         app.delete(&revoke, &owner).await.expect_problem(404, "not_found");
         let listed = app.get(&format!("/api/workspaces/{ws}/api-keys"), &owner).await.expect(200);
         assert_eq!(listed.body["data"], json!([]));

@@ -1,11 +1,8 @@
 //! Assistant answers: asking for one, stopping it, following one generation's stream, its
 //! persisted chunks, and feedback.
 
-use std::convert::Infallible;
-
 use actix_web::{HttpRequest, HttpResponse, Responder, delete, get, post, put, web};
 use actix_web_lab::sse;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use skein_shared::assistant::{FeedbackRequest, FeedbackSummary, GenerateRequest, MessageChunks};
 use skein_shared::event::Event;
@@ -14,7 +11,7 @@ use skein_shared::{ErrorCode, MessageId};
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::streams::{keep_alive, stream_session};
+use super::streams::{keep_alive, stream_session, until_session_ends};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -106,9 +103,9 @@ async fn stream_answer(
         let (event, sent) = follow.next().await?;
         let kind = event.body.kind();
         let data = sse::Data::new(serde_json::to_string(&event).ok()?).event(kind).id(sent.to_string());
-        Some((Ok::<_, Infallible>(sse::Event::Data(data)), follow))
-    })
-    .take_until(state.services.session_end(&caller));
+        Some((sse::Event::Data(data), follow))
+    });
+    let events = until_session_ends(Box::pin(events), state.services.session_end(&caller));
     Ok(sse::Sse::from_stream(events).with_keep_alive(keep_alive(&state)))
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use skein_domain::entities::Session;
 use skein_infra::store::delivery::{Delivery, DeliveryStream};
 use skein_shared::api_key::ApiScope;
-use skein_shared::event::{Event, StreamTokenResponse};
+use skein_shared::event::{Event, EventBody, StreamError, StreamTokenResponse};
 use skein_shared::{ConversationId, ErrorCode};
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -129,10 +129,36 @@ async fn sse_response(
     resume: Option<String>,
 ) -> ApiResult<impl Responder + use<>> {
     let feed = state.services.open_feed(caller.user.id, conversation, resume.as_deref()).await?;
-    let events = feed
-        .take_until(state.services.session_end(caller))
-        .map(|delivery| Ok::<_, std::convert::Infallible>(sse_event(&delivery)));
+    let events = until_session_ends(feed.map(|delivery| sse_event(&delivery)), state.services.session_end(caller));
     Ok(sse::Sse::from_stream(events).with_keep_alive(keep_alive(state)).with_retry_duration(RETRY))
+}
+
+/// The final event of a stream whose session ended: reconnecting with it is pointless.
+pub(crate) fn session_ended_event() -> Event {
+    let error = StreamError {
+        code: ErrorCode::Unauthenticated,
+        message: "the session ended (logged out, key revoked or expired): sign in again".into(),
+        reason: None,
+    };
+    Event::live(EventBody::Error(error), time::OffsetDateTime::now_utc())
+}
+
+/// `events` until they end, or until the session ends: then a last `error` event says why.
+pub(crate) fn until_session_ends(
+    events: impl futures_util::Stream<Item = sse::Event> + Unpin,
+    end: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+) -> impl futures_util::Stream<Item = Result<sse::Event, std::convert::Infallible>> {
+    futures_util::stream::unfold(Some((events, end)), |state| async move {
+        let (mut events, mut end) = state?;
+        tokio::select! {
+            event = events.next() => event.map(|e| (Ok(e), Some((events, end)))),
+            () = &mut end => {
+                let event = session_ended_event();
+                let data = sse::Data::new(serde_json::to_string(&event).unwrap_or_default()).event(event.body.kind());
+                Some((Ok(sse::Event::Data(data)), None))
+            }
+        }
+    })
 }
 
 fn sse_event(delivery: &Delivery) -> sse::Event {
@@ -201,7 +227,10 @@ async fn websocket_session(
     tokio::pin!(session_end);
     let ended = loop {
         tokio::select! {
-            () = &mut session_end => break "session ended",
+            () = &mut session_end => {
+                let _ = session.text(serde_json::to_string(&session_ended_event()).unwrap_or_default()).await;
+                break "session ended"
+            }
             delivery = feed.next() => match delivery {
                 Some(d) => if session.text(d.json.clone()).await.is_err() { break "client gone" },
                 None => break "stream ended",
