@@ -21,7 +21,8 @@ async fn readiness_fails_when_migrations_are_missing() {
     use diesel_async::RunQueryDsl;
     diesel::sql_query("DELETE FROM __diesel_schema_migrations").execute(&mut conn).await.unwrap();
     let res = app.request(Method::GET, "/readyz", None, None).await.expect(503);
-    assert_eq!(res.body["status"], "not_ready");
+    // Only the state: why goes to the log.
+    assert_eq!(res.body, json!({ "status": "not_ready" }));
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The Skein HTTP server: a thin actix-web layer over `skein-domain`'s services.
 
+pub mod access_log;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -192,8 +193,9 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
             })
             // Outermost (wrapped last), so each logged line carries the request id set above.
             .wrap(
-                Logger::new("%{x-request-id}o \"%{method}xi %U\" %s %b %Dms")
-                    .custom_request_replace("method", |req| req.method().to_string()),
+                Logger::new("%{x-request-id}o \"%{method}xi %{path}xi\" %s %b %Dms")
+                    .custom_request_replace("method", |req| req.method().to_string())
+                    .custom_request_replace("path", access_log::path),
             )
             .into_utoipa_app()
             .openapi(ApiDoc::openapi())

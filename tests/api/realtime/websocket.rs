@@ -69,6 +69,9 @@ async fn websocket_origins_are_checked() {
     assert_eq!(WsClient::open(&app, &r.bob, "", Some("https://evil.example")).await.err(), Some(403));
     let own = app.base.clone();
     assert!(WsClient::open(&app, &r.bob, "", Some(&own)).await.is_ok());
+    // The same host under another scheme is another origin.
+    let other_scheme = own.replace("http://", "https://");
+    assert_eq!(WsClient::open(&app, &r.bob, "", Some(&other_scheme)).await.err(), Some(403));
     let trusted = TestApp::spawn_with(|c| c.realtime.allowed_origins = vec!["https://app.example".into()]).await;
     let bob = trusted.register("Bob").await;
     assert!(WsClient::open(&trusted, &bob, "", Some("https://app.example")).await.is_ok());

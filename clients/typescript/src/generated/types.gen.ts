@@ -738,9 +738,8 @@ export type HealthState = 'ok' | 'ready' | 'not_ready';
  */
 export type HealthStatus = {
     /**
-     * Why the server is not ready (database unreachable, a migration missing).
+     * Only that: why a server is not ready goes to its log, not to whoever asks.
      */
-    reason?: string | null;
     status: HealthState;
 };
 

@@ -12,7 +12,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[utoipa::path(tag = "health", security(()), responses((status = 200, description = "Alive", body = HealthStatus)))]
 #[get("/healthz")]
 async fn check_health() -> HttpResponse {
-    HttpResponse::Ok().json(HealthStatus { status: HealthState::Ok, reason: None })
+    HttpResponse::Ok().json(HealthStatus { status: HealthState::Ok })
 }
 
 /// Readiness: the database answers and every migration is applied.
@@ -23,8 +23,11 @@ async fn check_health() -> HttpResponse {
 #[get("/readyz")]
 async fn check_readiness(state: AppState) -> HttpResponse {
     match skein_infra::store::is_ready(state.services.ports().pool(), &state.expected_migration).await {
-        Ok(()) => HttpResponse::Ok().json(HealthStatus { status: HealthState::Ready, reason: None }),
-        Err(reason) => HttpResponse::ServiceUnavailable()
-            .json(HealthStatus { status: HealthState::NotReady, reason: Some(reason) }),
+        Ok(()) => HttpResponse::Ok().json(HealthStatus { status: HealthState::Ready }),
+        Err(reason) => {
+            // The database's own words (addresses, user names) are for the operator's log only.
+            tracing::warn!(%reason, "not ready");
+            HttpResponse::ServiceUnavailable().json(HealthStatus { status: HealthState::NotReady })
+        }
     }
 }

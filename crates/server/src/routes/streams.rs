@@ -202,9 +202,10 @@ fn check_origin(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
     let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
-    let host = req.connection_info().host().to_owned();
-    let same_host = origin.split_once("://").is_some_and(|(_, rest)| rest == host);
-    if same_host || state.streams.allowed_origins.iter().any(|o| o == origin) {
+    // Scheme and host: a page served over plain HTTP is not this HTTPS site's origin.
+    let info = req.connection_info();
+    let same_origin = origin == format!("{}://{}", info.scheme(), info.host());
+    if same_origin || state.streams.allowed_origins.iter().any(|o| o == origin) {
         Ok(())
     } else {
         Err(ApiError::new(ErrorCode::Forbidden, "This origin may not open a WebSocket here"))
