@@ -56,6 +56,13 @@ async fn malformed_bodies_get_stable_codes() {
     assert_eq!(res.json::<serde_json::Value>().await.unwrap()["code"], "malformed_json");
     let res = send("{\"name\": 5}", "application/json").await.unwrap();
     assert_eq!(res.json::<serde_json::Value>().await.unwrap()["code"], "malformed_json");
+    // A body read whole (`/generate`'s) has the same limit.
+    let big: &'static str = Box::leak("x".repeat(2048).into_boxed_str());
+    let generate = app.http.post(format!("{}/api/messages/01ARZ3NDEKTSV4RRFFQ69G5FAV/generate", app.base));
+    let res =
+        generate.bearer_auth(&ann.token).header("content-type", "application/json").body(big).send().await.unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["code"], "payload_too_large");
     let res = send("{\"name\":\"x\"}", "text/plain").await.unwrap();
     assert_eq!(res.status(), 415);
     assert_eq!(res.json::<serde_json::Value>().await.unwrap()["code"], "unsupported_media_type");

@@ -42,8 +42,12 @@ async fn generate_answer(
     state: AppState,
     caller: Caller,
     id: web::Path<MessageId>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> ApiResult<HttpResponse> {
+    // Read whole, within `body_limit_bytes` as every body.
+    let body = body.map_err(|e| {
+        ApiError::new(ErrorCode::PayloadTooLarge, "The body is larger than allowed").with_detail(e.to_string())
+    })?;
     // The body is optional (no overrides), but a body that is there must be right.
     let req = match body.is_empty() {
         true => GenerateRequest::default(),
