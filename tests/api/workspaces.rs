@@ -103,3 +103,22 @@ async fn concurrent_demotions_leave_an_owner() {
     let owners = members.body["data"].as_array().unwrap().iter().filter(|m| m["role"] == "owner").count();
     assert_eq!(owners, 1);
 }
+
+#[tokio::test]
+async fn only_admins_see_members_addresses() {
+    let app = TestApp::spawn().await;
+    let (ann, bob, gus) = (app.register("Ann").await, app.register("Bob").await, app.register("Gus").await);
+    let ws = app.workspace(&ann, &[&bob]).await;
+    app.add_to_workspace(&ann, &ws, &gus, "guest").await;
+    let path = format!("/api/workspaces/{ws}/members");
+    let emails = |body: &serde_json::Value| -> Vec<Option<String>> {
+        body["data"].as_array().unwrap().iter().map(|m| m["email"].as_str().map(str::to_owned)).collect()
+    };
+    let by_admin = app.get(&path, &ann).await.expect(200);
+    assert!(emails(&by_admin.body).iter().all(Option::is_some), "{}", by_admin.body);
+    for (viewer, own) in [(&bob, &bob.email), (&gus, &gus.email)] {
+        let seen = app.get(&path, viewer).await.expect(200);
+        let shown: Vec<String> = emails(&seen.body).into_iter().flatten().collect();
+        assert_eq!(shown, std::slice::from_ref(own), "only their own: {}", seen.body);
+    }
+}

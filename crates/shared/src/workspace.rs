@@ -40,7 +40,9 @@ pub struct CreateWorkspaceRequest {
 pub struct WorkspaceMember {
     pub user_id: UserId,
     pub display_name: String,
-    pub email: String,
+    /// Shown to the workspace's admins (and to the member themselves) only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     pub role: WorkspaceRole,
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]

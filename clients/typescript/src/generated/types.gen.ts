@@ -1353,7 +1353,10 @@ export type PageWorkspace = {
 export type PageWorkspaceMember = {
     data: Array<{
         display_name: string;
-        email: string;
+        /**
+         * Shown to the workspace's admins (and to the member themselves) only.
+         */
+        email?: string | null;
         joined_at: string;
         role: WorkspaceRole;
         user_id: UserId;
@@ -1856,7 +1859,10 @@ export type WorkspaceId = string;
 
 export type WorkspaceMember = {
     display_name: string;
-    email: string;
+    /**
+     * Shown to the workspace's admins (and to the member themselves) only.
+     */
+    email?: string | null;
     joined_at: string;
     role: WorkspaceRole;
     user_id: UserId;

@@ -47,10 +47,14 @@ impl<P: Ports> Services<P> {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> DomainResult<Page<WorkspaceMember>> {
-        self.workspace_role_of(caller, id).await?;
+        let role = self.workspace_role_of(caller, id).await?;
         let limit = self.limits.page_size(limit);
         let after = cursor.map(decode_id_cursor).transpose()?;
-        let rows = self.ports.list_workspace_members(id, after, limit + 1).await?;
+        let mut rows = self.ports.list_workspace_members(id, after, limit + 1).await?;
+        // Addresses are for those who manage membership (guests and members see names).
+        if !roles::can_manage_workspace_members(role) {
+            rows.iter_mut().filter(|m| m.user_id != caller).for_each(|m| m.email = None);
+        }
         let (data, next) = keyset_page(rows, limit, |m| m.user_id.to_string());
         Ok(Page::new(data, next, None))
     }

@@ -108,6 +108,7 @@ pub type WorkspaceMemberRow = (Uuid, String, String, String, OffsetDateTime);
 pub fn workspace_member(
     (user_id, display_name, email, role, joined_at): WorkspaceMemberRow,
 ) -> Result<WorkspaceMember, DomainError> {
+    let email = Some(email);
     Ok(WorkspaceMember { user_id: UserId(ulid(user_id)), display_name, email, role: enum_from_db(&role)?, joined_at })
 }
 
