@@ -123,6 +123,13 @@ async fn only_workspace_admins_manage_keys_and_bad_requests_name_their_fields() 
         s.app.post(&path, &s.owner, json!({ "name": "b", "scopes": ["read"], "conversation_ids": [foreign] })).await;
     let res = res.expect_problem(422, "validation_failed");
     assert_eq!(res.body["errors"][0]["field"], "conversation_ids[0]");
+    // The index is the request's own, whatever the ids' order (the channel's id sorts first).
+    let listed = json!({ "name": "b", "scopes": ["read"], "conversation_ids": [foreign, s.channel] });
+    let res = s.app.post(&path, &s.owner, listed).await.expect_problem(422, "validation_failed");
+    assert_eq!(res.body["errors"][0]["field"], "conversation_ids[0]");
+    let listed = json!({ "name": "b", "scopes": ["read"], "conversation_ids": [s.channel, foreign] });
+    let res = s.app.post(&path, &s.owner, listed).await.expect_problem(422, "validation_failed");
+    assert_eq!(res.body["errors"][0]["field"], "conversation_ids[1]");
     let res = s.app.post(&path, &s.owner, json!({ "name": "b", "scopes": ["admin"], "conversation_ids": [s.channel] }));
     res.await.expect_problem(422, "validation_failed");
     // An unknown scope is not a shape the body can have.

@@ -47,9 +47,9 @@ impl<P: Ports> Services<P> {
         check.finish()?;
         let mut conversation_ids = req.conversation_ids.clone();
         if let Some(ids) = &mut conversation_ids {
-            ids.sort_unstable();
-            ids.dedup();
             let mut check = Check::new();
+            // Indices as the request lists them; at most `initial_members_max` lookups, on a
+            // rare admin action.
             for (i, id) in ids.iter().enumerate() {
                 // The key joins each listed conversation: its creator must be able to add members.
                 let managed = self.managed_conversation(caller, *id).await;
@@ -62,6 +62,8 @@ impl<P: Ports> Services<P> {
                 }
             }
             check.finish()?;
+            ids.sort_unstable();
+            ids.dedup();
         }
         let secret = format!("{API_KEY_PREFIX}{}", self.ports.new_secret());
         let workspace_role = match (admin, &conversation_ids) {

@@ -44,10 +44,6 @@ impl<E: Into<ApiError>> From<E> for V1Error {
 
 impl V1Error {
     pub fn into_response(self) -> HttpResponse {
-        self.response()
-    }
-
-    fn response(&self) -> HttpResponse {
         let problem = &self.0.0;
         // OpenAI answers invalid requests with 400, whatever the reason.
         let status = match problem.status {
@@ -130,7 +126,7 @@ async fn create_chat_completion(
     state: AppState,
     body: Result<Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    chat(req, state, body).await.unwrap_or_else(|e| e.response())
+    chat(req, state, body).await.unwrap_or_else(V1Error::into_response)
 }
 
 async fn chat(
@@ -191,7 +187,7 @@ async fn list_models(req: HttpRequest, state: AppState) -> HttpResponse {
         let data = state.services.openai_models(caller.id()).await?;
         Ok::<_, V1Error>(HttpResponse::Ok().json(ModelList { object: "list".into(), data }))
     };
-    listed.await.unwrap_or_else(|e| e.response())
+    listed.await.unwrap_or_else(V1Error::into_response)
 }
 
 /// The provider's own words (its address, an echo of its key) go to the log, not the caller.
