@@ -10,6 +10,7 @@ use skein_tests::sse::{Received, SseClient, WsClient};
 use skein_tests::{TestApp, TestUser};
 
 mod faults;
+mod quotas;
 mod ws_chat;
 
 /// A server whose provider `fake` is the fake, and a workspace with an assistant on it.

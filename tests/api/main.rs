@@ -12,6 +12,7 @@ mod contract;
 mod conversations;
 mod health;
 mod history;
+mod limits;
 mod messaging;
 mod messaging_props;
 mod openai;

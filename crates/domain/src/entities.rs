@@ -19,6 +19,8 @@ use crate::roles;
 pub struct Credential {
     pub user: User,
     pub password_hash: String,
+    /// Disabled by an instance admin: the right password still does not sign in.
+    pub disabled: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -479,4 +481,24 @@ pub struct TypingIn {
     pub conversation: ConversationId,
     pub root: Option<MessageId>,
     pub open_to: Option<WorkspaceId>,
+}
+
+/// The rate-limit profile that applies to a user, and where each rule's bucket stands.
+#[derive(Clone, Debug)]
+pub struct RateStanding {
+    pub profile: skein_shared::limits::AppliedProfile,
+    pub quotas: skein_shared::limits::QuotaOverrides,
+    /// Each rule with its bucket (`None`: full).
+    pub rules: Vec<(skein_shared::limits::RateRule, Option<crate::rate::Bucket>)>,
+}
+
+/// One day's use, counted from what was stored (messages) and recorded (answers' usage).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UsageToday {
+    pub caller_messages: u64,
+    pub caller_tokens: u64,
+    pub workspace_messages: u64,
+    pub workspace_tokens: u64,
+    /// The quotas of the profile that applies to the caller.
+    pub overrides: skein_shared::limits::QuotaOverrides,
 }

@@ -23,6 +23,9 @@ pub enum DomainError {
     /// Too many attempts; the caller may retry after this many seconds.
     #[error("too many attempts; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A daily quota is used up until `resets_at`.
+    #[error("the daily {kind} quota is used up")]
+    QuotaExceeded { kind: &'static str, resets_at: time::OffsetDateTime, retry_after_secs: u64 },
     /// A generation for the same parent message is still running: this one.
     #[error("an answer to this message is still being generated")]
     GenerationRunning(skein_shared::MessageId),
@@ -54,6 +57,7 @@ impl DomainError {
             Self::Validation(_) => ErrorCode::ValidationFailed,
             Self::Rule { code, .. } => *code,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
             Self::GenerationRunning(_) => ErrorCode::GenerationRunning,
             Self::Busy { .. } | Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::Internal,

@@ -10,11 +10,12 @@ pub mod error;
 pub mod limits;
 pub mod mentions;
 pub mod ports;
+pub mod rate;
 pub mod roles;
 pub mod search;
 pub mod services;
 pub mod validate;
 
 pub use error::{DomainError, DomainResult};
-pub use limits::{AuthPolicy, Limits};
+pub use limits::{AuthPolicy, Limits, RatePolicy};
 pub use services::Services;

@@ -115,3 +115,34 @@ impl Default for AuthPolicy {
         }
     }
 }
+
+/// Rate limits and daily quotas (the `[rate_limits]` section of the configuration). The
+/// rules themselves are profiles in the database, tuned through the admin API. Days are UTC
+/// days.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RatePolicy {
+    /// Off: no request is counted against a profile, and profiles' quota overrides do not
+    /// apply (the quotas configured here still do).
+    pub enabled: bool,
+    /// Messages one caller (a person, or an API key) may post per day; `null`: unlimited.
+    /// A profile's `quotas` override it for whoever the profile applies to.
+    pub daily_messages: Option<u64>,
+    /// Assistant tokens (prompt + completion) of the answers one caller may ask for per day.
+    pub daily_tokens: Option<u64>,
+    /// Messages everyone in one workspace may post per day together.
+    pub workspace_daily_messages: Option<u64>,
+    pub workspace_daily_tokens: Option<u64>,
+}
+
+impl Default for RatePolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            daily_messages: None,
+            daily_tokens: None,
+            workspace_daily_messages: None,
+            workspace_daily_tokens: None,
+        }
+    }
+}

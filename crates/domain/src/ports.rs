@@ -13,13 +13,14 @@ use skein_shared::assistant::{
 use skein_shared::auth::User;
 use skein_shared::conversation::{ConversationMember, ConversationRole, Invite};
 use skein_shared::event::{ConversationUnread, MembershipChange, PresenceInfo};
+use skein_shared::limits::{AdminUser, LimitSubject, RateLimitProfile};
 use skein_shared::message::{
     Mention, MessageVersion, PinChanged, PinnedMessage, ReactionChanged, ReactionCount, Reactor,
 };
 use skein_shared::preferences::UpdatePreferencesRequest;
 use skein_shared::thread::{Message, ThreadSummary};
 use skein_shared::workspace::{Workspace, WorkspaceMember, WorkspaceRole};
-use skein_shared::{ApiKeyId, AssistantId, ConversationId, MessageId, UserId, WorkspaceId};
+use skein_shared::{ApiKeyId, AssistantId, ConversationId, MessageId, RateLimitProfileId, UserId, WorkspaceId};
 use time::{Duration, OffsetDateTime};
 use ulid::Ulid;
 
@@ -573,8 +574,72 @@ pub struct ProxyRequest {
     pub max_tokens: u32,
 }
 
+/// Rate-limit profiles and the budgets they govern (instance administration).
+pub trait RateLimitRepo: Send + Sync {
+    /// Counts one request against its bucket, exactly across instances; `None` when no rule
+    /// limits the class for this spender.
+    fn take_rate(
+        &self,
+        request: crate::rate::RateRequest,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = DomainResult<Option<crate::rate::Taken>>> + Send;
+    /// The profile that applies to the user (their key's, for a service user) outside any
+    /// workspace's, with each rule and its bucket's time.
+    fn rate_standing(&self, user: UserId) -> impl Future<Output = DomainResult<Option<RateStanding>>> + Send;
+    /// One UTC day's use: the user's (every workspace), the workspace's when
+    /// `count_workspace`, and the quota overrides of the profile that applies to the user
+    /// there.
+    fn usage_today(
+        &self,
+        user: UserId,
+        workspace: Option<WorkspaceId>,
+        count_workspace: bool,
+        day: time::Date,
+    ) -> impl Future<Output = DomainResult<UsageToday>> + Send;
+    fn list_rate_profiles(&self) -> impl Future<Output = DomainResult<Vec<RateLimitProfile>>> + Send;
+    fn rate_profile(
+        &self,
+        id: RateLimitProfileId,
+    ) -> impl Future<Output = DomainResult<Option<RateLimitProfile>>> + Send;
+    /// `Rule(Conflict)` when the name is taken.
+    fn save_rate_profile(
+        &self,
+        profile: RateLimitProfile,
+    ) -> impl Future<Output = DomainResult<RateLimitProfile>> + Send;
+    /// False when there was none (the default cannot be deleted: the caller checks).
+    fn delete_rate_profile(&self, id: RateLimitProfileId) -> impl Future<Output = DomainResult<bool>> + Send;
+    /// Gives the subject the profile (`None`: takes its own away). `NotFound` when the
+    /// subject or the profile does not exist.
+    fn assign_rate_profile(
+        &self,
+        subject: LimitSubject,
+        profile: Option<RateLimitProfileId>,
+    ) -> impl Future<Output = DomainResult<()>> + Send;
+}
+
+/// Accounts as instance admins see them.
+pub trait AccountAdmin: Send + Sync {
+    /// Accounts by id (ascending), after `after`; `query` matches email or name, case-blind.
+    fn list_accounts(
+        &self,
+        after: Option<UserId>,
+        query: Option<String>,
+        limit: u32,
+    ) -> impl Future<Output = DomainResult<Vec<AdminUser>>> + Send;
+    fn account(&self, id: UserId) -> impl Future<Output = DomainResult<Option<AdminUser>>> + Send;
+    /// Disabling revokes every session of the account (a service user's is its key) on every
+    /// instance at once, so its streams end; enabling lets it sign in again.
+    fn set_account_disabled(
+        &self,
+        id: UserId,
+        disabled: bool,
+    ) -> impl Future<Output = DomainResult<Option<AdminUser>>> + Send;
+}
+
 pub trait Ports:
     AccountRepo
+    + AccountAdmin
+    + RateLimitRepo
     + ApiKeyRepo
     + ChatProxy
     + Clock
@@ -596,6 +661,8 @@ pub trait Ports:
 }
 impl<T> Ports for T where
     T: AccountRepo
+        + AccountAdmin
+        + RateLimitRepo
         + ApiKeyRepo
         + ChatProxy
         + Clock

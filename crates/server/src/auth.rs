@@ -88,6 +88,7 @@ impl FromRequest for Caller {
                     ));
                 }
             }
+            crate::rate_limits::count(state, &req, &session).await?;
             Ok(Caller { session })
         })
     }

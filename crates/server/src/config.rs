@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
-use skein_domain::{AuthPolicy, Limits};
+use skein_domain::{AuthPolicy, Limits, RatePolicy};
 use skein_infra::answers::LlmConfig;
 use skein_infra::realtime::RealtimeConfig;
 
@@ -25,6 +25,9 @@ pub struct Config {
     pub llm: LlmConfig,
     /// Full-text search.
     pub search: SearchConfig,
+    /// Rate limits on or off and daily quotas (the profiles are in the database, tuned
+    /// through `/api/admin/rate-limit-profiles`).
+    pub rate_limits: RatePolicy,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -62,6 +65,10 @@ pub struct ServerConfig {
     /// thousands of streams costs ~10% more, as each connection already writes a pass's
     /// events in one go (see BENCHMARKS.md).
     pub tcp_nodelay: bool,
+    /// Behind a reverse proxy: the header it appends the client's address to
+    /// (`x-forwarded-for`); the last address in it counts for per-address limits. Empty: the
+    /// connection's peer address.
+    pub client_ip_header: String,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +80,7 @@ impl Default for ServerConfig {
             shutdown_timeout_secs: 10,
             secure_cookies: false,
             tcp_nodelay: true,
+            client_ip_header: String::new(),
         }
     }
 }

@@ -22,7 +22,7 @@ impl ApiError {
     }
 
     /// Seconds for the `Retry-After` header.
-    fn retry_after(mut self, secs: u64) -> Self {
+    pub fn retry_after(mut self, secs: u64) -> Self {
         self.1 = Some(secs);
         self
     }
@@ -59,6 +59,13 @@ impl From<DomainError> for ApiError {
             }
             DomainError::RateLimited { retry_after_secs } => {
                 Self::new(code, "Too many attempts; retry later").retry_after(retry_after_secs)
+            }
+            DomainError::QuotaExceeded { kind, resets_at, retry_after_secs } => {
+                let mut api = Self::new(code, "A daily quota is used up")
+                    .with_detail(format!("the daily {kind} quota is used up; it starts again at resets_at"))
+                    .retry_after(retry_after_secs);
+                api.0.resets_at = Some(resets_at);
+                api
             }
             DomainError::Busy { retry_after_secs } => {
                 Self::new(code, "The server is at capacity; retry later").retry_after(retry_after_secs)

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod openapi;
+pub mod rate_limits;
 pub mod routes;
 pub mod scopes;
 pub mod state;
@@ -147,12 +148,21 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
         .with_clock(options.clock.clone())
         .with_answers(Arc::new(llm.clone()))
         .with_live(Arc::new(realtime.clone()));
-    let services = Services::new(store, config.limits.clone(), config.auth.policy()).with_catalog(config.llm.catalog());
+    let services = Services::new(store, config.limits.clone(), config.auth.policy())
+        .with_catalog(config.llm.catalog())
+        .with_rate_policy(config.rate_limits.clone());
+    let client_ip_header = match config.server.client_ip_header.trim() {
+        "" => None,
+        name => {
+            Some(HeaderName::try_from(name).map_err(|e| StartError::Config(format!("server.client_ip_header: {e}")))?)
+        }
+    };
     let state = web::Data::new(AppStateInner {
         services,
         streams: config.realtime.clone(),
         secure_cookies: config.server.secure_cookies,
         expected_migration: store::latest_migration_version(),
+        client_ip_header,
     });
 
     if config.limits.purge_deleted_after_secs > 0 {
@@ -179,6 +189,7 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .wrap(actix_web::middleware::from_fn(scopes::enforce))
+            .wrap(actix_web::middleware::from_fn(rate_limits::headers))
             .wrap_fn(|req, srv| {
                 // Keep the caller's request id, or make one, and echo it in the response.
                 let id = req.headers().get(&REQUEST_ID).cloned().filter(|v| v.len() <= 64).unwrap_or_else(|| {

@@ -3,6 +3,7 @@
 
 use actix_web::http::Method;
 use skein_shared::api_key::ApiScope;
+use skein_shared::limits::RouteClass;
 use utoipa::openapi::header::Header;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
@@ -40,6 +41,8 @@ mod sse;
         (name = "read state", description = "Read cursors and unread counts"),
         (name = "presence", description = "Typing indicators and presence (live only)"),
         (name = "search", description = "Full-text search over messages, within what the caller may read"),
+        (name = "limits", description = "Rate limits and daily quotas: the caller's, and the profiles instance admins tune"),
+        (name = "admin", description = "Instance administration: accounts (instance admins only)"),
         (name = "health", description = "Liveness and readiness"),
         (name = "openai", description = "OpenAI-compatible chat completions and models (errors in OpenAI's shape)"),
     )
@@ -134,6 +137,10 @@ impl Modify for Conventions {
                 if !path.starts_with("/v1/") {
                     add_common_errors(op, secured);
                 }
+                // Every authenticated request is counted in a class, and so are sign-ins.
+                if secured || crate::rate_limits::class_of(&method, path) == RouteClass::Auth {
+                    add_rate_limit(op, &method, path);
+                }
                 add_headers(op);
             }
         }
@@ -167,6 +174,35 @@ fn add_common_errors(op: &mut Operation, secured: bool) {
     }
     for (status, description) in codes {
         op.responses.responses.entry(status.to_owned()).or_insert_with(|| problem_response(description));
+    }
+}
+
+/// The class's 429 and the `RateLimit-Policy` / `RateLimit` headers of counted requests.
+fn add_rate_limit(op: &mut Operation, method: &Method, path: &str) {
+    let class = crate::rate_limits::class_of(method, path).as_str();
+    if !path.starts_with("/v1/") {
+        let description = format!("`rate_limited`: the `{class}` budget is spent");
+        let response = op.responses.responses.entry("429".to_owned()).or_insert_with(|| problem_response(&description));
+        // Posting and asking for answers also spend daily quotas.
+        if let (RefOr::T(response), "post" | "generate") = (response, class) {
+            response.description.push_str(
+                "; `quota_exceeded`: a daily quota (messages, or assistant tokens) is used up until `resets_at`",
+            );
+        }
+    }
+    for (status, response) in op.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else { continue };
+        if !(status.starts_with('2') || status == "429") {
+            continue;
+        }
+        let mut policy = Header::new(Object::with_type(Type::String));
+        policy.description = Some(format!(
+            "When the caller's profile limits `{class}`: `\"{class}\";q=<burst>;w=<seconds>` (draft-ietf-httpapi-ratelimit-headers)"
+        ));
+        let mut state = Header::new(Object::with_type(Type::String));
+        state.description = Some(format!("`\"{class}\";r=<remaining>;t=<seconds until the budget is full>`"));
+        response.headers.insert("RateLimit-Policy".to_owned(), RefOr::T(policy));
+        response.headers.insert("RateLimit".to_owned(), RefOr::T(state));
     }
 }
 

@@ -45,7 +45,8 @@ const ASSISTANT: [(&str, &str); 5] = [
 /// The scope a request needs, or `None` when no key may make it.
 pub fn required(method: &Method, pattern: &str) -> Option<ApiScope> {
     let route = |list: &[(&str, &str)]| list.iter().any(|(m, p)| *m == method.as_str() && *p == pattern);
-    if route(&PEOPLE_ONLY) {
+    // Instance administration is for instance admins, who are people.
+    if route(&PEOPLE_ONLY) || pattern.starts_with("/api/admin/") {
         None
     } else if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) || route(&OWN_STATE) {
         Some(ApiScope::Read)

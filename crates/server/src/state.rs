@@ -12,4 +12,6 @@ pub struct AppStateInner {
     pub secure_cookies: bool,
     /// The newest migration version; `/readyz` checks it is applied.
     pub expected_migration: String,
+    /// The proxy header with the client's address, when behind one.
+    pub client_ip_header: Option<actix_web::http::header::HeaderName>,
 }

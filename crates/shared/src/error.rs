@@ -62,6 +62,10 @@ pub enum ErrorCode {
     GenerationFailed,
     /// Too many attempts; retry after `Retry-After` seconds.
     RateLimited,
+    /// A daily quota is used up (`resets_at` says when it starts again).
+    QuotaExceeded,
+    /// The account was disabled by an instance admin.
+    AccountDisabled,
     /// The database is unreachable or overloaded; retry later.
     ServiceUnavailable,
     /// An unexpected server error.
@@ -70,7 +74,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 30] = {
+    pub const ALL: [ErrorCode; 32] = {
         use ErrorCode::*;
         [
             MalformedJson,
@@ -101,6 +105,8 @@ impl ErrorCode {
             ReactionLimit,
             GenerationFailed,
             RateLimited,
+            QuotaExceeded,
+            AccountDisabled,
             ServiceUnavailable,
             Internal,
         ]
@@ -112,7 +118,7 @@ impl ErrorCode {
         match self {
             MalformedJson | BadRequest => 400,
             Unauthenticated | InvalidCredentials => 401,
-            CsrfFailed | Forbidden | InsufficientScope | RegistrationClosed => 403,
+            CsrfFailed | Forbidden | InsufficientScope | RegistrationClosed | AccountDisabled => 403,
             NotFound | RouteNotFound => 404,
             MethodNotAllowed => 405,
             EmailTaken
@@ -128,7 +134,7 @@ impl ErrorCode {
             | ReactionLimit => 409,
             InviteExpired => 410,
             PayloadTooLarge => 413,
-            RateLimited => 429,
+            RateLimited | QuotaExceeded => 429,
             UnsupportedMediaType => 415,
             ValidationFailed => 422,
             Internal => 500,
@@ -169,6 +175,8 @@ impl ErrorCode {
             ReactionLimit => "reaction_limit",
             GenerationFailed => "generation_failed",
             RateLimited => "rate_limited",
+            QuotaExceeded => "quota_exceeded",
+            AccountDisabled => "account_disabled",
             ServiceUnavailable => "service_unavailable",
             Internal => "internal",
         }
@@ -210,6 +218,10 @@ pub struct Problem {
     /// Present for `generation_running`: the assistant message still streaming.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<crate::MessageId>,
+    /// Present for `quota_exceeded`: when the quota starts again.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub resets_at: Option<time::OffsetDateTime>,
 }
 
 impl Problem {
@@ -222,6 +234,7 @@ impl Problem {
             code,
             errors: Vec::new(),
             message_id: None,
+            resets_at: None,
         }
     }
 }

@@ -86,3 +86,7 @@ id_type!(
     /// A workspace's API key (a service's credential).
     ApiKeyId
 );
+id_type!(
+    /// A rate-limit profile (instance administration).
+    RateLimitProfileId
+);

@@ -6,7 +6,8 @@
 //! these types, see the `skein-client` crate.
 //!
 //! - Requests and responses by resource: [`auth`], [`workspace`], [`conversation`],
-//!   [`thread`], [`message`], [`assistant`], [`search`], [`preferences`]; lists come as
+//!   [`thread`], [`message`], [`assistant`], [`search`], [`preferences`],
+//!   [`limits`] (rate limits, quotas and instance administration); lists come as
 //!   [`Page`]s.
 //! - Ids are typed ULIDs ([`ids`]): a `MessageId` cannot be passed where a
 //!   `ConversationId` is expected.
@@ -44,6 +45,7 @@ pub mod error;
 pub mod event;
 pub mod health;
 pub mod ids;
+pub mod limits;
 pub mod message;
 pub mod openai;
 pub mod page;
@@ -53,7 +55,7 @@ pub mod thread;
 pub mod workspace;
 
 pub use error::{ErrorCode, FieldError, Problem};
-pub use ids::{ApiKeyId, AssistantId, ConversationId, MessageId, UserId, WorkspaceId};
+pub use ids::{ApiKeyId, AssistantId, ConversationId, MessageId, RateLimitProfileId, UserId, WorkspaceId};
 pub use page::{Page, PageInfo};
 
 /// For PATCH fields where `null` means "remove": absent stays `None`, `null` becomes

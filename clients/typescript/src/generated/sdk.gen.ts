@@ -2,7 +2,7 @@
 
 import { client } from './client.gen.js';
 import type { Client, Options as Options2, TDataShape } from './client/index.js';
-import type { AcceptInviteData, AcceptInviteErrors, AcceptInviteResponses, AddConversationMemberData, AddConversationMemberErrors, AddConversationMemberResponses, AddReactionData, AddReactionErrors, AddReactionResponses, AddWorkspaceMemberData, AddWorkspaceMemberErrors, AddWorkspaceMemberResponses, ArchiveConversationData, ArchiveConversationErrors, ArchiveConversationResponses, CancelAnswerData, CancelAnswerErrors, CancelAnswerResponses, CheckHealthData, CheckHealthErrors, CheckHealthResponses, CheckReadinessData, CheckReadinessErrors, CheckReadinessResponses, ConnectWebsocketData, ConnectWebsocketErrors, ConvertConversationData, ConvertConversationErrors, ConvertConversationResponses, CreateApiKeyData, CreateApiKeyErrors, CreateApiKeyResponses, CreateAssistantData, CreateAssistantErrors, CreateAssistantResponses, CreateChatCompletionData, CreateChatCompletionErrors, CreateChatCompletionResponses, CreateConversationData, CreateConversationErrors, CreateConversationInviteData, CreateConversationInviteErrors, CreateConversationInviteResponses, CreateConversationResponses, CreateReplyData, CreateReplyErrors, CreateReplyResponses, CreateStreamTokenData, CreateStreamTokenErrors, CreateStreamTokenResponses, CreateThreadData, CreateThreadErrors, CreateThreadResponses, CreateWorkspaceData, CreateWorkspaceErrors, CreateWorkspaceResponses, DeleteAnswerFeedbackData, DeleteAnswerFeedbackErrors, DeleteAnswerFeedbackResponses, DeleteAssistantData, DeleteAssistantErrors, DeleteAssistantResponses, DeleteConversationData, DeleteConversationErrors, DeleteConversationResponses, DeleteMessageData, DeleteMessageErrors, DeleteMessageResponses, DeleteThreadData, DeleteThreadErrors, DeleteThreadResponses, EditMessageData, EditMessageErrors, EditMessageResponses, GenerateAnswerData, GenerateAnswerErrors, GenerateAnswerResponses, GetAssistantData, GetAssistantErrors, GetAssistantResponses, GetConversationData, GetConversationErrors, GetConversationResponses, GetCurrentUserData, GetCurrentUserErrors, GetCurrentUserResponses, GetMessageData, GetMessageErrors, GetMessageResponses, GetPresenceData, GetPresenceErrors, GetPresenceResponses, GetThreadTreeData, GetThreadTreeErrors, GetThreadTreeResponses, GetUnreadCountsData, GetUnreadCountsErrors, GetUnreadCountsResponses, GetWorkspaceData, GetWorkspaceErrors, GetWorkspaceResponses, JoinConversationData, JoinConversationErrors, JoinConversationResponses, LeaveConversationData, LeaveConversationErrors, LeaveConversationResponses, ListAnswerChunksData, ListAnswerChunksErrors, ListAnswerChunksResponses, ListApiKeysData, ListApiKeysErrors, ListApiKeysResponses, ListAssistantsData, ListAssistantsErrors, ListAssistantsResponses, ListConversationMembersData, ListConversationMembersErrors, ListConversationMembersResponses, ListConversationMessagesData, ListConversationMessagesErrors, ListConversationMessagesResponses, ListConversationPinsData, ListConversationPinsErrors, ListConversationPinsResponses, ListConversationsData, ListConversationsErrors, ListConversationsResponses, ListMessageVersionsData, ListMessageVersionsErrors, ListMessageVersionsResponses, ListModelsData, ListModelsErrors, ListModelsResponses, ListReactionUsersData, ListReactionUsersErrors, ListReactionUsersResponses, ListThreadsData, ListThreadsErrors, ListThreadsResponses, ListWorkspaceMembersData, ListWorkspaceMembersErrors, ListWorkspaceMembersResponses, ListWorkspacesData, ListWorkspacesErrors, ListWorkspacesResponses, LogInData, LogInErrors, LogInResponses, LogOutData, LogOutErrors, LogOutResponses, MarkConversationReadData, MarkConversationReadErrors, MarkConversationReadResponses, PinMessageData, PinMessageErrors, PinMessageResponses, RegisterAccountData, RegisterAccountErrors, RegisterAccountResponses, RemoveConversationMemberData, RemoveConversationMemberErrors, RemoveConversationMemberResponses, RemoveReactionData, RemoveReactionErrors, RemoveReactionResponses, RemoveWorkspaceMemberData, RemoveWorkspaceMemberErrors, RemoveWorkspaceMemberResponses, RevokeApiKeyData, RevokeApiKeyErrors, RevokeApiKeyResponses, RevokeConversationInviteData, RevokeConversationInviteErrors, RevokeConversationInviteResponses, SearchMessagesData, SearchMessagesErrors, SearchMessagesResponses, SendPresenceHeartbeatData, SendPresenceHeartbeatErrors, SendPresenceHeartbeatResponses, SendTypingData, SendTypingErrors, SendTypingResponses, SetAnswerFeedbackData, SetAnswerFeedbackErrors, SetAnswerFeedbackResponses, SetConversationPreferencesData, SetConversationPreferencesErrors, SetConversationPreferencesResponses, StreamAnswerData, StreamAnswerErrors, StreamAnswerResponse, StreamAnswerResponses, StreamConversationData, StreamConversationErrors, StreamConversationResponse, StreamConversationResponses, StreamEventsData, StreamEventsErrors, StreamEventsResponse, StreamEventsResponses, UnarchiveConversationData, UnarchiveConversationErrors, UnarchiveConversationResponses, UnpinMessageData, UnpinMessageErrors, UnpinMessageResponses, UpdateAssistantData, UpdateAssistantErrors, UpdateAssistantResponses, UpdateConversationData, UpdateConversationErrors, UpdateConversationResponses, UpdateThreadData, UpdateThreadErrors, UpdateThreadResponses, UpdateWorkspaceMemberData, UpdateWorkspaceMemberErrors, UpdateWorkspaceMemberResponses } from './types.gen.js';
+import type { AcceptInviteData, AcceptInviteErrors, AcceptInviteResponses, AddConversationMemberData, AddConversationMemberErrors, AddConversationMemberResponses, AddReactionData, AddReactionErrors, AddReactionResponses, AddWorkspaceMemberData, AddWorkspaceMemberErrors, AddWorkspaceMemberResponses, ArchiveConversationData, ArchiveConversationErrors, ArchiveConversationResponses, AssignProfileData, AssignProfileErrors, AssignProfileResponses, CancelAnswerData, CancelAnswerErrors, CancelAnswerResponses, CheckHealthData, CheckHealthErrors, CheckHealthResponses, CheckReadinessData, CheckReadinessErrors, CheckReadinessResponses, ConnectWebsocketData, ConnectWebsocketErrors, ConvertConversationData, ConvertConversationErrors, ConvertConversationResponses, CreateApiKeyData, CreateApiKeyErrors, CreateApiKeyResponses, CreateAssistantData, CreateAssistantErrors, CreateAssistantResponses, CreateChatCompletionData, CreateChatCompletionErrors, CreateChatCompletionResponses, CreateConversationData, CreateConversationErrors, CreateConversationInviteData, CreateConversationInviteErrors, CreateConversationInviteResponses, CreateConversationResponses, CreateProfileData, CreateProfileErrors, CreateProfileResponses, CreateReplyData, CreateReplyErrors, CreateReplyResponses, CreateStreamTokenData, CreateStreamTokenErrors, CreateStreamTokenResponses, CreateThreadData, CreateThreadErrors, CreateThreadResponses, CreateWorkspaceData, CreateWorkspaceErrors, CreateWorkspaceResponses, DeleteAnswerFeedbackData, DeleteAnswerFeedbackErrors, DeleteAnswerFeedbackResponses, DeleteAssistantData, DeleteAssistantErrors, DeleteAssistantResponses, DeleteConversationData, DeleteConversationErrors, DeleteConversationResponses, DeleteMessageData, DeleteMessageErrors, DeleteMessageResponses, DeleteProfileData, DeleteProfileErrors, DeleteProfileResponses, DeleteThreadData, DeleteThreadErrors, DeleteThreadResponses, EditMessageData, EditMessageErrors, EditMessageResponses, GenerateAnswerData, GenerateAnswerErrors, GenerateAnswerResponses, GetAssistantData, GetAssistantErrors, GetAssistantResponses, GetConversationData, GetConversationErrors, GetConversationResponses, GetCurrentUserData, GetCurrentUserErrors, GetCurrentUserResponses, GetMessageData, GetMessageErrors, GetMessageResponses, GetPresenceData, GetPresenceErrors, GetPresenceResponses, GetThreadTreeData, GetThreadTreeErrors, GetThreadTreeResponses, GetUnreadCountsData, GetUnreadCountsErrors, GetUnreadCountsResponses, GetWorkspaceData, GetWorkspaceErrors, GetWorkspaceResponses, JoinConversationData, JoinConversationErrors, JoinConversationResponses, LeaveConversationData, LeaveConversationErrors, LeaveConversationResponses, ListAnswerChunksData, ListAnswerChunksErrors, ListAnswerChunksResponses, ListApiKeysData, ListApiKeysErrors, ListApiKeysResponses, ListAssistantsData, ListAssistantsErrors, ListAssistantsResponses, ListConversationMembersData, ListConversationMembersErrors, ListConversationMembersResponses, ListConversationMessagesData, ListConversationMessagesErrors, ListConversationMessagesResponses, ListConversationPinsData, ListConversationPinsErrors, ListConversationPinsResponses, ListConversationsData, ListConversationsErrors, ListConversationsResponses, ListMessageVersionsData, ListMessageVersionsErrors, ListMessageVersionsResponses, ListModelsData, ListModelsErrors, ListModelsResponses, ListProfilesData, ListProfilesErrors, ListProfilesResponses, ListReactionUsersData, ListReactionUsersErrors, ListReactionUsersResponses, ListThreadsData, ListThreadsErrors, ListThreadsResponses, ListUsersData, ListUsersErrors, ListUsersResponses, ListWorkspaceMembersData, ListWorkspaceMembersErrors, ListWorkspaceMembersResponses, ListWorkspacesData, ListWorkspacesErrors, ListWorkspacesResponses, LogInData, LogInErrors, LogInResponses, LogOutData, LogOutErrors, LogOutResponses, MarkConversationReadData, MarkConversationReadErrors, MarkConversationReadResponses, MyLimitsData, MyLimitsErrors, MyLimitsResponses, PinMessageData, PinMessageErrors, PinMessageResponses, RegisterAccountData, RegisterAccountErrors, RegisterAccountResponses, RemoveConversationMemberData, RemoveConversationMemberErrors, RemoveConversationMemberResponses, RemoveReactionData, RemoveReactionErrors, RemoveReactionResponses, RemoveWorkspaceMemberData, RemoveWorkspaceMemberErrors, RemoveWorkspaceMemberResponses, RevokeApiKeyData, RevokeApiKeyErrors, RevokeApiKeyResponses, RevokeConversationInviteData, RevokeConversationInviteErrors, RevokeConversationInviteResponses, SearchMessagesData, SearchMessagesErrors, SearchMessagesResponses, SendPresenceHeartbeatData, SendPresenceHeartbeatErrors, SendPresenceHeartbeatResponses, SendTypingData, SendTypingErrors, SendTypingResponses, SetAnswerFeedbackData, SetAnswerFeedbackErrors, SetAnswerFeedbackResponses, SetConversationPreferencesData, SetConversationPreferencesErrors, SetConversationPreferencesResponses, StreamAnswerData, StreamAnswerErrors, StreamAnswerResponse, StreamAnswerResponses, StreamConversationData, StreamConversationErrors, StreamConversationResponse, StreamConversationResponses, StreamEventsData, StreamEventsErrors, StreamEventsResponse, StreamEventsResponses, UnarchiveConversationData, UnarchiveConversationErrors, UnarchiveConversationResponses, UnpinMessageData, UnpinMessageErrors, UnpinMessageResponses, UpdateAssistantData, UpdateAssistantErrors, UpdateAssistantResponses, UpdateConversationData, UpdateConversationErrors, UpdateConversationResponses, UpdateProfileData, UpdateProfileErrors, UpdateProfileResponses, UpdateThreadData, UpdateThreadErrors, UpdateThreadResponses, UpdateUserData, UpdateUserErrors, UpdateUserResponses, UpdateWorkspaceMemberData, UpdateWorkspaceMemberErrors, UpdateWorkspaceMemberResponses, UserLimitsData, UserLimitsErrors, UserLimitsResponses } from './types.gen.js';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -17,6 +17,169 @@ export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends 
      */
     meta?: Record<string, unknown>;
 };
+
+/**
+ * Assign a profile to the instance (the default), a workspace, a user or an API key, or
+ * take a subject's own away (`profile_id: null`). The most specific applies: the key's, the
+ * user's, the workspace's (its API keys, and requests about its conversations and
+ * messages), the default.
+ *
+ * Not for API keys (403 `insufficient_scope`): a person's session only.
+ */
+export const assignProfile = <ThrowOnError extends boolean = true>(options: Options<AssignProfileData, ThrowOnError>) => (options.client ?? client).put<AssignProfileResponses, AssignProfileErrors, ThrowOnError>({
+    security: [
+        { scheme: 'bearer', type: 'http' },
+        { name: 'x-csrf-token', type: 'apiKey' },
+        {
+            in: 'cookie',
+            name: 'skein_session',
+            type: 'apiKey'
+        }
+    ],
+    url: '/api/admin/rate-limit-assignments',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Every rate-limit profile with its rules (instance admins).
+ *
+ * Not for API keys (403 `insufficient_scope`): a person's session only.
+ */
+export const listProfiles = <ThrowOnError extends boolean = true>(options?: Options<ListProfilesData, ThrowOnError>) => (options?.client ?? client).get<ListProfilesResponses, ListProfilesErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, {
+            in: 'cookie',
+            name: 'skein_session',
+            type: 'apiKey'
+        }],
+    url: '/api/admin/rate-limit-profiles',
+    ...options
+});
+
+/**
+ * Create a profile (instance admins). It applies to no one until assigned.
+ *
+ * Not for API keys (403 `insufficient_scope`): a person's session only.
+ */
+export const createProfile = <ThrowOnError extends boolean = true>(options: Options<CreateProfileData, ThrowOnError>) => (options.client ?? client).post<CreateProfileResponses, CreateProfileErrors, ThrowOnError>({
+    security: [
+        { scheme: 'bearer', type: 'http' },
+        { name: 'x-csrf-token', type: 'apiKey' },
+        {
+            in: 'cookie',
+            name: 'skein_session',
+            type: 'apiKey'
+        }
+    ],
+    url: '/api/admin/rate-limit-profiles',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Delete a profile (instance admins; not the default). Whoever it was assigned to falls back
+ * to the next most specific profile.
+ *
+ * Not for API keys (403 `insufficient_scope`): a person's session only.
+ */
+export const deleteProfile = <ThrowOnError extends boolean = true>(options: Options<DeleteProfileData, ThrowOnError>) => (options.client ?? client).delete<DeleteProfileResponses, DeleteProfileErrors, ThrowOnError>({
+    security: [
+        { scheme: 'bearer', type: 'http' },
+        { name: 'x-csrf-token', type: 'apiKey' },
+        {
+            in: 'cookie',
+            name: 'skein_session',
+            type: 'apiKey'
+        }
+    ],
+    url: '/api/admin/rate-limit-profiles/{id}',
+    ...options
+});
+
+/**
+ * Change a profile (instance admins): every instance counts the next request by it.
+ *
+ * Not for API keys (403 `insufficient_scope`): a person's session only.
+ */
+export const updateProfile = <ThrowOnError extends boolean = true>(options: Options<UpdateProfileData, ThrowOnError>) => (options.client ?? client).patch<UpdateProfileResponses, UpdateProfileErrors, ThrowOnError>({
+    security: [
+        { scheme: 'bearer', type: 'http' },
+        { name: 'x-csrf-token', type: 'apiKey' },
+        {
+            in: 'cookie',
+            name: 'skein_session',
+            type: 'apiKey'
+        }
+    ],
+    url: '/api/admin/rate-limit-profiles/{id}',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Every account, people and API keys' service users, oldest first (instance admins).
+ *
+ * Not for API keys (403 `insufficient_scope`): a person's session only.
+ */
+export const listUsers = <ThrowOnError extends boolean = true>(options?: Options<ListUsersData, ThrowOnError>) => (options?.client ?? client).get<ListUsersResponses, ListUsersErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, {
+            in: 'cookie',
+            name: 'skein_session',
+            type: 'apiKey'
+        }],
+    url: '/api/admin/users',
+    ...options
+});
+
+/**
+ * Disable or enable an account (instance admins; not their own). Disabling ends at once,
+ * on every instance, its sessions and their streams (with a last `error` event), its key
+ * when it is a service user, and the keys it minted; its logins are refused with 403
+ * `account_disabled`. Enabling lets it sign in again (revoked keys stay revoked).
+ *
+ * Not for API keys (403 `insufficient_scope`): a person's session only.
+ */
+export const updateUser = <ThrowOnError extends boolean = true>(options: Options<UpdateUserData, ThrowOnError>) => (options.client ?? client).patch<UpdateUserResponses, UpdateUserErrors, ThrowOnError>({
+    security: [
+        { scheme: 'bearer', type: 'http' },
+        { name: 'x-csrf-token', type: 'apiKey' },
+        {
+            in: 'cookie',
+            name: 'skein_session',
+            type: 'apiKey'
+        }
+    ],
+    url: '/api/admin/users/{id}',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * A user's limits, as `GET /api/me/limits` shows them to the user (instance admins).
+ *
+ * Not for API keys (403 `insufficient_scope`): a person's session only.
+ */
+export const userLimits = <ThrowOnError extends boolean = true>(options: Options<UserLimitsData, ThrowOnError>) => (options.client ?? client).get<UserLimitsResponses, UserLimitsErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, {
+            in: 'cookie',
+            name: 'skein_session',
+            type: 'apiKey'
+        }],
+    url: '/api/admin/users/{id}/limits',
+    ...options
+});
 
 /**
  * Log in. Unknown email and wrong password get the same 401. After too many failures for
@@ -507,6 +670,21 @@ export const getCurrentUser = <ThrowOnError extends boolean = true>(options?: Op
             type: 'apiKey'
         }],
     url: '/api/me',
+    ...options
+});
+
+/**
+ * The caller's rate-limit profile, what each limited class has left now, and their daily
+ * quotas with today's use. A person's profile is shown as it applies outside any workspace
+ * with a profile of its own; an API key's includes its workspace's.
+ */
+export const myLimits = <ThrowOnError extends boolean = true>(options?: Options<MyLimitsData, ThrowOnError>) => (options?.client ?? client).get<MyLimitsResponses, MyLimitsErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, {
+            in: 'cookie',
+            name: 'skein_session',
+            type: 'apiKey'
+        }],
+    url: '/api/me/limits',
     ...options
 });
 

@@ -5,6 +5,11 @@ export type ClientOptions = {
 };
 
 /**
+ * What kind of account.
+ */
+export type AccountKind = 'person' | 'service';
+
+/**
  * `POST /api/conversations/{id}/members`.
  */
 export type AddConversationMemberRequest = {
@@ -19,6 +24,19 @@ export type AddWorkspaceMemberRequest = {
     email?: string | null;
     role?: WorkspaceRole | null;
     user_id?: UserId | null;
+};
+
+/**
+ * An account as instance admins see it (`GET /api/admin/users`).
+ */
+export type AdminUser = {
+    created_at: string;
+    disabled_at?: string | null;
+    display_name: string;
+    email: string;
+    id: UserId;
+    is_instance_admin: boolean;
+    kind: AccountKind;
 };
 
 /**
@@ -58,6 +76,17 @@ export type ApiKeyId = string;
  * user a workspace admin and grants the other three.
  */
 export type ApiScope = 'read' | 'write' | 'assistant' | 'admin';
+
+export type AppliedProfile = {
+    assigned_to: AssignedTo;
+    id: RateLimitProfileId;
+    name: string;
+};
+
+/**
+ * Where the profile that applies comes from.
+ */
+export type AssignedTo = 'instance' | 'workspace' | 'user' | 'api_key';
 
 /**
  * An assistant of a workspace: which provider and model answer, and how.
@@ -231,6 +260,23 @@ export type ChunkChoice = {
 export type ChunkDelta = {
     content?: string | null;
     role?: string | null;
+};
+
+/**
+ * One class's budget as it stands.
+ */
+export type ClassBudget = {
+    burst: number;
+    per_seconds: number;
+    /**
+     * Requests that would pass now.
+     */
+    remaining: number;
+    /**
+     * Seconds until the budget is full again.
+     */
+    reset_secs: number;
+    route_class: RouteClass;
 };
 
 /**
@@ -448,6 +494,21 @@ export type CreateInviteRequest = {
 };
 
 /**
+ * `POST /api/admin/rate-limit-profiles`.
+ */
+export type CreateRateLimitProfile = {
+    /**
+     * Unique, 1–100 characters.
+     */
+    name: string;
+    quotas?: QuotaOverrides;
+    /**
+     * At most one per class.
+     */
+    rules: Array<RateRule>;
+};
+
+/**
  * `POST /api/threads/{conversation_id}/root`.
  */
 export type CreateRootRequest = {
@@ -502,7 +563,7 @@ export type EditMessageRequest = {
 /**
  * Stable machine codes. Clients switch on these; the wording of `title`/`detail` may change.
  */
-export type ErrorCode = 'malformed_json' | 'bad_request' | 'unsupported_media_type' | 'payload_too_large' | 'validation_failed' | 'unauthenticated' | 'invalid_credentials' | 'csrf_failed' | 'forbidden' | 'insufficient_scope' | 'not_found' | 'route_not_found' | 'method_not_allowed' | 'email_taken' | 'registration_closed' | 'conversation_archived' | 'last_owner' | 'direct_conversation_fixed' | 'not_convertible' | 'invite_expired' | 'generation_running' | 'no_assistant' | 'not_an_assistant_message' | 'message_deleted' | 'edit_window_closed' | 'reaction_limit' | 'generation_failed' | 'rate_limited' | 'service_unavailable' | 'internal';
+export type ErrorCode = 'malformed_json' | 'bad_request' | 'unsupported_media_type' | 'payload_too_large' | 'validation_failed' | 'unauthenticated' | 'invalid_credentials' | 'csrf_failed' | 'forbidden' | 'insufficient_scope' | 'not_found' | 'route_not_found' | 'method_not_allowed' | 'email_taken' | 'registration_closed' | 'conversation_archived' | 'last_owner' | 'direct_conversation_fixed' | 'not_convertible' | 'invite_expired' | 'generation_running' | 'no_assistant' | 'not_an_assistant_message' | 'message_deleted' | 'edit_window_closed' | 'reaction_limit' | 'generation_failed' | 'rate_limited' | 'quota_exceeded' | 'account_disabled' | 'service_unavailable' | 'internal';
 
 /**
  * An event as a client receives it.
@@ -770,6 +831,41 @@ export type Invite = {
     max_uses?: number | null;
     role: ConversationRole;
     uses: number;
+};
+
+/**
+ * Who a profile is assigned to.
+ */
+export type LimitSubject = {
+    kind: 'instance';
+} | {
+    id: WorkspaceId;
+    kind: 'workspace';
+} | {
+    id: UserId;
+    kind: 'user';
+} | {
+    id: ApiKeyId;
+    kind: 'api_key';
+};
+
+/**
+ * `GET /api/me/limits` (and `GET /api/admin/users/{id}/limits`).
+ */
+export type LimitsResponse = {
+    /**
+     * Each limited class (a class not listed is not limited).
+     */
+    classes: Array<ClassBudget>;
+    /**
+     * False when the instance runs without rate limits (`rate_limits.enabled = false`).
+     */
+    enabled: boolean;
+    profile?: AppliedProfile | null;
+    /**
+     * Each quota that applies (none: unlimited).
+     */
+    quotas: Array<QuotaUsage>;
 };
 
 /**
@@ -1051,6 +1147,22 @@ export type OpenAiErrorBody = {
 export type PageInfo = {
     next?: string | null;
     prev?: string | null;
+};
+
+/**
+ * One page of a list: `{ "data": [...], "page": { "next": ..., "prev": ... } }`.
+ */
+export type PageAdminUser = {
+    data: Array<{
+        created_at: string;
+        disabled_at?: string | null;
+        display_name: string;
+        email: string;
+        id: UserId;
+        is_instance_admin: boolean;
+        kind: AccountKind;
+    }>;
+    page: PageInfo;
 };
 
 /**
@@ -1425,12 +1537,96 @@ export type Problem = {
      */
     errors?: Array<FieldError>;
     message_id?: MessageId | null;
+    /**
+     * Present for `quota_exceeded`: when the quota starts again.
+     */
+    resets_at?: string | null;
     status: number;
     title: string;
     /**
      * `urn:skein:problem:<code>`.
      */
     type: string;
+};
+
+/**
+ * What a daily quota counts.
+ */
+export type QuotaKind = 'messages' | 'tokens';
+
+/**
+ * Daily quotas a profile sets for whoever it applies to; `null`: the configured default.
+ */
+export type QuotaOverrides = {
+    daily_messages?: number | null;
+    daily_tokens?: number | null;
+};
+
+/**
+ * Whose day a quota counts.
+ */
+export type QuotaScope = 'caller' | 'workspace';
+
+/**
+ * A daily quota and how much of today's is used.
+ */
+export type QuotaUsage = {
+    kind: QuotaKind;
+    limit: number;
+    remaining: number;
+    /**
+     * When today's count starts again from zero.
+     */
+    resets_at: string;
+    scope: QuotaScope;
+    used: number;
+    workspace_id?: WorkspaceId | null;
+};
+
+/**
+ * `PUT /api/admin/rate-limit-assignments`: gives the subject this profile, or with
+ * `profile_id: null` takes its own away (the next most specific applies). The instance
+ * always has one: assigning it moves the default.
+ */
+export type RateLimitAssignment = {
+    profile_id?: RateLimitProfileId | null;
+    subject: LimitSubject;
+};
+
+/**
+ * A named set of rules. A class without a rule is not limited by this profile.
+ */
+export type RateLimitProfile = {
+    id: RateLimitProfileId;
+    /**
+     * The instance default: it applies to whoever has no profile of their own, their key's
+     * or their workspace's.
+     */
+    is_default: boolean;
+    name: string;
+    quotas: QuotaOverrides;
+    rules: Array<RateRule>;
+    updated_at: string;
+};
+
+/**
+ * A rate-limit profile (instance administration).
+ */
+export type RateLimitProfileId = string;
+
+/**
+ * `burst` requests at once; the budget refills at `burst` per `per_seconds` (GCRA).
+ */
+export type RateRule = {
+    /**
+     * 1 to 1,000,000.
+     */
+    burst: number;
+    /**
+     * 1 to 86,400.
+     */
+    per_seconds: number;
+    route_class: RouteClass;
 };
 
 export type Rating = 'up' | 'down';
@@ -1520,6 +1716,13 @@ export type Resync = {
 };
 
 export type ResyncReason = 'too_old' | 'unknown_cursor' | 'slow_consumer';
+
+/**
+ * What a request is counted as. Every authenticated request is in exactly one class
+ * (`read` for the other GETs, `write` for the other changes); `auth` is counted per client
+ * address, every other class per caller (a person, or an API key).
+ */
+export type RouteClass = 'post' | 'edit' | 'react' | 'typing' | 'presence' | 'generate' | 'search' | 'auth' | 'upload' | 'read' | 'write';
 
 /**
  * One message that matched a search.
@@ -1743,6 +1946,15 @@ export type UnreadResponse = {
 };
 
 /**
+ * `PATCH /api/admin/users/{id}`: `disabled: true` ends the account's sessions, streams and
+ * (for a service user) its key at once, and refuses its logins; `false` lets it sign in
+ * again.
+ */
+export type UpdateAdminUser = {
+    disabled: boolean;
+};
+
+/**
  * `PATCH /api/workspaces/{id}/assistants/{assistant_id}`: absent fields stay; an empty
  * `system_prompt` removes it.
  */
@@ -1781,6 +1993,16 @@ export type UpdatePreferencesRequest = {
     mute_until?: string | null;
     notify_level?: NotifyLevel | null;
     starred?: boolean | null;
+};
+
+/**
+ * `PATCH /api/admin/rate-limit-profiles/{id}`: what is present replaces what was (`rules`
+ * replaces the whole set).
+ */
+export type UpdateRateLimitProfile = {
+    name?: string | null;
+    quotas?: QuotaOverrides | null;
+    rules?: Array<RateRule> | null;
 };
 
 /**
@@ -1880,22 +2102,26 @@ export type WorkspaceMembershipChanged = {
 
 export type WorkspaceRole = 'guest' | 'member' | 'admin' | 'owner';
 
-export type LogInData = {
-    body: LoginRequest;
+export type AssignProfileData = {
+    body: RateLimitAssignment;
     path?: never;
     query?: never;
-    url: '/api/auth/login';
+    url: '/api/admin/rate-limit-assignments';
 };
 
-export type LogInErrors = {
+export type AssignProfileErrors = {
     /**
      * `malformed_json` or `bad_request`: the body or query could not be read
      */
     400: Problem;
     /**
-     * `invalid_credentials`
+     * `unauthenticated`: no valid session token
      */
     401: Problem;
+    /**
+     * `forbidden`: not an instance admin
+     */
+    403: Problem;
     /**
      * `not_found`: no such resource, or the caller may not see it
      */
@@ -1913,7 +2139,493 @@ export type LogInErrors = {
      */
     422: Problem;
     /**
-     * `rate_limited`: too many failed logins for this email
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
+     * `internal`
+     */
+    500: Problem;
+    /**
+     * `service_unavailable`: retry after `Retry-After` seconds
+     */
+    503: Problem;
+};
+
+export type AssignProfileError = AssignProfileErrors[keyof AssignProfileErrors];
+
+export type AssignProfileResponses = {
+    /**
+     * Assigned
+     */
+    204: void;
+};
+
+export type AssignProfileResponse = AssignProfileResponses[keyof AssignProfileResponses];
+
+export type ListProfilesData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/api/admin/rate-limit-profiles';
+};
+
+export type ListProfilesErrors = {
+    /**
+     * `malformed_json` or `bad_request`: the body or query could not be read
+     */
+    400: Problem;
+    /**
+     * `unauthenticated`: no valid session token
+     */
+    401: Problem;
+    /**
+     * `forbidden`: not an instance admin
+     */
+    403: Problem;
+    /**
+     * `not_found`: no such resource, or the caller may not see it
+     */
+    404: Problem;
+    /**
+     * `validation_failed`: see `errors` for the fields
+     */
+    422: Problem;
+    /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
+     * `internal`
+     */
+    500: Problem;
+    /**
+     * `service_unavailable`: retry after `Retry-After` seconds
+     */
+    503: Problem;
+};
+
+export type ListProfilesError = ListProfilesErrors[keyof ListProfilesErrors];
+
+export type ListProfilesResponses = {
+    /**
+     * The profiles, by name
+     */
+    200: Array<RateLimitProfile>;
+};
+
+export type ListProfilesResponse = ListProfilesResponses[keyof ListProfilesResponses];
+
+export type CreateProfileData = {
+    body: CreateRateLimitProfile;
+    path?: never;
+    query?: never;
+    url: '/api/admin/rate-limit-profiles';
+};
+
+export type CreateProfileErrors = {
+    /**
+     * `malformed_json` or `bad_request`: the body or query could not be read
+     */
+    400: Problem;
+    /**
+     * `unauthenticated`: no valid session token
+     */
+    401: Problem;
+    /**
+     * `forbidden`: not an instance admin
+     */
+    403: Problem;
+    /**
+     * `not_found`: no such resource, or the caller may not see it
+     */
+    404: Problem;
+    /**
+     * `payload_too_large`
+     */
+    413: Problem;
+    /**
+     * `unsupported_media_type`: the body must be application/json
+     */
+    415: Problem;
+    /**
+     * `validation_failed`: see `errors` for the fields
+     */
+    422: Problem;
+    /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
+     * `internal`
+     */
+    500: Problem;
+    /**
+     * `service_unavailable`: retry after `Retry-After` seconds
+     */
+    503: Problem;
+};
+
+export type CreateProfileError = CreateProfileErrors[keyof CreateProfileErrors];
+
+export type CreateProfileResponses = {
+    /**
+     * Created
+     */
+    201: RateLimitProfile;
+};
+
+export type CreateProfileResponse = CreateProfileResponses[keyof CreateProfileResponses];
+
+export type DeleteProfileData = {
+    body?: never;
+    path: {
+        /**
+         * Profile id
+         */
+        id: RateLimitProfileId;
+    };
+    query?: never;
+    url: '/api/admin/rate-limit-profiles/{id}';
+};
+
+export type DeleteProfileErrors = {
+    /**
+     * `malformed_json` or `bad_request`: the body or query could not be read
+     */
+    400: Problem;
+    /**
+     * `unauthenticated`: no valid session token
+     */
+    401: Problem;
+    /**
+     * `forbidden`: not an instance admin, or the default profile
+     */
+    403: Problem;
+    /**
+     * `not_found`: no such resource, or the caller may not see it
+     */
+    404: Problem;
+    /**
+     * `validation_failed`: see `errors` for the fields
+     */
+    422: Problem;
+    /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
+     * `internal`
+     */
+    500: Problem;
+    /**
+     * `service_unavailable`: retry after `Retry-After` seconds
+     */
+    503: Problem;
+};
+
+export type DeleteProfileError = DeleteProfileErrors[keyof DeleteProfileErrors];
+
+export type DeleteProfileResponses = {
+    /**
+     * Deleted
+     */
+    204: void;
+};
+
+export type DeleteProfileResponse = DeleteProfileResponses[keyof DeleteProfileResponses];
+
+export type UpdateProfileData = {
+    body: UpdateRateLimitProfile;
+    path: {
+        /**
+         * Profile id
+         */
+        id: RateLimitProfileId;
+    };
+    query?: never;
+    url: '/api/admin/rate-limit-profiles/{id}';
+};
+
+export type UpdateProfileErrors = {
+    /**
+     * `malformed_json` or `bad_request`: the body or query could not be read
+     */
+    400: Problem;
+    /**
+     * `unauthenticated`: no valid session token
+     */
+    401: Problem;
+    /**
+     * `forbidden`: not an instance admin
+     */
+    403: Problem;
+    /**
+     * `not_found`: no such resource, or the caller may not see it
+     */
+    404: Problem;
+    /**
+     * `payload_too_large`
+     */
+    413: Problem;
+    /**
+     * `unsupported_media_type`: the body must be application/json
+     */
+    415: Problem;
+    /**
+     * `validation_failed`: see `errors` for the fields
+     */
+    422: Problem;
+    /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
+     * `internal`
+     */
+    500: Problem;
+    /**
+     * `service_unavailable`: retry after `Retry-After` seconds
+     */
+    503: Problem;
+};
+
+export type UpdateProfileError = UpdateProfileErrors[keyof UpdateProfileErrors];
+
+export type UpdateProfileResponses = {
+    /**
+     * Changed
+     */
+    200: RateLimitProfile;
+};
+
+export type UpdateProfileResponse = UpdateProfileResponses[keyof UpdateProfileResponses];
+
+export type ListUsersData = {
+    body?: never;
+    path?: never;
+    query?: {
+        /**
+         * Part of an email or display name (case-blind).
+         */
+        q?: string;
+        /**
+         * `page.next` of the previous page.
+         */
+        cursor?: string;
+        limit?: number;
+    };
+    url: '/api/admin/users';
+};
+
+export type ListUsersErrors = {
+    /**
+     * `malformed_json` or `bad_request`: the body or query could not be read
+     */
+    400: Problem;
+    /**
+     * `unauthenticated`: no valid session token
+     */
+    401: Problem;
+    /**
+     * `forbidden`: not an instance admin
+     */
+    403: Problem;
+    /**
+     * `not_found`: no such resource, or the caller may not see it
+     */
+    404: Problem;
+    /**
+     * `validation_failed`: see `errors` for the fields
+     */
+    422: Problem;
+    /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
+     * `internal`
+     */
+    500: Problem;
+    /**
+     * `service_unavailable`: retry after `Retry-After` seconds
+     */
+    503: Problem;
+};
+
+export type ListUsersError = ListUsersErrors[keyof ListUsersErrors];
+
+export type ListUsersResponses = {
+    /**
+     * A page of accounts
+     */
+    200: PageAdminUser;
+};
+
+export type ListUsersResponse = ListUsersResponses[keyof ListUsersResponses];
+
+export type UpdateUserData = {
+    body: UpdateAdminUser;
+    path: {
+        /**
+         * User id
+         */
+        id: UserId;
+    };
+    query?: never;
+    url: '/api/admin/users/{id}';
+};
+
+export type UpdateUserErrors = {
+    /**
+     * `malformed_json` or `bad_request`: the body or query could not be read
+     */
+    400: Problem;
+    /**
+     * `unauthenticated`: no valid session token
+     */
+    401: Problem;
+    /**
+     * `forbidden`: not an instance admin, or their own account
+     */
+    403: Problem;
+    /**
+     * `not_found`: no such resource, or the caller may not see it
+     */
+    404: Problem;
+    /**
+     * `payload_too_large`
+     */
+    413: Problem;
+    /**
+     * `unsupported_media_type`: the body must be application/json
+     */
+    415: Problem;
+    /**
+     * `validation_failed`: see `errors` for the fields
+     */
+    422: Problem;
+    /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
+     * `internal`
+     */
+    500: Problem;
+    /**
+     * `service_unavailable`: retry after `Retry-After` seconds
+     */
+    503: Problem;
+};
+
+export type UpdateUserError = UpdateUserErrors[keyof UpdateUserErrors];
+
+export type UpdateUserResponses = {
+    /**
+     * The account
+     */
+    200: AdminUser;
+};
+
+export type UpdateUserResponse = UpdateUserResponses[keyof UpdateUserResponses];
+
+export type UserLimitsData = {
+    body?: never;
+    path: {
+        /**
+         * User id
+         */
+        id: UserId;
+    };
+    query?: never;
+    url: '/api/admin/users/{id}/limits';
+};
+
+export type UserLimitsErrors = {
+    /**
+     * `malformed_json` or `bad_request`: the body or query could not be read
+     */
+    400: Problem;
+    /**
+     * `unauthenticated`: no valid session token
+     */
+    401: Problem;
+    /**
+     * `forbidden`: not an instance admin
+     */
+    403: Problem;
+    /**
+     * `not_found`: no such resource, or the caller may not see it
+     */
+    404: Problem;
+    /**
+     * `validation_failed`: see `errors` for the fields
+     */
+    422: Problem;
+    /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
+     * `internal`
+     */
+    500: Problem;
+    /**
+     * `service_unavailable`: retry after `Retry-After` seconds
+     */
+    503: Problem;
+};
+
+export type UserLimitsError = UserLimitsErrors[keyof UserLimitsErrors];
+
+export type UserLimitsResponses = {
+    /**
+     * The user's limits
+     */
+    200: LimitsResponse;
+};
+
+export type UserLimitsResponse = UserLimitsResponses[keyof UserLimitsResponses];
+
+export type LogInData = {
+    body: LoginRequest;
+    path?: never;
+    query?: never;
+    url: '/api/auth/login';
+};
+
+export type LogInErrors = {
+    /**
+     * `malformed_json` or `bad_request`: the body or query could not be read
+     */
+    400: Problem;
+    /**
+     * `invalid_credentials`
+     */
+    401: Problem;
+    /**
+     * `account_disabled`: the right password of an account an instance admin disabled
+     */
+    403: Problem;
+    /**
+     * `not_found`: no such resource, or the caller may not see it
+     */
+    404: Problem;
+    /**
+     * `payload_too_large`
+     */
+    413: Problem;
+    /**
+     * `unsupported_media_type`: the body must be application/json
+     */
+    415: Problem;
+    /**
+     * `validation_failed`: see `errors` for the fields
+     */
+    422: Problem;
+    /**
+     * `rate_limited`: too many failed logins for this email, or too many attempts from this address
      */
     429: Problem;
     /**
@@ -1965,6 +2677,10 @@ export type LogOutErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -2022,6 +2738,10 @@ export type RegisterAccountErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `auth` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -2100,6 +2820,10 @@ export type ListConversationsErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -2157,6 +2881,10 @@ export type CreateConversationErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -2209,6 +2937,10 @@ export type GetUnreadCountsErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -2272,6 +3004,10 @@ export type DeleteConversationErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -2325,6 +3061,10 @@ export type GetConversationErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -2392,6 +3132,10 @@ export type UpdateConversationErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -2445,6 +3189,10 @@ export type ArchiveConversationErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -2512,6 +3260,10 @@ export type ConvertConversationErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -2578,6 +3330,10 @@ export type CreateConversationInviteErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -2636,6 +3392,10 @@ export type RevokeConversationInviteErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -2693,6 +3453,10 @@ export type JoinConversationErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -2756,6 +3520,10 @@ export type LeaveConversationErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -2818,6 +3586,10 @@ export type ListConversationMembersErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -2885,6 +3657,10 @@ export type AddConversationMemberErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -2950,6 +3726,10 @@ export type RemoveConversationMemberErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -3019,6 +3799,10 @@ export type ListConversationMessagesErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -3081,6 +3865,10 @@ export type ListConversationPinsErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -3148,6 +3936,10 @@ export type SetConversationPreferencesErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -3209,6 +4001,10 @@ export type MarkConversationReadErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -3278,6 +4074,10 @@ export type StreamConversationErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -3353,6 +4153,10 @@ export type ListThreadsErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -3415,6 +4219,10 @@ export type SendTypingErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `typing` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -3468,6 +4276,10 @@ export type UnarchiveConversationErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -3527,6 +4339,10 @@ export type AcceptInviteErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -3580,6 +4396,10 @@ export type GetCurrentUserErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -3599,6 +4419,59 @@ export type GetCurrentUserResponses = {
 };
 
 export type GetCurrentUserResponse = GetCurrentUserResponses[keyof GetCurrentUserResponses];
+
+export type MyLimitsData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/api/me/limits';
+};
+
+export type MyLimitsErrors = {
+    /**
+     * `malformed_json` or `bad_request`: the body or query could not be read
+     */
+    400: Problem;
+    /**
+     * `unauthenticated`: no valid session token
+     */
+    401: Problem;
+    /**
+     * `forbidden`, `csrf_failed`, or `insufficient_scope` (an API key without the scope)
+     */
+    403: Problem;
+    /**
+     * `not_found`: no such resource, or the caller may not see it
+     */
+    404: Problem;
+    /**
+     * `validation_failed`: see `errors` for the fields
+     */
+    422: Problem;
+    /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
+     * `internal`
+     */
+    500: Problem;
+    /**
+     * `service_unavailable`: retry after `Retry-After` seconds
+     */
+    503: Problem;
+};
+
+export type MyLimitsError = MyLimitsErrors[keyof MyLimitsErrors];
+
+export type MyLimitsResponses = {
+    /**
+     * The caller's limits
+     */
+    200: LimitsResponse;
+};
+
+export type MyLimitsResponse = MyLimitsResponses[keyof MyLimitsResponses];
 
 export type DeleteMessageData = {
     body?: never;
@@ -3637,6 +4510,10 @@ export type DeleteMessageErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `edit` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -3691,6 +4568,10 @@ export type GetMessageErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -3758,6 +4639,10 @@ export type EditMessageErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `edit` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -3821,6 +4706,10 @@ export type ListMessageVersionsErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -3879,6 +4768,10 @@ export type UnpinMessageErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `edit` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -3936,6 +4829,10 @@ export type PinMessageErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `edit` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -3998,6 +4895,10 @@ export type RemoveReactionErrors = {
      * `validation_failed`
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `react` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -4066,6 +4967,10 @@ export type ListReactionUsersErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -4128,6 +5033,10 @@ export type AddReactionErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `react` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -4185,6 +5094,10 @@ export type CancelAnswerErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -4244,6 +5157,10 @@ export type ListAnswerChunksErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -4297,6 +5214,10 @@ export type DeleteAnswerFeedbackErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `react` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -4364,6 +5285,10 @@ export type SetAnswerFeedbackErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `react` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -4430,7 +5355,7 @@ export type GenerateAnswerErrors = {
      */
     422: Problem;
     /**
-     * `rate_limited`: too many running answers for this user (`Retry-After`)
+     * `rate_limited`: too many running answers for this user (`Retry-After`); `quota_exceeded`: a daily quota (messages, or assistant tokens) is used up until `resets_at`
      */
     429: Problem;
     /**
@@ -4500,7 +5425,7 @@ export type CreateReplyErrors = {
      */
     422: Problem;
     /**
-     * `rate_limited`: too many running answers for this user
+     * `rate_limited`: too many running answers for this user; `quota_exceeded`: a daily quota (messages, or assistant tokens) is used up until `resets_at`
      */
     429: Problem;
     /**
@@ -4581,6 +5506,10 @@ export type StreamAnswerErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -4636,6 +5565,10 @@ export type GetPresenceErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -4693,6 +5626,10 @@ export type SendPresenceHeartbeatErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `presence` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -4801,6 +5738,10 @@ export type SearchMessagesErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `search` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -4865,6 +5806,10 @@ export type StreamEventsErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -4915,6 +5860,10 @@ export type CreateStreamTokenErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -4982,6 +5931,10 @@ export type CreateThreadErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `post` budget is spent; `quota_exceeded`: a daily quota (messages, or assistant tokens) is used up until `resets_at`
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -5044,6 +5997,10 @@ export type DeleteThreadErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `edit` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -5105,6 +6062,10 @@ export type UpdateThreadErrors = {
      * `validation_failed`
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `edit` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -5170,6 +6131,10 @@ export type GetThreadTreeErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -5228,6 +6193,10 @@ export type ListWorkspacesErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -5285,6 +6254,10 @@ export type CreateWorkspaceErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -5338,6 +6311,10 @@ export type GetWorkspaceErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -5402,6 +6379,10 @@ export type ListApiKeysErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -5464,6 +6445,10 @@ export type CreateApiKeyErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -5521,6 +6506,10 @@ export type RevokeApiKeyErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -5585,6 +6574,10 @@ export type ListAssistantsErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -5647,6 +6640,10 @@ export type CreateAssistantErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -5705,6 +6702,10 @@ export type DeleteAssistantErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -5762,6 +6763,10 @@ export type GetAssistantErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -5829,6 +6834,10 @@ export type UpdateAssistantErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -5892,6 +6901,10 @@ export type ListWorkspaceMembersErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -5953,6 +6966,10 @@ export type AddWorkspaceMemberErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -6019,6 +7036,10 @@ export type RemoveWorkspaceMemberErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */
@@ -6090,6 +7111,10 @@ export type UpdateWorkspaceMemberErrors = {
      */
     422: Problem;
     /**
+     * `rate_limited`: the `write` budget is spent
+     */
+    429: Problem;
+    /**
      * `internal`
      */
     500: Problem;
@@ -6151,6 +7176,10 @@ export type ConnectWebsocketErrors = {
      * `validation_failed`: see `errors` for the fields
      */
     422: Problem;
+    /**
+     * `rate_limited`: the `read` budget is spent
+     */
+    429: Problem;
     /**
      * `internal`
      */

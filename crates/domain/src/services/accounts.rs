@@ -50,6 +50,9 @@ impl<P: Ports> Services<P> {
                 if failures > 0 {
                     self.ports.clear_login_failures(&email).await?;
                 }
+                if c.disabled {
+                    return Err(DomainError::rule(ErrorCode::AccountDisabled, "this account is disabled"));
+                }
                 self.start_session(c.user).await
             }
             _ => {

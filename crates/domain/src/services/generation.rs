@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
+use super::limits::Spend;
 use super::{Services, ensure_can_post};
 use crate::context::build_prompt;
 use crate::entities::{ConversationAccess, MessageRecord, NewGeneration, ThreadAi};
@@ -89,6 +90,7 @@ impl<P: Ports> Services<P> {
             .or(ai.settings.max_tokens)
             .or(assistant.max_tokens)
             .unwrap_or(self.catalog.default_max_tokens);
+        self.check_quota(caller, conversation.workspace_id, Spend::Tokens).await?;
         if self.ports.running_generations(caller).await? >= self.catalog.max_running_per_user {
             return Err(DomainError::RateLimited { retry_after_secs: RETRY_AFTER_SECS });
         }

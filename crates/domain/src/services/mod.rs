@@ -1,10 +1,12 @@
 //! Use cases. Each public method authorises the caller, validates input and calls the store.
 
 mod accounts;
+mod admin;
 mod api_keys;
 mod assistants;
 mod conversations;
 mod generation;
+mod limits;
 mod mentions;
 mod messaging;
 mod openai;
@@ -26,7 +28,7 @@ use skein_shared::{ConversationId, ErrorCode, UserId};
 use crate::catalog::ModelCatalog;
 use crate::entities::ConversationAccess;
 use crate::ports::Ports;
-use crate::{AuthPolicy, DomainError, DomainResult, Limits, roles};
+use crate::{AuthPolicy, DomainError, DomainResult, Limits, RatePolicy, roles};
 
 /// The application's use cases over some implementation of the ports.
 #[derive(Clone)]
@@ -35,16 +37,23 @@ pub struct Services<P> {
     limits: Limits,
     auth: AuthPolicy,
     catalog: ModelCatalog,
+    rate: RatePolicy,
 }
 
 impl<P: Ports> Services<P> {
     pub fn new(ports: P, limits: Limits, auth: AuthPolicy) -> Self {
-        Self { ports, limits, auth, catalog: ModelCatalog::default() }
+        Self { ports, limits, auth, catalog: ModelCatalog::default(), rate: RatePolicy::default() }
     }
 
     /// The providers and models assistants may use.
     pub fn with_catalog(mut self, catalog: ModelCatalog) -> Self {
         self.catalog = catalog;
+        self
+    }
+
+    /// Rate limits on or off, and the daily quotas.
+    pub fn with_rate_policy(mut self, rate: RatePolicy) -> Self {
+        self.rate = rate;
         self
     }
 

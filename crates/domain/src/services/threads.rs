@@ -7,6 +7,7 @@ use skein_shared::thread::{
 };
 use skein_shared::{ConversationId, MessageId, Page, UserId};
 
+use super::limits::Spend;
 use super::mentions::mentioned_assistant;
 use super::{Services, ensure_can_post, keyset_page};
 use crate::cursor::{TimeCursor, decode_id_cursor};
@@ -58,6 +59,7 @@ impl<P: Ports> Services<P> {
         self.check_settings(&mut check, access.conversation.workspace_id, &mut settings).await?;
         let client_msg_id = self.check_client_msg_id(&mut check, req.client_msg_id);
         check.finish()?;
+        self.check_quota(caller, access.conversation.workspace_id, Spend::Message).await?;
         let mentions = self.resolve_mentions(&access, &req.content).await?;
         let answerer = match mentioned_assistant(&mentions).filter(|_| may_ask) {
             Some(assistant) => {
@@ -123,6 +125,7 @@ impl<P: Ports> Services<P> {
         let client_msg_id = self.check_client_msg_id(&mut check, req.client_msg_id);
         self.check_depth(&mut check, &parent);
         check.finish()?;
+        self.check_quota(caller, access.conversation.workspace_id, Spend::Message).await?;
         let mentions = self.resolve_mentions(&access, &req.content).await?;
         // Mentioning an assistant asks it, as `generate` asks the thread's.
         let mentioned = GenerateRequest { assistant_id: mentioned_assistant(&mentions), ..GenerateRequest::default() };

@@ -25,12 +25,14 @@ pub struct UserRow {
     pub password_hash: String,
     pub is_instance_admin: bool,
     pub created_at: OffsetDateTime,
+    pub disabled_at: Option<OffsetDateTime>,
 }
 
 impl UserRow {
     pub fn into_credential(self) -> Credential {
         let password_hash = self.password_hash.clone();
-        Credential { user: self.into_user(), password_hash }
+        let disabled = self.disabled_at.is_some();
+        Credential { user: self.into_user(), password_hash, disabled }
     }
 
     pub fn into_user(self) -> User {

@@ -9,6 +9,7 @@ diesel::table! {
         is_instance_admin -> Bool,
         created_at -> Timestamptz,
         kind -> Text,
+        disabled_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -336,7 +337,59 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rate_limit_profiles (id) {
+        id -> Uuid,
+        name -> Text,
+        is_default -> Bool,
+        daily_messages -> Nullable<Int8>,
+        daily_tokens -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    rate_limit_rules (profile_id, route_class) {
+        profile_id -> Uuid,
+        route_class -> Text,
+        burst -> Int4,
+        per_seconds -> Int4,
+    }
+}
+
+diesel::table! {
+    rate_limit_assignments (subject_kind, subject_id) {
+        subject_kind -> Text,
+        subject_id -> Uuid,
+        profile_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    rate_limit_buckets (bucket) {
+        bucket -> Text,
+        tat -> Timestamptz,
+        interval -> Float8,
+    }
+}
+
+diesel::table! {
+    usage_daily (user_id, day, workspace_id) {
+        user_id -> Uuid,
+        workspace_id -> Uuid,
+        day -> Date,
+        messages -> Int8,
+        tokens -> Int8,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    rate_limit_profiles,
+    rate_limit_rules,
+    rate_limit_assignments,
+    rate_limit_buckets,
+    usage_daily,
     api_keys,
     assistants,
     generations,

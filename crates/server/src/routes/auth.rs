@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use skein_shared::auth::{AuthResponse, LoginRequest, RegisterRequest, User};
 use time::OffsetDateTime;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -6,6 +6,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::AppState;
 use crate::auth::{Caller, cleared_cookies, session_cookies};
 use crate::error::ApiResult;
+use crate::rate_limits;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(register_account).service(log_in).service(log_out).service(get_current_user);
@@ -26,7 +27,12 @@ fn with_session(mut response: actix_web::HttpResponseBuilder, state: &AppState, 
     (status = 409, description = "`email_taken`", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/auth/register")]
-async fn register_account(state: AppState, body: web::Json<RegisterRequest>) -> ApiResult<HttpResponse> {
+async fn register_account(
+    state: AppState,
+    req: HttpRequest,
+    body: web::Json<RegisterRequest>,
+) -> ApiResult<HttpResponse> {
+    rate_limits::count_address(&state, &req).await?;
     let auth = state.services.register(body.into_inner()).await?;
     Ok(with_session(HttpResponse::Created(), &state, auth))
 }
@@ -36,10 +42,12 @@ async fn register_account(state: AppState, body: web::Json<RegisterRequest>) -> 
 #[utoipa::path(tag = "auth", security(()), request_body = LoginRequest, responses(
     (status = 200, description = "Logged in; the session cookie is set too", body = AuthResponse),
     (status = 401, description = "`invalid_credentials`", body = skein_shared::Problem, content_type = "application/problem+json"),
-    (status = 429, description = "`rate_limited`: too many failed logins for this email", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "`account_disabled`: the right password of an account an instance admin disabled", body = skein_shared::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "`rate_limited`: too many failed logins for this email, or too many attempts from this address", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/auth/login")]
-async fn log_in(state: AppState, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
+async fn log_in(state: AppState, req: HttpRequest, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
+    rate_limits::count_address(&state, &req).await?;
     let auth = state.services.login(body.into_inner()).await?;
     Ok(with_session(HttpResponse::Ok(), &state, auth))
 }

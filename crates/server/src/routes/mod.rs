@@ -1,12 +1,14 @@
 //! HTTP handlers, one file per area. Handlers only extract, call a service and shape the
 //! response; rules live in `skein-domain`.
 
+pub mod admin;
 pub mod answers;
 pub mod api_keys;
 pub mod assistants;
 pub mod auth;
 pub mod conversations;
 pub mod health;
+pub mod limits;
 pub mod messages;
 pub mod openai;
 pub mod presence;
@@ -37,6 +39,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     streams::configure(cfg);
     presence::configure(cfg);
     search::configure(cfg);
+    limits::configure(cfg);
+    admin::configure(cfg);
 }
 
 /// `?cursor=&limit=` of ordinary lists.

@@ -14,7 +14,10 @@ use skein_shared::{ErrorCode, Problem};
 use crate::AppState;
 use crate::auth::{may_ask, via_of};
 use crate::error::ApiError;
-use crate::scopes;
+use crate::{rate_limits, scopes};
+use skein_domain::rate::Place;
+use skein_shared::ConversationId;
+use skein_shared::limits::RouteClass;
 
 /// What to do after a client frame.
 pub(super) enum Outcome {
@@ -69,6 +72,9 @@ enum Done {
 async fn run(state: &AppState, caller: &Session, frame: ClientFrame) -> Result<Done, ApiError> {
     let user = caller.user.id;
     let needs = |scope| caller.api_key.as_ref().map_or(Ok(()), |grant| scopes::demand(grant, scope));
+    if let Some((class, place)) = frame_class(&frame) {
+        rate_limits::count_frame(state, caller, class, place).await?;
+    }
     match frame {
         ClientFrame::Typing { conversation_id, root_id, typing } => {
             needs(ApiScope::Write)?;
@@ -103,6 +109,22 @@ async fn run(state: &AppState, caller: &Session, frame: ClientFrame) -> Result<D
             Ok(Done::Acked(Box::new(FrameAck { status: 200, message_id: Some(message.id), ..FrameAck::default() })))
         }
     }
+}
+
+/// The class a frame is counted in, as its REST route is (a cursor acknowledgement is not).
+fn frame_class(frame: &ClientFrame) -> Option<(RouteClass, Place)> {
+    let conversation = |id: Option<ConversationId>| id.map_or(Place::Nowhere, Place::Conversation);
+    Some(match frame {
+        ClientFrame::Typing { conversation_id, .. } => (RouteClass::Typing, Place::Conversation(*conversation_id)),
+        ClientFrame::Presence { .. } => (RouteClass::Presence, Place::Nowhere),
+        ClientFrame::Ack { .. } => return None,
+        ClientFrame::Send(send) => match send.parent_id {
+            Some(parent) => (RouteClass::Post, Place::Message(parent)),
+            None => (RouteClass::Post, conversation(send.conversation_id)),
+        },
+        ClientFrame::Feedback { message_id, .. } => (RouteClass::React, Place::Message(*message_id)),
+        ClientFrame::Cancel { message_id, .. } => (RouteClass::Write, Place::Message(*message_id)),
+    })
 }
 
 /// A root or a reply, as the REST routes post them.

@@ -252,6 +252,7 @@ fn session_query<'a>(token_digest: &'a [u8], now: OffsetDateTime) -> _ {
         .filter(sessions::token_digest.eq(token_digest))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
+        .filter(users::disabled_at.is_null())
 }
 
 #[derive(Queryable, Selectable)]

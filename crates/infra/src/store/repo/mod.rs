@@ -1,6 +1,7 @@
 //! The domain's ports implemented on PostgreSQL, one file per concern.
 
 mod accounts;
+mod admin;
 mod api_keys;
 mod append;
 mod assistants;
@@ -11,6 +12,7 @@ mod generations;
 mod live;
 mod messages;
 mod preferences;
+mod rate_limits;
 pub(crate) mod read_state;
 mod search;
 mod standing;

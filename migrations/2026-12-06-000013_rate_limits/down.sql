@@ -1,0 +1,13 @@
+DROP FUNCTION skein_usage_today(uuid, uuid, boolean, date);
+DROP TRIGGER generations_usage ON generations;
+DROP FUNCTION skein_usage_tokens();
+DROP TRIGGER messages_usage ON messages;
+DROP FUNCTION skein_usage_message();
+DROP TABLE usage_daily;
+ALTER TABLE users DROP COLUMN disabled_at;
+DROP FUNCTION skein_rate_take(text, text, timestamptz, uuid, uuid, uuid, uuid, uuid);
+DROP FUNCTION skein_rate_profile(uuid, uuid, uuid, uuid, uuid);
+DROP TABLE rate_limit_buckets;
+DROP TABLE rate_limit_assignments;
+DROP TABLE rate_limit_rules;
+DROP TABLE rate_limit_profiles;
