@@ -334,3 +334,65 @@ async fn a_logout_ends_the_sessions_streams() {
     assert_eq!((last["type"].as_str(), last["data"]["code"].as_str()), (Some("error"), Some("unauthenticated")));
     assert_eq!(ws.next_within(std::time::Duration::from_secs(5)).await, Ok(None));
 }
+
+/// Parallel wrong guesses are counted before any password is checked: no more than the limit
+/// get an answer about the password.
+#[tokio::test]
+async fn parallel_guesses_cannot_pass_the_failure_limit() {
+    let app = TestApp::spawn_with(|c| c.auth.login_max_failures = 5).await;
+    let ann = app.register("Ann").await;
+    let guesses = (0..30).map(|n| {
+        app.anon_post("/api/auth/login", json!({ "email": ann.email, "password": format!("wrong guess {n}") }))
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(guesses).await.into_iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 25, "{statuses:?}");
+}
+
+/// An address no mailbox can have is refused before anything is looked up or hashed.
+#[tokio::test]
+async fn over_long_emails_are_refused() {
+    let app = TestApp::spawn().await;
+    let long = format!("{}@example.com", "a".repeat(250));
+    let login = app.anon_post("/api/auth/login", json!({ "email": long, "password": "whatever it is" })).await;
+    let login = login.expect_problem(422, "validation_failed");
+    assert_eq!(
+        (login.body["errors"][0]["field"].as_str(), login.body["errors"][0]["code"].as_str()),
+        (Some("email"), Some("too_long"))
+    );
+    let register = app.anon_post("/api/auth/register", registration(&long, "correct horse battery", "Long")).await;
+    assert_eq!(register.expect_problem(422, "validation_failed").body["errors"][0]["code"], "too_long");
+}
+
+/// Expired sessions and old login failures are deleted by the periodic sweep, not kept
+/// for ever; API keys' sessions stay.
+#[tokio::test]
+async fn the_sweep_deletes_expired_sessions_and_old_failures() {
+    #[derive(diesel::QueryableByName)]
+    struct Counts {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        sessions: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        failures: i64,
+    }
+    let app = TestApp::spawn_with(|c| c.auth.sweep_interval_secs = 1).await;
+    let ann = app.register("Ann").await;
+    let ws = app.workspace(&ann, &[]).await;
+    app.api_key(&ann, &ws, json!({ "name": "bot", "scopes": ["read"] })).await;
+    app.anon_post("/api/auth/login", json!({ "email": ann.email, "password": "wrong guess!" })).await.expect(401);
+    let counts = async || {
+        let mut db = app.db().await;
+        let query =
+            "SELECT (SELECT count(*) FROM sessions) AS sessions, (SELECT count(*) FROM login_failures) AS failures";
+        let counts: Counts = diesel_async::RunQueryDsl::get_result(diesel::sql_query(query), &mut db).await.unwrap();
+        (counts.sessions, counts.failures)
+    };
+    assert_eq!(counts().await, (2, 1));
+    // Past the absolute lifetime (30 days) and a day's grace.
+    app.clock.advance(std::time::Duration::from_secs(32 * 24 * 3600));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while counts().await != (1, 0) {
+        assert!(std::time::Instant::now() < deadline, "not swept: {:?}", counts().await);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -30,19 +30,25 @@ use crate::cursor::TimeCursor;
 use crate::entities::*;
 
 pub trait AccountRepo: Send + Sync {
-    /// Failed logins for `email` since `since`: how many, and when the oldest of them was.
-    fn login_failures_since(
+    /// Counts a login attempt for `email` as a failure before its password is checked (a
+    /// success clears it), atomically per email, so parallel guesses cannot all pass the
+    /// limit: unless `max` failures since `since` already stand, in which case nothing is
+    /// counted and the oldest of them is returned. Older failures are forgotten.
+    fn begin_login_attempt(
         &self,
         email: &str,
         since: time::OffsetDateTime,
-    ) -> impl Future<Output = DomainResult<(u32, Option<time::OffsetDateTime>)>> + Send;
-    /// Records a failed login, forgetting this email's failures older than `forget_before`.
-    fn record_login_failure(
-        &self,
-        email: &str,
-        forget_before: time::OffsetDateTime,
-    ) -> impl Future<Output = DomainResult<()>> + Send;
+        max: u32,
+    ) -> impl Future<Output = DomainResult<Option<time::OffsetDateTime>>> + Send;
     fn clear_login_failures(&self, email: &str) -> impl Future<Output = DomainResult<()>> + Send;
+    /// Deletes what can no longer be used: people's sessions a day past their expiry (idle or
+    /// absolute) or revocation, expired stream tokens, login failures from before
+    /// `failures_before`, full rate-limit buckets. Returns how many rows went.
+    fn sweep_expired(
+        &self,
+        idle: time::Duration,
+        failures_before: time::OffsetDateTime,
+    ) -> impl Future<Output = DomainResult<u64>> + Send;
     /// Creates the user; the first user of an instance becomes its admin.
     /// `EmailTaken` when the (normalised) email is in use.
     fn create_user(&self, new: NewUser) -> impl Future<Output = DomainResult<User>> + Send;
@@ -98,7 +104,11 @@ pub trait Credentials: Send + Sync {
     fn hash_password(&self, password: String) -> impl Future<Output = DomainResult<String>> + Send;
     /// Verifies against `hash`, or against a fixed dummy hash when `None` so that an unknown
     /// email costs as much time as a wrong password.
-    fn verify_password(&self, password: String, hash: Option<String>) -> impl Future<Output = bool> + Send;
+    fn verify_password(
+        &self,
+        password: String,
+        hash: Option<String>,
+    ) -> impl Future<Output = DomainResult<bool>> + Send;
     /// A new unguessable URL-safe secret.
     fn new_secret(&self) -> String;
     /// The digest under which a secret is stored.

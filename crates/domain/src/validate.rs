@@ -6,6 +6,8 @@ use crate::{DomainError, DomainResult};
 
 /// The highest sampling temperature accepted.
 pub const TEMPERATURE_MAX: f32 = 2.0;
+/// The longest address SMTP can deliver to (RFC 5321's path limit, less the brackets).
+pub const EMAIL_MAX_CHARS: usize = 254;
 /// The largest token budget a reply may ask for.
 pub const MAX_TOKENS: u32 = 1_000_000;
 
@@ -74,7 +76,9 @@ impl Check {
     /// A plausible email address, normalised to lower case.
     pub fn email(&mut self, field: &str, value: &str) -> String {
         let email = value.trim().to_lowercase();
-        if !is_plausible_email(&email) {
+        if email.chars().count() > EMAIL_MAX_CHARS {
+            self.fail(field, "too_long", format!("must be at most {EMAIL_MAX_CHARS} characters"));
+        } else if !is_plausible_email(&email) {
             self.fail(field, "invalid", "must be an email address");
         }
         email

@@ -1,6 +1,9 @@
 //! Password hashing (argon2id) and secret tokens (256 random bits, stored as SHA-256).
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::Semaphore;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -9,11 +12,28 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use skein_domain::DomainError;
 
-/// argon2id with configurable cost (OWASP's minimum by default: 19 MiB, 2 passes).
+/// argon2id with configurable cost (OWASP's minimum by default: 19 MiB, 2 passes). Hashes
+/// run on the blocking pool, at most one per core at a time: a burst of registrations or
+/// logins queues here instead of taking every core and `memory × requests` of RAM; past
+/// [`QUEUE_PER_PERMIT`] waiting per permit, more are refused as busy.
 #[derive(Clone, Debug)]
 pub struct PasswordHasher {
     params: Params,
     dummy_hash: OnceLockHash,
+    gate: Arc<Gate>,
+}
+
+/// Waiting hashes allowed per permit before more are refused.
+pub const QUEUE_PER_PERMIT: usize = 32;
+
+#[derive(Debug)]
+struct Gate {
+    permits: Semaphore,
+    size: usize,
+    waiting: AtomicUsize,
+    running: AtomicUsize,
+    /// The most hashes that ever ran at once (for tests).
+    peak: AtomicUsize,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -21,8 +41,55 @@ struct OnceLockHash(OnceLock<String>);
 
 impl PasswordHasher {
     pub fn new(memory_kib: u32, passes: u32) -> Result<Self, DomainError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_permits(memory_kib, passes, cores)
+    }
+
+    /// At most `permits` hashes at once.
+    pub fn with_permits(memory_kib: u32, passes: u32, permits: usize) -> Result<Self, DomainError> {
         let params = Params::new(memory_kib, passes, 1, None).map_err(|e| DomainError::Internal(e.to_string()))?;
-        Ok(Self { params, dummy_hash: OnceLockHash::default() })
+        let size = permits.max(1);
+        let gate = Gate {
+            permits: Semaphore::new(size),
+            size,
+            waiting: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        };
+        Ok(Self { params, dummy_hash: OnceLockHash::default(), gate: Arc::new(gate) })
+    }
+
+    /// The most hashes that have run at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.gate.peak.load(Ordering::Relaxed)
+    }
+
+    /// Hashes a new password, waiting for a permit.
+    pub async fn hash(&self, password: String) -> Result<String, DomainError> {
+        let hasher = self.clone();
+        self.gated(move || hasher.hash_blocking(&password)).await?
+    }
+
+    /// [`Self::verify_blocking`], waiting for a permit; a refused or failed wait is `false`.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, DomainError> {
+        let hasher = self.clone();
+        self.gated(move || hasher.verify_blocking(&password, hash.as_deref())).await
+    }
+
+    async fn gated<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, DomainError> {
+        let gate = &self.gate;
+        if gate.waiting.fetch_add(1, Ordering::SeqCst) >= gate.size * QUEUE_PER_PERMIT {
+            gate.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(DomainError::Busy { retry_after_secs: 1 });
+        }
+        let permit = gate.permits.acquire().await;
+        gate.waiting.fetch_sub(1, Ordering::SeqCst);
+        let _permit = permit.map_err(|e| DomainError::Internal(e.to_string()))?;
+        let running = gate.running.fetch_add(1, Ordering::SeqCst) + 1;
+        gate.peak.fetch_max(running, Ordering::SeqCst);
+        let done = tokio::task::spawn_blocking(work).await;
+        gate.running.fetch_sub(1, Ordering::SeqCst);
+        done.map_err(|e| DomainError::Internal(e.to_string()))
     }
 
     fn argon(&self) -> Argon2<'static> {
@@ -73,4 +140,21 @@ pub fn new_secret() -> String {
 
 pub fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// Eight hashes asked for at once run at most `permits` at a time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn hashing_runs_at_most_one_per_permit() {
+        let hasher = PasswordHasher::with_permits(1024, 1, 2).unwrap();
+        let runs = (0..8).map(|n| hasher.hash(format!("password {n}")));
+        let hashes = futures_util::future::join_all(runs).await;
+        assert!(hashes.iter().all(Result::is_ok));
+        assert_eq!(hasher.peak_concurrency(), 2);
+        assert!(hasher.verify("password 3".into(), hashes[3].as_ref().ok().cloned()).await.unwrap());
+    }
 }

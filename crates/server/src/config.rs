@@ -126,6 +126,9 @@ pub struct AuthConfig {
     /// argon2id memory cost in KiB and number of passes.
     pub argon2_memory_kib: u32,
     pub argon2_passes: u32,
+    /// How often expired sessions, stream tokens, old login failures and full rate-limit
+    /// buckets are deleted (seconds).
+    pub sweep_interval_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -139,6 +142,7 @@ impl Default for AuthConfig {
             login_failure_window_secs: policy.login_failure_window.whole_seconds(),
             argon2_memory_kib: 19 * 1024,
             argon2_passes: 2,
+            sweep_interval_secs: 300,
         }
     }
 }

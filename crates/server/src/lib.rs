@@ -170,6 +170,9 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
         tokio::spawn(purge_periodically(state.clone(), every));
     }
 
+    let every = Duration::from_secs(config.auth.sweep_interval_secs.max(1));
+    tokio::spawn(sweep_periodically(state.clone(), every));
+
     let bind = config.server.bind.clone();
     let listener = TcpListener::bind(&bind).map_err(|e| StartError::Bind(bind.clone(), e))?;
     let addr = listener.local_addr().map_err(|e| StartError::Bind(bind.clone(), e))?;
@@ -272,6 +275,19 @@ async fn purge_periodically(state: web::Data<AppStateInner>, every: Duration) {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "deleted messages purged"),
             Err(e) => tracing::warn!(error = %e, "purging deleted messages failed"),
+        }
+    }
+}
+
+/// Deletes what has expired (sessions, stream tokens, old login failures, full rate-limit
+/// buckets), so those tables hold what is live.
+async fn sweep_periodically(state: web::Data<AppStateInner>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match state.services.sweep_expired().await {
+            Ok(0) => {}
+            Ok(swept) => tracing::debug!(swept, "expired rows deleted"),
+            Err(e) => tracing::warn!(error = %e, "deleting expired rows failed"),
         }
     }
 }

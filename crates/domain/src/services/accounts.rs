@@ -6,7 +6,7 @@ use ulid::Ulid;
 use super::Services;
 use crate::entities::{NewSession, NewUser, Session};
 use crate::ports::Ports;
-use crate::validate::Check;
+use crate::validate::{Check, EMAIL_MAX_CHARS};
 use crate::{DomainError, DomainResult};
 
 impl<P: Ports> Services<P> {
@@ -27,16 +27,21 @@ impl<P: Ports> Services<P> {
         self.start_session(user).await
     }
 
-    /// Logs in. Failed attempts are counted per email (known or not); past the limit every
-    /// attempt for that email is refused with `RateLimited` until the window moves on, so the
-    /// answer never tells whether a guess was right.
+    /// Logs in. Attempts are counted per email (known or not) before the password is checked,
+    /// and a success clears them; past the limit every attempt for that email is refused with
+    /// `RateLimited` until the window moves on, so the answer never tells whether a guess was
+    /// right.
     pub async fn login(&self, req: LoginRequest) -> DomainResult<AuthResponse> {
         let email = req.email.trim().to_lowercase();
+        // No account has a longer address (register refuses them), so none is looked up.
+        if email.chars().count() > EMAIL_MAX_CHARS {
+            return Err(DomainError::field("email", "too_long", format!("at most {EMAIL_MAX_CHARS} characters")));
+        }
         let now = self.ports.now();
         let window_start = now - self.auth.login_failure_window;
-        let (failures, oldest) = self.ports.login_failures_since(&email, window_start).await?;
-        if failures >= self.auth.login_max_failures {
-            let frees_at = oldest.unwrap_or(now) + self.auth.login_failure_window;
+        let max = self.auth.login_max_failures;
+        if let Some(oldest) = self.ports.begin_login_attempt(&email, window_start, max).await? {
+            let frees_at = oldest + self.auth.login_failure_window;
             // Failures are stamped by the database's clock; the server's may be behind it.
             let window = self.auth.login_failure_window.whole_seconds().max(1);
             let retry_after_secs = (frees_at - now).whole_seconds().clamp(1, window) as u64;
@@ -44,21 +49,17 @@ impl<P: Ports> Services<P> {
         }
         let credential = self.ports.find_credential(&email).await?;
         let hash = credential.as_ref().map(|c| c.password_hash.clone());
-        let ok = self.ports.verify_password(req.password, hash).await;
+        let ok = self.ports.verify_password(req.password, hash).await?;
         match credential {
             Some(c) if ok => {
-                if failures > 0 {
-                    self.ports.clear_login_failures(&email).await?;
-                }
+                self.ports.clear_login_failures(&email).await?;
                 if c.disabled {
                     return Err(DomainError::rule(ErrorCode::AccountDisabled, "this account is disabled"));
                 }
                 self.start_session(c.user).await
             }
-            _ => {
-                self.ports.record_login_failure(&email, window_start).await?;
-                Err(DomainError::InvalidCredentials)
-            }
+            // The attempt was counted as a failure already.
+            _ => Err(DomainError::InvalidCredentials),
         }
     }
 
@@ -74,6 +75,13 @@ impl<P: Ports> Services<P> {
         session: &Session,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>> {
         self.ports.session_ended(session.id, session.expires_at)
+    }
+
+    /// Deletes expired sessions, stream tokens, old login failures and full rate-limit
+    /// buckets (the server runs it periodically).
+    pub async fn sweep_expired(&self) -> DomainResult<u64> {
+        let failures_before = self.ports.now() - self.auth.login_failure_window;
+        self.ports.sweep_expired(self.auth.session_idle, failures_before).await
     }
 
     pub async fn logout(&self, session: Ulid) -> DomainResult<()> {

@@ -12,46 +12,44 @@ use ulid::Ulid;
 use super::TxError;
 use crate::store::codec::{enum_from_db, unique_violation, uuid};
 use crate::store::rows::UserRow;
-use crate::store::schema::{api_keys, login_failures, sessions, stream_tokens, users};
+use crate::store::schema::{api_keys, login_failures, rate_limit_buckets, sessions, stream_tokens, users};
 use crate::store::{Store, db_error};
 
 /// Sessions are marked used at most this often, so that authenticating is a read.
 pub(super) const TOUCH_EVERY: Duration = Duration::minutes(1);
 
 impl AccountRepo for Store {
-    async fn login_failures_since(
+    async fn begin_login_attempt(
         &self,
         email: &str,
         since: OffsetDateTime,
-    ) -> DomainResult<(u32, Option<OffsetDateTime>)> {
+        max: u32,
+    ) -> DomainResult<Option<OffsetDateTime>> {
         use diesel::dsl::{count_star, min};
         let mut conn = self.conn().await?;
-        let (count, oldest): (i64, Option<OffsetDateTime>) = login_failures::table
-            .filter(login_failures::email.eq(email))
-            .filter(login_failures::failed_at.gt(since))
-            .select((count_star(), min(login_failures::failed_at)))
-            .first(&mut conn)
-            .await
-            .map_err(db_error)?;
-        Ok((u32::try_from(count).unwrap_or(u32::MAX), oldest))
-    }
-
-    async fn record_login_failure(&self, email: &str, forget_before: OffsetDateTime) -> DomainResult<()> {
-        let mut conn = self.conn().await?;
-        diesel::delete(
-            login_failures::table
-                .filter(login_failures::email.eq(email))
-                .filter(login_failures::failed_at.le(forget_before)),
-        )
-        .execute(&mut conn)
+        conn.transaction(async |conn| {
+            // One attempt per email at a time decides: count, then count itself.
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('login:' || $1, 0))")
+                .bind::<diesel::sql_types::Text, _>(email)
+                .execute(conn)
+                .await?;
+            let this_email = login_failures::email.eq(email);
+            diesel::delete(login_failures::table.filter(this_email).filter(login_failures::failed_at.le(since)))
+                .execute(conn)
+                .await?;
+            let (count, oldest): (i64, Option<OffsetDateTime>) = login_failures::table
+                .filter(this_email)
+                .select((count_star(), min(login_failures::failed_at)))
+                .first(conn)
+                .await?;
+            if count >= i64::from(max) {
+                return Ok(Some(oldest.unwrap_or(since)));
+            }
+            diesel::insert_into(login_failures::table).values(this_email).execute(conn).await?;
+            Ok::<_, TxError>(None)
+        })
         .await
-        .map_err(db_error)?;
-        diesel::insert_into(login_failures::table)
-            .values(login_failures::email.eq(email))
-            .execute(&mut conn)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        .map_err(DomainError::from)
     }
 
     async fn clear_login_failures(&self, email: &str) -> DomainResult<()> {
@@ -61,6 +59,35 @@ impl AccountRepo for Store {
             .await
             .map_err(db_error)?;
         Ok(())
+    }
+
+    async fn sweep_expired(&self, idle: Duration, failures_before: OffsetDateTime) -> DomainResult<u64> {
+        use diesel::sql_types::{Interval, Timestamptz};
+        let mut conn = self.conn().await?;
+        let now = self.clock.now();
+        // A day's grace, so a session that has just ended is still recognised as ended (401)
+        // rather than unknown. API keys' sessions are their keys: they stay.
+        let sessions = diesel::sql_query(
+            "DELETE FROM sessions s WHERE (s.expires_at < $1 - interval '1 day'                OR s.revoked_at < $1 - interval '1 day' OR s.last_used_at < $1 - $2 - interval '1 day')              AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = s.id)",
+        )
+        .bind::<Timestamptz, _>(now)
+        .bind::<Interval, _>(diesel::data_types::PgInterval::from_microseconds(
+            i64::try_from(idle.whole_microseconds()).unwrap_or(i64::MAX),
+        ));
+        let mut swept = sessions.execute(&mut conn).await.map_err(db_error)?;
+        swept += diesel::delete(stream_tokens::table.filter(stream_tokens::expires_at.lt(now)))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        swept += diesel::delete(login_failures::table.filter(login_failures::failed_at.lt(failures_before)))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        swept += diesel::delete(rate_limit_buckets::table.filter(rate_limit_buckets::tat.lt(now)))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(swept as u64)
     }
 
     async fn create_user(&self, new: NewUser) -> DomainResult<User> {

@@ -61,15 +61,11 @@ impl skein_domain::ports::Clock for Store {
 
 impl Credentials for Store {
     async fn hash_password(&self, password: String) -> Result<String, DomainError> {
-        let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || hasher.hash_blocking(&password))
-            .await
-            .map_err(|e| DomainError::Internal(e.to_string()))?
+        self.hasher.hash(password).await
     }
 
-    async fn verify_password(&self, password: String, hash: Option<String>) -> bool {
-        let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || hasher.verify_blocking(&password, hash.as_deref())).await.unwrap_or(false)
+    async fn verify_password(&self, password: String, hash: Option<String>) -> Result<bool, DomainError> {
+        self.hasher.verify(password, hash).await
     }
 
     fn new_secret(&self) -> String {
