@@ -12,6 +12,7 @@ mod contract;
 mod conversations;
 mod health;
 mod history;
+mod input;
 mod limits;
 mod messaging;
 mod messaging_props;

@@ -121,7 +121,22 @@ pub fn query_error(err: error::QueryPayloadError, _req: &HttpRequest) -> actix_w
     ApiError::new(ErrorCode::BadRequest, "The query string is invalid").with_detail(err.to_string()).into()
 }
 
-/// For unknown routes.
-pub async fn route_not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(ErrorCode::RouteNotFound, "No such route"))
+/// For requests no route takes: 405 with `Allow` when the path is a route's and the method
+/// is not one of its, else 404.
+pub async fn route_not_found(req: HttpRequest) -> HttpResponse {
+    let decoded = actix_web::dev::Url::new(req.uri().clone());
+    let pattern = req.resource_map().match_pattern(decoded.path());
+    let allowed = pattern.zip(req.app_data::<crate::AppState>()).and_then(|(p, state)| state.methods.get(&p).cloned());
+    match allowed {
+        Some(methods) => {
+            let api = ApiError::new(ErrorCode::MethodNotAllowed, "This route does not take this method")
+                .with_detail(format!("it takes {methods}"));
+            let mut response = api.error_response();
+            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&methods) {
+                response.headers_mut().insert(actix_web::http::header::ALLOW, value);
+            }
+            response
+        }
+        None => ApiError::new(ErrorCode::RouteNotFound, "No such route").error_response(),
+    }
 }

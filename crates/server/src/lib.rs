@@ -4,6 +4,7 @@ pub mod access_log;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod input;
 pub mod openapi;
 pub mod rate_limits;
 pub mod routes;
@@ -50,6 +51,25 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
         .split_for_parts();
     utoipa::Modify::modify(&openapi::Conventions, &mut doc);
     doc
+}
+
+/// Each path's methods, as the `Allow` header lists them.
+fn route_methods(doc: &utoipa::openapi::OpenApi) -> std::collections::HashMap<String, String> {
+    doc.paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let methods = [
+                (item.get.is_some(), "GET"),
+                (item.post.is_some(), "POST"),
+                (item.put.is_some(), "PUT"),
+                (item.patch.is_some(), "PATCH"),
+                (item.delete.is_some(), "DELETE"),
+            ];
+            let listed: Vec<&str> = methods.iter().filter(|(has, _)| *has).map(|(_, m)| *m).collect();
+            (path.clone(), listed.join(", "))
+        })
+        .collect()
 }
 
 /// A server accepting connections.
@@ -163,6 +183,8 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
         secure_cookies: config.server.secure_cookies,
         expected_migration: store::latest_migration_version(),
         client_ip_header,
+        body_limit_bytes: config.server.body_limit_bytes,
+        methods: route_methods(&openapi_document()),
     });
 
     if config.limits.purge_deleted_after_secs > 0 {
@@ -191,6 +213,7 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
+            .wrap(actix_web::middleware::from_fn(input::guard))
             .wrap(actix_web::middleware::from_fn(scopes::enforce))
             .wrap(actix_web::middleware::from_fn(rate_limits::headers))
             .wrap_fn(|req, srv| {

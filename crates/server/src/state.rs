@@ -14,4 +14,9 @@ pub struct AppStateInner {
     pub expected_migration: String,
     /// The proxy header with the client's address, when behind one.
     pub client_ip_header: Option<actix_web::http::header::HeaderName>,
+    /// Largest accepted body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Each route pattern's methods (`GET, PATCH`), from the OpenAPI document: the `Allow`
+    /// header of a 405.
+    pub methods: std::collections::HashMap<String, String>,
 }

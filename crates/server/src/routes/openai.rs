@@ -139,6 +139,15 @@ async fn chat(
     let body = body.map_err(|e| {
         V1Error(ApiError::new(ErrorCode::PayloadTooLarge, "The body is larger than allowed").with_detail(e.to_string()))
     })?;
+    match crate::input::check_json(&body) {
+        Ok(()) => {}
+        Err(crate::input::Refused::Nul(field)) => {
+            return Err(invalid(format!("{field} must not contain NUL (U+0000)"), Some(&field)));
+        }
+        Err(crate::input::Refused::NotAnObject) => {
+            return Err(invalid("the body must be a JSON object".into(), None));
+        }
+    }
     let request: ChatCompletionRequest = serde_json::from_slice(&body)
         .map_err(|e| invalid(format!("the body is not a chat completion request: {e}"), None))?;
     let header = match req.headers().get(THREAD_HEADER).map(|v| v.to_str()) {

@@ -29,6 +29,10 @@ pub(super) enum Outcome {
 }
 
 pub(super) async fn handle(state: &AppState, caller: &Session, text: &str) -> Outcome {
+    if let Err(refused) = crate::input::check_json(text.as_bytes()) {
+        let problem: Problem = *ApiError::from(refused).0;
+        return reply(FrameAck { status: problem.status, problem: Some(problem), ..FrameAck::default() });
+    }
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(frame) => frame,
         Err(e) => {
