@@ -11,6 +11,7 @@ use skein_tests::{TestApp, TestUser};
 
 mod faults;
 mod quotas;
+mod visibility;
 mod ws_chat;
 
 /// A server whose provider `fake` is the fake, and a workspace with an assistant on it.

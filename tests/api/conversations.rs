@@ -228,9 +228,11 @@ async fn members_add_remove_leave() {
     app.delete(&format!("{members}/{}", cat.id), &bob).await.expect_problem(404, "not_found");
     app.post(&format!("/api/conversations/{ch}/leave"), &ann, json!({})).await.expect_problem(409, "last_owner");
     app.post(&format!("/api/conversations/{ch}/leave"), &bob, json!({})).await.expect(204);
-    // Alone, the last owner may leave.
-    app.post(&format!("/api/conversations/{ch}/leave"), &ann, json!({})).await.expect(204);
-    app.get(&format!("/api/conversations/{ch}"), &ann).await.expect_problem(404, "not_found");
+    // Alone, the last owner still stays: a conversation never has no owner (nor no member).
+    app.post(&format!("/api/conversations/{ch}/leave"), &ann, json!({})).await.expect_problem(409, "last_owner");
+    app.get(&format!("/api/conversations/{ch}"), &ann).await.expect(200);
+    let members = app.get(&format!("/api/conversations/{ch}/members"), &ann).await.expect(200);
+    assert_eq!(members.body["data"][0]["role"], "owner");
 }
 
 #[tokio::test]

@@ -445,7 +445,13 @@ pub trait GenerationRepo: Send + Sync {
     /// Follows the answer from its content so far to its end.
     fn follow_answer(&self, message: MessageId) -> Box<dyn AnswerFollower>;
     /// The messages on `path` (root first), with their authors' display names.
-    fn branch(&self, path: &[MessageId]) -> impl Future<Output = DomainResult<Vec<BranchMessage>>> + Send;
+    /// The messages of `path` (root first) with `seq` above `visible_after_seq`: what the
+    /// requester may see of it.
+    fn branch(
+        &self,
+        path: &[MessageId],
+        visible_after_seq: i64,
+    ) -> impl Future<Output = DomainResult<Vec<BranchMessage>>> + Send;
     /// Generations the user asked for that are still running, on any instance.
     fn running_generations(&self, user: UserId) -> impl Future<Output = DomainResult<u32>> + Send;
     /// Whether this instance may run another generation.

@@ -43,6 +43,8 @@ pub(super) struct Answerer {
     temperature: Option<f32>,
     max_tokens: u32,
     auto_title: bool,
+    /// What of the branch the requester may see: messages with `seq` above this.
+    visible_after_seq: i64,
 }
 
 impl<P: Ports> Services<P> {
@@ -109,6 +111,7 @@ impl<P: Ports> Services<P> {
             temperature: req.temperature.or(ai.settings.temperature).or(assistant.temperature),
             max_tokens,
             auto_title: ai.settings.auto_title && ai.title.is_none(),
+            visible_after_seq: access.visible_after_seq(),
         })
     }
 
@@ -119,7 +122,8 @@ impl<P: Ports> Services<P> {
         parent: &MessageRecord,
         via: Via,
     ) -> DomainResult<Message> {
-        let branch = self.ports.branch(&parent.path).await?;
+        // The model sees only what the requester may (history hidden from late joiners stays so).
+        let branch = self.ports.branch(&parent.path, answerer.visible_after_seq).await?;
         let system = [answerer.system[0].as_str(), answerer.system[1].as_str()];
         let new = NewGeneration {
             id: MessageId::generate(),

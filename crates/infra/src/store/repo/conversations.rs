@@ -344,8 +344,9 @@ impl ConversationRepo for Store {
                     .select(conversation_members::role)
                     .load(conn)
                     .await?;
-                // The last owner may leave only when nobody is left behind without one.
-                if !others.is_empty() && !others.iter().any(|r| r == OWNER) {
+                // The last owner stays (as in workspaces), even as its only member: a
+                // conversation is never left without an owner; they hand it over or delete it.
+                if !others.iter().any(|r| r == OWNER) {
                     return Err(DomainError::last_owner().into());
                 }
             }

@@ -41,12 +41,13 @@ impl GenerationRepo for Store {
         Box::new(Follower::new(self.clone(), message))
     }
 
-    async fn branch(&self, path: &[MessageId]) -> DomainResult<Vec<BranchMessage>> {
+    async fn branch(&self, path: &[MessageId], visible_after_seq: i64) -> DomainResult<Vec<BranchMessage>> {
         let mut conn = self.conn().await?;
         let ids: Vec<Uuid> = path.iter().map(|id| uuid(*id)).collect();
         let rows: Vec<(Uuid, String, String, Option<String>)> = messages::table
             .left_join(users::table.on(messages::author_id.eq(users::id.nullable())))
             .filter(messages::id.eq_any(&ids))
+            .filter(messages::seq.gt(visible_after_seq))
             .select((messages::id, messages::role, messages::content, users::display_name.nullable()))
             .load(&mut conn)
             .await
