@@ -137,12 +137,37 @@ pub enum GenerationErrorCode {
     ProviderNotConfigured,
 }
 
-/// A failure recorded on an assistant message.
+impl GenerationErrorCode {
+    /// What members are told: the provider's own words (which can name internal addresses
+    /// or keys) go to the log and to conversation admins only.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Self::ProviderUnreachable => "The assistant's provider could not be reached",
+            Self::ProviderError => "The assistant's provider refused the request",
+            Self::ProviderRateLimited => "The assistant's provider is rate limiting; try again later",
+            Self::ProviderTimeout => "The assistant's provider did not answer in time",
+            Self::MalformedStream => "The assistant's provider sent an unreadable answer",
+            Self::StreamIncomplete => "The assistant's answer broke off",
+            Self::Interrupted => "The server stopped while the answer was generated",
+            Self::ProviderNotConfigured => "The assistant's provider or model is not configured",
+        }
+    }
+}
+
+/// A failure recorded on an assistant message. Events and members see `message` as the
+/// code's summary; conversation admins see what the provider said (`GET /api/messages/{id}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GenerationError {
     pub code: GenerationErrorCode,
     pub message: String,
+}
+
+impl GenerationError {
+    /// The error as members see it.
+    pub fn public(&self) -> Self {
+        Self { code: self.code, message: self.code.summary().to_owned() }
+    }
 }
 
 /// How an assistant message was (or is being) generated.

@@ -36,3 +36,32 @@ async fn a_late_joiner_s_answer_sees_only_what_they_may() {
     s.ended(answer.str("id").as_str()).await;
     assert!(s.llm.bodies().last().unwrap().to_string().contains("launch code"));
 }
+
+/// A provider's own error text (which can name internal addresses or keys) reaches the log
+/// and conversation admins; members and every event get the code and its summary.
+#[tokio::test]
+async fn provider_error_text_stays_with_admins() {
+    let s = setup().await;
+    let root = s.thread("fails").await;
+    let mut stream = SseClient::open(&s.app, &s.member, &format!("/api/conversations/{}/stream", s.conv), None).await;
+    let answer = s.generate(&root, "status-500").await;
+    let id = answer["id"].as_str().unwrap();
+    s.ended(id).await;
+    let mut seen = Vec::new();
+    loop {
+        let event = stream.next().await;
+        let done = event.kind() == "message.done";
+        seen.push(event.data.to_string());
+        if done {
+            break;
+        }
+    }
+    let events = seen.join("\n");
+    assert!(events.contains("provider_error"), "{events}");
+    assert!(!events.contains("fake failure"), "the provider's words reached a member's stream: {events}");
+    let as_member = s.app.get(&format!("/api/messages/{id}"), &s.member).await.expect(200).body;
+    assert_eq!(as_member["generation"]["error"]["code"], "provider_error");
+    assert!(!as_member.to_string().contains("fake failure"), "{as_member}");
+    let as_admin = s.app.get(&format!("/api/messages/{id}"), &s.owner).await.expect(200).body;
+    assert!(as_admin["generation"]["error"]["message"].as_str().unwrap().contains("fake failure 500"), "{as_admin}");
+}

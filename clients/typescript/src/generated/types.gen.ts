@@ -780,7 +780,8 @@ export type Generation = {
 };
 
 /**
- * A failure recorded on an assistant message.
+ * A failure recorded on an assistant message. Events and members see `message` as the
+ * code's summary; conversation admins see what the provider said (`GET /api/messages/{id}`).
  */
 export type GenerationError = {
     code: GenerationErrorCode;

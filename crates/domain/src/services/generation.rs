@@ -3,8 +3,8 @@
 //! following an answer, chunks and feedback.
 
 use skein_shared::assistant::{
-    Assistant, FeedbackRequest, FeedbackSummary, GenerateRequest, MessageChunks, MessageDelta, MessageDetail,
-    ThreadSettings,
+    Assistant, FeedbackRequest, FeedbackSummary, GenerateRequest, GenerationError, MessageChunks, MessageDelta,
+    MessageDetail, ThreadSettings,
 };
 use skein_shared::conversation::Visibility;
 use skein_shared::event::{Event, EventBody};
@@ -22,7 +22,7 @@ use crate::context::build_prompt;
 use crate::entities::{ConversationAccess, MessageRecord, NewGeneration, ThreadAi};
 use crate::ports::{AnswerFollower, AnswerPiece, Ports};
 use crate::validate::Check;
-use crate::{DomainError, DomainResult};
+use crate::{DomainError, DomainResult, roles};
 
 /// Seconds a caller over a generation limit is asked to wait.
 pub(super) const RETRY_AFTER_SECS: u64 = 2;
@@ -157,7 +157,8 @@ impl<P: Ports> Services<P> {
     /// The message; for an assistant message also how it was generated and its feedback.
     /// A streaming answer shows what has been flushed so far.
     pub async fn message_detail(&self, caller: UserId, id: MessageId) -> DomainResult<MessageDetail> {
-        let mut message = self.visible_message(caller, id).await?.0.message;
+        let (record, _, role, _) = self.visible_message(caller, id).await?;
+        let mut message = record.message;
         self.fill_reactions(caller, vec![&mut message]).await?;
         if message.role != MessageRole::Assistant {
             return Ok(MessageDetail { message, generation: None, feedback: None });
@@ -165,7 +166,11 @@ impl<P: Ports> Services<P> {
         if message.status == MessageStatus::Streaming {
             message.content = self.ports.streamed_content(id).await?;
         }
-        let generation = self.ports.generation(id).await?;
+        let mut generation = self.ports.generation(id).await?;
+        // What the provider said may name internal addresses or keys: admins only.
+        if let Some(g) = generation.as_mut().filter(|_| !roles::can_manage_conversation(role)) {
+            g.error = g.error.as_ref().map(GenerationError::public);
+        }
         let feedback = Some(self.ports.feedback(id, caller).await?);
         Ok(MessageDetail { message, generation, feedback })
     }

@@ -100,6 +100,10 @@ impl Run {
             _ = cancel.notified() => Outcome::cancelled(),
             outcome = self.stream(provider, &mut first_token_at) => outcome,
         };
+        if let Some(error) = &outcome.error {
+            // The provider's words, for operators; members get the code's summary.
+            tracing::warn!(message = %self.job.message_id, code = ?error.code, error = %error.message, "an answer failed");
+        }
         let finish = Finish {
             status: outcome.status,
             content: lock_live(&self.live).content.clone(),

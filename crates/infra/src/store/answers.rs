@@ -163,7 +163,10 @@ async fn finish_in(
                 .await?
         }
     };
-    if let Some(error) = &finish.error {
+    // Events reach every member: they say what failed, not the provider's words (which stay
+    // in `generations.error_message`, for the log and conversation admins).
+    let public = finish.error.as_ref().map(GenerationError::public);
+    if let Some(error) = &public {
         let body = EventBody::Error(StreamError {
             code: ErrorCode::GenerationFailed,
             message: error.message.clone(),
@@ -176,7 +179,7 @@ async fn finish_in(
         status: finish.status,
         finish_reason: Some(finish.finish_reason.clone()),
         usage: finish.usage,
-        error: finish.error.clone(),
+        error: public,
         length: length as u32,
     };
     log::append(conn, &NewEvent::about_message(conversation, root, message, EventBody::MessageDone(done.clone())))
