@@ -9,6 +9,7 @@ use skein_tests::fake_llm::{FakeLlm, provider_config};
 use skein_tests::sse::{Received, SseClient, WsClient};
 use skein_tests::{TestApp, TestUser};
 
+mod caps;
 mod faults;
 mod quotas;
 mod visibility;

@@ -49,7 +49,8 @@ pub fn provider_config(name: &str, base_url: &str) -> skein_infra::answers::Prov
         base_url: base_url.into(),
         api_key_env: None,
         default_model: "tokens-5".into(),
-        allowed_models: Vec::new(),
+        // Its model names are its behaviours: any goes.
+        allowed_models: vec!["*".into()],
         request_timeout_secs: 2,
         context_windows: Default::default(),
         default_context_window: 8192,

@@ -10,7 +10,9 @@ use crate::{DomainError, DomainResult};
 pub struct CatalogProvider {
     pub name: String,
     pub default_model: String,
-    /// Empty allows any model.
+    /// The models that may be named. Empty: the default model and the models with a
+    /// configured context window; `"*"`: any model string (for local servers that serve
+    /// whatever they are asked for).
     pub allowed_models: Vec<String>,
     pub context_windows: BTreeMap<String, u32>,
     pub default_context_window: u32,
@@ -23,6 +25,37 @@ pub struct ModelCatalog {
     pub default_max_tokens: u32,
     /// Generations one user may have running at once (across instances).
     pub max_running_per_user: u32,
+    /// The most tokens any answer may ask for (an assistant's `max_tokens` is its own,
+    /// lower, ceiling).
+    pub max_tokens_cap: u32,
+}
+
+/// The longest model name accepted.
+pub const MODEL_MAX_CHARS: usize = 200;
+
+impl CatalogProvider {
+    /// Whether `model` may be named.
+    pub fn allows(&self, model: &str) -> bool {
+        if self.allowed_models.iter().any(|m| m == "*") {
+            return model.chars().count() <= MODEL_MAX_CHARS;
+        }
+        if self.allowed_models.is_empty() {
+            return model == self.default_model || self.context_windows.contains_key(model);
+        }
+        self.allowed_models.iter().any(|m| m == model)
+    }
+
+    /// The models to list (`"*"` lists none but the default).
+    pub fn offered(&self) -> Vec<String> {
+        let mut offered = vec![self.default_model.clone()];
+        let named = if self.allowed_models.is_empty() {
+            self.context_windows.keys().cloned().collect()
+        } else {
+            self.allowed_models.clone()
+        };
+        offered.extend(named.into_iter().filter(|m| *m != self.default_model && m != "*"));
+        offered
+    }
 }
 
 /// A usable provider and model.
@@ -46,11 +79,12 @@ impl ModelCatalog {
             ));
         };
         let model = model.unwrap_or(&p.default_model);
-        if !p.allowed_models.is_empty() && !p.allowed_models.iter().any(|m| m == model) {
+        if !p.allows(model) {
+            let shown: String = model.chars().take(MODEL_MAX_CHARS).collect();
             return Err(DomainError::field(
                 "model",
                 "not_allowed",
-                format!("{model:?} is not an allowed model of {provider} ({})", p.allowed_models.join(", ")),
+                format!("{shown:?} is not an allowed model of {provider} ({})", p.offered().join(", ")),
             ));
         }
         let context_window = p.context_windows.get(model).copied().unwrap_or(p.default_context_window);

@@ -20,6 +20,8 @@ pub struct Assistant {
     /// The assistant's persona, sent first to the model.
     pub system_prompt: Option<String>,
     pub temperature: Option<f32>,
+    /// Its answers' tokens when nothing else says, and the most a thread or request may ask
+    /// for (at most the instance's `llm.max_tokens_cap`).
     pub max_tokens: Option<u32>,
     pub created_by: UserId,
     #[serde(with = "time::serde::rfc3339")]

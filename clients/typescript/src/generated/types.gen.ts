@@ -95,6 +95,10 @@ export type Assistant = {
     created_at: string;
     created_by: UserId;
     id: AssistantId;
+    /**
+     * Its answers' tokens when nothing else says, and the most a thread or request may ask
+     * for (at most the instance's `llm.max_tokens_cap`).
+     */
     max_tokens?: number | null;
     model: string;
     name: string;
@@ -1203,6 +1207,10 @@ export type PageAssistant = {
         created_at: string;
         created_by: UserId;
         id: AssistantId;
+        /**
+         * Its answers' tokens when nothing else says, and the most a thread or request may ask
+         * for (at most the instance's `llm.max_tokens_cap`).
+         */
         max_tokens?: number | null;
         model: string;
         name: string;

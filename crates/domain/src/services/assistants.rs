@@ -116,6 +116,10 @@ impl<P: Ports> Services<P> {
         assistant.system_prompt = assistant.system_prompt.take().filter(|p| !p.trim().is_empty());
         check.temperature("temperature", assistant.temperature);
         check.max_tokens("max_tokens", assistant.max_tokens);
+        let cap = self.catalog.max_tokens_cap;
+        if assistant.max_tokens.is_some_and(|n| n > cap) {
+            check.fail("max_tokens", "out_of_range", format!("at most {cap} (the instance's llm.max_tokens_cap)"));
+        }
         check.finish()?;
         let model = (!assistant.model.is_empty()).then_some(assistant.model.as_str());
         let choice = self.catalog.choose(&assistant.provider, model)?;

@@ -87,11 +87,18 @@ impl<P: Ports> Services<P> {
         };
         let model = req.model.as_deref().or(ai.settings.model.as_deref()).unwrap_or(&assistant.model);
         let choice = self.catalog.choose(&assistant.provider, Some(model))?;
-        let max_tokens = req
-            .max_tokens
-            .or(ai.settings.max_tokens)
-            .or(assistant.max_tokens)
-            .unwrap_or(self.catalog.default_max_tokens);
+        // The assistant's `max_tokens` (set by workspace admins) is its answers' ceiling, under
+        // the instance's; a request or thread may ask for less.
+        let ceiling = assistant.max_tokens.unwrap_or(u32::MAX).min(self.catalog.max_tokens_cap).max(1);
+        let asked = req.max_tokens.or(ai.settings.max_tokens);
+        if let Some(n) = asked.filter(|n| *n > ceiling) {
+            return Err(DomainError::field(
+                "max_tokens",
+                "out_of_range",
+                format!("{n} is more than this assistant's answers may take (at most {ceiling})"),
+            ));
+        }
+        let max_tokens = asked.or(assistant.max_tokens).unwrap_or(self.catalog.default_max_tokens).min(ceiling);
         self.check_quota(caller, conversation.workspace_id, Spend::Tokens).await?;
         if self.ports.running_generations(caller).await? >= self.catalog.max_running_per_user {
             return Err(DomainError::RateLimited { retry_after_secs: RETRY_AFTER_SECS });

@@ -60,9 +60,7 @@ impl<P: Ports> Services<P> {
             })
             .collect();
         for provider in &self.catalog.providers {
-            let mut offered = vec![provider.default_model.clone()];
-            offered.extend(provider.allowed_models.iter().filter(|m| **m != provider.default_model).cloned());
-            models.extend(offered.into_iter().map(|model| Model {
+            models.extend(provider.offered().into_iter().map(|model| Model {
                 id: format!("{}/{model}", provider.name),
                 object: "model".into(),
                 created: 0,

@@ -17,7 +17,8 @@ pub struct ProviderConfig {
     #[serde(default)]
     pub api_key_env: Option<String>,
     pub default_model: String,
-    /// Models assistants may use; empty allows any.
+    /// Models that may be named (by assistants, threads and requests). Empty: the default
+    /// model and those listed in `context_windows`; `["*"]`: any model name.
     #[serde(default)]
     pub allowed_models: Vec<String>,
     /// Seconds to wait for the response and for each next token before failing.
@@ -45,6 +46,9 @@ pub struct LlmConfig {
     pub providers: Vec<ProviderConfig>,
     /// A reply's tokens when neither the request, the thread nor the assistant says.
     pub default_max_tokens: u32,
+    /// The most tokens any answer may ask for; an assistant's `max_tokens` is a lower
+    /// ceiling for its own answers.
+    pub max_tokens_cap: u32,
     /// Streamed content is written to the database at most this often (milliseconds)…
     pub flush_interval_ms: u64,
     /// …or when this many characters are waiting, whichever comes first.
@@ -62,6 +66,7 @@ impl Default for LlmConfig {
         Self {
             providers: Vec::new(),
             default_max_tokens: 1024,
+            max_tokens_cap: 16_384,
             flush_interval_ms: 250,
             flush_max_chars: 2048,
             max_running_per_user: 4,
@@ -87,6 +92,7 @@ impl LlmConfig {
                 })
                 .collect(),
             default_max_tokens: self.default_max_tokens,
+            max_tokens_cap: self.max_tokens_cap,
             max_running_per_user: self.max_running_per_user,
         }
     }

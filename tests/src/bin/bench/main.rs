@@ -113,6 +113,53 @@ async fn post_replies(app: &TestApp, user: &TestUser, parents: &[String], client
     .await
 }
 
+/// The cost of counting every request against its rate-limit profile (and checking the
+/// daily quotas): 64 clients posting replies with limits off, then on (a profile too high to
+/// trip), on two servers of the same build and database, alternating twice.
+async fn rate_limit_cost(off: &TestApp, off_user: &TestUser, off_roots: &[String]) {
+    let on = TestApp::spawn_with(|c| {
+        c.database.max_connections = 8;
+        c.auth.argon2_memory_kib = 19 * 1024;
+        c.auth.argon2_passes = 2;
+        c.rate_limits.enabled = true;
+    })
+    .await;
+    // The first account is the instance admin: it gives itself a profile that never trips.
+    let user = on.register("Bench").await;
+    let rules: Vec<_> = ["post", "read", "write"]
+        .iter()
+        .map(|class| json!({ "route_class": class, "burst": 1_000_000, "per_seconds": 1 }))
+        .collect();
+    let profile =
+        on.post("/api/admin/rate-limit-profiles", &user, json!({ "name": "bench", "rules": rules })).await.expect(201);
+    let assignment = json!({ "subject": { "kind": "user", "id": user.id }, "profile_id": profile.str("id") });
+    on.put("/api/admin/rate-limit-assignments", &user, assignment).await.expect(204);
+    let ws = on.workspace(&user, &[]).await;
+    let mut roots = Vec::new();
+    for _ in 0..64 {
+        let c = on.channel(&user, &ws, &[]).await;
+        roots.push(on.root(&user, &c, "root").await);
+    }
+    let checked = on.post(&format!("/api/messages/{}/reply", roots[0]), &user, json!({ "content": "x" })).await;
+    assert!(checked.headers.contains_key("ratelimit"), "the limits are not on");
+
+    println!("\n## Rate-limit checks: 64 clients posting replies, limits off vs on ({}s per phase)\n", PHASE.as_secs());
+    println!("| round | limits off replies/s | p99 ms | limits on replies/s | p99 ms | on / off |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for round in 1..=2 {
+        let mut without = post_replies(off, off_user, off_roots, 64).await;
+        let mut with = post_replies(&on, &user, &roots, 64).await;
+        println!(
+            "| {round} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0}% |",
+            without.rate(),
+            without.pct(0.99),
+            with.rate(),
+            with.pct(0.99),
+            100.0 * with.rate() / without.rate()
+        );
+    }
+}
+
 /// A random tree of `n` nodes built over HTTP by 16 concurrent writers; returns its root.
 async fn build_tree(app: &TestApp, user: &TestUser, conversation: &str, n: usize) -> String {
     let root = app.root(user, conversation, "tree root").await;
@@ -246,6 +293,8 @@ async fn posting_and_trees() {
             hot.pct(0.99),
         );
     }
+
+    rate_limit_cost(&app, &user, &roots).await;
 
     println!("\n## Thread tree fetch (whole tree in one request)\n");
     println!("| nodes | requests | p50 ms | p99 ms |");
