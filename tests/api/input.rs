@@ -122,3 +122,19 @@ async fn a_method_a_route_does_not_take_is_405_with_allow() {
     app.get("/api/nope", &ann).await.expect_problem(404, "route_not_found");
     let _: Value = res.body;
 }
+
+/// A list cursor dated where nothing can be stored is refused, not a 500.
+#[tokio::test]
+async fn cursors_far_in_the_past_are_refused() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("Ann").await;
+    let ws = app.workspace(&ann, &[]).await;
+    let channel = app.open_channel(&ann, &ws, "general").await;
+    let id = ulid::Ulid::generate();
+    let far = format!("-300000000000000000000.{id}");
+    for path in
+        [format!("/api/conversations?cursor={far}"), format!("/api/conversations/{channel}/threads?cursor={far}")]
+    {
+        app.get(&path, &ann).await.expect_problem(422, "validation_failed");
+    }
+}

@@ -330,3 +330,27 @@ async fn a_disabled_account_loses_its_sessions_streams_and_keys_at_once() {
     let back = app.anon_post("/api/auth/login", login).await.expect(200);
     app.request(Method::GET, "/api/me", Some(&back.str("token")), None).await.expect(200);
 }
+
+#[tokio::test]
+async fn a_user_holds_a_bounded_number_of_streams() {
+    let app = TestApp::spawn_with(|c| {
+        c.realtime.max_streams_per_user = 2;
+        c.realtime.keep_alive_secs = 1;
+    })
+    .await;
+    let ann = app.register("Ann").await;
+    let bob = app.register("Bob").await;
+    let first = SseClient::open(&app, &ann, "/api/stream", None).await;
+    let _socket = WsClient::open(&app, &ann, "", None).await.unwrap();
+    let refused = SseClient::try_open(&app, Some(&ann.token), "/api/stream", None).await;
+    assert_eq!(refused.err().map(|(status, body)| (status, body["code"].clone())), Some((429, json!("rate_limited"))));
+    assert_eq!(WsClient::open(&app, &ann, "", None).await.err(), Some(429));
+    // Others are not affected; a closed stream gives its slot back (once the server notices).
+    SseClient::open(&app, &bob, "/api/stream", None).await;
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while SseClient::try_open(&app, Some(&ann.token), "/api/stream", None).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the closed stream's slot was not given back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

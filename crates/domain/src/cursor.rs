@@ -21,10 +21,13 @@ impl TimeCursor {
         let bad = || DomainError::field("cursor", "invalid", "not a cursor from this list");
         let (nanos, id) = raw.split_once('.').ok_or_else(bad)?;
         let nanos: i128 = nanos.parse().map_err(|_| bad())?;
-        Ok(Self {
-            at: OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| bad())?,
-            id: Ulid::from_string(id).map_err(|_| bad())?,
-        })
+        let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| bad())?;
+        // Nothing stored is dated outside these years, and PostgreSQL cannot compare with
+        // times before 4713 BC: such a cursor was not issued here.
+        if !(1..=9999).contains(&at.year()) {
+            return Err(bad());
+        }
+        Ok(Self { at, id: Ulid::from_string(id).map_err(|_| bad())? })
     }
 }
 
@@ -103,6 +106,17 @@ impl<'de> serde::Deserialize<'de> for EventCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_cursors_outside_storable_years_are_refused() {
+        let id = Ulid::generate();
+        let far_past = OffsetDateTime::from_unix_timestamp(-300_000_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        assert!(far_past.year() < 0);
+        let encoded = TimeCursor { at: far_past, id }.encode();
+        assert!(TimeCursor::decode(&encoded).is_err());
+        let now = TimeCursor { at: OffsetDateTime::UNIX_EPOCH, id };
+        assert_eq!(TimeCursor::decode(&now.encode()).ok(), Some(now));
+    }
 
     #[test]
     fn search_positions_round_trip_exactly() {

@@ -10,6 +10,7 @@ pub mod rate_limits;
 pub mod routes;
 pub mod scopes;
 pub mod state;
+pub mod stream_slots;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -185,6 +186,7 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
         client_ip_header,
         body_limit_bytes: config.server.body_limit_bytes,
         methods: route_methods(&openapi_document()),
+        stream_slots: stream_slots::StreamSlots::new(config.realtime.max_streams_per_user),
     });
 
     if config.limits.purge_deleted_after_secs > 0 {

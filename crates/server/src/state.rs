@@ -19,4 +19,6 @@ pub struct AppStateInner {
     /// Each route pattern's methods (`GET, PATCH`), from the OpenAPI document: the `Allow`
     /// header of a 405.
     pub methods: std::collections::HashMap<String, String>,
+    /// The streams each user holds open here.
+    pub stream_slots: crate::stream_slots::StreamSlots,
 }

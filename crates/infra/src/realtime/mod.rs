@@ -65,6 +65,9 @@ pub struct RealtimeConfig {
     pub stream_token_ttl_secs: u64,
     /// Origins allowed to open a WebSocket, besides the server's own host.
     pub allowed_origins: Vec<String>,
+    /// Streams (SSE, WebSocket, answer streams) one user may hold open on one instance at
+    /// once; more are refused with 429 (0: no limit).
+    pub max_streams_per_user: u32,
 }
 
 impl Default for RealtimeConfig {
@@ -82,6 +85,7 @@ impl Default for RealtimeConfig {
             unread_window_ms: 1000,
             stream_token_ttl_secs: 300,
             allowed_origins: Vec::new(),
+            max_streams_per_user: 32,
         }
     }
 }

@@ -100,6 +100,7 @@ async fn stream_answer(
 ) -> ApiResult<impl Responder> {
     let caller = stream_session(&req, &state, params.token.as_deref()).await?;
     let user = caller.user.id;
+    let slot = state.stream_slots.take(user)?;
     let resume = req.headers().get("Last-Event-ID").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     let offset = resume.or(params.offset).unwrap_or(0);
     let follow = state.services.follow_answer(user, id.into_inner(), offset).await?;
@@ -109,7 +110,7 @@ async fn stream_answer(
         let data = sse::Data::new(serde_json::to_string(&event).ok()?).event(kind).id(sent.to_string());
         Some((sse::Event::Data(data), follow))
     });
-    let events = until_session_ends(Box::pin(events), state.services.session_end(&caller));
+    let events = until_session_ends(Box::pin(events), state.services.session_end(&caller), slot);
     Ok(sse::Sse::from_stream(events).with_keep_alive(keep_alive(&state)))
 }
 

@@ -19,6 +19,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::ws_frames::{self, Outcome};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::stream_slots::StreamSlot;
 use crate::{AppState, scopes};
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -114,10 +115,14 @@ async fn connect_websocket(
 ) -> ApiResult<HttpResponse> {
     check_origin(&req, &state)?;
     let caller = stream_session(&req, &state, params.token.as_deref()).await?;
+    let slot = state.stream_slots.take(caller.user.id)?;
     let feed = state.services.open_feed(caller.user.id, params.conversation_id, params.after.as_deref()).await?;
     let (response, session, messages) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("not a WebSocket handshake: {e}")))?;
-    actix_web::rt::spawn(websocket_session(state.clone(), caller, feed, session, messages));
+    actix_web::rt::spawn(async move {
+        websocket_session(state.clone(), caller, feed, session, messages).await;
+        drop(slot);
+    });
     Ok(response)
 }
 
@@ -128,8 +133,10 @@ async fn sse_response(
     conversation: Option<ConversationId>,
     resume: Option<String>,
 ) -> ApiResult<impl Responder + use<>> {
+    let slot = state.stream_slots.take(caller.user.id)?;
     let feed = state.services.open_feed(caller.user.id, conversation, resume.as_deref()).await?;
-    let events = until_session_ends(feed.map(|delivery| sse_event(&delivery)), state.services.session_end(caller));
+    let events =
+        until_session_ends(feed.map(|delivery| sse_event(&delivery)), state.services.session_end(caller), slot);
     Ok(sse::Sse::from_stream(events).with_keep_alive(keep_alive(state)).with_retry_duration(RETRY))
 }
 
@@ -144,14 +151,16 @@ pub(crate) fn session_ended_event() -> Event {
 }
 
 /// `events` until they end, or until the session ends: then a last `error` event says why.
+/// The stream holds the user's `slot` for as long as it lives.
 pub(crate) fn until_session_ends(
     events: impl futures_util::Stream<Item = sse::Event> + Unpin,
     end: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    slot: StreamSlot,
 ) -> impl futures_util::Stream<Item = Result<sse::Event, std::convert::Infallible>> {
-    futures_util::stream::unfold(Some((events, end)), |state| async move {
-        let (mut events, mut end) = state?;
+    futures_util::stream::unfold(Some((events, end, slot)), |state| async move {
+        let (mut events, mut end, slot) = state?;
         tokio::select! {
-            event = events.next() => event.map(|e| (Ok(e), Some((events, end)))),
+            event = events.next() => event.map(|e| (Ok(e), Some((events, end, slot)))),
             () = &mut end => {
                 let event = session_ended_event();
                 let data = sse::Data::new(serde_json::to_string(&event).unwrap_or_default()).event(event.body.kind());

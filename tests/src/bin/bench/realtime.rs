@@ -51,6 +51,10 @@ pub(crate) async fn start_server(binary: &str, database_url: &str, name: &str, c
         .env("DATABASE_URL", &url)
         .env("SKEIN_SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("SKEIN_SERVER__WORKERS", "2")
+        // The load is one sender and one subscriber at a rate and a connection count no
+        // person reaches: limits off, as the benchmark measures delivery.
+        .env("SKEIN_RATE_LIMITS__ENABLED", "false")
+        .env("SKEIN_REALTIME__MAX_STREAMS_PER_USER", "0")
         .env("SKEIN_DATABASE__MAX_CONNECTIONS", "8")
         .env("SKEIN_AUTH__ARGON2_MEMORY_KIB", "1024")
         .env("SKEIN_AUTH__ARGON2_PASSES", "1")
