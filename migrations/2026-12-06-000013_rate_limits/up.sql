@@ -30,7 +30,7 @@ CREATE TABLE rate_limit_assignments (
 );
 CREATE INDEX rate_limit_assignments_profile_idx ON rate_limit_assignments (profile_id);
 
--- GCRA state: one theoretical arrival time per (class, caller), and the emission interval
+-- GCRA state: one theoretical arrival time per (class, profile, caller), and the emission interval
 -- (seconds per request) it was counted with: when a rule changes, what was used carries over
 -- as a number of requests, not as time. Unlogged: a database crash forgets budgets (everyone
 -- starts full), which is harmless and saves the WAL per request. A row whose time has passed
@@ -84,14 +84,18 @@ END $$;
 
 -- Takes one request from a bucket (GCRA): each request moves the bucket's theoretical arrival
 -- time (tat) on by per_seconds / burst; a request that would put it more than per_seconds
--- ahead of now is refused and changes nothing. The bucket row is locked for the decision, so
--- concurrent requests on every instance are counted exactly. No row returned: no rule, so
--- the class is unlimited for this caller.
-CREATE FUNCTION skein_rate_take(p_bucket text, p_class text, p_now timestamptz,
+-- ahead of now is refused. The bucket row is locked for the decision, so concurrent requests
+-- on every instance are counted exactly. A bucket is per class, profile and spender
+-- (`u:<user>` or `ip:<address>`): a spender under two profiles (a workspace's and the
+-- default) has two budgets, and spending one does not drain the other. No row returned: no
+-- rule, so the class is unlimited for this spender.
+CREATE FUNCTION skein_rate_take(p_spender text, p_class text, p_now timestamptz,
                                 p_user uuid, p_api_key uuid, p_workspace uuid, p_conversation uuid, p_message uuid)
 RETURNS TABLE (profile_name text, burst integer, per_seconds integer, allowed boolean, tat timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
+    v_profile uuid;
+    v_bucket text;
     v_name text;
     v_burst integer;
     v_per integer;
@@ -100,26 +104,28 @@ DECLARE
     v_interval double precision;
     v_next timestamptz;
 BEGIN
-    SELECT p.name, r.burst, r.per_seconds INTO v_name, v_burst, v_per
+    SELECT p.id, p.name, r.burst, r.per_seconds INTO v_profile, v_name, v_burst, v_per
     FROM skein_rate_profile(p_user, p_api_key, p_workspace, p_conversation, p_message) s
     JOIN rate_limit_profiles p ON p.id = s.profile_id
     JOIN rate_limit_rules r ON r.profile_id = p.id AND r.route_class = p_class;
     IF NOT FOUND THEN RETURN; END IF;
+    v_bucket := p_class || ':' || v_profile || ':' || p_spender;
     v_interval := v_per::float8 / v_burst;
-    INSERT INTO rate_limit_buckets AS b (bucket, tat, interval) VALUES (p_bucket, p_now, v_interval)
+    INSERT INTO rate_limit_buckets AS b (bucket, tat, interval) VALUES (v_bucket, p_now, v_interval)
     ON CONFLICT (bucket) DO NOTHING;
-    SELECT b.tat, b.interval INTO v_tat, v_was FROM rate_limit_buckets b WHERE b.bucket = p_bucket FOR UPDATE;
+    SELECT b.tat, b.interval INTO v_tat, v_was FROM rate_limit_buckets b WHERE b.bucket = v_bucket FOR UPDATE;
     v_tat := greatest(v_tat, p_now);
     IF v_was <> v_interval THEN
-        -- The same number of requests used, at the new rule's interval.
-        v_tat := p_now + (v_tat - p_now) * (v_interval / v_was);
+        -- The same number of requests used, at the new rule's interval, and never more
+        -- than a full window ahead.
+        v_tat := least(p_now + (v_tat - p_now) * (v_interval / v_was), p_now + make_interval(secs => v_per));
     END IF;
     v_next := v_tat + make_interval(secs => v_interval);
     IF v_next - p_now > make_interval(secs => v_per) THEN
-        UPDATE rate_limit_buckets b SET tat = v_tat, interval = v_interval WHERE b.bucket = p_bucket;
+        UPDATE rate_limit_buckets b SET tat = v_tat, interval = v_interval WHERE b.bucket = v_bucket;
         RETURN QUERY SELECT v_name, v_burst, v_per, false, v_tat;
     ELSE
-        UPDATE rate_limit_buckets b SET tat = v_next, interval = v_interval WHERE b.bucket = p_bucket;
+        UPDATE rate_limit_buckets b SET tat = v_next, interval = v_interval WHERE b.bucket = v_bucket;
         RETURN QUERY SELECT v_name, v_burst, v_per, true, v_next;
     END IF;
 END $$;

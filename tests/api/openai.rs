@@ -167,3 +167,38 @@ async fn a_proxied_completion_takes_room_as_an_answer_does() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A plain proxy is bounded as answers are: the per-user limit of running answers, the
+/// token quota (checked before the provider is asked), and its usage counts toward it.
+#[tokio::test]
+async fn a_proxied_completion_counts_toward_the_user_s_limits() {
+    let s = setup_with(|config| {
+        config.llm.max_running_per_user = 1;
+        // One tokens-5 completion costs 12 (7 prompt + 5), as the fake reports.
+        config.rate_limits.daily_tokens = Some(20);
+    })
+    .await;
+    let path = "/v1/chat/completions";
+    let mut long = ask("fake/tokens-400-every-20");
+    long["stream"] = json!(true);
+    let first = s.app.http.post(format!("{}{path}", s.app.base)).bearer_auth(&s.owner.token).json(&long).send();
+    let mut first = first.await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.chunk().await.unwrap().is_some(), "streaming");
+    let limited = s.app.post(path, &s.owner, ask("fake/tokens-5")).await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    drop(first);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while s.app.post(path, &s.owner, ask("fake/tokens-5")).await.status != 200 {
+        assert!(std::time::Instant::now() < deadline, "the user's room was not given back");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The dropped stream never reported usage; this one did: 12 of 20.
+    let limits = s.app.get("/api/me/limits", &s.owner).await.expect(200).body;
+    assert_eq!(limits["quotas"][0]["used"], json!(12), "{limits}");
+    s.app.post(path, &s.owner, ask("fake/tokens-5")).await.expect(200);
+    let refused = s.app.post(path, &s.owner, ask("fake/tokens-5")).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.body["error"]["message"].as_str().unwrap_or_default().contains("quota"), "{}", refused.body);
+    let _ = &s.ws;
+}

@@ -573,6 +573,8 @@ pub trait ProxyCompletion: Send {
 /// Asking a provider for a completion without storing anything (the OpenAI-compatible
 /// endpoint's plain proxy).
 pub trait ChatProxy: Send + Sync {
+    /// Proxied completions the user has running on this instance.
+    fn running_proxies(&self, user: UserId) -> u32;
     /// Starts the completion; fails as an answer would (unreachable, refused, timed out).
     fn proxy_chat(
         &self,
@@ -584,6 +586,10 @@ pub trait ChatProxy: Send + Sync {
 /// What a proxied completion sends the provider.
 #[derive(Clone, Debug)]
 pub struct ProxyRequest {
+    /// Who asked: the completion's usage counts toward their (and the workspace's) quota.
+    pub user: UserId,
+    /// The assistant's workspace; `None` for a provider named directly.
+    pub workspace: Option<WorkspaceId>,
     pub model: String,
     pub messages: Vec<crate::context::PromptMessage>,
     pub temperature: Option<f32>,

@@ -38,18 +38,18 @@ pub struct RateRequest {
 }
 
 impl RateRequest {
-    /// The bucket's key: one per class and spender. IPv6 addresses count per /64, what one
-    /// client usually holds.
-    pub fn bucket(&self) -> String {
-        let class = self.class.as_str();
+    /// Who spends, as the store keys buckets (with the class and the profile that applies):
+    /// `u:<user>`, or `ip:<address>`. IPv6 addresses count per /64, what one client usually
+    /// holds.
+    pub fn spender_key(&self) -> String {
         match self.spender {
-            Spender::Caller { user, .. } => format!("{class}:u:{user}"),
-            Spender::Address(IpAddr::V4(v4)) => format!("{class}:ip:{v4}"),
+            Spender::Caller { user, .. } => format!("u:{user}"),
+            Spender::Address(IpAddr::V4(v4)) => format!("ip:{v4}"),
             Spender::Address(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-                Some(v4) => format!("{class}:ip:{v4}"),
+                Some(v4) => format!("ip:{v4}"),
                 None => {
                     let s = v6.segments();
-                    format!("{class}:ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                    format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
                 }
             },
         }
@@ -208,11 +208,11 @@ mod tests {
     }
 
     #[test]
-    fn buckets_are_per_class_and_spender_and_ipv6_counts_per_64() {
+    fn spenders_are_people_or_addresses_and_ipv6_counts_per_64() {
         let user = UserId::generate();
-        let by = |spender, class| RateRequest { class, spender, place: Place::Nowhere }.bucket();
+        let by = |spender, class| RateRequest { class, spender, place: Place::Nowhere }.spender_key();
         let caller = Spender::Caller { user, api_key: None };
-        assert_ne!(by(caller, RouteClass::Post), by(caller, RouteClass::Edit));
+        assert_eq!(by(caller, RouteClass::Post), format!("u:{user}"));
         let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
         let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();

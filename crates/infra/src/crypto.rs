@@ -26,9 +26,28 @@ pub struct PasswordHasher {
 /// Waiting hashes allowed per permit before more are refused.
 pub const QUEUE_PER_PERMIT: usize = 32;
 
+/// One more in a count while it lives.
+struct Counting<'a> {
+    count: &'a AtomicUsize,
+    /// The count before this one.
+    before: usize,
+}
+
+impl<'a> Counting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        Self { count, before: count.fetch_add(1, Ordering::SeqCst) }
+    }
+}
+
+impl Drop for Counting<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[derive(Debug)]
 struct Gate {
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     size: usize,
     waiting: AtomicUsize,
     running: AtomicUsize,
@@ -50,7 +69,7 @@ impl PasswordHasher {
         let params = Params::new(memory_kib, passes, 1, None).map_err(|e| DomainError::Internal(e.to_string()))?;
         let size = permits.max(1);
         let gate = Gate {
-            permits: Semaphore::new(size),
+            permits: Arc::new(Semaphore::new(size)),
             size,
             waiting: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
@@ -78,18 +97,24 @@ impl PasswordHasher {
 
     async fn gated<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, DomainError> {
         let gate = &self.gate;
-        if gate.waiting.fetch_add(1, Ordering::SeqCst) >= gate.size * QUEUE_PER_PERMIT {
-            gate.waiting.fetch_sub(1, Ordering::SeqCst);
+        // Counted by guards: a request dropped while it waits (its client went away) gives
+        // its place back.
+        let waiting = Counting::enter(&gate.waiting);
+        if waiting.before >= gate.size * QUEUE_PER_PERMIT {
             return Err(DomainError::Busy { retry_after_secs: 1 });
         }
-        let permit = gate.permits.acquire().await;
-        gate.waiting.fetch_sub(1, Ordering::SeqCst);
-        let _permit = permit.map_err(|e| DomainError::Internal(e.to_string()))?;
-        let running = gate.running.fetch_add(1, Ordering::SeqCst) + 1;
-        gate.peak.fetch_max(running, Ordering::SeqCst);
-        let done = tokio::task::spawn_blocking(work).await;
-        gate.running.fetch_sub(1, Ordering::SeqCst);
-        done.map_err(|e| DomainError::Internal(e.to_string()))
+        let permit = gate.permits.clone().acquire_owned().await.map_err(|e| DomainError::Internal(e.to_string()))?;
+        drop(waiting);
+        // The blocking work runs to its end even if this future is dropped: the permit goes
+        // with it, not with the request.
+        let gate = self.gate.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let running = Counting::enter(&gate.running);
+            gate.peak.fetch_max(running.before + 1, Ordering::SeqCst);
+            work()
+        });
+        done.await.map_err(|e| DomainError::Internal(e.to_string()))
     }
 
     fn argon(&self) -> Argon2<'static> {
@@ -156,5 +181,20 @@ mod tests {
         assert!(hashes.iter().all(Result::is_ok));
         assert_eq!(hasher.peak_concurrency(), 2);
         assert!(hasher.verify("password 3".into(), hashes[3].as_ref().ok().cloned()).await.unwrap());
+    }
+
+    /// A request dropped while it waits for a permit (its client went away) gives its place
+    /// in the queue back: the queue cannot fill with the dead.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_waiter_leaves_the_queue() {
+        let hasher = PasswordHasher::with_permits(1024, 1, 1).unwrap();
+        for _ in 0..(QUEUE_PER_PERMIT * 3) {
+            let waiting = hasher.hash("dropped".into());
+            // Polled once (it queues), then dropped.
+            let _ = tokio::time::timeout(std::time::Duration::from_micros(1), waiting).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(hasher.gate.waiting.load(Ordering::SeqCst), 0);
+        assert!(hasher.hash("after".into()).await.is_ok());
     }
 }

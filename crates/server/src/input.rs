@@ -33,6 +33,10 @@ impl From<Refused> for ApiError {
         match refused {
             Refused::NotAnObject => ApiError::new(ErrorCode::MalformedJson, "The body must be a JSON object")
                 .with_detail("every request body is an object of named fields; an array or a bare value is not one"),
+            Refused::Nul(field) if field.is_empty() => {
+                ApiError::new(ErrorCode::MalformedJson, "The body could not be read")
+                    .with_detail("it holds a NUL (\\u0000) where it could not be checked")
+            }
             Refused::Nul(field) => DomainError::field(&field, "invalid", "must not contain NUL (U+0000)").into(),
         }
     }
@@ -52,7 +56,9 @@ pub fn check_json(body: &[u8]) -> Result<(), Refused> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(value) => nul_path(&value, String::new()).map_or(Ok(()), |path| Err(Refused::Nul(path))),
-        Err(_) => Ok(()),
+        // A typed reader could skip what this one cannot read (a number out of range, deep
+        // nesting) and still store the NUL: a body with one that cannot be checked is refused.
+        Err(_) => Err(Refused::Nul(String::new())),
     }
 }
 
@@ -130,5 +136,7 @@ mod tests {
         assert_eq!(check_json(br#"{"content":"\\u0000"}"#), Ok(()));
         // Not JSON: its reader says so.
         assert_eq!(check_json(b"[not json"), Ok(()));
+        // A NUL next to what cannot be parsed as a value is refused whole.
+        assert_eq!(check_json(br#"{"content":"a\u0000b","x":1e400}"#), Err(Refused::Nul(String::new())));
     }
 }

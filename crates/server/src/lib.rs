@@ -210,7 +210,14 @@ pub async fn start(config: &Config, database_url: &str, options: StartOptions) -
         let (app, _) = App::new()
             .service(docs)
             .app_data(state.clone())
-            .app_data(web::JsonConfig::default().limit(body_limit).error_handler(error::json_error))
+            // Exactly `application/json` (not `text/json` or `*+json`): what the input guard reads.
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(body_limit)
+                    .content_type(|mime| mime.essence_str() == "application/json")
+                    .content_type_required(true)
+                    .error_handler(error::json_error),
+            )
             // Bodies read whole (`/v1`'s) have the same limit.
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::PathConfig::default().error_handler(error::path_error))

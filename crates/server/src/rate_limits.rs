@@ -116,11 +116,10 @@ fn refusal(status: &RateStatus) -> ApiError {
     let rule = status.rule;
     ApiError::new(ErrorCode::RateLimited, "Too many requests of this kind; retry later")
         .with_detail(format!(
-            "`{}` allows {} requests per {} s (profile `{}`)",
+            "`{}` allows {} requests per {} s",
             rule.route_class.as_str(),
             rule.burst,
-            rule.per_seconds,
-            status.profile
+            rule.per_seconds
         ))
         .retry_after(status.retry_after_secs.unwrap_or(1))
 }

@@ -64,8 +64,6 @@ pub enum ErrorCode {
     RateLimited,
     /// A daily quota is used up (`resets_at` says when it starts again).
     QuotaExceeded,
-    /// The account was disabled by an instance admin.
-    AccountDisabled,
     /// The database is unreachable or overloaded; retry later.
     ServiceUnavailable,
     /// An unexpected server error.
@@ -74,7 +72,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 32] = {
+    pub const ALL: [ErrorCode; 31] = {
         use ErrorCode::*;
         [
             MalformedJson,
@@ -106,7 +104,6 @@ impl ErrorCode {
             GenerationFailed,
             RateLimited,
             QuotaExceeded,
-            AccountDisabled,
             ServiceUnavailable,
             Internal,
         ]
@@ -118,7 +115,7 @@ impl ErrorCode {
         match self {
             MalformedJson | BadRequest => 400,
             Unauthenticated | InvalidCredentials => 401,
-            CsrfFailed | Forbidden | InsufficientScope | RegistrationClosed | AccountDisabled => 403,
+            CsrfFailed | Forbidden | InsufficientScope | RegistrationClosed => 403,
             NotFound | RouteNotFound => 404,
             MethodNotAllowed => 405,
             EmailTaken
@@ -176,7 +173,6 @@ impl ErrorCode {
             GenerationFailed => "generation_failed",
             RateLimited => "rate_limited",
             QuotaExceeded => "quota_exceeded",
-            AccountDisabled => "account_disabled",
             ServiceUnavailable => "service_unavailable",
             Internal => "internal",
         }

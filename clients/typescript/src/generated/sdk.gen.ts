@@ -143,8 +143,9 @@ export const listUsers = <ThrowOnError extends boolean = true>(options?: Options
 /**
  * Disable or enable an account (instance admins; not their own). Disabling ends at once,
  * on every instance, its sessions and their streams (with a last `error` event), its key
- * when it is a service user, and the keys it minted; its logins are refused with 403
- * `account_disabled`. Enabling lets it sign in again (revoked keys stay revoked).
+ * when it is a service user, and the keys it minted; its logins are answered 401 as a
+ * wrong password is (so no guess is confirmed). Enabling lets it sign in again (revoked keys
+ * stay revoked).
  *
  * Not for API keys (403 `insufficient_scope`): a person's session only.
  */
@@ -182,7 +183,7 @@ export const userLimits = <ThrowOnError extends boolean = true>(options: Options
 });
 
 /**
- * Log in. Unknown email and wrong password get the same 401. After too many failures for
+ * Log in. Unknown email, wrong password and a disabled account get the same 401. After too many failures for
  * an email, every attempt for it gets 429 (with `Retry-After`) until the window moves on.
  */
 export const logIn = <ThrowOnError extends boolean = true>(options: Options<LogInData, ThrowOnError>) => (options.client ?? client).post<LogInResponses, LogInErrors, ThrowOnError>({

@@ -567,7 +567,7 @@ export type EditMessageRequest = {
 /**
  * Stable machine codes. Clients switch on these; the wording of `title`/`detail` may change.
  */
-export type ErrorCode = 'malformed_json' | 'bad_request' | 'unsupported_media_type' | 'payload_too_large' | 'validation_failed' | 'unauthenticated' | 'invalid_credentials' | 'csrf_failed' | 'forbidden' | 'insufficient_scope' | 'not_found' | 'route_not_found' | 'method_not_allowed' | 'email_taken' | 'registration_closed' | 'conversation_archived' | 'last_owner' | 'direct_conversation_fixed' | 'not_convertible' | 'invite_expired' | 'generation_running' | 'no_assistant' | 'not_an_assistant_message' | 'message_deleted' | 'edit_window_closed' | 'reaction_limit' | 'generation_failed' | 'rate_limited' | 'quota_exceeded' | 'account_disabled' | 'service_unavailable' | 'internal';
+export type ErrorCode = 'malformed_json' | 'bad_request' | 'unsupported_media_type' | 'payload_too_large' | 'validation_failed' | 'unauthenticated' | 'invalid_credentials' | 'csrf_failed' | 'forbidden' | 'insufficient_scope' | 'not_found' | 'route_not_found' | 'method_not_allowed' | 'email_taken' | 'registration_closed' | 'conversation_archived' | 'last_owner' | 'direct_conversation_fixed' | 'not_convertible' | 'invite_expired' | 'generation_running' | 'no_assistant' | 'not_an_assistant_message' | 'message_deleted' | 'edit_window_closed' | 'reaction_limit' | 'generation_failed' | 'rate_limited' | 'quota_exceeded' | 'service_unavailable' | 'internal';
 
 /**
  * An event as a client receives it.
@@ -2613,10 +2613,6 @@ export type LogInErrors = {
      * `invalid_credentials`
      */
     401: Problem;
-    /**
-     * `account_disabled`: the right password of an account an instance admin disabled
-     */
-    403: Problem;
     /**
      * `not_found`: no such resource, or the caller may not see it
      */

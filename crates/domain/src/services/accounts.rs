@@ -51,11 +51,10 @@ impl<P: Ports> Services<P> {
         let hash = credential.as_ref().map(|c| c.password_hash.clone());
         let ok = self.ports.verify_password(req.password, hash).await?;
         match credential {
-            Some(c) if ok => {
+            // A disabled account's right password is answered as a wrong one (and stays
+            // counted), so the answer confirms no guess.
+            Some(c) if ok && !c.disabled => {
                 self.ports.clear_login_failures(&email).await?;
-                if c.disabled {
-                    return Err(DomainError::rule(ErrorCode::AccountDisabled, "this account is disabled"));
-                }
                 self.start_session(c.user).await
             }
             // The attempt was counted as a failure already.

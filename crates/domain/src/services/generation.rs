@@ -87,19 +87,8 @@ impl<P: Ports> Services<P> {
         };
         let model = req.model.as_deref().or(ai.settings.model.as_deref()).unwrap_or(&assistant.model);
         let choice = self.catalog.choose(&assistant.provider, Some(model))?;
-        // The assistant's `max_tokens` (set by workspace admins) is its answers' ceiling, under
-        // the instance's; a request or thread may ask for less.
-        let ceiling = assistant.max_tokens.unwrap_or(u32::MAX).min(self.catalog.max_tokens_cap).max(1);
-        let asked = req.max_tokens.or(ai.settings.max_tokens);
-        if let Some(n) = asked.filter(|n| *n > ceiling) {
-            return Err(DomainError::field(
-                "max_tokens",
-                "out_of_range",
-                format!("{n} is more than this assistant's answers may take (at most {ceiling})"),
-            ));
-        }
-        let max_tokens = asked.or(assistant.max_tokens).unwrap_or(self.catalog.default_max_tokens).min(ceiling);
-        self.check_quota(caller, conversation.workspace_id, Spend::Tokens).await?;
+        let max_tokens = self.answer_tokens(assistant.max_tokens, req.max_tokens.or(ai.settings.max_tokens))?;
+        self.check_quota(caller, Some(conversation.workspace_id), Spend::Tokens).await?;
         if self.ports.running_generations(caller).await? >= self.catalog.max_running_per_user {
             return Err(DomainError::RateLimited { retry_after_secs: RETRY_AFTER_SECS });
         }
@@ -120,6 +109,21 @@ impl<P: Ports> Services<P> {
             auto_title: ai.settings.auto_title && ai.title.is_none(),
             visible_after_seq: access.visible_after_seq(),
         })
+    }
+
+    /// An answer's `max_tokens`: what was `asked`, else the assistant's, else the default.
+    /// The assistant's (set by workspace admins) is also its answers' ceiling, under the
+    /// instance's `max_tokens_cap`; asking for more is a 422.
+    pub(super) fn answer_tokens(&self, assistant: Option<u32>, asked: Option<u32>) -> DomainResult<u32> {
+        let ceiling = assistant.unwrap_or(u32::MAX).min(self.catalog.max_tokens_cap).max(1);
+        if let Some(n) = asked.filter(|n| *n > ceiling) {
+            return Err(DomainError::field(
+                "max_tokens",
+                "out_of_range",
+                format!("{n} is more than this assistant's answers may take (at most {ceiling})"),
+            ));
+        }
+        Ok(asked.or(assistant).unwrap_or(self.catalog.default_max_tokens).min(ceiling))
     }
 
     /// Starts the answer to `parent`: the branch up to it goes to the model.

@@ -65,11 +65,17 @@ impl<P: Ports> Services<P> {
     /// when today's quota for `spend` is used up, by the caller or by the workspace. Checked
     /// before the write, so requests in flight together may pass the quota by their number;
     /// what is counted is exact.
-    pub(super) async fn check_quota(&self, caller: UserId, workspace: WorkspaceId, spend: Spend) -> DomainResult<()> {
+    pub(super) async fn check_quota(
+        &self,
+        caller: UserId,
+        workspace: Option<WorkspaceId>,
+        spend: Spend,
+    ) -> DomainResult<()> {
         let workspace_limit = match spend {
             Spend::Message => self.rate.workspace_daily_messages,
             Spend::Tokens => self.rate.workspace_daily_tokens,
-        };
+        }
+        .filter(|_| workspace.is_some());
         let configured =
             self.rate.daily_messages.is_some() || self.rate.daily_tokens.is_some() || workspace_limit.is_some();
         // Without limits on, only the configuration's quotas apply: nothing to read otherwise.
@@ -77,7 +83,7 @@ impl<P: Ports> Services<P> {
             return Ok(());
         }
         let now = self.ports.now();
-        let usage = self.ports.usage_today(caller, Some(workspace), workspace_limit.is_some(), day_of(now)).await?;
+        let usage = self.ports.usage_today(caller, workspace, workspace_limit.is_some(), day_of(now)).await?;
         for quota in self.quotas(&usage, Some(workspace_limit)) {
             let kind_matches = match spend {
                 Spend::Message => quota.kind == QuotaKind::Messages,

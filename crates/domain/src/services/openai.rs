@@ -12,6 +12,7 @@ use skein_shared::thread::{MessageRole, ReplyRequest, Via};
 use skein_shared::{MessageId, UserId};
 
 use super::generation::RETRY_AFTER_SECS;
+use super::limits::Spend;
 use super::threads::Ask;
 use super::{AnswerFollow, Services};
 use crate::context::PromptMessage;
@@ -124,7 +125,7 @@ impl<P: Ports> Services<P> {
         let target = self.target(caller, &req.model).await?;
         match thread {
             Some(root) => self.thread_turn(caller, via, root, target, prompt, req.temperature, max_tokens).await,
-            None => self.proxy(target, prompt, req.temperature, max_tokens).await,
+            None => self.proxy(caller, target, prompt, req.temperature, max_tokens).await,
         }
     }
 
@@ -170,32 +171,36 @@ impl<P: Ports> Services<P> {
 
     async fn proxy(
         &self,
+        caller: UserId,
         target: Target,
         mut prompt: Vec<PromptMessage>,
         temperature: Option<f32>,
         max_tokens: Option<u32>,
     ) -> DomainResult<OpenAiChat> {
-        let (choice, temperature, max_tokens) = match target {
+        let (choice, temperature, assistant_tokens, workspace) = match target {
             Target::Assistant(a) => {
                 if let Some(system) = a.system_prompt.as_ref().filter(|s| !s.trim().is_empty()) {
                     prompt.insert(0, PromptMessage { role: MessageRole::System, content: system.clone() });
                 }
                 let choice = self.catalog.choose(&a.provider, Some(&a.model))?;
-                (choice, temperature.or(a.temperature), max_tokens.or(a.max_tokens))
+                (choice, temperature.or(a.temperature), a.max_tokens, Some(a.workspace_id))
             }
             Target::Provider { provider, model } => {
-                (self.catalog.choose(&provider, Some(&model))?, temperature, max_tokens)
+                (self.catalog.choose(&provider, Some(&model))?, temperature, None, None)
             }
         };
+        // As an answer in a thread: the same token ceiling, quota and per-user limit.
+        let max_tokens = self.answer_tokens(assistant_tokens, max_tokens)?;
+        self.check_quota(caller, workspace, Spend::Tokens).await?;
+        let running = self.ports.running_generations(caller).await? + self.ports.running_proxies(caller);
+        if running >= self.catalog.max_running_per_user {
+            return Err(DomainError::RateLimited { retry_after_secs: RETRY_AFTER_SECS });
+        }
         if !self.ports.has_generation_room() {
             return Err(DomainError::Busy { retry_after_secs: RETRY_AFTER_SECS });
         }
-        let request = ProxyRequest {
-            model: choice.model,
-            messages: prompt,
-            temperature,
-            max_tokens: max_tokens.unwrap_or(self.catalog.default_max_tokens),
-        };
+        let request =
+            ProxyRequest { user: caller, workspace, model: choice.model, messages: prompt, temperature, max_tokens };
         Ok(match self.ports.proxy_chat(&choice.provider, request).await? {
             Ok(completion) => OpenAiChat::Proxy(completion),
             Err(e) => OpenAiChat::ProviderFailed(e),

@@ -59,7 +59,7 @@ impl<P: Ports> Services<P> {
         self.check_settings(&mut check, access.conversation.workspace_id, &mut settings).await?;
         let client_msg_id = self.check_client_msg_id(&mut check, req.client_msg_id);
         check.finish()?;
-        self.check_quota(caller, access.conversation.workspace_id, Spend::Message).await?;
+        self.check_quota(caller, Some(access.conversation.workspace_id), Spend::Message).await?;
         let mentions = self.resolve_mentions(&access, &req.content).await?;
         let answerer = match mentioned_assistant(&mentions).filter(|_| may_ask) {
             Some(assistant) => {
@@ -125,7 +125,7 @@ impl<P: Ports> Services<P> {
         let client_msg_id = self.check_client_msg_id(&mut check, req.client_msg_id);
         self.check_depth(&mut check, &parent);
         check.finish()?;
-        self.check_quota(caller, access.conversation.workspace_id, Spend::Message).await?;
+        self.check_quota(caller, Some(access.conversation.workspace_id), Spend::Message).await?;
         let mentions = self.resolve_mentions(&access, &req.content).await?;
         // Mentioning an assistant asks it, as `generate` asks the thread's.
         let mentioned = GenerateRequest { assistant_id: mentioned_assistant(&mentions), ..GenerateRequest::default() };

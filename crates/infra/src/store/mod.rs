@@ -166,6 +166,8 @@ pub struct Store {
     pub(crate) sessions: Arc<SessionCache>,
     /// What "now" is for every rule and row with a time (the system clock, or a test's).
     pub(crate) clock: Clock,
+    /// Proxied completions running here, per user.
+    pub(crate) proxies: Arc<repo::proxies::ProxyCounts>,
 }
 
 impl Store {
@@ -183,6 +185,7 @@ impl Store {
             live: None,
             sessions,
             clock: Clock::System,
+            proxies: Arc::default(),
         }
     }
 

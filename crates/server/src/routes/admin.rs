@@ -42,8 +42,9 @@ async fn list_users(
 
 /// Disable or enable an account (instance admins; not their own). Disabling ends at once,
 /// on every instance, its sessions and their streams (with a last `error` event), its key
-/// when it is a service user, and the keys it minted; its logins are refused with 403
-/// `account_disabled`. Enabling lets it sign in again (revoked keys stay revoked).
+/// when it is a service user, and the keys it minted; its logins are answered 401 as a
+/// wrong password is (so no guess is confirmed). Enabling lets it sign in again (revoked keys
+/// stay revoked).
 #[utoipa::path(tag = "admin", params(("id" = UserId, Path, description = "User id")), request_body = UpdateAdminUser, responses(
     (status = 200, description = "The account", body = AdminUser),
     (status = 403, description = "`forbidden`: not an instance admin, or their own account", body = skein_shared::Problem, content_type = "application/problem+json"),

@@ -37,12 +37,11 @@ async fn register_account(
     Ok(with_session(HttpResponse::Created(), &state, auth))
 }
 
-/// Log in. Unknown email and wrong password get the same 401. After too many failures for
+/// Log in. Unknown email, wrong password and a disabled account get the same 401. After too many failures for
 /// an email, every attempt for it gets 429 (with `Retry-After`) until the window moves on.
 #[utoipa::path(tag = "auth", security(()), request_body = LoginRequest, responses(
     (status = 200, description = "Logged in; the session cookie is set too", body = AuthResponse),
     (status = 401, description = "`invalid_credentials`", body = skein_shared::Problem, content_type = "application/problem+json"),
-    (status = 403, description = "`account_disabled`: the right password of an account an instance admin disabled", body = skein_shared::Problem, content_type = "application/problem+json"),
     (status = 429, description = "`rate_limited`: too many failed logins for this email, or too many attempts from this address", body = skein_shared::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/auth/login")]

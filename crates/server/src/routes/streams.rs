@@ -193,6 +193,8 @@ fn resume_cursor(req: &HttpRequest, after: Option<&str>) -> Option<String> {
 pub(super) async fn stream_session(req: &HttpRequest, state: &AppState, token: Option<&str>) -> ApiResult<Session> {
     match Caller::extract(req).await {
         Ok(caller) => Ok(caller.session),
+        // Only a missing or unknown session falls back to the token (not a refusal).
+        Err(e) if e.0.code != ErrorCode::Unauthenticated => Err(e),
         Err(e) => match token {
             Some(token) => {
                 let session = state.services.authenticate_stream_token(token).await?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use skein_domain::ports::{AnswerFollower, AnswerPiece, GenerationRepo, MessageRepo};
 use skein_shared::MessageId;
-use skein_shared::assistant::{MessageDelta, MessageDone};
+use skein_shared::assistant::{GenerationError, MessageDelta, MessageDone};
 use skein_shared::thread::MessageStatus;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
@@ -101,7 +101,8 @@ impl Follower {
             status: message.status,
             finish_reason: generation.and_then(|g| g.finish_reason.clone()),
             usage: generation.and_then(|g| g.usage),
-            error: generation.and_then(|g| g.error.clone()),
+            // As events say it: the provider's own words are for admins.
+            error: generation.and_then(|g| g.error.as_ref().map(GenerationError::public)),
             length: message.content.chars().count() as u32,
         };
         self.ready.push_back(self.content(message.content));

@@ -10,7 +10,7 @@ use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use skein_domain::context::BranchMessage;
 use skein_domain::entities::{MessageRecord, NewGeneration, ThreadPatch};
-use skein_domain::ports::{AnswerFollower, ChatProxy, GenerationRepo, ProxyCompletion, ProxyRequest};
+use skein_domain::ports::{AnswerFollower, GenerationRepo};
 use skein_domain::{DomainError, DomainResult};
 use skein_shared::assistant::{
     FeedbackRequest, FeedbackSummary, Generation, GenerationError, MessageChunk, Rating, Usage,
@@ -412,22 +412,5 @@ impl GenerationRow {
             time_to_first_token_ms: ms(self.first_token_at),
             duration_ms: ms(self.finished_at),
         })
-    }
-}
-
-impl ChatProxy for Store {
-    async fn proxy_chat(
-        &self,
-        provider: &str,
-        request: ProxyRequest,
-    ) -> DomainResult<Result<Box<dyn ProxyCompletion>, GenerationError>> {
-        let llm = self.llm.clone().ok_or_else(|| DomainError::Unavailable("no generation runner".into()))?;
-        let request = ChatRequest {
-            model: request.model,
-            messages: request.messages,
-            temperature: request.temperature,
-            max_tokens: request.max_tokens,
-        };
-        Ok(llm.proxy(provider, request).await)
     }
 }

@@ -12,6 +12,7 @@ mod generations;
 mod live;
 mod messages;
 mod preferences;
+pub(crate) mod proxies;
 mod rate_limits;
 pub(crate) mod read_state;
 mod search;

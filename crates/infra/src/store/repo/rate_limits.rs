@@ -131,7 +131,7 @@ impl RateLimitRepo for Store {
         };
         let mut conn = self.conn().await?;
         let row: Option<TakeRow> = diesel::sql_query("SELECT * FROM skein_rate_take($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind::<Text, _>(request.bucket())
+            .bind::<Text, _>(request.spender_key())
             .bind::<Text, _>(request.class.as_str())
             .bind::<Timestamptz, _>(now)
             .bind::<Nullable<SqlUuid>, _>(user)
@@ -168,10 +168,10 @@ impl RateLimitRepo for Store {
         .optional()
         .map_err(db_error)?;
         let Some(standing) = standing else { return Ok(None) };
-        // The buckets are keyed as `RateRequest::bucket` keys them: `<class>:u:<user>`.
+        // The buckets are keyed as `skein_rate_take` keys them: `<class>:<profile>:u:<user>`.
         let buckets: Vec<BucketRow> = diesel::sql_query(
             "SELECT r.route_class, r.burst, r.per_seconds, b.tat, b.interval FROM rate_limit_rules r \
-             LEFT JOIN rate_limit_buckets b ON b.bucket = r.route_class || ':u:' || $2 \
+             LEFT JOIN rate_limit_buckets b ON b.bucket = r.route_class || ':' || r.profile_id || ':u:' || $2 \
              WHERE r.profile_id = $1 ORDER BY r.route_class",
         )
         .bind::<SqlUuid, _>(standing.profile_id)
@@ -323,10 +323,13 @@ impl RateLimitRepo for Store {
             let (kind, id) = match subject {
                 LimitSubject::Instance => {
                     let Some(profile) = profile else { return Ok(()) };
-                    // One statement: the unique index sees the swap as a whole.
-                    diesel::update(rate_limit_profiles::table)
-                        .set(rate_limit_profiles::is_default.eq(rate_limit_profiles::id.eq(profile)))
-                        .filter(rate_limit_profiles::is_default.or(rate_limit_profiles::id.eq(profile)))
+                    // The old default first: the unique index checks each row as it changes.
+                    diesel::update(rate_limit_profiles::table.filter(rate_limit_profiles::is_default))
+                        .set(rate_limit_profiles::is_default.eq(false))
+                        .execute(conn)
+                        .await?;
+                    diesel::update(rate_limit_profiles::table.find(profile))
+                        .set(rate_limit_profiles::is_default.eq(true))
                         .execute(conn)
                         .await?;
                     return Ok(());
