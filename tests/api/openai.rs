@@ -32,6 +32,17 @@ async fn setup_with(adjust: impl FnOnce(&mut skein_server::config::Config)) -> S
     Setup { app, owner, ws, _llm: llm }
 }
 
+/// A long proxied completion, streaming (its first chunk has arrived).
+async fn streaming_proxy(s: &Setup) -> reqwest::Response {
+    let mut long = ask("fake/tokens-400-every-20");
+    long["stream"] = json!(true);
+    let url = format!("{}/v1/chat/completions", s.app.base);
+    let mut first = s.app.http.post(url).bearer_auth(&s.owner.token).json(&long).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.chunk().await.unwrap().is_some(), "streaming");
+    first
+}
+
 fn ask(model: &str) -> serde_json::Value {
     json!({ "model": model, "messages": [{ "role": "user", "content": "hi" }] })
 }
@@ -146,12 +157,7 @@ async fn a_key_without_the_assistant_scope_starts_no_answer() {
 async fn a_proxied_completion_takes_room_as_an_answer_does() {
     let s = setup_with(|config| config.llm.max_running_per_instance = 1).await;
     let path = "/v1/chat/completions";
-    let mut long = ask("fake/tokens-400-every-20");
-    long["stream"] = json!(true);
-    let first = s.app.http.post(format!("{}{path}", s.app.base)).bearer_auth(&s.owner.token).json(&long).send();
-    let mut first = first.await.unwrap();
-    assert_eq!(first.status(), 200);
-    assert!(first.chunk().await.unwrap().is_some(), "streaming");
+    let first = streaming_proxy(&s).await;
     let busy = s.app.post(path, &s.owner, ask("fake/tokens-1")).await;
     assert_eq!((busy.status, busy.body["error"]["type"].as_str()), (503, Some("api_error")), "{}", busy.body);
     assert!(busy.headers.contains_key("retry-after"));
@@ -179,12 +185,7 @@ async fn a_proxied_completion_counts_toward_the_user_s_limits() {
     })
     .await;
     let path = "/v1/chat/completions";
-    let mut long = ask("fake/tokens-400-every-20");
-    long["stream"] = json!(true);
-    let first = s.app.http.post(format!("{}{path}", s.app.base)).bearer_auth(&s.owner.token).json(&long).send();
-    let mut first = first.await.unwrap();
-    assert_eq!(first.status(), 200);
-    assert!(first.chunk().await.unwrap().is_some(), "streaming");
+    let first = streaming_proxy(&s).await;
     let limited = s.app.post(path, &s.owner, ask("fake/tokens-5")).await;
     assert_eq!(limited.status, 429, "{}", limited.body);
     drop(first);

@@ -618,6 +618,8 @@ pub trait RateLimitRepo: Send + Sync {
         count_workspace: bool,
         day: time::Date,
     ) -> impl Future<Output = DomainResult<UsageToday>> + Send;
+    /// Whether any profile sets a daily quota (known within a second on every instance).
+    fn profiles_set_quotas(&self) -> impl Future<Output = DomainResult<bool>> + Send;
     fn list_rate_profiles(&self) -> impl Future<Output = DomainResult<Vec<RateLimitProfile>>> + Send;
     fn rate_profile(
         &self,

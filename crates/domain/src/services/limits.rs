@@ -78,8 +78,9 @@ impl<P: Ports> Services<P> {
         .filter(|_| workspace.is_some());
         let configured =
             self.rate.daily_messages.is_some() || self.rate.daily_tokens.is_some() || workspace_limit.is_some();
-        // Without limits on, only the configuration's quotas apply: nothing to read otherwise.
-        if !self.rate.enabled && !configured {
+        // Nothing to read when no quota can apply: none configured, and no profile sets one
+        // (or profiles do not apply, with limits off).
+        if !configured && !(self.rate.enabled && self.ports.profiles_set_quotas().await?) {
             return Ok(());
         }
         let now = self.ports.now();

@@ -168,6 +168,8 @@ pub struct Store {
     pub(crate) clock: Clock,
     /// Proxied completions running here, per user.
     pub(crate) proxies: Arc<repo::proxies::ProxyCounts>,
+    /// Whether any rate-limit profile sets a quota, as last read.
+    pub(crate) quota_profiles: Arc<repo::rate_limits::RecentFlag>,
 }
 
 impl Store {
@@ -186,6 +188,7 @@ impl Store {
             sessions,
             clock: Clock::System,
             proxies: Arc::default(),
+            quota_profiles: Arc::default(),
         }
     }
 

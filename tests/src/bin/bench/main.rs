@@ -94,8 +94,74 @@ async fn raw_insert_baseline(url: &str, clients: usize) -> Stats {
 }
 
 async fn post_replies(app: &TestApp, user: &TestUser, parents: &[String], clients: usize) -> Stats {
-    load(clients, |c, i| {
-        let parent = &parents[c % parents.len()];
+    let writers: Vec<_> = (0..clients).map(|c| (user.clone(), parents[c % parents.len()].clone())).collect();
+    post_replies_as(app, &writers).await
+}
+
+/// The cost of counting every request against its rate-limit profile (and checking the
+/// daily quotas): 64 clients, each a user of its own, posting replies with limits off, then
+/// on (a default profile too high to trip), on two servers of the same build and database,
+/// alternating twice.
+async fn rate_limit_cost() {
+    let spawn = |limits: bool| {
+        TestApp::spawn_with(move |c| {
+            c.database.max_connections = 8;
+            c.auth.argon2_memory_kib = 1024;
+            c.auth.argon2_passes = 1;
+            c.rate_limits.enabled = limits;
+        })
+    };
+    let (off, on) = (spawn(false).await, spawn(true).await);
+    let mut sides = Vec::new();
+    for app in [&off, &on] {
+        // The first account is the instance admin: it makes the default a profile that never trips.
+        let admin = app.register("Admin").await;
+        let rules: Vec<_> = ["post", "read", "write"]
+            .iter()
+            .map(|class| json!({ "route_class": class, "burst": 1_000_000, "per_seconds": 1 }))
+            .collect();
+        let body = json!({ "name": "bench", "rules": rules });
+        let profile = app.post("/api/admin/rate-limit-profiles", &admin, body).await.expect(201).str("id");
+        let assignment = json!({ "subject": { "kind": "instance" }, "profile_id": profile });
+        app.put("/api/admin/rate-limit-assignments", &admin, assignment).await.expect(204);
+        let ws = app.workspace(&admin, &[]).await;
+        let mut writers = Vec::new();
+        for n in 0..64 {
+            let user = app.register(&format!("Writer{n}")).await;
+            app.add_to_workspace(&admin, &ws, &user, "member").await;
+            let c = app.channel(&admin, &ws, &[&user]).await;
+            writers.push((user.clone(), app.root(&user, &c, "root").await));
+        }
+        sides.push(writers);
+    }
+    let probe =
+        on.post(&format!("/api/messages/{}/reply", sides[1][0].1), &sides[1][0].0, json!({ "content": "x" })).await;
+    assert!(probe.headers.contains_key("ratelimit"), "the limits are not on");
+
+    println!(
+        "\n## Rate-limit checks: 64 clients (64 users) posting replies, limits off vs on ({}s per phase)\n",
+        PHASE.as_secs()
+    );
+    println!("| round | limits off replies/s | p99 ms | limits on replies/s | p99 ms | on / off |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for round in 1..=2 {
+        let mut without = post_replies_as(&off, &sides[0]).await;
+        let mut with = post_replies_as(&on, &sides[1]).await;
+        println!(
+            "| {round} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0}% |",
+            without.rate(),
+            without.pct(0.99),
+            with.rate(),
+            with.pct(0.99),
+            100.0 * with.rate() / without.rate()
+        );
+    }
+}
+
+/// One client per writer, each replying to its parent.
+async fn post_replies_as(app: &TestApp, writers: &[(TestUser, String)]) -> Stats {
+    load(writers.len(), |c, i| {
+        let (user, parent) = &writers[c];
         async move {
             // Status checked and body drained, not parsed: the client's own work is not the server's.
             let res = app
@@ -111,53 +177,6 @@ async fn post_replies(app: &TestApp, user: &TestUser, parents: &[String], client
         }
     })
     .await
-}
-
-/// The cost of counting every request against its rate-limit profile (and checking the
-/// daily quotas): 64 clients posting replies with limits off, then on (a profile too high to
-/// trip), on two servers of the same build and database, alternating twice.
-async fn rate_limit_cost(off: &TestApp, off_user: &TestUser, off_roots: &[String]) {
-    let on = TestApp::spawn_with(|c| {
-        c.database.max_connections = 8;
-        c.auth.argon2_memory_kib = 19 * 1024;
-        c.auth.argon2_passes = 2;
-        c.rate_limits.enabled = true;
-    })
-    .await;
-    // The first account is the instance admin: it gives itself a profile that never trips.
-    let user = on.register("Bench").await;
-    let rules: Vec<_> = ["post", "read", "write"]
-        .iter()
-        .map(|class| json!({ "route_class": class, "burst": 1_000_000, "per_seconds": 1 }))
-        .collect();
-    let profile =
-        on.post("/api/admin/rate-limit-profiles", &user, json!({ "name": "bench", "rules": rules })).await.expect(201);
-    let assignment = json!({ "subject": { "kind": "user", "id": user.id }, "profile_id": profile.str("id") });
-    on.put("/api/admin/rate-limit-assignments", &user, assignment).await.expect(204);
-    let ws = on.workspace(&user, &[]).await;
-    let mut roots = Vec::new();
-    for _ in 0..64 {
-        let c = on.channel(&user, &ws, &[]).await;
-        roots.push(on.root(&user, &c, "root").await);
-    }
-    let checked = on.post(&format!("/api/messages/{}/reply", roots[0]), &user, json!({ "content": "x" })).await;
-    assert!(checked.headers.contains_key("ratelimit"), "the limits are not on");
-
-    println!("\n## Rate-limit checks: 64 clients posting replies, limits off vs on ({}s per phase)\n", PHASE.as_secs());
-    println!("| round | limits off replies/s | p99 ms | limits on replies/s | p99 ms | on / off |");
-    println!("|---:|---:|---:|---:|---:|---:|");
-    for round in 1..=2 {
-        let mut without = post_replies(off, off_user, off_roots, 64).await;
-        let mut with = post_replies(&on, &user, &roots, 64).await;
-        println!(
-            "| {round} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0}% |",
-            without.rate(),
-            without.pct(0.99),
-            with.rate(),
-            with.pct(0.99),
-            100.0 * with.rate() / without.rate()
-        );
-    }
 }
 
 /// A random tree of `n` nodes built over HTTP by 16 concurrent writers; returns its root.
@@ -294,7 +313,7 @@ async fn posting_and_trees() {
         );
     }
 
-    rate_limit_cost(&app, &user, &roots).await;
+    rate_limit_cost().await;
 
     println!("\n## Thread tree fetch (whole tree in one request)\n");
     println!("| nodes | requests | p50 ms | p99 ms |");

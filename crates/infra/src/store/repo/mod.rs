@@ -13,7 +13,7 @@ mod live;
 mod messages;
 mod preferences;
 pub(crate) mod proxies;
-mod rate_limits;
+pub(crate) mod rate_limits;
 pub(crate) mod read_state;
 mod search;
 mod standing;

@@ -231,6 +231,21 @@ impl RateLimitRepo for Store {
         })
     }
 
+    async fn profiles_set_quotas(&self) -> DomainResult<bool> {
+        // Read at most once a second: every post asks, and profiles change rarely.
+        if let Some(known) = self.quota_profiles.fresh() {
+            return Ok(known);
+        }
+        let mut conn = self.conn().await?;
+        let set = rate_limit_profiles::daily_messages.is_not_null().or(rate_limit_profiles::daily_tokens.is_not_null());
+        let any: bool = diesel::select(diesel::dsl::exists(rate_limit_profiles::table.filter(set)))
+            .get_result(&mut conn)
+            .await
+            .map_err(db_error)?;
+        self.quota_profiles.remember(any);
+        Ok(any)
+    }
+
     async fn list_rate_profiles(&self) -> DomainResult<Vec<RateLimitProfile>> {
         self.profiles(None).await
     }
@@ -281,6 +296,7 @@ impl RateLimitRepo for Store {
                 Ok::<_, TxError>(())
             })
             .await;
+        self.quota_profiles.forget();
         match result {
             Ok(()) => {}
             Err(TxError::Db(e)) if unique_violation(&e).is_some() => {
@@ -431,4 +447,26 @@ struct UsageRow {
     daily_messages: Option<i64>,
     #[diesel(sql_type = Nullable<Int8>)]
     daily_tokens: Option<i64>,
+}
+
+/// A yes/no read from the database, trusted for a second.
+#[derive(Debug, Default)]
+pub(crate) struct RecentFlag(std::sync::Mutex<Option<(std::time::Instant, bool)>>);
+
+impl RecentFlag {
+    const FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn fresh(&self) -> Option<bool> {
+        let known = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        known.filter(|(at, _)| at.elapsed() < Self::FOR).map(|(_, value)| value)
+    }
+
+    /// Read again next time (after a change made here).
+    fn forget(&self) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    fn remember(&self, value: bool) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((std::time::Instant::now(), value));
+    }
 }
