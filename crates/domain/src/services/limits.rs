@@ -80,7 +80,8 @@ impl<P: Ports> Services<P> {
             self.rate.daily_messages.is_some() || self.rate.daily_tokens.is_some() || workspace_limit.is_some();
         // Nothing to read when no quota can apply: none configured, and no profile sets one
         // (or profiles do not apply, with limits off).
-        if !configured && !(self.rate.enabled && self.ports.profiles_set_quotas().await?) {
+        let profiles_may = self.rate.enabled && self.ports.profiles_set_quotas().await?;
+        if !(configured || profiles_may) {
             return Ok(());
         }
         let now = self.ports.now();
