@@ -8,6 +8,7 @@
 
 pub mod answers;
 pub mod codec;
+pub(crate) mod counters;
 pub mod delivery;
 pub mod job;
 pub mod log;
@@ -167,9 +168,9 @@ pub struct Store {
     /// What "now" is for every rule and row with a time (the system clock, or a test's).
     pub(crate) clock: Clock,
     /// Proxied completions running here, per user.
-    pub(crate) proxies: Arc<repo::proxies::ProxyCounts>,
+    pub(crate) proxies: Arc<counters::ProxyCounts>,
     /// Whether any rate-limit profile sets a quota, as last read.
-    pub(crate) quota_profiles: Arc<repo::rate_limits::RecentFlag>,
+    pub(crate) quota_profiles: Arc<counters::RecentFlag>,
 }
 
 impl Store {

@@ -2,10 +2,9 @@
 //! completions each user has running here, and counting what each used (its `usage`, once,
 //! when it ends) toward the daily quotas, as a stored answer's is counted.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use diesel::sql_types::{Date, Int8, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
@@ -17,27 +16,9 @@ use time::UtcOffset;
 use uuid::Uuid;
 
 use crate::store::codec::uuid;
+use crate::store::counters::ProxyCounts;
 use crate::store::job::ChatRequest;
 use crate::store::{PgPool, Store, conn};
-
-/// Running proxied completions per user on this instance.
-#[derive(Debug, Default)]
-pub struct ProxyCounts(Mutex<HashMap<UserId, u32>>);
-
-impl ProxyCounts {
-    fn count(&self, user: UserId) -> u32 {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&user).copied().unwrap_or(0)
-    }
-
-    fn add(&self, user: UserId, by: i64) {
-        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = counts.entry(user).or_insert(0);
-        *n = if by > 0 { n.saturating_add(1) } else { n.saturating_sub(1) };
-        if *n == 0 {
-            counts.remove(&user);
-        }
-    }
-}
 
 /// A provider's completion that counts as running while it lives and records its usage.
 struct Counted {

@@ -448,25 +448,3 @@ struct UsageRow {
     #[diesel(sql_type = Nullable<Int8>)]
     daily_tokens: Option<i64>,
 }
-
-/// A yes/no read from the database, trusted for a second.
-#[derive(Debug, Default)]
-pub(crate) struct RecentFlag(std::sync::Mutex<Option<(std::time::Instant, bool)>>);
-
-impl RecentFlag {
-    const FOR: std::time::Duration = std::time::Duration::from_secs(1);
-
-    fn fresh(&self) -> Option<bool> {
-        let known = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        known.filter(|(at, _)| at.elapsed() < Self::FOR).map(|(_, value)| value)
-    }
-
-    /// Read again next time (after a change made here).
-    fn forget(&self) {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-    }
-
-    fn remember(&self, value: bool) {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((std::time::Instant::now(), value));
-    }
-}
